@@ -1,0 +1,131 @@
+/* The sans-I/O Pusher connection engine: everything a pusher_client does
+ * except I/O.  No sockets, no clock, no rand(): bytes and time come in as
+ * arguments, bytes, transport requests and a timer expiry go out.
+ *
+ * The runtime (lib/uv/client.c) owns a pusher__conn and drives it:
+ *
+ *   loop iteration:
+ *     now = monotonic ms
+ *     ... call pusher__conn_<command>(c, ..., now) for API calls,
+ *         pusher__conn_io_* for transport events ...
+ *     then "pump":
+ *       req = pusher__conn_io_want(c)
+ *         PUSHER__IO_OPEN:  close any current transport (silently), open a
+ *                           new one to req.host:req.port (TLS if req.tls),
+ *                           remember req.gen; report back with
+ *                           pusher__conn_io_opened/_failed/_recv(c, req.gen, ...)
+ *         PUSHER__IO_CLOSE: flush pending bytes (best effort), close the
+ *                           transport of generation req.gen.
+ *         PUSHER__IO_NONE:  nothing to do.
+ *       write out pusher__conn_io_pending() bytes, then pusher__conn_io_consume()
+ *       arm one timer for pusher__conn_expiry(c) (PUSHER__NEVER = none) that
+ *       calls pusher__conn_handle_expiry(c, now).
+ *
+ * Every pusher__conn_io_* call carries the transport generation it concerns;
+ * calls for a stale generation are ignored, so a late callback of a closed
+ * transport can never disturb the current one.
+ *
+ * The engine calls the application's callbacks (bindings, delegate) itself,
+ * passing `owner` (the pusher_client *) as their first argument.  It is
+ * re-entrant: a callback may call any pusher__conn_* function, including
+ * pusher__conn_del (deferred until the outermost dispatch unwinds; the
+ * runtime must check pusher__conn_is_dead() after each call and free then).
+ */
+#ifndef PUSHER_CORE_CONN_H
+#define PUSHER_CORE_CONN_H
+
+#include <pusher/pusher.h>
+
+typedef uint64_t pusher__tstamp;  /* monotonic milliseconds */
+#define PUSHER__NEVER UINT64_MAX
+
+typedef struct pusher__conn pusher__conn;
+
+typedef enum pusher__io_action {
+  PUSHER__IO_NONE = 0,
+  PUSHER__IO_OPEN = 1,
+  PUSHER__IO_CLOSE = 2
+} pusher__io_action;
+
+typedef struct pusher__io_req {
+  pusher__io_action action;
+  uint64_t gen;        /* transport generation to open/close */
+  const char *host;    /* OPEN: host name to resolve and connect to */
+  uint16_t port;       /* OPEN */
+  int tls;             /* OPEN: wrap in TLS (SNI + verification = host) */
+} pusher__io_req;
+
+/* Hooks from the engine to the runtime (beyond I/O). All may be NULL. */
+typedef struct pusher__conn_hooks {
+  /* A private-/presence-/private-encrypted- channel needs authorization for
+   * socket_id.  The runtime performs it (HTTP auth endpoint or custom
+   * authorizer) and answers with pusher__conn_auth_result() quoting req_id.
+   * Without this hook such subscriptions fail with pusher:subscription_error. */
+  void (*request_channel_auth)(pusher__conn *c, const char *channel, const char *socket_id,
+                               uint64_t req_id, void *hook_user);
+} pusher__conn_hooks;
+
+/* app_key and opts as given to pusher_client_new (opts already defaulted,
+ * never NULL).  Strings are copied.  Randomness: opts->rand is required here
+ * (the runtime substitutes the OpenSSL CSPRNG when the user gave none). */
+int pusher__conn_new(pusher__conn **out, const char *app_key, const pusher_client_options *opts,
+                     void *owner, const pusher__conn_hooks *hooks, void *hook_user);
+void pusher__conn_del(pusher__conn *c);
+/* Nonzero once pusher__conn_del was requested from inside a callback and the
+ * runtime should finish tearing down. */
+int pusher__conn_is_dead(const pusher__conn *c);
+
+/* ---- commands (semantics as the public functions of the same name) ---- */
+int pusher__conn_connect(pusher__conn *c, pusher__tstamp now);
+int pusher__conn_disconnect(pusher__conn *c, pusher__tstamp now);
+/* The runtime found the configuration unusable (e.g. CA file unreadable, TLS
+ * context cannot be built): -> failed with an `error` event (fatal). */
+void pusher__conn_fail(pusher__conn *c, int err, const char *detail, pusher__tstamp now);
+int pusher__conn_set_network(pusher__conn *c, int online, pusher__tstamp now);
+pusher_state pusher__conn_state(const pusher__conn *c);
+const char *pusher__conn_socket_id(const pusher__conn *c); /* NULL unless connected */
+
+int pusher__conn_connection_bind(pusher__conn *c, const char *event, pusher_connection_cb cb,
+                                 void *user_data, pusher_bind_id *id);
+int pusher__conn_connection_unbind(pusher__conn *c, pusher_bind_id id);
+int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp now);
+int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstamp now);
+int pusher__conn_channel_subscribed(const pusher__conn *c, const char *channel);
+int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event,
+                      pusher_event_cb cb, void *user_data, pusher_bind_id *id);
+int pusher__conn_unbind(pusher__conn *c, pusher_bind_id id);
+/* Send a raw Pusher message {"event":..,"channel":..,"data":<data_json>} on
+ * the open connection (data_json must be valid JSON text or NULL).
+ * PUSHER_ERR_INVALID_STATE when not connected. */
+int pusher__conn_send_event(pusher__conn *c, const char *event, const char *channel,
+                            const char *data_json, pusher__tstamp now);
+/* Answer to request_channel_auth.  err 0: auth (+ channel_data,
+ * shared_secret_b64, both may be NULL) is used to send pusher:subscribe.
+ * err < 0: "pusher:subscription_error" on the channel with http_status
+ * (0 if none) and message.  Stale req_ids are ignored. */
+int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
+                             const char *message, const char *auth, const char *channel_data,
+                             const char *shared_secret_b64, pusher__tstamp now);
+
+/* ---- transport ---- */
+pusher__io_req pusher__conn_io_want(pusher__conn *c);
+/* TCP (+TLS) is up for transport gen: the engine queues the WebSocket upgrade. */
+void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now);
+/* Transport gen failed or ended (connect error, DNS error, reset, EOF, TLS
+ * error).  err is a pusher_error (PUSHER_ERR_CONNREFUSED, ...), detail text
+ * may be NULL. */
+void pusher__conn_io_failed(pusher__conn *c, uint64_t gen, int err, const char *detail,
+                            pusher__tstamp now);
+/* Plaintext bytes received on transport gen. */
+void pusher__conn_io_recv(pusher__conn *c, uint64_t gen, const uint8_t *in, size_t len,
+                          pusher__tstamp now);
+/* Plaintext bytes to write on the current transport; valid until the next
+ * pusher__conn_* call.  Returns 0 when nothing is pending. */
+size_t pusher__conn_io_pending(pusher__conn *c, const uint8_t **out);
+void pusher__conn_io_consume(pusher__conn *c, size_t n);
+
+/* ---- time ---- */
+pusher__tstamp pusher__conn_expiry(const pusher__conn *c); /* PUSHER__NEVER = no timer */
+void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now);
+
+#endif

@@ -1,0 +1,86 @@
+/* Sans-I/O WebSocket endpoint (RFC 6455) on top of wslay's event API.
+ *
+ * Client mode: pusher__ws_client_new() queues the HTTP Upgrade request; the
+ * 101 reply is parsed from the first bytes fed to pusher__ws_recv() and
+ * Sec-WebSocket-Accept is verified; then frames flow.
+ * Server mode: the server parses the HTTP request itself (http-parser) and
+ * calls pusher__ws_server_new() with the client's Sec-WebSocket-Key; the 101
+ * reply is queued, then frames flow.  For fan-out the server may also encode
+ * unmasked frames itself with pusher__ws_frame_header() and queue the same
+ * payload bytes to many sockets.
+ *
+ * Bytes in: pusher__ws_recv().  Bytes out: pusher__ws_pending() +
+ * pusher__ws_consume().  No sockets, no clock; randomness (mask keys,
+ * Sec-WebSocket-Key) comes from the injected rand function.
+ *
+ * Caps: max_msg (inbound message, after reassembly; over => close 1009 and
+ * PUSHER_ERR_MSG_TOO_LARGE), handshake reply header <= 16 KiB, outbound
+ * queue <= max_out bytes (over => PUSHER_ERR_TOO_LARGE from send_*).
+ * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET.
+ */
+#ifndef PUSHER_CORE_WS_H
+#define PUSHER_CORE_WS_H
+
+#include <pusher/common.h>
+
+typedef struct pusher__ws pusher__ws;
+
+typedef struct pusher__ws_callbacks {
+  /* Client: the 101 reply was valid; the socket is open. Server: unused. */
+  void (*on_open)(void *user_data);
+  /* A complete text message (valid UTF-8). Valid only during the call. */
+  void (*on_text)(const uint8_t *msg, size_t len, void *user_data);
+  /* The peer sent a close frame (code 1005 when it had none).  The close
+   * reply is queued automatically; the transport may be closed once the
+   * pending bytes are flushed. */
+  void (*on_close)(uint16_t code, const char *reason, size_t reason_len, void *user_data);
+  /* Protocol error (bad handshake reply, bad frame, too large, bad UTF-8).
+   * A close frame is queued when it makes sense; the ws is unusable. */
+  void (*on_error)(int err, const char *detail, void *user_data);
+} pusher__ws_callbacks;
+
+typedef struct pusher__ws_config {
+  const pusher_mem *mem;
+  pusher_rand_fn rand;   /* required in client mode (mask keys, Sec-WebSocket-Key) */
+  void *rand_user;
+  size_t max_msg;        /* inbound message cap; 0 = 256 KiB */
+  size_t max_out;        /* outbound queue cap; 0 = 1 MiB */
+} pusher__ws_config;
+
+/* Client: host_header is the Host header value ("host:port"), path the
+ * request target ("/app/key?protocol=7&..."). extra_headers (may be NULL) is
+ * appended verbatim ("Name: value\r\n" lines). */
+int pusher__ws_client_new(pusher__ws **out, const pusher__ws_config *cfg,
+                          const char *host_header, const char *path,
+                          const char *extra_headers,
+                          const pusher__ws_callbacks *cb, void *user_data);
+/* Server: key is the client's Sec-WebSocket-Key.  extra_headers may be NULL. */
+int pusher__ws_server_new(pusher__ws **out, const pusher__ws_config *cfg, const char *key,
+                          const char *extra_headers,
+                          const pusher__ws_callbacks *cb, void *user_data);
+void pusher__ws_del(pusher__ws *ws);
+
+/* Feed bytes from the transport; callbacks run from inside.  Returns 0 or a
+ * negative error (after on_error has been called). Safe to call pusher__ws_del
+ * only after it returns. */
+int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len);
+
+int pusher__ws_send_text(pusher__ws *ws, const char *msg, size_t len);
+int pusher__ws_send_ping(pusher__ws *ws);
+int pusher__ws_send_close(pusher__ws *ws, uint16_t code, const char *reason);
+
+/* Bytes waiting for the transport; *out valid until the next call on ws. */
+size_t pusher__ws_pending(pusher__ws *ws, const uint8_t **out);
+void pusher__ws_consume(pusher__ws *ws, size_t n);
+
+int pusher__ws_is_open(const pusher__ws *ws);      /* handshake done, not closed */
+int pusher__ws_close_sent(const pusher__ws *ws);
+int pusher__ws_close_received(const pusher__ws *ws);
+
+/* Sec-WebSocket-Accept for a key: base64(SHA1(key + GUID)); out >= 29 bytes. */
+int pusher__ws_accept_key(const char *key, char *out, size_t outlen);
+/* Encode an unmasked server frame header (FIN set) for opcode and payload
+ * length into out (>= 10 bytes); returns the header length. */
+size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_len);
+
+#endif
