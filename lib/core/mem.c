@@ -14,8 +14,9 @@ void *pusher__calloc(const pusher_mem *m, size_t n, size_t size) {
   if (size && n > SIZE_MAX / size) return NULL;
   if (m && m->calloc) return m->calloc(n ? n : 1, size ? size : 1, m->user);
   if (m && m->malloc) {
-    void *p = m->malloc(n * size ? n * size : 1, m->user);
-    if (p) memset(p, 0, n * size);
+    size_t total = n * size;
+    void *p = m->malloc(total ? total : 1, m->user);
+    if (p) memset(p, 0, total);
     return p;
   }
   return calloc(n ? n : 1, size ? size : 1);
