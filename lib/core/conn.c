@@ -1,0 +1,1130 @@
+/* The sans-I/O Pusher connection engine (see conn.h).
+ *
+ * Retry policy (all delays in seconds; "jitter" = multiply by a uniform
+ * factor in [0.5, 1] drawn from opts->rand, only when opts->jitter):
+ *  - failed attempt / dropped connection / close < 4000 / 4100-4199:
+ *      n-th consecutive failure waits reconnect_delay * 2^(n-1), capped at
+ *      max_reconnect_delay (defaults 5, 10, 10, ...), jittered.
+ *      While `unavailable` every retry waits max_reconnect_delay, jittered.
+ *  - 4000 (TLS only): switch to TLS and retry at once (when already on TLS:
+ *      treated as a back-off failure).
+ *  - 4200-4299: the first retries at once; consecutive ones without a
+ *      stable connection wait 1, 2, 4, ... s (capped at max_reconnect_delay),
+ *      jittered.  Against a server that answers every attempt with 4200 this
+ *      makes at most 4 attempts in 3 s.
+ *  - pong timeout: drop and retry at once (as pusher-js).
+ *  - 4001-4099 and >= 4300: fatal: `error` (fatal) then `disconnected`.
+ * A connection that stayed `connected` for at least
+ * max(2 * reconnect_delay, 1 s) is "stable": when it ends, both back-off
+ * counters restart from zero.
+ */
+#include "core/conn.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/options.h"
+#include "core/proto.h"
+#include "core/ws.h"
+
+typedef struct cbind {
+  pusher_bind_id id;
+  char *event; /* NULL = every connection event */
+  pusher_connection_cb cb;
+  void *ud;
+  int dead;
+} cbind;
+
+typedef struct ebind {
+  pusher_bind_id id;
+  char *channel; /* NULL = every channel and connection-level events */
+  char *event;   /* NULL = every event */
+  pusher_event_cb cb;
+  void *ud;
+  int dead;
+} ebind;
+
+typedef struct chan {
+  char *name;
+  int subscribed;     /* subscription_succeeded received on this connection */
+  int sent;           /* pusher:subscribe sent on this connection */
+  uint64_t done_gen;  /* transport generation on which subscribe was handled */
+  uint64_t auth_req;  /* pending authorization request (0 = none) */
+  char *shared_secret;
+} chan;
+
+typedef enum action { A_BACKOFF, A_TLS, A_RETRY, A_NOW, A_FATAL } action;
+
+struct pusher__conn {
+  pusher_mem mem;
+  const pusher_mem *m;
+  char *app_key;
+  char *host;
+  char *path;
+  char host_header[300];
+  uint16_t ws_port, wss_port;
+  int encrypted;
+  double reconnect_delay, max_delay;
+  uint64_t activity_opt_ms, activity_ms, pong_ms, unavailable_ms, connect_ms;
+  int jitter;
+  pusher_rand_fn rand;
+  void *rand_user;
+  size_t max_msg, max_out, max_channels;
+  pusher_delegate dlg;
+  void *dlg_user;
+  void *owner;
+  pusher__conn_hooks hooks;
+  void *hook_user;
+
+  pusher_state state;
+  int tls;
+  uint64_t gen;     /* current transport generation */
+  int live;         /* events of generation gen matter */
+  int opened;       /* io_opened seen for gen */
+  int established;  /* connection_established received on gen */
+  uint64_t recv_gen;
+  pusher__ws *ws;
+  pusher__ws **retired;
+  size_t nretired, aretired;
+  pusher__io_req want;
+  uint64_t epoch;   /* bumped whenever the connection's course changes */
+
+  pusher__tstamp retry_at, unavailable_at, attempt_deadline, activity_at, pong_at;
+  pusher__tstamp connected_at;
+  unsigned fails, fails_4200;
+  char socket_id[64];
+
+  chan **chans;
+  size_t nchans, achans;
+  cbind *cbs;
+  size_t ncbs, acbs;
+  ebind *ebs;
+  size_t nebs, aebs;
+  pusher_bind_id next_bind;
+  uint64_t next_req;
+  int depth, dead, need_sweep;
+  pusher__tstamp now;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t sec_ms(double s) {
+  if (!(s > 0)) return 0;
+  if (s > 1e9) s = 1e9;
+  return (uint64_t)(s * 1000.0 + 0.5);
+}
+
+static pusher__tstamp add_ms(pusher__tstamp now, uint64_t ms) {
+  return (PUSHER__NEVER - now <= ms) ? PUSHER__NEVER - 1 : now + ms;
+}
+
+static int grow(const pusher_mem *m, void **arr, size_t *alloc, size_t need, size_t elem) {
+  if (need <= *alloc) return 0;
+  size_t n = *alloc ? *alloc * 2 : 8;
+  while (n < need) n *= 2;
+  void *p = pusher__realloc(m, *arr, n * elem);
+  if (!p) return PUSHER_ERR_NOMEM;
+  *arr = p;
+  *alloc = n;
+  return 0;
+}
+
+static void enter(pusher__conn *c) { c->depth++; }
+
+static void sweep(pusher__conn *c) {
+  size_t j = 0;
+  for (size_t i = 0; i < c->ncbs; i++) {
+    if (c->cbs[i].dead) pusher__free(c->m, c->cbs[i].event);
+    else c->cbs[j++] = c->cbs[i];
+  }
+  c->ncbs = j;
+  j = 0;
+  for (size_t i = 0; i < c->nebs; i++) {
+    if (c->ebs[i].dead) {
+      pusher__free(c->m, c->ebs[i].channel);
+      pusher__free(c->m, c->ebs[i].event);
+    } else {
+      c->ebs[j++] = c->ebs[i];
+    }
+  }
+  c->nebs = j;
+  c->need_sweep = 0;
+}
+
+static void leave(pusher__conn *c) {
+  if (--c->depth > 0) return;
+  if (c->need_sweep) sweep(c);
+  for (size_t i = 0; i < c->nretired; i++) pusher__ws_del(c->retired[i]);
+  c->nretired = 0;
+}
+
+static int needs_auth(const char *name) {
+  return strncmp(name, "private-", 8) == 0 || strncmp(name, "presence-", 9) == 0;
+}
+
+static chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
+  for (size_t i = 0; i < c->nchans; i++)
+    if (strcmp(c->chans[i]->name, name) == 0) {
+      if (idx) *idx = i;
+      return c->chans[i];
+    }
+  return NULL;
+}
+
+static void free_chan(pusher__conn *c, chan *ch) {
+  pusher__free(c->m, ch->name);
+  pusher__free(c->m, ch->shared_secret);
+  pusher__free(c->m, ch);
+}
+
+/* Uniform in [0, 1] from the injected random source. */
+static double rand_unit(pusher__conn *c) {
+  uint8_t b[4] = {0, 0, 0, 0};
+  c->rand(b, sizeof b, c->rand_user);
+  uint32_t v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+  return (double)v / 4294967295.0;
+}
+
+static double jittered(pusher__conn *c, double d) {
+  if (!c->jitter || d <= 0) return d;
+  return d * (0.5 + 0.5 * rand_unit(c));
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static void emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
+  if (c->dead) return;
+  size_t n = c->ncbs;
+  for (size_t i = 0; i < n && i < c->ncbs; i++) {
+    if (c->cbs[i].dead) continue;
+    if (c->cbs[i].event && strcmp(c->cbs[i].event, ev->name) != 0) continue;
+    pusher_connection_cb cb = c->cbs[i].cb;
+    void *ud = c->cbs[i].ud;
+    cb((pusher_client *)c->owner, ev, ud);
+    if (c->dead) return;
+  }
+}
+
+static void emit_state(pusher__conn *c, pusher_state prev) {
+  pusher_connection_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.previous = prev;
+  ev.current = c->state;
+  ev.socket_id = c->state == PUSHER_STATE_CONNECTED ? c->socket_id : NULL;
+  ev.name = "state_change";
+  emit_conn(c, &ev);
+  if (c->dead) return;
+  ev.name = pusher_state_name(c->state);
+  emit_conn(c, &ev);
+}
+
+static void set_state(pusher__conn *c, pusher_state s) {
+  if (c->state == s) return;
+  pusher_state prev = c->state;
+  c->state = s;
+  emit_state(c, prev);
+}
+
+static pusher_connection_event make_error(int code, int err, const char *msg, int fatal) {
+  pusher_connection_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.name = "error";
+  ev.code = code;
+  ev.error = err;
+  ev.message = msg ? msg : pusher_strerror(err);
+  ev.fatal = fatal;
+  return ev;
+}
+
+static void error_event(pusher__conn *c, int code, int err, const char *msg, int fatal) {
+  pusher_connection_event ev = make_error(code, err, msg, fatal);
+  emit_conn(c, &ev);
+}
+
+static void dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
+                     size_t data_len, int is_json, const char *user_id) {
+  if (c->dead) return;
+  pusher_event ev = {channel, event, data, data_len, is_json, user_id};
+  size_t n = c->nebs;
+  for (size_t i = 0; i < n && i < c->nebs; i++) {
+    const ebind *b = &c->ebs[i];
+    if (b->dead) continue;
+    if (b->channel && (!channel || strcmp(b->channel, channel) != 0)) continue;
+    if (b->event && strcmp(b->event, event) != 0) continue;
+    pusher_event_cb cb = b->cb;
+    void *ud = b->ud;
+    cb((pusher_client *)c->owner, &ev, ud);
+    if (c->dead) return;
+  }
+}
+
+/* Channel event "pusher:subscription_error" {"type":..,"error":..,"status":..}. */
+static void sub_error(pusher__conn *c, const char *channel, const char *type, const char *msg,
+                      int status) {
+  char *text;
+  size_t n;
+  if (pusher__proto_encode_subscription_error(c->m, type, msg, status, &text, &n) != 0) return;
+  dispatch(c, channel, "pusher:subscription_error", text, n, 1, NULL);
+  pusher__free(c->m, text);
+}
+
+/* ------------------------------------------------------------------ transport */
+
+static void retire_ws(pusher__conn *c) {
+  if (!c->ws) return;
+  if (c->depth == 0) {
+    pusher__ws_del(c->ws);
+  } else if (grow(c->m, (void **)&c->retired, &c->aretired, c->nretired + 1, sizeof(*c->retired)) == 0) {
+    c->retired[c->nretired++] = c->ws;
+  } else {
+    return; /* out of memory: keep it; io_opened then fails the attempt */
+  }
+  c->ws = NULL;
+}
+
+static void reset_channels(pusher__conn *c) {
+  for (size_t i = 0; i < c->nchans; i++) {
+    c->chans[i]->subscribed = 0;
+    c->chans[i]->sent = 0;
+    c->chans[i]->auth_req = 0;
+  }
+}
+
+static void start_attempt(pusher__conn *c, pusher__tstamp now) {
+  retire_ws(c);
+  c->epoch++;
+  c->gen++;
+  c->live = 1;
+  c->opened = 0;
+  c->established = 0;
+  c->socket_id[0] = '\0';
+  c->retry_at = PUSHER__NEVER;
+  c->activity_at = PUSHER__NEVER;
+  c->pong_at = PUSHER__NEVER;
+  c->attempt_deadline = add_ms(now, c->connect_ms);
+  reset_channels(c);
+  c->want.action = PUSHER__IO_OPEN;
+  c->want.gen = c->gen;
+  c->want.host = c->host;
+  c->want.port = c->tls ? c->wss_port : c->ws_port;
+  c->want.tls = c->tls;
+  snprintf(c->host_header, sizeof c->host_header, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u", c->host,
+           (unsigned)c->want.port);
+}
+
+/* End the current transport: nothing of generation gen matters any more. */
+static void close_transport(pusher__conn *c, int send_close) {
+  c->epoch++;
+  if (c->live) {
+    if (send_close && c->ws && pusher__ws_is_open(c->ws) && !pusher__ws_close_sent(c->ws))
+      (void)pusher__ws_send_close(c->ws, 1000, "");
+    c->want.action = PUSHER__IO_CLOSE;
+    c->want.gen = c->gen;
+    c->want.host = NULL;
+  }
+  c->live = 0;
+  c->established = 0;
+  c->socket_id[0] = '\0';
+  c->attempt_deadline = PUSHER__NEVER;
+  c->activity_at = PUSHER__NEVER;
+  c->pong_at = PUSHER__NEVER;
+}
+
+static int send_text(pusher__conn *c, char *text, size_t len) {
+  int rc = PUSHER_ERR_INVALID_STATE;
+  if (c->ws && c->live && c->established) rc = pusher__ws_send_text(c->ws, text, len);
+  pusher__free(c->m, text);
+  return rc;
+}
+
+static void send_ping(pusher__conn *c, pusher__tstamp now) {
+  char *t;
+  size_t n;
+  if (pusher__proto_encode_ping(c->m, &t, &n) == 0) (void)send_text(c, t, n);
+  c->activity_at = PUSHER__NEVER;
+  c->pong_at = add_ms(now, c->pong_ms);
+}
+
+/* ------------------------------------------------------------------ retry policy */
+
+static action classify(int code) {
+  if (code == 4000) return A_TLS;
+  if (code >= 4001 && code <= 4099) return A_FATAL;
+  if (code >= 4100 && code <= 4199) return A_BACKOFF;
+  if (code >= 4200 && code <= 4299) return A_RETRY;
+  if (code >= 4300) return A_FATAL;
+  return A_BACKOFF;
+}
+
+static double backoff_delay(pusher__conn *c) {
+  double d;
+  if (c->state == PUSHER_STATE_UNAVAILABLE) {
+    d = c->max_delay;
+  } else {
+    d = c->reconnect_delay;
+    for (unsigned i = 1; i < c->fails && d < c->max_delay; i++) d *= 2;
+    if (d > c->max_delay) d = c->max_delay;
+  }
+  return jittered(c, d);
+}
+
+/* The current attempt or connection ended.  code: close/pusher:error code
+ * (0 = none), err: pusher_error, msg: text. */
+static void lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now) {
+  int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
+  pusher_connection_event ev = make_error(code, err, msg, act == A_FATAL);
+  if (was_connected && now - c->connected_at >= sec_ms(fmax(2 * c->reconnect_delay, 1.0))) {
+    c->fails = 0;
+    c->fails_4200 = 0;
+  }
+  if (act == A_FATAL) {
+    close_transport(c, 1);
+    uint64_t e = c->epoch;
+    c->retry_at = c->unavailable_at = PUSHER__NEVER;
+    c->fails = c->fails_4200 = 0;
+    reset_channels(c);
+    emit_conn(c, &ev);
+    if (c->dead || c->epoch != e) return;
+    set_state(c, PUSHER_STATE_DISCONNECTED);
+    if (c->dead || c->epoch != e) return;
+    if (was_connected && c->dlg.did_disconnect) {
+      c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
+      if (c->dead || c->epoch != e) return;
+    }
+    if (c->dlg.failed) c->dlg.failed((pusher_client *)c->owner, &ev, c->dlg_user);
+    return;
+  }
+  close_transport(c, 0);
+  reset_channels(c);
+  uint64_t e = c->epoch;
+  double delay = 0;
+  switch (act) {
+  case A_TLS:
+    if (!c->tls) {
+      c->tls = 1;
+      delay = 0;
+    } else {
+      c->fails++;
+      delay = backoff_delay(c);
+    }
+    break;
+  case A_RETRY: {
+    unsigned n = c->fails_4200++;
+    if (n == 0) {
+      delay = 0;
+    } else {
+      double d = 1.0;
+      for (unsigned i = 1; i < n && d < c->max_delay; i++) d *= 2;
+      if (d > c->max_delay) d = c->max_delay;
+      delay = jittered(c, d);
+    }
+    break;
+  }
+  case A_NOW: delay = 0; break;
+  default:
+    c->fails++;
+    delay = backoff_delay(c);
+    break;
+  }
+  emit_conn(c, &ev);
+  if (c->dead || c->epoch != e) return;
+  int will = 1;
+  if (c->dlg.will_reconnect) {
+    will = c->dlg.will_reconnect((pusher_client *)c->owner, &delay, c->dlg_user);
+    if (c->dead || c->epoch != e) return;
+    if (!(delay >= 0)) delay = 0;
+    if (delay > 86400) delay = 86400;
+  }
+  if (!will) {
+    c->retry_at = c->unavailable_at = PUSHER__NEVER;
+    set_state(c, PUSHER_STATE_DISCONNECTED);
+    if (c->dead || c->epoch != e) return;
+    if (was_connected && c->dlg.did_disconnect)
+      c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
+    return;
+  }
+  if (c->state == PUSHER_STATE_CONNECTED || c->state == PUSHER_STATE_INITIALIZED) {
+    c->unavailable_at = add_ms(now, c->unavailable_ms);
+    set_state(c, PUSHER_STATE_CONNECTING);
+    if (c->dead || c->epoch != e) return;
+  }
+  if (was_connected && c->dlg.did_disconnect) {
+    c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 1, c->dlg_user);
+    if (c->dead || c->epoch != e) return;
+  }
+  if (c->state != PUSHER_STATE_CONNECTING && c->state != PUSHER_STATE_UNAVAILABLE) return;
+  uint64_t ms = sec_ms(delay);
+  if (ms == 0) {
+    start_attempt(c, now);
+    return;
+  }
+  pusher_connection_event ci;
+  memset(&ci, 0, sizeof ci);
+  ci.name = "connecting_in";
+  ci.previous = ci.current = c->state;
+  ci.delay = delay;
+  c->retry_at = add_ms(now, ms);
+  emit_conn(c, &ci);
+}
+
+/* ------------------------------------------------------------------ channels */
+
+static void send_subscribe(pusher__conn *c, chan *ch) {
+  ch->done_gen = c->gen;
+  if (needs_auth(ch->name)) {
+    if (!c->hooks.request_channel_auth) {
+      sub_error(c, ch->name, "AuthError", "no channel authorizer is configured", 0);
+      return;
+    }
+    ch->auth_req = ++c->next_req;
+    c->hooks.request_channel_auth(c, ch->name, c->socket_id, ch->auth_req, c->hook_user);
+    return;
+  }
+  char *t;
+  size_t n;
+  if (pusher__proto_encode_subscribe(c->m, ch->name, "", NULL, &t, &n) == 0 && send_text(c, t, n) == 0)
+    ch->sent = 1;
+}
+
+static void subscribe_all(pusher__conn *c) {
+  uint64_t e = c->epoch;
+  for (;;) {
+    chan *ch = NULL;
+    for (size_t i = 0; i < c->nchans; i++)
+      if (c->chans[i]->done_gen != c->gen) {
+        ch = c->chans[i];
+        break;
+      }
+    if (!ch) return;
+    send_subscribe(c, ch);
+    if (c->dead || c->epoch != e || !c->established) return;
+  }
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static int json_code(json_t *o) {
+  json_t *v = o ? json_object_get(o, "code") : NULL;
+  if (v && json_is_integer(v)) {
+    json_int_t x = json_integer_value(v);
+    return (x > 0 && x < 100000) ? (int)x : 0;
+  }
+  if (v && json_is_string(v)) {
+    long x = strtol(json_string_value(v), NULL, 10);
+    return (x > 0 && x < 100000) ? (int)x : 0;
+  }
+  return 0;
+}
+
+static const char *json_message(json_t *o, const char *dflt) {
+  json_t *v = o ? json_object_get(o, "message") : NULL;
+  return (v && json_is_string(v)) ? json_string_value(v) : dflt;
+}
+
+static void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  json_t *o = pusher__msg_data_object(msg);
+  json_t *sid = o ? json_object_get(o, "socket_id") : NULL;
+  if (!sid || !json_is_string(sid) || json_string_length(sid) == 0 ||
+      json_string_length(sid) >= sizeof c->socket_id || strlen(json_string_value(sid)) != json_string_length(sid)) {
+    json_decref(o);
+    lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, "invalid pusher:connection_established (no usable socket_id)", now);
+    return;
+  }
+  memcpy(c->socket_id, json_string_value(sid), json_string_length(sid) + 1);
+  c->activity_ms = c->activity_opt_ms;
+  json_t *at = json_object_get(o, "activity_timeout");
+  if (at && json_is_number(at)) {
+    double s = json_number_value(at);
+    uint64_t ms = sec_ms(s);
+    if (ms > 0 && ms < c->activity_ms) c->activity_ms = ms;
+  }
+  json_decref(o);
+  c->established = 1;
+  c->attempt_deadline = PUSHER__NEVER;
+  c->unavailable_at = PUSHER__NEVER;
+  c->retry_at = PUSHER__NEVER;
+  c->connected_at = now;
+  c->activity_at = add_ms(now, c->activity_ms);
+  c->pong_at = PUSHER__NEVER;
+  pusher_state prev = c->state;
+  c->state = PUSHER_STATE_CONNECTED;
+  uint64_t e = c->epoch;
+  subscribe_all(c);
+  if (c->dead || c->epoch != e) return;
+  if (prev != PUSHER_STATE_CONNECTED) emit_state(c, prev);
+  if (c->dead || c->epoch != e) return;
+  if (c->dlg.did_connect) c->dlg.did_connect((pusher_client *)c->owner, c->socket_id, c->dlg_user);
+}
+
+static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now) {
+  pusher__msg msg;
+  char why[200];
+  int rc = pusher__proto_decode(c->m, (const char *)text, len, &msg, why, sizeof why);
+  if (c->established) {
+    c->activity_at = add_ms(now, c->activity_ms);
+    c->pong_at = PUSHER__NEVER;
+  }
+  if (rc < 0) {
+    if (!c->established) {
+      char m2[260];
+      snprintf(m2, sizeof m2, "invalid handshake: %s", why);
+      lose(c, A_BACKOFF, 0, rc, m2, now);
+    } else {
+      error_event(c, 0, rc, why, 0);
+    }
+    return;
+  }
+  const char *ev = msg.event;
+  if (!c->established) {
+    if (strcmp(ev, "pusher:connection_established") == 0) {
+      handle_established(c, &msg, now);
+    } else if (strcmp(ev, "pusher:error") == 0) {
+      json_t *o = pusher__msg_data_object(&msg);
+      int code = json_code(o);
+      char m2[300];
+      snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
+      json_decref(o);
+      lose(c, code ? classify(code) : A_BACKOFF, code, code ? PUSHER_ERR_CLOSED : PUSHER_ERR_REMOTE, m2, now);
+    } else {
+      char m2[300];
+      snprintf(m2, sizeof m2, "invalid handshake: unexpected first message \"%s\"", ev);
+      lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
+    }
+    pusher__msg_free(c->m, &msg);
+    return;
+  }
+  if (strcmp(ev, "pusher:ping") == 0) {
+    char *t;
+    size_t n;
+    if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);
+  } else if (strcmp(ev, "pusher:pong") == 0) {
+    /* activity already recorded */
+  } else if (strcmp(ev, "pusher:error") == 0) {
+    json_t *o = pusher__msg_data_object(&msg);
+    int code = json_code(o);
+    char m2[300];
+    snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
+    json_decref(o);
+    error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
+    if (msg.channel) dispatch(c, msg.channel, "pusher:error", msg.data, msg.data_len, msg.data_is_json, NULL);
+  } else if (strcmp(ev, "pusher:connection_established") == 0) {
+    error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
+  } else if (strcmp(ev, "pusher_internal:subscription_succeeded") == 0) {
+    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
+    if (!msg.channel) {
+      error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
+    } else if (ch) {
+      ch->subscribed = 1;
+      dispatch(c, msg.channel, "pusher:subscription_succeeded", msg.data, msg.data_len, msg.data_is_json, NULL);
+    }
+  } else if (strcmp(ev, "pusher_internal:member_added") == 0 ||
+             strcmp(ev, "pusher_internal:member_removed") == 0 ||
+             strcmp(ev, "pusher_internal:subscription_count") == 0) {
+    char pub[64];
+    snprintf(pub, sizeof pub, "pusher:%s", ev + strlen("pusher_internal:"));
+    if (msg.channel && find_chan(c, msg.channel, NULL))
+      dispatch(c, msg.channel, pub, msg.data, msg.data_len, msg.data_is_json, NULL);
+  } else if (strncmp(ev, "pusher_internal:", 16) == 0) {
+    char m2[300];
+    snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", ev);
+    error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
+  } else {
+    dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
+  }
+  pusher__msg_free(c->m, &msg);
+}
+
+/* ------------------------------------------------------------------ ws callbacks */
+
+static int current(const pusher__conn *c) { return !c->dead && c->live && c->recv_gen == c->gen; }
+
+static void on_ws_open(void *ud) { (void)ud; }
+
+static void on_ws_text(const uint8_t *msg, size_t len, void *ud) {
+  pusher__conn *c = ud;
+  if (!current(c)) return;
+  handle_message(c, msg, len, c->now);
+}
+
+static void on_ws_close(uint16_t code, const char *reason, size_t reason_len, void *ud) {
+  pusher__conn *c = ud;
+  if (!current(c)) return;
+  char m2[200];
+  if (reason_len) snprintf(m2, sizeof m2, "%.*s", (int)(reason_len > 190 ? 190 : reason_len), reason);
+  else snprintf(m2, sizeof m2, "connection closed by the server (code %u)", (unsigned)code);
+  lose(c, classify(code), code, PUSHER_ERR_CLOSED, m2, c->now);
+}
+
+static void on_ws_error(int err, const char *detail, void *ud) {
+  pusher__conn *c = ud;
+  if (!current(c)) return;
+  lose(c, A_BACKOFF, 0, err, detail, c->now);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static int percent_append(pusher__buf *b, const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    int rc;
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+      rc = pusher__buf_append(b, p, 1);
+    else
+      rc = pusher__buf_appendf(b, "%%%02X", *p);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int pusher__conn_new(pusher__conn **out, const char *app_key, const pusher_client_options *o,
+                     void *owner, const pusher__conn_hooks *hooks, void *hook_user) {
+  if (!out || !app_key || !*app_key || strlen(app_key) > 256 || !o || !o->rand)
+    return PUSHER_ERR_INVALID_ARGUMENT;
+  if (pusher__options_validate(o, NULL, 0) != 0) return PUSHER_ERR_INVALID_ARGUMENT;
+  pusher_mem mem;
+  pusher__mem_copy(&mem, o->mem);
+  pusher__conn *c = pusher__calloc(&mem, 1, sizeof *c);
+  if (!c) return PUSHER_ERR_NOMEM;
+  c->mem = mem;
+  c->m = &c->mem;
+  c->app_key = pusher__strdup(c->m, app_key);
+  if (o->ws_host) {
+    c->host = pusher__strdup(c->m, o->ws_host);
+  } else {
+    size_t n = strlen(o->cluster) + 32;
+    c->host = pusher__malloc(c->m, n);
+    if (c->host) snprintf(c->host, n, "ws-%s.pusher.com", o->cluster);
+  }
+  pusher__buf b;
+  pusher__buf_init(&b, c->m, 4096);
+  int rc = pusher__buf_appendf(&b, "%s/app/", o->ws_path ? o->ws_path : "");
+  if (!rc) rc = percent_append(&b, app_key);
+  if (!rc)
+    rc = pusher__buf_appendf(&b, "?protocol=7&client=%s&version=%s&flash=false",
+                             o->client_name ? o->client_name : "libpusher-c", PUSHER_VERSION);
+  if (!rc) rc = pusher__buf_append(&b, "", 1);
+  if (!rc) c->path = pusher__strdup(c->m, (const char *)b.data);
+  pusher__buf_free(&b);
+  if (!c->app_key || !c->host || !c->path) {
+    pusher__free(c->m, c->app_key);
+    pusher__free(c->m, c->host);
+    pusher__free(c->m, c->path);
+    pusher__free(&mem, c);
+    return PUSHER_ERR_NOMEM;
+  }
+  c->ws_port = (uint16_t)o->ws_port;
+  c->wss_port = (uint16_t)o->wss_port;
+  c->encrypted = o->encrypted ? 1 : 0;
+  c->tls = c->encrypted;
+  c->reconnect_delay = o->reconnect_delay;
+  c->max_delay = o->max_reconnect_delay;
+  c->activity_opt_ms = sec_ms(o->activity_timeout);
+  if (c->activity_opt_ms == 0) c->activity_opt_ms = 1;
+  c->activity_ms = c->activity_opt_ms;
+  c->pong_ms = sec_ms(o->pong_timeout);
+  if (c->pong_ms == 0) c->pong_ms = 1;
+  c->unavailable_ms = sec_ms(o->unavailable_timeout);
+  c->connect_ms = sec_ms(o->connect_timeout);
+  if (c->connect_ms == 0) c->connect_ms = 1;
+  c->jitter = o->jitter ? 1 : 0;
+  c->rand = o->rand;
+  c->rand_user = o->rand_user;
+  c->max_msg = o->max_message_size;
+  c->max_out = o->max_send_queue;
+  c->max_channels = o->max_channels;
+  if (o->delegate) c->dlg = *o->delegate;
+  c->dlg_user = o->delegate_user;
+  c->owner = owner;
+  if (hooks) c->hooks = *hooks;
+  c->hook_user = hook_user;
+  c->state = PUSHER_STATE_INITIALIZED;
+  c->retry_at = c->unavailable_at = c->attempt_deadline = c->activity_at = c->pong_at = PUSHER__NEVER;
+  *out = c;
+  return 0;
+}
+
+void pusher__conn_del(pusher__conn *c) {
+  if (!c) return;
+  if (c->depth > 0) {
+    c->dead = 1;
+    return;
+  }
+  pusher_mem mem = c->mem;
+  for (size_t i = 0; i < c->nretired; i++) pusher__ws_del(c->retired[i]);
+  pusher__free(&mem, c->retired);
+  if (c->ws) pusher__ws_del(c->ws);
+  for (size_t i = 0; i < c->nchans; i++) free_chan(c, c->chans[i]);
+  pusher__free(&mem, c->chans);
+  for (size_t i = 0; i < c->ncbs; i++) pusher__free(&mem, c->cbs[i].event);
+  pusher__free(&mem, c->cbs);
+  for (size_t i = 0; i < c->nebs; i++) {
+    pusher__free(&mem, c->ebs[i].channel);
+    pusher__free(&mem, c->ebs[i].event);
+  }
+  pusher__free(&mem, c->ebs);
+  pusher__free(&mem, c->app_key);
+  pusher__free(&mem, c->host);
+  pusher__free(&mem, c->path);
+  pusher__free(&mem, c);
+}
+
+int pusher__conn_is_dead(const pusher__conn *c) { return c && c->dead; }
+
+/* ------------------------------------------------------------------ commands */
+
+int pusher__conn_connect(pusher__conn *c, pusher__tstamp now) {
+  if (!c || c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (c->state == PUSHER_STATE_CONNECTING || c->state == PUSHER_STATE_CONNECTED ||
+      c->state == PUSHER_STATE_UNAVAILABLE)
+    return 0;
+  enter(c);
+  c->now = now;
+  c->fails = c->fails_4200 = 0;
+  c->tls = c->encrypted;
+  c->epoch++;
+  uint64_t e = c->epoch;
+  c->unavailable_at = add_ms(now, c->unavailable_ms);
+  set_state(c, PUSHER_STATE_CONNECTING);
+  if (!c->dead && c->epoch == e) start_attempt(c, now);
+  leave(c);
+  return 0;
+}
+
+int pusher__conn_disconnect(pusher__conn *c, pusher__tstamp now) {
+  if (!c || c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (c->state == PUSHER_STATE_DISCONNECTED) return 0;
+  enter(c);
+  c->now = now;
+  int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
+  close_transport(c, 1);
+  uint64_t e = c->epoch;
+  c->retry_at = c->unavailable_at = PUSHER__NEVER;
+  c->fails = c->fails_4200 = 0;
+  reset_channels(c);
+  set_state(c, PUSHER_STATE_DISCONNECTED);
+  if (!c->dead && c->epoch == e && was_connected && c->dlg.did_disconnect)
+    c->dlg.did_disconnect((pusher_client *)c->owner, NULL, 0, c->dlg_user);
+  leave(c);
+  return 0;
+}
+
+void pusher__conn_fail(pusher__conn *c, int err, const char *detail, pusher__tstamp now) {
+  if (!c || c->dead) return;
+  enter(c);
+  c->now = now;
+  int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
+  close_transport(c, 1);
+  uint64_t e = c->epoch;
+  c->retry_at = c->unavailable_at = PUSHER__NEVER;
+  reset_channels(c);
+  pusher_connection_event ev = make_error(0, err ? err : PUSHER_ERR_CONFIG, detail, 1);
+  emit_conn(c, &ev);
+  if (!c->dead && c->epoch == e) set_state(c, PUSHER_STATE_FAILED);
+  if (!c->dead && c->epoch == e && was_connected && c->dlg.did_disconnect)
+    c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
+  if (!c->dead && c->epoch == e && c->dlg.failed) c->dlg.failed((pusher_client *)c->owner, &ev, c->dlg_user);
+  leave(c);
+}
+
+int pusher__conn_set_network(pusher__conn *c, int online, pusher__tstamp now) {
+  if (!c || c->dead) return PUSHER_ERR_INVALID_STATE;
+  enter(c);
+  c->now = now;
+  if (online) {
+    if (c->state == PUSHER_STATE_CONNECTING || c->state == PUSHER_STATE_UNAVAILABLE) start_attempt(c, now);
+  } else if (c->state == PUSHER_STATE_CONNECTED && c->established) {
+    send_ping(c, now);
+  }
+  leave(c);
+  return 0;
+}
+
+pusher_state pusher__conn_state(const pusher__conn *c) { return c ? c->state : PUSHER_STATE_INITIALIZED; }
+
+const char *pusher__conn_socket_id(const pusher__conn *c) {
+  return (c && c->state == PUSHER_STATE_CONNECTED && c->established) ? c->socket_id : NULL;
+}
+
+static size_t live_bindings(const pusher__conn *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->ncbs; i++) n += !c->cbs[i].dead;
+  for (size_t i = 0; i < c->nebs; i++) n += !c->ebs[i].dead;
+  return n;
+}
+
+static int conn_event_name_ok(const char *ev) {
+  static const char *names[] = {"state_change", "connecting_in", "error", "initialized", "connecting",
+                                "connected", "unavailable", "failed", "disconnected"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(ev, names[i]) == 0) return 1;
+  return 0;
+}
+
+int pusher__conn_connection_bind(pusher__conn *c, const char *event, pusher_connection_cb cb,
+                                 void *user_data, pusher_bind_id *id) {
+  if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (event && !conn_event_name_ok(event)) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
+  if (grow(c->m, (void **)&c->cbs, &c->acbs, c->ncbs + 1, sizeof *c->cbs)) return PUSHER_ERR_NOMEM;
+  cbind b = {++c->next_bind, NULL, cb, user_data, 0};
+  if (event && !(b.event = pusher__strdup(c->m, event))) return PUSHER_ERR_NOMEM;
+  c->cbs[c->ncbs++] = b;
+  if (id) *id = b.id;
+  return 0;
+}
+
+int pusher__conn_connection_unbind(pusher__conn *c, pusher_bind_id id) {
+  if (!c || !id) return PUSHER_ERR_INVALID_ARGUMENT;
+  for (size_t i = 0; i < c->ncbs; i++) {
+    if (c->cbs[i].id != id || c->cbs[i].dead) continue;
+    c->cbs[i].dead = 1;
+    c->need_sweep = 1;
+    if (c->depth == 0) sweep(c);
+    return 0;
+  }
+  return PUSHER_ERR_NOT_FOUND;
+}
+
+int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp now) {
+  if (!c || !channel) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (!pusher__channel_name_valid(channel)) return PUSHER_ERR_BAD_CHANNEL_NAME;
+  if (find_chan(c, channel, NULL)) return PUSHER_ERR_EXISTS;
+  if (c->nchans >= c->max_channels) return PUSHER_ERR_LIMIT;
+  if (grow(c->m, (void **)&c->chans, &c->achans, c->nchans + 1, sizeof *c->chans)) return PUSHER_ERR_NOMEM;
+  chan *ch = pusher__calloc(c->m, 1, sizeof *ch);
+  if (!ch) return PUSHER_ERR_NOMEM;
+  if (!(ch->name = pusher__strdup(c->m, channel))) {
+    pusher__free(c->m, ch);
+    return PUSHER_ERR_NOMEM;
+  }
+  c->chans[c->nchans++] = ch;
+  if (c->established && c->state == PUSHER_STATE_CONNECTED) {
+    enter(c);
+    c->now = now;
+    send_subscribe(c, ch);
+    leave(c);
+  }
+  return 0;
+}
+
+int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstamp now) {
+  if (!c || !channel) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  size_t idx;
+  chan *ch = find_chan(c, channel, &idx);
+  if (!ch) return PUSHER_ERR_NOT_FOUND;
+  c->now = now;
+  if (c->established && ch->sent) {
+    char *t;
+    size_t n;
+    if (pusher__proto_encode_unsubscribe(c->m, ch->name, &t, &n) == 0) (void)send_text(c, t, n);
+  }
+  memmove(&c->chans[idx], &c->chans[idx + 1], (c->nchans - idx - 1) * sizeof *c->chans);
+  c->nchans--;
+  free_chan(c, ch);
+  return 0;
+}
+
+int pusher__conn_channel_subscribed(const pusher__conn *c, const char *channel) {
+  if (!c || !channel) return 0;
+  chan *ch = find_chan(c, channel, NULL);
+  return ch && ch->subscribed;
+}
+
+int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, pusher_event_cb cb,
+                      void *user_data, pusher_bind_id *id) {
+  if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (channel && (!*channel || strlen(channel) > PUSHER__MAX_CHANNEL_NAME)) return PUSHER_ERR_BAD_CHANNEL_NAME;
+  if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
+  if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
+  if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
+  ebind b = {++c->next_bind, NULL, NULL, cb, user_data, 0};
+  if (channel && !(b.channel = pusher__strdup(c->m, channel))) return PUSHER_ERR_NOMEM;
+  if (event && !(b.event = pusher__strdup(c->m, event))) {
+    pusher__free(c->m, b.channel);
+    return PUSHER_ERR_NOMEM;
+  }
+  c->ebs[c->nebs++] = b;
+  if (id) *id = b.id;
+  return 0;
+}
+
+int pusher__conn_unbind(pusher__conn *c, pusher_bind_id id) {
+  if (!c || !id) return PUSHER_ERR_INVALID_ARGUMENT;
+  for (size_t i = 0; i < c->nebs; i++) {
+    if (c->ebs[i].id != id || c->ebs[i].dead) continue;
+    c->ebs[i].dead = 1;
+    c->need_sweep = 1;
+    if (c->depth == 0) sweep(c);
+    return 0;
+  }
+  return PUSHER_ERR_NOT_FOUND;
+}
+
+int pusher__conn_send_event(pusher__conn *c, const char *event, const char *channel,
+                            const char *data_json, pusher__tstamp now) {
+  if (!c || !event || !*event) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (strlen(event) > PUSHER__MAX_EVENT_NAME) return PUSHER_ERR_BAD_EVENT_NAME;
+  if (c->dead || !c->established || c->state != PUSHER_STATE_CONNECTED) return PUSHER_ERR_INVALID_STATE;
+  c->now = now;
+  char *t;
+  size_t n;
+  int rc = pusher__proto_encode_event(c->m, event, channel, data_json, &t, &n);
+  if (rc) return rc;
+  return send_text(c, t, n);
+}
+
+int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
+                             const char *message, const char *auth, const char *channel_data,
+                             const char *shared_secret_b64, pusher__tstamp now) {
+  if (!c || !req_id) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  chan *ch = NULL;
+  for (size_t i = 0; i < c->nchans; i++)
+    if (c->chans[i]->auth_req == req_id) ch = c->chans[i];
+  if (!ch || !c->established || c->state != PUSHER_STATE_CONNECTED) return PUSHER_ERR_NOT_FOUND;
+  ch->auth_req = 0;
+  enter(c);
+  c->now = now;
+  int rc = 0;
+  if (err < 0 || !auth) {
+    char name[PUSHER__MAX_CHANNEL_NAME + 1];
+    snprintf(name, sizeof name, "%s", ch->name);
+    sub_error(c, name, "AuthError", message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"),
+              http_status);
+  } else {
+    if (shared_secret_b64) {
+      char *s = pusher__strdup(c->m, shared_secret_b64);
+      if (s) {
+        pusher__free(c->m, ch->shared_secret);
+        ch->shared_secret = s;
+      }
+    }
+    char *t;
+    size_t n;
+    rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
+    if (rc == 0) rc = send_text(c, t, n);
+    if (rc == 0) ch->sent = 1;
+  }
+  leave(c);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ transport */
+
+pusher__io_req pusher__conn_io_want(pusher__conn *c) {
+  pusher__io_req r;
+  memset(&r, 0, sizeof r);
+  if (!c || c->dead) return r;
+  r = c->want;
+  memset(&c->want, 0, sizeof c->want);
+  return r;
+}
+
+void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now) {
+  if (!c || c->dead || gen != c->gen || !c->live || c->opened) return;
+  enter(c);
+  c->now = now;
+  c->opened = 1;
+  retire_ws(c);
+  if (c->ws) {
+    c->recv_gen = gen;
+    lose(c, A_BACKOFF, 0, PUSHER_ERR_NOMEM, "out of memory", now);
+    leave(c);
+    return;
+  }
+  pusher__ws_config cfg = {c->m, c->rand, c->rand_user, c->max_msg, c->max_out};
+  pusher__ws_callbacks cb = {on_ws_open, on_ws_text, on_ws_close, on_ws_error};
+  int rc = pusher__ws_client_new(&c->ws, &cfg, c->host_header, c->path, NULL, &cb, c);
+  if (rc < 0) {
+    c->ws = NULL;
+    c->recv_gen = gen;
+    lose(c, A_BACKOFF, 0, rc, "cannot start the WebSocket handshake", now);
+  }
+  leave(c);
+}
+
+void pusher__conn_io_failed(pusher__conn *c, uint64_t gen, int err, const char *detail, pusher__tstamp now) {
+  if (!c || c->dead || gen != c->gen || !c->live) return;
+  enter(c);
+  c->now = now;
+  lose(c, A_BACKOFF, 0, err ? err : PUSHER_ERR_IO, detail, now);
+  leave(c);
+}
+
+void pusher__conn_io_recv(pusher__conn *c, uint64_t gen, const uint8_t *in, size_t len, pusher__tstamp now) {
+  if (!c || c->dead || gen != c->gen || !c->live || !c->ws || !len) return;
+  enter(c);
+  c->now = now;
+  c->recv_gen = gen;
+  (void)pusher__ws_recv(c->ws, in, len);
+  leave(c);
+}
+
+size_t pusher__conn_io_pending(pusher__conn *c, const uint8_t **out) {
+  if (!c || c->dead || !c->ws) {
+    if (out) *out = NULL;
+    return 0;
+  }
+  return pusher__ws_pending(c->ws, out);
+}
+
+void pusher__conn_io_consume(pusher__conn *c, size_t n) {
+  if (c && !c->dead && c->ws) pusher__ws_consume(c->ws, n);
+}
+
+/* ------------------------------------------------------------------ time */
+
+pusher__tstamp pusher__conn_expiry(const pusher__conn *c) {
+  if (!c || c->dead) return PUSHER__NEVER;
+  pusher__tstamp t = PUSHER__NEVER;
+  if ((c->state == PUSHER_STATE_CONNECTING || c->state == PUSHER_STATE_UNAVAILABLE) && c->retry_at < t)
+    t = c->retry_at;
+  if (c->state == PUSHER_STATE_CONNECTING && c->unavailable_at < t) t = c->unavailable_at;
+  if (c->live && !c->established && c->attempt_deadline < t) t = c->attempt_deadline;
+  if (c->live && c->established) {
+    if (c->activity_at < t) t = c->activity_at;
+    if (c->pong_at < t) t = c->pong_at;
+  }
+  return t;
+}
+
+void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
+  if (!c || c->dead) return;
+  enter(c);
+  c->now = now;
+  for (int round = 0; round < 8 && !c->dead; round++) {
+    if (c->state == PUSHER_STATE_CONNECTING && c->unavailable_at <= now) {
+      c->unavailable_at = PUSHER__NEVER;
+      set_state(c, PUSHER_STATE_UNAVAILABLE);
+      continue;
+    }
+    if ((c->state == PUSHER_STATE_CONNECTING || c->state == PUSHER_STATE_UNAVAILABLE) && c->retry_at <= now) {
+      c->retry_at = PUSHER__NEVER;
+      start_attempt(c, now);
+      continue;
+    }
+    if (c->live && !c->established && c->attempt_deadline <= now) {
+      c->attempt_deadline = PUSHER__NEVER;
+      c->recv_gen = c->gen;
+      lose(c, A_BACKOFF, 0, PUSHER_ERR_TIMEOUT, "connection attempt timed out", now);
+      continue;
+    }
+    if (c->live && c->established && c->pong_at <= now) {
+      c->pong_at = PUSHER__NEVER;
+      lose(c, A_NOW, 0, PUSHER_ERR_TIMEOUT, "no pusher:pong within the pong timeout", now);
+      continue;
+    }
+    if (c->live && c->established && c->activity_at <= now) {
+      send_ping(c, now);
+      continue;
+    }
+    break;
+  }
+  leave(c);
+}

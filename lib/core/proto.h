@@ -1,0 +1,61 @@
+/* Pusher protocol 7 messages: decoding of server frames and encoding of the
+ * client's messages.  Pure functions over text; JSON by jansson.
+ *
+ * Caps: JSON nesting depth PUSHER__JSON_MAX_DEPTH (64) for every frame and
+ * for JSON carried inside a string `data` (checked by a pre-scan before
+ * jansson parses, so a 10000-deep input costs O(n) and no recursion). */
+#ifndef PUSHER_CORE_PROTO_H
+#define PUSHER_CORE_PROTO_H
+
+#include <pusher/common.h>
+
+#define PUSHER__JSON_MAX_DEPTH 64
+
+/* One decoded frame.  All strings are NUL-terminated and owned by the msg
+ * (allocated with the mem given to decode). */
+typedef struct pusher__msg {
+  char *event;        /* never NULL after a successful decode */
+  char *channel;      /* NULL when absent */
+  char *data;         /* the string itself, or the JSON text of a non-string; NULL if absent */
+  size_t data_len;
+  int data_is_json;   /* data is (or, for a string, parses as) JSON */
+  int data_was_string;/* the wire carried `data` as a JSON string (double encoding) */
+  char *user_id;      /* string (or number as text) when present, else NULL */
+} pusher__msg;
+
+/* Decode one text frame.  Returns 0, or PUSHER_ERR_JSON (invalid JSON, too
+ * deep), PUSHER_ERR_PROTO (not an object, missing/non-string event, channel or
+ * user_id of the wrong type), PUSHER_ERR_NOMEM; why gets a one-line reason.
+ * On error *out is zeroed. */
+int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                         char *why, size_t whylen);
+void pusher__msg_free(const pusher_mem *mem, pusher__msg *m);
+
+/* Nonzero when the JSON text (assumed syntactically anything) never nests
+ * objects/arrays deeper than max_depth; strings are skipped correctly. */
+int pusher__json_depth_ok(const char *in, size_t len, int max_depth);
+
+/* Parse the data of a message as a JSON object (data that was a string is
+ * parsed again; an object is already text).  Returns a new jansson reference
+ * or NULL when the data is absent, not JSON, too deep or not an object. */
+struct json_t;
+struct json_t *pusher__msg_data_object(const pusher__msg *m);
+
+/* Encoders: *out is NUL-terminated, allocated with mem, *outlen its length. */
+int pusher__proto_encode_subscribe(const pusher_mem *mem, const char *channel, const char *auth,
+                                   const char *channel_data, char **out, size_t *outlen);
+int pusher__proto_encode_unsubscribe(const pusher_mem *mem, const char *channel, char **out,
+                                     size_t *outlen);
+int pusher__proto_encode_ping(const pusher_mem *mem, char **out, size_t *outlen);
+int pusher__proto_encode_pong(const pusher_mem *mem, char **out, size_t *outlen);
+/* {"event":event[,"channel":channel][,"data":<data_json>]}.  data_json must be
+ * valid JSON text within the depth cap (else PUSHER_ERR_INVALID_ARGUMENT). */
+int pusher__proto_encode_event(const pusher_mem *mem, const char *event, const char *channel,
+                               const char *data_json, char **out, size_t *outlen);
+
+/* Data of a "pusher:subscription_error" channel event:
+ * {"type":type,"error":message,"status":status} (status null when <= 0). */
+int pusher__proto_encode_subscription_error(const pusher_mem *mem, const char *type, const char *message,
+                                            int status, char **out, size_t *outlen);
+
+#endif
