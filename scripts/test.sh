@@ -23,7 +23,9 @@
 #          build-fuzz/artifacts/<t>/.
 #
 # Environment: PUSHER_TEST_STAGES, PUSHER_FUZZ_SECONDS, PUSHER_JOBS (build
-# and unit-test parallelism, default nproc), PUSHER_TEST_TIMEOUT_MULTIPLIER.
+# and unit-test parallelism, default nproc), PUSHER_TEST_TIMEOUT_MULTIPLIER,
+# PUSHER_TEST_BUILD_DIR (default "build"; the other stages use it with the
+# suffixes -asan, -tsan, -fuzz).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -31,6 +33,7 @@ cd "$root"
 stages="${PUSHER_TEST_STAGES:-build asan tsan fuzz}"
 jobs="${PUSHER_JOBS:-$(nproc)}"
 fuzz_seconds="${PUSHER_FUZZ_SECONDS:-60}"
+b="${PUSHER_TEST_BUILD_DIR:-build}"
 summary=()
 current=""
 stage_t0=0
@@ -80,42 +83,42 @@ ctest_count() {   # DIR CTEST_ARGS...: how many tests match
 for stage in $stages; do
   case "$stage" in
   build)
-    begin build "-Werror build in build/, all unit and integration tests"
-    configure_build build
-    n="$(ctest_count build)"
-    [ "$n" -gt 0 ] || { echo "no tests registered in build/"; exit 1; }
-    run_ctest_all build
+    begin build "-Werror build in $b/, all unit and integration tests"
+    configure_build "$b"
+    n="$(ctest_count "$b")"
+    [ "$n" -gt 0 ] || { echo "no tests registered in $b/"; exit 1; }
+    run_ctest_all "$b"
     finish_stage ok "$n tests"
     ;;
   asan)
-    begin asan "ASan+UBSan build in build-asan/, all unit and integration tests"
-    configure_build build-asan -DPUSHER_SANITIZE=ON
+    begin asan "ASan+UBSan build in $b-asan/, all unit and integration tests"
+    configure_build "$b-asan" -DPUSHER_SANITIZE=ON
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     export PUSHER_TEST_TIMEOUT_MULTIPLIER="${PUSHER_TEST_TIMEOUT_MULTIPLIER:-3}"
-    n="$(ctest_count build-asan)"
-    run_ctest_all build-asan
+    n="$(ctest_count "$b-asan")"
+    run_ctest_all "$b-asan"
     unset ASAN_OPTIONS UBSAN_OPTIONS
     finish_stage ok "$n tests"
     ;;
   tsan)
-    begin tsan "ThreadSanitizer build in build-tsan/, the *tsan* tests"
-    configure_build build-tsan -DPUSHER_TSAN=ON
-    by_name="$(ctest_count build-tsan -R tsan)"
-    by_label="$(ctest_count build-tsan -L tsan -E tsan)"
+    begin tsan "ThreadSanitizer build in $b-tsan/, the *tsan* tests"
+    configure_build "$b-tsan" -DPUSHER_TSAN=ON
+    by_name="$(ctest_count "$b-tsan" -R tsan)"
+    by_label="$(ctest_count "$b-tsan" -L tsan -E tsan)"
     if [ "$((by_name + by_label))" -eq 0 ]; then
       echo "no test is named *tsan* or labelled tsan yet: nothing to run"
       finish_stage ok "no tsan tests exist yet"
     else
       export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
-      if [ "$by_name" -gt 0 ]; then (cd build-tsan && ctest --output-on-failure -R tsan); fi
-      if [ "$by_label" -gt 0 ]; then (cd build-tsan && ctest --output-on-failure -L tsan -E tsan); fi
+      if [ "$by_name" -gt 0 ]; then (cd "$b-tsan" && ctest --output-on-failure -R tsan); fi
+      if [ "$by_label" -gt 0 ]; then (cd "$b-tsan" && ctest --output-on-failure -L tsan -E tsan); fi
       unset TSAN_OPTIONS
       finish_stage ok "$((by_name + by_label)) tests"
     fi
     ;;
   fuzz)
-    begin fuzz "libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, ${fuzz_seconds}s each"
+    begin fuzz "libFuzzer targets (clang, ASan+UBSan) in $b-fuzz/, ${fuzz_seconds}s each"
     shopt -s nullglob
     srcs=("$root"/fuzz/fuzz_*.c)
     shopt -u nullglob
@@ -124,7 +127,7 @@ for stage in $stages; do
       finish_stage ok "no fuzz targets exist yet"
       continue
     fi
-    CC=clang configure_build build-fuzz -DPUSHER_FUZZ=ON -DPUSHER_SANITIZE=ON \
+    CC=clang configure_build "$b-fuzz" -DPUSHER_FUZZ=ON -DPUSHER_SANITIZE=ON \
       -DPUSHER_TESTS=OFF -DPUSHER_BENCH=OFF
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -132,11 +135,11 @@ for stage in $stages; do
     for src in "${srcs[@]}"; do
       t="$(basename "$src" .c)"        # fuzz_frame
       short="${t#fuzz_}"               # frame
-      bin="$root/build-fuzz/fuzz/$t"
+      bin="$root/$b-fuzz/fuzz/$t"
       [ -x "$bin" ] || { echo "fuzz target $t was not built ($bin)"; exit 1; }
       seed="$root/fuzz/corpus/$short"
-      work="$root/build-fuzz/corpus-work/$short"
-      art="$root/build-fuzz/artifacts/$short"
+      work="$root/$b-fuzz/corpus-work/$short"
+      art="$root/$b-fuzz/artifacts/$short"
       rm -rf "$work"; mkdir -p "$work" "$art"
       if [ -d "$seed" ] && [ -n "$(ls -A "$seed")" ]; then
         cp -R "$seed/." "$work/"
@@ -148,7 +151,7 @@ for stage in $stages; do
       note "fuzz $t: ${fuzz_seconds}s over $nseed seed inputs"
       # -timeout: one input taking over 10 s is a bug (a hang); -rss_limit_mb
       # bounds memory; new inputs go to the work copy, never into git.
-      flog="$root/build-fuzz/$t.log"
+      flog="$root/$b-fuzz/$t.log"
       rc=0
       "$bin" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$art/" "$work" >"$flog" 2>&1 || rc=$?
