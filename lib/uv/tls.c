@@ -2,6 +2,7 @@
 #include "uv/tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -66,8 +67,18 @@ int pusher__tls_ctx_new(pusher__tls_ctx **out, const pusher_mem *mem, const char
       ok = SSL_CTX_set_default_verify_paths(x->ssl_ctx);
       what = "system default";
     }
+    if (ok == 1 && ca_file) { /* a PEM file without certificates loads "fine" */
+      STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(x->ssl_ctx));
+      if (!objs || sk_X509_OBJECT_num(objs) == 0) ok = 0;
+    }
     if (ok != 1) {
-      ossl_reason(reason, sizeof(reason), "unusable");
+      FILE *f = ca_file ? fopen(ca_file, "r") : NULL;
+      if (ca_file && !f)
+        snprintf(reason, sizeof(reason), "%s", strerror(errno));
+      else
+        ossl_reason(reason, sizeof(reason), "no usable certificate found");
+      if (f) fclose(f);
+      ERR_clear_error();
       if (why)
         snprintf(why, whylen, "cannot load CA certificates from '%s': %s", what, reason);
       SSL_CTX_free(x->ssl_ctx);

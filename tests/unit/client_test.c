@@ -64,6 +64,14 @@ static int rec_has(rec *r, const char *needle) {
   return yes;
 }
 
+static int rec_count(rec *r, const char *needle) {
+  uv_mutex_lock(&r->mu);
+  int n = 0;
+  for (const char *p = strstr(r->log, needle); p; p = strstr(p + 1, needle)) n++;
+  uv_mutex_unlock(&r->mu);
+  return n;
+}
+
 static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *user) {
   rec *r = user;
   if (r->deleted) r->after_del++;
@@ -85,8 +93,9 @@ static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *u
 static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
   rec *r = user;
   if (r->deleted) r->after_del++;
-  rec_add(r, "event:%s:%s:%.*s", ev->channel ? ev->channel : "-", ev->event,
-          (int)(ev->data ? ev->data_len : 0), ev->data ? ev->data : "");
+  int dl = ev->data ? (int)ev->data_len : 0;
+  rec_add(r, "event:%s:%s:%.*s%s", ev->channel ? ev->channel : "-", ev->event, dl > 60 ? 60 : dl,
+          ev->data ? ev->data : "", dl > 60 ? "..." : "");
 }
 
 static void print_log(rec *r) {
@@ -302,7 +311,9 @@ static void scenario_refused(uv_loop_t *loop) {
   pusher_state s = pusher_client_state(c);
   assert_true(s == PUSHER_STATE_CONNECTING);
   /* a second attempt happens after the delay */
-  assert_true(wait_for(&r, loop, "connecting_in:0.4", 5000));
+  for (int i = 0; i < 5000 && rec_count(&r, "PUSHER_ERR_CONNREFUSED") < 2; i++) spin(loop, 1);
+  assert_true(rec_count(&r, "PUSHER_ERR_CONNREFUSED") >= 2);
+  assert_true(rec_count(&r, "connecting_in:") >= 2);
   pusher_client_del(c);
   if (loop) finish_loop(loop);
   uv_mutex_destroy(&r.mu);
@@ -315,6 +326,36 @@ static void test_loop_refused(void **state) {
 }
 
 static void test_threaded_refused(void **state) { scenario_refused(NULL); }
+
+/* set_network(1) while waiting to retry => retry now; with the netlink
+ * watcher enabled the client still starts and stops cleanly. */
+static void test_loop_network_online_retries_now(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rec r;
+  rec_init(&r);
+  pusher_client_options o;
+  base_opts(&o, unused_port(), &loop);
+  o.reconnect_delay = 5;
+  o.max_reconnect_delay = 10;
+  o.watch_network = 1;
+  pusher_client *c = NULL;
+  assert_int_equal(pusher_client_new(&c, "app-key", &o), 0);
+  assert_int_equal(pusher_connection_bind(c, "error", on_conn, &r, NULL), 0);
+  assert_int_equal(pusher_client_connect(c), 0);
+  assert_true(wait_for(&r, &loop, "PUSHER_ERR_CONNREFUSED", 5000));
+  uint64_t t0 = uv_hrtime();
+  uv_mutex_lock(&r.mu);
+  r.len = 0;
+  r.log[0] = '\0';
+  uv_mutex_unlock(&r.mu);
+  assert_int_equal(pusher_client_set_network(c, 1), 0);
+  assert_true(wait_for(&r, &loop, "PUSHER_ERR_CONNREFUSED", 3000));
+  assert_true(uv_hrtime() - t0 < 3000000000ull); /* well before the 5 s delay */
+  pusher_client_del(c);
+  finish_loop(&loop);
+  uv_mutex_destroy(&r.mu);
+}
 
 static void test_dns_failure(void **state) {
   uv_loop_t loop;
@@ -455,7 +496,7 @@ static int tls_teardown(void **state) {
 }
 
 static void tls_opts(pusher_client_options *o, uv_loop_t *loop, const char *host, const char *ca) {
-  base_opts(o, 0, loop);
+  base_opts(o, 80, loop);
   o->encrypted = 1;
   o->ws_host = host;
   o->wss_port = tls_port;
@@ -569,6 +610,7 @@ int main(void) {
       cmocka_unit_test(test_threaded_del_in_callback),
       cmocka_unit_test(test_loop_refused),
       cmocka_unit_test(test_threaded_refused),
+      cmocka_unit_test(test_loop_network_online_retries_now),
       cmocka_unit_test(test_dns_failure),
       cmocka_unit_test(test_tls_unusable_ca),
   };
