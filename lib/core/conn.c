@@ -21,7 +21,6 @@
 #include "core/conn.h"
 
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -371,12 +370,18 @@ static double backoff_delay(pusher__conn *c) {
   return jittered(c, d);
 }
 
+/* A connection that stayed up this long resets the back-off. */
+static uint64_t stable_ms(const pusher__conn *c) {
+  uint64_t ms = sec_ms(2 * c->reconnect_delay);
+  return ms < 1000 ? 1000 : ms;
+}
+
 /* The current attempt or connection ended.  code: close/pusher:error code
  * (0 = none), err: pusher_error, msg: text. */
 static void lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now) {
   int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
   pusher_connection_event ev = make_error(code, err, msg, act == A_FATAL);
-  if (was_connected && now - c->connected_at >= sec_ms(fmax(2 * c->reconnect_delay, 1.0))) {
+  if (was_connected && now - c->connected_at >= stable_ms(c)) {
     c->fails = 0;
     c->fails_4200 = 0;
   }

@@ -95,9 +95,9 @@ int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, push
     WHY("\"event\" is not a string");
     goto done;
   }
-  if (json_string_length(ev) == 0 || json_string_length(ev) > 200 ||
+  if (json_string_length(ev) == 0 || json_string_length(ev) > PUSHER__MAX_INBOUND_NAME ||
       strlen(json_string_value(ev)) != json_string_length(ev)) {
-    WHY("\"event\" is empty, longer than 200 bytes or contains NUL");
+    WHY("\"event\" is empty, longer than %d bytes or contains NUL", PUSHER__MAX_INBOUND_NAME);
     goto done;
   }
   json_t *ch = json_object_get(root, "channel");
@@ -106,9 +106,9 @@ int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, push
       WHY("\"channel\" is not a string");
       goto done;
     }
-    if (json_string_length(ch) == 0 || json_string_length(ch) > 200 ||
+    if (json_string_length(ch) == 0 || json_string_length(ch) > PUSHER__MAX_INBOUND_NAME ||
         strlen(json_string_value(ch)) != json_string_length(ch)) {
-      WHY("\"channel\" is empty, longer than 200 bytes or contains NUL");
+      WHY("\"channel\" is empty, longer than %d bytes or contains NUL", PUSHER__MAX_INBOUND_NAME);
       goto done;
     }
   } else {

@@ -10,6 +10,10 @@
 #include <pusher/common.h>
 
 #define PUSHER__JSON_MAX_DEPTH 64
+/* Inbound event and channel names: longer ones are a protocol error.  More
+ * generous than the 200-byte naming rule for what we send, because servers
+ * echo over-long names back in their errors (soketi does). */
+#define PUSHER__MAX_INBOUND_NAME 1024
 
 /* One decoded frame.  All strings are NUL-terminated and owned by the msg
  * (allocated with the mem given to decode). */

@@ -1,0 +1,269 @@
+/* Unit tests: Pusher frame codec (lib/core/proto.c) and option helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/options.h"
+#include "core/proto.h"
+
+static int decode(const char *s, pusher__msg *m) {
+  char why[200];
+  return pusher__proto_decode(NULL, s, strlen(s), m, why, sizeof why);
+}
+
+static void test_decode_double_encoded(void **st) {
+  (void)st;
+  pusher__msg m;
+  assert_int_equal(decode("{\"event\":\"pusher:connection_established\",\"data\":\"{\\\"socket_id\\\":\\\"1.2\\\",\\\"activity_timeout\\\":120}\"}", &m), 0);
+  assert_string_equal(m.event, "pusher:connection_established");
+  assert_null(m.channel);
+  assert_string_equal(m.data, "{\"socket_id\":\"1.2\",\"activity_timeout\":120}");
+  assert_int_equal(m.data_len, strlen(m.data));
+  assert_true(m.data_is_json);
+  assert_true(m.data_was_string);
+  pusher__msg_free(NULL, &m);
+}
+
+static void test_decode_object_string_absent(void **st) {
+  (void)st;
+  pusher__msg m;
+  assert_int_equal(decode("{\"event\":\"pusher:error\",\"data\":{\"code\":4001,\"message\":\"x\"}}", &m), 0);
+  assert_string_equal(m.data, "{\"code\":4001,\"message\":\"x\"}");
+  assert_true(m.data_is_json);
+  assert_false(m.data_was_string);
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode("{\"event\":\"e\",\"channel\":\"c\",\"data\":\"hello world\",\"user_id\":\"u1\"}", &m), 0);
+  assert_string_equal(m.data, "hello world");
+  assert_false(m.data_is_json);
+  assert_string_equal(m.channel, "c");
+  assert_string_equal(m.user_id, "u1");
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode("{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"c\"}", &m), 0);
+  assert_null(m.data);
+  assert_int_equal(m.data_len, 0);
+  pusher__msg_free(NULL, &m);
+  /* numbers, arrays, true, null as data: serialized as JSON text */
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":[1,2]}", &m), 0);
+  assert_string_equal(m.data, "[1,2]");
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":42}", &m), 0);
+  assert_string_equal(m.data, "42");
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":null,\"user_id\":7}", &m), 0);
+  assert_string_equal(m.data, "null");
+  assert_string_equal(m.user_id, "7");
+  pusher__msg_free(NULL, &m);
+  /* a string holding a JSON scalar is JSON */
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":\"123\"}", &m), 0);
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  /* unicode escapes become UTF-8 */
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":\"\\u00e9\"}", &m), 0);
+  assert_string_equal(m.data, "\xc3\xa9");
+  pusher__msg_free(NULL, &m);
+}
+
+static void test_decode_errors(void **st) {
+  (void)st;
+  pusher__msg m;
+  assert_int_equal(decode("", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("not json", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{\"event\":\"a\"} trailing", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("[]", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("\"str\"", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("42", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":5}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":null}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":\"\"}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":\"a\\u0000b\"}", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{\"event\":\"e\",\"channel\":5}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":\"e\",\"channel\":{}}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":\"e\",\"user_id\":[]}", &m), PUSHER_ERR_PROTO);
+  assert_null(m.event);
+  /* invalid UTF-8 inside JSON */
+  assert_int_equal(decode("{\"event\":\"\xff\xfe\"}", &m), PUSHER_ERR_JSON);
+  char why[200];
+  assert_int_equal(pusher__proto_decode(NULL, "{\"event\":\"x\"}", 5, &m, why, sizeof why), PUSHER_ERR_JSON);
+  assert_true(strlen(why) > 0);
+  /* event name cap */
+  char big[1200];
+  memset(big, 'a', sizeof big);
+  memcpy(big, "{\"event\":\"", 10);
+  memcpy(big + 1180, "\"}", 3);
+  assert_int_equal(decode(big, &m), PUSHER_ERR_PROTO);
+}
+
+static char *nested(size_t depth, const char *prefix, const char *suffix) {
+  size_t pl = strlen(prefix), sl = strlen(suffix);
+  char *s = malloc(pl + 2 * depth + sl + 1);
+  memcpy(s, prefix, pl);
+  for (size_t i = 0; i < depth; i++) s[pl + i] = '[';
+  for (size_t i = 0; i < depth; i++) s[pl + depth + i] = ']';
+  memcpy(s + pl + 2 * depth, suffix, sl + 1);
+  return s;
+}
+
+static void test_depth_cap(void **st) {
+  (void)st;
+  pusher__msg m;
+  char *s = nested(10000, "{\"event\":\"e\",\"data\":", "}");
+  assert_int_equal(decode(s, &m), PUSHER_ERR_JSON);
+  free(s);
+  s = nested(63, "{\"event\":\"e\",\"data\":", "}"); /* 63 + the outer object = 64 */
+  assert_int_equal(decode(s, &m), 0);
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  free(s);
+  s = nested(64, "{\"event\":\"e\",\"data\":", "}");
+  assert_int_equal(decode(s, &m), PUSHER_ERR_JSON);
+  free(s);
+  /* brackets in strings do not count */
+  assert_true(pusher__json_depth_ok("{\"a\":\"[[[[[[[[\\\"[[[[\"}", 22, 1));
+  assert_false(pusher__json_depth_ok("[[", 2, 1));
+  /* deep JSON inside a string data: kept as a string, not JSON */
+  char *inner = nested(200, "", "");
+  char *outer = malloc(strlen(inner) + 64);
+  sprintf(outer, "{\"event\":\"e\",\"data\":\"%s\"}", inner);
+  assert_int_equal(decode(outer, &m), 0);
+  assert_false(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  free(inner);
+  free(outer);
+}
+
+static void test_encoders(void **st) {
+  (void)st;
+  char *t;
+  size_t n;
+  assert_int_equal(pusher__proto_encode_subscribe(NULL, "my-channel", NULL, NULL, &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"\",\"channel\":\"my-channel\"}}");
+  assert_int_equal(n, strlen(t));
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_subscribe(NULL, "presence-x", "k:sig", "{\"user_id\":\"1\"}", &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"k:sig\",\"channel\":\"presence-x\",\"channel_data\":\"{\\\"user_id\\\":\\\"1\\\"}\"}}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_unsubscribe(NULL, "c", &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"c\"}}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_ping(NULL, &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"pusher:ping\",\"data\":{}}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_pong(NULL, &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"pusher:pong\",\"data\":{}}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_event(NULL, "client-x", "private-a", "{\"a\":1}", &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"client-x\",\"channel\":\"private-a\",\"data\":{\"a\":1}}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_event(NULL, "client-x", NULL, "\"s\"", &t, &n), 0);
+  assert_string_equal(t, "{\"event\":\"client-x\",\"data\":\"s\"}");
+  pusher__free(NULL, t);
+  assert_int_equal(pusher__proto_encode_event(NULL, "client-x", "c", "{bad", &t, &n), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_int_equal(pusher__proto_encode_event(NULL, "", "c", NULL, &t, &n), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_int_equal(pusher__proto_encode_subscription_error(NULL, "AuthError", "nope", 403, &t, &n), 0);
+  assert_string_equal(t, "{\"type\":\"AuthError\",\"error\":\"nope\",\"status\":403}");
+  pusher__free(NULL, t);
+  /* round trip through the decoder */
+  assert_int_equal(pusher__proto_encode_subscribe(NULL, "a", "x\"y", NULL, &t, &n), 0);
+  pusher__msg m;
+  assert_int_equal(decode(t, &m), 0);
+  assert_string_equal(m.event, "pusher:subscribe");
+  pusher__msg_free(NULL, &m);
+  pusher__free(NULL, t);
+}
+
+static void test_options(void **st) {
+  (void)st;
+  pusher_client_options o;
+  pusher_client_options_default(&o);
+  assert_int_equal(o.encrypted, 1);
+  assert_string_equal(o.cluster, "mt1");
+  assert_string_equal(o.auth_endpoint, "/pusher/auth");
+  assert_int_equal(o.auth_transport, PUSHER_AUTH_AJAX);
+  assert_true(o.reconnect_delay == 5.0);
+  assert_string_equal(o.user_auth_endpoint, "/pusher/user-auth");
+  assert_int_equal(o.ws_port, 80);
+  assert_int_equal(o.wss_port, 443);
+  assert_string_equal(o.ws_path, "");
+  assert_true(o.activity_timeout == 120.0);
+  assert_true(o.pong_timeout == 30.0);
+  assert_true(o.unavailable_timeout == 30.0);
+  assert_true(o.max_reconnect_delay == 10.0);
+  assert_true(o.connect_timeout == 15.0);
+  assert_int_equal(o.jitter, 1);
+  assert_int_equal(o.max_message_size, 256 * 1024);
+  assert_int_equal(o.max_send_queue, 1024 * 1024);
+  assert_int_equal(o.max_channels, 1000);
+  assert_string_equal(o.client_name, "libpusher-c");
+  assert_null(o.loop);
+  assert_int_equal(o.auto_connect, 0);
+  char why[200];
+  assert_int_equal(pusher__options_validate(&o, why, sizeof why), 0);
+  pusher_client_options b = o;
+  b.ws_port = 0;
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(why, "ws_port"));
+  b = o;
+  b.reconnect_delay = -1;
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  b = o;
+  b.max_reconnect_delay = 1;
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  b = o;
+  b.cluster = "eu/x";
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  b = o;
+  b.ws_host = "bad host";
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  b = o;
+  b.auth_transport = (pusher_auth_transport)7;
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  pusher_kv hv[] = {{"X-Bad", "a\r\nb"}};
+  b = o;
+  b.auth_headers = hv;
+  b.auth_headers_count = 1;
+  assert_int_equal(pusher__options_validate(&b, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_int_equal(pusher__options_validate(NULL, why, sizeof why), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_string_equal(pusher_state_name(PUSHER_STATE_INITIALIZED), "initialized");
+  assert_string_equal(pusher_state_name(PUSHER_STATE_CONNECTING), "connecting");
+  assert_string_equal(pusher_state_name(PUSHER_STATE_CONNECTED), "connected");
+  assert_string_equal(pusher_state_name(PUSHER_STATE_UNAVAILABLE), "unavailable");
+  assert_string_equal(pusher_state_name(PUSHER_STATE_FAILED), "failed");
+  assert_string_equal(pusher_state_name(PUSHER_STATE_DISCONNECTED), "disconnected");
+  assert_string_equal(pusher_state_name((pusher_state)42), "unknown");
+}
+
+static void test_channel_names(void **st) {
+  (void)st;
+  assert_true(pusher__channel_name_valid("my-channel"));
+  assert_true(pusher__channel_name_valid("private-a_b=c@d,e.f;g"));
+  assert_false(pusher__channel_name_valid(""));
+  assert_false(pusher__channel_name_valid(NULL));
+  assert_false(pusher__channel_name_valid("#server-to-user-1"));
+  assert_false(pusher__channel_name_valid("bad channel!"));
+  assert_false(pusher__channel_name_valid("a/b"));
+  char n[202];
+  memset(n, 'c', 200);
+  n[200] = '\0';
+  assert_true(pusher__channel_name_valid(n));
+  n[200] = 'c';
+  n[201] = '\0';
+  assert_false(pusher__channel_name_valid(n));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_decode_double_encoded), cmocka_unit_test(test_decode_object_string_absent),
+      cmocka_unit_test(test_decode_errors),         cmocka_unit_test(test_depth_cap),
+      cmocka_unit_test(test_encoders),              cmocka_unit_test(test_options),
+      cmocka_unit_test(test_channel_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
