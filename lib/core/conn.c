@@ -434,8 +434,11 @@ static void lose(pusher__conn *c, action act, int code, int err, const char *msg
     delay = backoff_delay(c);
     break;
   }
-  emit_conn(c, &ev);
-  if (c->dead || c->epoch != e) return;
+  /* As pusher-js (getCloseError): a normal close (1000/1001) is no error. */
+  if (!(err == PUSHER_ERR_CLOSED && (code == 1000 || code == 1001))) {
+    emit_conn(c, &ev);
+    if (c->dead || c->epoch != e) return;
+  }
   int will = 1;
   if (c->dlg.will_reconnect) {
     will = c->dlg.will_reconnect((pusher_client *)c->owner, &delay, c->dlg_user);
@@ -490,8 +493,10 @@ static void send_subscribe(pusher__conn *c, chan *ch) {
   }
   char *t;
   size_t n;
-  if (pusher__proto_encode_subscribe(c->m, ch->name, "", NULL, &t, &n) == 0 && send_text(c, t, n) == 0)
-    ch->sent = 1;
+  int rc = pusher__proto_encode_subscribe(c->m, ch->name, "", NULL, &t, &n);
+  if (rc == 0) rc = send_text(c, t, n);
+  if (rc == 0) ch->sent = 1;
+  else error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
 }
 
 static void subscribe_all(pusher__conn *c) {

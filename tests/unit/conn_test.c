@@ -339,7 +339,15 @@ static void test_seq_close_frame_below_4000(void **st) {
   clear_log();
   fs_send_close(&t.fs, 1001, "going away", now);
   assert_int_equal(t.fs.close_code, 1001); /* the engine answered the close */
-  assert_string_equal(LOG, "err:1001:PUSHER_ERR_CLOSED connected>connecting dlg:disconnect:1001:1 in:5");
+  /* a normal close (1001) is not an `error` (as pusher-js); the delegate still gets the code */
+  assert_string_equal(LOG, "connected>connecting dlg:disconnect:1001:1 in:5");
+  t_free(&t);
+  t_init(&t);
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  clear_log();
+  fs_send_close(&t.fs, 1011, "internal error", now);
+  assert_string_equal(LOG, "err:1011:PUSHER_ERR_CLOSED connected>connecting dlg:disconnect:1011:1 in:5");
   t_free(&t);
 }
 
