@@ -71,6 +71,7 @@
 #define READ_BUF 65536
 #define PLAIN_BUF 16384
 #define MAX_PUMP_ROUNDS 32
+#define LINGER_MS 2000 /* a graceful close gives up flushing after this */
 
 struct xport;
 
@@ -99,6 +100,8 @@ struct xport {
   uv_getaddrinfo_t gai;
   struct addrinfo *ai_list, *ai_cur;
   struct sock *s;
+  uv_timer_t linger; /* bounds a graceful close whose bytes cannot drain */
+  int linger_on;
   pusher__tls *tls;
   size_t inflight;
   int last_err;
@@ -253,11 +256,19 @@ static void xport_release(struct xport *x) {
   client_unref(c);
 }
 
+static void on_linger_closed(uv_handle_t *h) {
+  struct xport *x = h->data;
+  x->refs--;
+  xport_release(x);
+}
+
 static void on_sock_closed(uv_handle_t *h) {
   struct sock *s = h->data;
   struct xport *x = s->x;
   if (x->s == s) x->s = NULL;
   pusher__free(x->cl->mem, s);
+  if (x->linger_on && !uv_is_closing((uv_handle_t *)&x->linger))
+    uv_close((uv_handle_t *)&x->linger, on_linger_closed);
   x->refs--;
   xport_release(x);
 }
@@ -609,6 +620,11 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   sock_close(s);
 }
 
+static void on_linger(uv_timer_t *t) {
+  struct xport *x = t->data;
+  sock_close(x->s); /* the linger timer is closed with the socket */
+}
+
 /* The engine asked to close transport x: flush, then close (best effort). */
 static void xport_close_graceful(struct xport *x) {
   pusher_client *c = x->cl;
@@ -626,7 +642,16 @@ static void xport_close_graceful(struct xport *x) {
     pusher__tls_shutdown(x->tls);
     (void)tls_flush(x);
   }
-  if (uv_shutdown(&x->s->sreq, (uv_stream_t *)&x->s->h, on_shutdown) < 0) sock_close(x->s);
+  if (uv_shutdown(&x->s->sreq, (uv_stream_t *)&x->s->h, on_shutdown) < 0) {
+    sock_close(x->s);
+    return;
+  }
+  if (uv_timer_init(c->loop, &x->linger) == 0) {
+    x->linger.data = x;
+    x->linger_on = 1;
+    x->refs++;
+    uv_timer_start(&x->linger, on_linger, LINGER_MS, 0);
+  }
 }
 
 /* ------------------------------------------------------------------ pump */
