@@ -34,11 +34,14 @@ typedef struct rec {
   const char *del_on_name;
   int after_del;       /* callbacks seen after the delete */
   int deleted;
+  int on_caller_thread; /* callbacks seen on the thread that created the client */
+  uv_thread_t caller;
 } rec;
 
 static void rec_init(rec *r) {
   memset(r, 0, sizeof(*r));
   uv_mutex_init(&r->mu);
+  r->caller = uv_thread_self();
 }
 
 static void rec_add(rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -75,6 +78,12 @@ static int rec_count(rec *r, const char *needle) {
 static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *user) {
   rec *r = user;
   if (r->deleted) r->after_del++;
+  uv_thread_t self = uv_thread_self();
+  if (uv_thread_equal(&self, &r->caller)) {
+    uv_mutex_lock(&r->mu);
+    r->on_caller_thread++;
+    uv_mutex_unlock(&r->mu);
+  }
   if (!strcmp(ev->name, "state_change"))
     rec_add(r, "state:%s>%s%s%s", pusher_state_name(ev->previous), pusher_state_name(ev->current),
             ev->socket_id ? " sid=" : "", ev->socket_id ? ev->socket_id : "");
@@ -189,6 +198,12 @@ static void scenario_basic(uv_loop_t *loop) {
   assert_int_equal(pusher_client_state(c), PUSHER_STATE_DISCONNECTED);
   assert_int_equal(rtfs_count(srv, "conn"), 1); /* no retry after 4001 */
   assert_int_equal(pusher_client_socket_id(c, sid, sizeof(sid)), PUSHER_ERR_INVALID_STATE);
+  /* threaded mode: callbacks run on the client's loop thread only */
+  uv_mutex_lock(&r.mu);
+  int on_caller = r.on_caller_thread;
+  uv_mutex_unlock(&r.mu);
+  if (loop) assert_true(on_caller > 0);
+  else assert_int_equal(on_caller, 0);
   pusher_client_del(c);
   if (loop) finish_loop(loop);
   rtfs_stop(srv);
