@@ -1263,6 +1263,71 @@ static void test_transcripts(void **st) {
   assert_true(events > 0);
 }
 
+
+/* ------------------------------------------------------------------ out of memory */
+
+static long fm_left; /* allocations left before failing; < 0 = never fail */
+static long fm_count;
+
+static int fm_ok(void) {
+  fm_count++;
+  if (fm_left < 0) return 1;
+  if (fm_left == 0) return 0;
+  fm_left--;
+  return 1;
+}
+static void *fm_malloc(size_t n, void *u) { return fm_ok() ? malloc(n) : NULL; }
+static void fm_free(void *p, void *u) { free(p); }
+static void *fm_calloc(size_t n, size_t sz, void *u) { return fm_ok() ? calloc(n, sz) : NULL; }
+static void *fm_realloc(void *p, size_t n, void *u) { return fm_ok() ? realloc(p, n) : NULL; }
+
+static void fm_scenario(void) {
+  static const pusher_mem mem = {NULL, fm_malloc, fm_free, fm_calloc, fm_realloc};
+  T t;
+  t_init(&t);
+  t.o.mem = &mem;
+  pusher__conn_hooks h = {hook_auth};
+  if (pusher__conn_new(&t.c, "app-key", &t.o, &t, &h, &t) != 0) return;
+  pusher__conn_connection_bind(t.c, NULL, on_conn, &t, NULL);
+  pusher__conn_bind(t.c, NULL, NULL, on_event, &t, NULL);
+  pusher__conn_bind(t.c, "a", "e", on_event, &t, NULL);
+  fs_init(&t.fs, t.c);
+  pusher__conn_subscribe(t.c, "a", now);
+  pusher__conn_subscribe(t.c, "private-b", now);
+  t.mode = M_ACCEPT;
+  pusher__conn_connect(t.c, now);
+  advance(&t, 0);
+  if (t.auth_req) pusher__conn_auth_result(t.c, t.auth_req, 0, 200, NULL, "k:s", NULL, "c2VjcmV0", now);
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"a\"}", now);
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":{\"x\":[1,2,3]}}", now);
+  fs_send_text(&t.fs, "{\"event\":\"pusher:ping\"}", now);
+  fs_send_text(&t.fs, "bad", now);
+  pusher__conn_send_event(t.c, "client-x", "private-b", "{\"a\":1}", now);
+  fs_send_close(&t.fs, 4200, "", now);
+  advance(&t, 1000);
+  fs_drop(&t.fs, PUSHER_ERR_IO, now);
+  advance(&t, 20000);
+  pusher__conn_unsubscribe(t.c, "a", now);
+  pusher__conn_disconnect(t.c, now);
+  serve(&t);
+  t_free(&t);
+}
+
+static void test_out_of_memory(void **st) {
+  (void)st;
+  fm_left = -1;
+  fm_count = 0;
+  fm_scenario();
+  long total = fm_count;
+  assert_true(total > 10);
+  for (long i = 0; i < total; i++) {
+    fm_left = i;
+    fm_scenario(); /* must not crash or leak (ASan/valgrind) */
+  }
+  fm_left = -1;
+  print_message("out of memory: failed each of %ld allocations in turn\n", total);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_states_and_url),
@@ -1292,6 +1357,7 @@ int main(void) {
       cmocka_unit_test(test_stale_generation),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_transcripts),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
