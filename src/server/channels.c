@@ -1,0 +1,294 @@
+/* pusherd: channel registry, presence members, cache channels, fan-out. */
+#include "pusherd.h"
+
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+int pd_channel_name_valid(const pd_app *app, const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > app->max_channel_name) return 0;
+  const char *p = name;
+  if (has_prefix(name, "#server-to-user-")) p = name + strlen("#server-to-user-");
+  if (!*p) return 0;
+  for (; *p; p++) {
+    char ch = *p;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+          ch == '-' || ch == '=' || ch == '@' || ch == ',' || ch == '.' || ch == ';'))
+      return 0;
+  }
+  return 1;
+}
+
+pd_channel *pd_channel_get(pd_app *app, const char *name, int create) {
+  pd_channel *ch = pd_map_get(&app->channels, name);
+  if (ch || !create) return ch;
+  ch = pd_zalloc(sizeof *ch);
+  if (!ch) return NULL;
+  ch->app = app;
+  ch->name = pd_strdup(name);
+  ch->presence = has_prefix(name, "presence-");
+  ch->encrypted = has_prefix(name, "private-encrypted-");
+  ch->priv = has_prefix(name, "private-");
+  ch->cache = has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
+              has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-");
+  if (!ch->name || pd_map_put(&app->channels, name, ch) != 0) {
+    pd_free(ch->name);
+    pd_free(ch);
+    return NULL;
+  }
+  return ch;
+}
+
+static void channel_free(pd_channel *ch) {
+  for (size_t i = 0; i < ch->members.nb; i++)
+    for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) {
+      pd_member *m = e->val;
+      json_decref(m->user_info);
+      pd_free(m);
+    }
+  pd_map_free(&ch->members);
+  pd_msg_unref(ch->cached);
+  pd_free(ch->cached_json);
+  pd_free(ch->sub_conns);
+  pd_free(ch->name);
+  pd_free(ch);
+}
+
+static int cache_valid(const pd_channel *ch) {
+  return ch->cached && pd_wall_s() - ch->cached_at_s < (uint64_t)ch->app->cache_ttl;
+}
+
+void pd_channel_maybe_free(pd_channel *ch) {
+  if (ch->nsubs || cache_valid(ch)) return;
+  pd_map_del(&ch->app->channels, ch->name);
+  channel_free(ch);
+}
+
+void pd_app_free_channels(pd_app *app) {
+  for (size_t i = 0; i < app->channels.nb; i++)
+    for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) channel_free(e->val);
+  pd_map_free(&app->channels);
+}
+
+size_t pd_channel_subscription_count(const pd_channel *ch) { return ch->nsubs; }
+
+pd_sub *pd_conn_find_sub(pd_conn *c, const char *name) {
+  for (size_t i = 0; i < c->nsubs; i++)
+    if (strcmp(c->subs[i].ch->name, name) == 0) return &c->subs[i];
+  return NULL;
+}
+
+void pd_channel_broadcast(pd_channel *ch, pd_msg *m, pd_conn *except) {
+  size_t n = ch->nsubs;
+  if (!n) return;
+  /* Snapshot: queueing may close a subscriber, which leaves the channel. */
+  pd_conn *stack[64];
+  pd_conn **list = n <= 64 ? stack : pd_alloc(n * sizeof *list);
+  if (!list) return;
+  memcpy(list, ch->sub_conns, n * sizeof *list);
+  for (size_t i = 0; i < n; i++)
+    if (list[i] != except) pd_conn_queue(list[i], m);
+  if (list != stack) pd_free(list);
+}
+
+static void broadcast_json(pd_channel *ch, json_t *o, pd_conn *except) {
+  pd_msg *m = pd_msg_json(o);
+  json_decref(o);
+  if (!m) return;
+  pd_channel_broadcast(ch, m, except);
+  pd_msg_unref(m);
+}
+
+static json_t *encoded_data(json_t *d) {
+  char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(d);
+  json_t *r = json_string(s ? s : "{}");
+  free(s);
+  return r;
+}
+
+void pd_channel_send_count(pd_channel *ch) {
+  if (!ch->app->subscription_count || ch->presence || !ch->nsubs) return;
+  pd_server *s = ch->app->srv;
+  uint64_t now = s ? pd_now_ms(s) : 0;
+  if (ch->nsubs > 100 && ch->count_sent_ms && now - ch->count_sent_ms < 5000) {
+    ch->count_pending = 1;
+    return;
+  }
+  ch->count_pending = 0;
+  ch->count_sent_ms = now;
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string("pusher_internal:subscription_count"));
+  json_object_set_new(o, "channel", json_string(ch->name));
+  json_object_set_new(o, "data", encoded_data(json_pack("{s:I}", "subscription_count", (json_int_t)ch->nsubs)));
+  broadcast_json(ch, o, NULL);
+}
+
+void pd_channels_tick(pd_server *s) {
+  for (size_t a = 0; a < s->cfg->napps; a++) {
+    pd_app *app = s->cfg->apps[a];
+    for (size_t i = 0; i < app->channels.nb; i++)
+      for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
+        pd_channel *ch = e->val;
+        if (ch->count_pending) pd_channel_send_count(ch);
+      }
+  }
+}
+
+json_t *pd_channel_presence_json(pd_channel *ch) {
+  json_t *ids = json_array(), *hash = json_object();
+  for (size_t i = 0; i < ch->members.nb; i++)
+    for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) {
+      pd_member *m = e->val;
+      json_array_append_new(ids, json_string(e->key));
+      json_object_set(hash, e->key, m->user_info ? m->user_info : json_null());
+    }
+  return json_pack("{s:{s:o,s:o,s:I}}", "presence", "ids", ids, "hash", hash, "count",
+                   (json_int_t)ch->nmembers);
+}
+
+int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char *user_info_text,
+                    const char **err) {
+  if (c->nsubs == c->subs_alloc) {
+    size_t na = c->subs_alloc ? c->subs_alloc * 2 : 4;
+    pd_sub *ns = pd_realloc(c->subs, na * sizeof *ns);
+    if (!ns) goto nomem;
+    c->subs = ns;
+    c->subs_alloc = na;
+  }
+  if (ch->nsubs == ch->alloc) {
+    size_t na = ch->alloc ? ch->alloc * 2 : 8;
+    pd_conn **nc = pd_realloc(ch->sub_conns, na * sizeof *nc);
+    if (!nc) goto nomem;
+    ch->sub_conns = nc;
+    ch->alloc = na;
+  }
+  char *uid = NULL;
+  if (ch->presence) {
+    uid = pd_strdup(user_id);
+    if (!uid) goto nomem;
+    pd_member *m = pd_map_get(&ch->members, user_id);
+    if (m) {
+      m->count++;
+    } else {
+      if (ch->nmembers >= ch->app->max_presence_members) {
+        pd_free(uid);
+        *err = "Presence channel is full (member limit reached)";
+        return -1;
+      }
+      m = pd_zalloc(sizeof *m);
+      if (!m) {
+        pd_free(uid);
+        goto nomem;
+      }
+      m->count = 1;
+      if (user_info_text) m->user_info = json_loads(user_info_text, JSON_DECODE_ANY, NULL);
+      if (pd_map_put(&ch->members, user_id, m) != 0) {
+        json_decref(m->user_info);
+        pd_free(m);
+        pd_free(uid);
+        goto nomem;
+      }
+      ch->nmembers++;
+      json_t *d = json_object();
+      json_object_set_new(d, "user_id", json_string(user_id));
+      if (m->user_info) json_object_set(d, "user_info", m->user_info);
+      json_t *o = json_object();
+      json_object_set_new(o, "event", json_string("pusher_internal:member_added"));
+      json_object_set_new(o, "channel", json_string(ch->name));
+      json_object_set_new(o, "data", encoded_data(d));
+      broadcast_json(ch, o, c);
+    }
+  }
+  pd_sub *s = &c->subs[c->nsubs++];
+  s->ch = ch;
+  s->idx = ch->nsubs;
+  s->user_id = uid;
+  ch->sub_conns[ch->nsubs++] = c;
+  return 0;
+nomem:
+  *err = "Server out of memory";
+  return -1;
+}
+
+void pd_channel_leave(pd_conn *c, size_t si) {
+  pd_sub sub = c->subs[si];
+  c->subs[si] = c->subs[--c->nsubs];
+  pd_channel *ch = sub.ch;
+  /* remove from channel: swap with last, fix the moved conn's index */
+  size_t last = --ch->nsubs;
+  if (sub.idx != last) {
+    pd_conn *moved = ch->sub_conns[last];
+    ch->sub_conns[sub.idx] = moved;
+    for (size_t i = 0; i < moved->nsubs; i++)
+      if (moved->subs[i].ch == ch) {
+        moved->subs[i].idx = sub.idx;
+        break;
+      }
+  }
+  if (ch->presence && sub.user_id) {
+    pd_member *m = pd_map_get(&ch->members, sub.user_id);
+    if (m && --m->count == 0) {
+      pd_map_del(&ch->members, sub.user_id);
+      json_decref(m->user_info);
+      pd_free(m);
+      ch->nmembers--;
+      json_t *o = json_object();
+      json_object_set_new(o, "event", json_string("pusher_internal:member_removed"));
+      json_object_set_new(o, "channel", json_string(ch->name));
+      json_object_set_new(o, "data", encoded_data(json_pack("{s:s}", "user_id", sub.user_id)));
+      broadcast_json(ch, o, c);
+    }
+  }
+  pd_free(sub.user_id);
+  pd_channel_send_count(ch);
+  pd_channel_maybe_free(ch);
+}
+
+void pd_conn_leave_all(pd_conn *c) {
+  while (c->nsubs) pd_channel_leave(c, c->nsubs - 1);
+}
+
+pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id) {
+  if (!s) return NULL;
+  for (pd_conn *c = s->conns; c; c = c->next)
+    if (c->app == app && c->counted && strcmp(c->socket_id, socket_id) == 0) return c;
+  return NULL;
+}
+
+int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
+  pd_channel *ch = pd_channel_get(app, channel, 0);
+  int is_cache = has_prefix(channel, "cache-") || has_prefix(channel, "private-cache-") ||
+                 has_prefix(channel, "private-encrypted-cache-") || has_prefix(channel, "presence-cache-");
+  if (!ch && !is_cache) return 0;
+  if (!ch) ch = pd_channel_get(app, channel, 1);
+  if (!ch) return -1;
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string(event));
+  json_object_set_new(o, "channel", json_string(channel));
+  json_object_set_new(o, "data", json_string(data));
+  char *text = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (!text) return -1;
+  pd_msg *m = pd_msg_frame(text, strlen(text));
+  if (!m) {
+    free(text);
+    return -1;
+  }
+  pd_channel_broadcast(ch, m, except);
+  if (ch->cache) {
+    pd_msg_unref(ch->cached);
+    pd_free(ch->cached_json);
+    ch->cached = m;
+    pd_msg_ref(m);
+    ch->cached_json = pd_strdup(data);
+    ch->cached_at_s = pd_wall_s();
+  }
+  free(text);
+  pd_msg_unref(m);
+  pd_channel_maybe_free(ch);
+  return 0;
+}

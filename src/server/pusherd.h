@@ -1,0 +1,297 @@
+/* pusherd: a Pusher Channels (protocol 7) compatible server on libuv.
+ *
+ * Layout:
+ *   pusherd.h   internal types and the functions the program, the unit tests
+ *               and the fuzzers share
+ *   config.c    apps, limits, flags, environment, --config FILE
+ *   sign_srv.c  HMAC-SHA256 / MD5 hex helpers and the REST signature check
+ *   server.c    libuv listener, per-connection HTTP parsing, WebSocket
+ *               upgrade, output queues, timers, graceful shutdown
+ *   ws_proto.c  Pusher messages from clients: parse, validate, dispatch
+ *   channels.c  channel registry, presence members, cache, fan-out
+ *   rest.c      HTTP API (/apps/<id>/...), health endpoints
+ *   main.c      the pusherd program (options, signals)
+ *
+ * Caps (all documented in --help):
+ *   HTTP request headers 16 KiB, HTTP body 1 MiB (413 above),
+ *   inbound WebSocket message 256 KiB (close 1009 above; pusher:error for
+ *   messages over the app's client-event data cap),
+ *   per-connection output queue PD_OUTQ_CAP_DEFAULT bytes (4 MiB; a consumer
+ *   falling behind past it is closed with 4100 "over capacity, retry later").
+ */
+#ifndef PUSHERD_H
+#define PUSHERD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <uv.h>
+#include <jansson.h>
+#include <http_parser.h>
+
+
+/* ------------------------------------------------------------------ ws (wsframe.c) */
+typedef struct pd_ws pd_ws;
+typedef struct pd_ws_callbacks {
+  void (*on_text)(const uint8_t *msg, size_t len, void *ud);
+  void (*on_binary)(const uint8_t *msg, size_t len, void *ud);
+  void (*on_close)(uint16_t code, void *ud);
+  void (*on_error)(int close_code, const char *why, void *ud);
+  void (*on_pong)(void *ud);
+} pd_ws_callbacks;
+/* Queues the 101 reply; NULL on a bad key or OOM. */
+pd_ws *pd_ws_server_new(const char *key, size_t max_msg, const pd_ws_callbacks *cb, void *ud);
+void pd_ws_del(pd_ws *ws);
+int pd_ws_recv(pd_ws *ws, const uint8_t *in, size_t len);
+void pd_ws_stop(pd_ws *ws);   /* ignore the rest of the input */
+int pd_ws_send_close(pd_ws *ws, uint16_t code, const char *reason);
+size_t pd_ws_pending(pd_ws *ws, const uint8_t **out);
+void pd_ws_consume(pd_ws *ws, size_t n);
+int pd_ws_close_sent(const pd_ws *ws);
+int pd_ws_accept_key(const char *key, char *out, size_t outlen);
+size_t pd_ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t len);
+
+#define PD_HEADER_CAP (16u * 1024u)
+#define PD_BODY_CAP (1024u * 1024u)
+#define PD_WS_MSG_CAP (256u * 1024u)
+#define PD_OUTQ_CAP_DEFAULT (4u * 1024u * 1024u)
+#define PD_PONG_TIMEOUT_S 30
+
+/* ------------------------------------------------------------------ log */
+enum { PD_LOG_DEBUG = 0, PD_LOG_INFO, PD_LOG_WARN, PD_LOG_ERROR, PD_LOG_OFF };
+extern int pd_log_level;
+int pd_log_level_parse(const char *s); /* -1 when unknown */
+void pd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ map */
+/* String-keyed chained hash map (keys copied). */
+typedef struct pd_map_ent {
+  struct pd_map_ent *next;
+  void *val;
+  size_t klen;
+  char key[];
+} pd_map_ent;
+typedef struct pd_map {
+  pd_map_ent **b;
+  size_t nb, n;
+} pd_map;
+void *pd_map_get(const pd_map *m, const char *key);
+int pd_map_put(pd_map *m, const char *key, void *val);   /* 0, or -1 on OOM */
+void *pd_map_del(pd_map *m, const char *key);            /* returns old val */
+void pd_map_free(pd_map *m);
+/* iterate: for (i...) for (e = m->b[i]; e; e = e->next) */
+
+/* ------------------------------------------------------------------ apps */
+typedef struct pd_app {
+  char *id, *key, *secret;
+  int enabled;
+  int client_events;
+  int user_auth;              /* pusher:signin accepted */
+  int subscription_count;     /* pusher_internal:subscription_count */
+  long max_connections;       /* -1 = unlimited */
+  int activity_timeout;       /* seconds, sent in connection_established */
+  size_t max_event_data;      /* bytes (10 KB) */
+  size_t max_channels_per_event; /* 100 */
+  size_t max_batch;           /* 10 */
+  size_t max_channel_name;    /* 200 */
+  size_t max_event_name;      /* 200 */
+  size_t max_presence_members; /* 100 */
+  size_t max_user_info;       /* 1024 */
+  size_t max_user_id;         /* 128 */
+  int client_event_rate;      /* per second, 10 */
+  int cache_ttl;              /* seconds, 1800 */
+  /* runtime */
+  long connections;
+  pd_map channels;            /* name -> pd_channel* */
+  struct pd_server *srv;
+} pd_app;
+
+typedef struct pd_config {
+  char *host;
+  int port;
+  size_t outq_cap;
+  pd_app **apps;
+  size_t napps;
+  int shutdown_grace_ms;
+} pd_config;
+
+void pd_config_init(pd_config *c);
+void pd_config_free(pd_config *c);
+pd_app *pd_app_new(const char *id, const char *key, const char *secret);
+void pd_app_free(pd_app *a);
+int pd_config_add_app(pd_config *c, pd_app *a);
+/* Load a JSON config file; on error writes "file:line:col: what" to err. */
+int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen);
+pd_app *pd_config_app_by_key(const pd_config *c, const char *key);
+pd_app *pd_config_app_by_id(const pd_config *c, const char *id);
+
+/* ------------------------------------------------------------------ sign */
+void pd_hmac_hex(const char *secret, const void *msg, size_t len, char out[65]);
+void pd_md5_hex(const void *msg, size_t len, char out[33]);
+int pd_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+/* Verify "<key>:<hex>" for string_to_sign; 1 if valid. */
+int pd_verify_auth(const pd_app *app, const char *auth, const char *to_sign, size_t to_sign_len);
+
+/* ------------------------------------------------------------------ msgs */
+/* A complete server WebSocket frame (header + payload), shared by refcount
+ * among every socket it is queued to. */
+typedef struct pd_msg {
+  unsigned refs;
+  size_t len;
+  uint8_t data[];
+} pd_msg;
+pd_msg *pd_msg_frame(const char *payload, size_t len); /* text frame */
+pd_msg *pd_msg_raw(const void *bytes, size_t len);     /* bytes as-is */
+pd_msg *pd_msg_json(json_t *obj);                      /* compact JSON text frame */
+void pd_msg_ref(pd_msg *m);
+void pd_msg_unref(pd_msg *m);
+
+/* ------------------------------------------------------------------ conns */
+typedef struct pd_server pd_server;
+typedef struct pd_channel pd_channel;
+
+typedef struct pd_sub {
+  pd_channel *ch;
+  size_t idx;                 /* position in ch->subs */
+  char *user_id;              /* presence only */
+} pd_sub;
+
+typedef struct pd_conn {
+  pd_server *srv;
+  struct pd_conn *prev, *next;
+  uv_tcp_t tcp;
+  int detached;               /* no socket (fuzzers / unit tests) */
+  int closing;                /* uv_close called or scheduled */
+  int close_after_flush;
+  uint64_t close_started_ms;
+  int is_ws;
+  /* HTTP */
+  http_parser parser;
+  size_t header_bytes;
+  char *url;
+  size_t url_len;
+  char *hfield, *hvalue;      /* current header */
+  size_t hfield_len, hvalue_len;
+  int last_was_value;
+  char *ws_key;
+  int upgrade_ws;
+  char *body;
+  size_t body_len;
+  int body_too_large;
+  int req_done;
+  int http_error;
+  /* WebSocket / Pusher */
+  pd_ws *ws;
+  pd_app *app;
+  char socket_id[48];
+  pd_sub *subs;
+  size_t nsubs, subs_alloc;
+  char *user_id;              /* after pusher:signin */
+  uint64_t last_rx_ms;
+  uint64_t ping_sent_ms;
+  uint64_t rate_window_ms;
+  int rate_count;
+  int counted;                /* counted in app->connections */
+  int overflow;               /* output cap exceeded: close 4100 soon */
+  /* output */
+  size_t out_bytes;           /* queued, not yet written */
+  uint64_t sent_frames;
+} pd_conn;
+
+struct pd_server {
+  uv_loop_t *loop;
+  pd_config *cfg;
+  uv_tcp_t listener;
+  int listening;
+  uv_timer_t tick;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t grace;
+  int shutting_down;
+  pd_conn *conns;
+  size_t nconns;
+  uint64_t seq;
+  uint64_t rng;
+  uint64_t fake_now_ms;       /* detached mode clock */
+  int exit_code;
+  int pong_timeout_ms;
+  int handles_closed;
+  int signals_on;
+};
+
+/* server.c */
+int pd_server_init(pd_server *s, uv_loop_t *loop, pd_config *cfg);
+int pd_server_listen(pd_server *s);
+void pd_server_shutdown(pd_server *s);  /* graceful: 4200 to everyone */
+void pd_server_free(pd_server *s);      /* after the loop ended */
+uint64_t pd_now_ms(pd_server *s);
+uint64_t pd_wall_s(void);
+/* Detached connections for fuzzers/tests: no socket, output discarded. */
+pd_conn *pd_conn_new_detached(pd_server *s);
+/* Feed raw bytes as if read from the socket (HTTP, then WebSocket). */
+void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len);
+void pd_conn_destroy(pd_conn *c);
+/* Queue a shared frame; 0 or -1 (connection closed / over cap). */
+int pd_conn_queue(pd_conn *c, pd_msg *m);
+int pd_conn_send_json(pd_conn *c, json_t *obj); /* steals nothing */
+void pd_conn_send_error(pd_conn *c, int code, const char *message, const char *channel);
+/* pusher:error (when code != 0) then close frame with code; flush, close. */
+void pd_conn_close(pd_conn *c, int code, const char *message);
+void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len);
+
+/* ws_proto.c: one Pusher message from a client. */
+void pd_proto_established(pd_conn *c);
+void pd_proto_on_text(pd_conn *c, const uint8_t *msg, size_t len);
+
+/* channels.c */
+struct pd_channel {
+  pd_app *app;
+  char *name;
+  int presence, priv, encrypted, cache;
+  pd_conn **sub_conns;
+  size_t nsubs, alloc;
+  pd_map members;             /* user_id -> pd_member* */
+  size_t nmembers;
+  pd_msg *cached;             /* last REST event frame (cache channels) */
+  char *cached_json;          /* its JSON text (for GET ?info=cache) */
+  uint64_t cached_at_s;
+  uint64_t count_sent_ms;
+  int count_pending;
+};
+typedef struct pd_member {
+  json_t *user_info;          /* NULL = null */
+  size_t count;               /* sockets of this user on the channel */
+} pd_member;
+
+int pd_channel_name_valid(const pd_app *app, const char *name);
+pd_channel *pd_channel_get(pd_app *app, const char *name, int create);
+pd_sub *pd_conn_find_sub(pd_conn *c, const char *name);
+/* returns 0, or -1 error (message in *err) */
+int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char *user_info,
+                    const char **err);
+void pd_channel_leave(pd_conn *c, size_t sub_index);
+void pd_conn_leave_all(pd_conn *c);
+/* Broadcast a frame to every subscriber except `except` (may be NULL). */
+void pd_channel_broadcast(pd_channel *ch, pd_msg *m, pd_conn *except);
+void pd_channel_maybe_free(pd_channel *ch);
+void pd_channel_send_count(pd_channel *ch);
+json_t *pd_channel_presence_json(pd_channel *ch);
+size_t pd_channel_subscription_count(const pd_channel *ch);
+void pd_app_free_channels(pd_app *app);
+void pd_channels_tick(pd_server *s);
+/* REST publish: encode once, fan out, cache. */
+int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except);
+pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id);
+
+/* rest.c: a complete HTTP request; replies through pd_conn_http_reply. */
+void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len,
+                    const char *body, size_t body_len);
+
+/* util */
+char *pd_strdup(const char *s);
+char *pd_strndup(const char *s, size_t n);
+void *pd_alloc(size_t n);
+void *pd_zalloc(size_t n);
+void *pd_realloc(void *p, size_t n);
+void pd_free(void *p);
+
+#endif

@@ -1,0 +1,554 @@
+/* pusherd: the HTTP API (/apps/<id>/...) and health endpoints. */
+#include "pusherd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ctype.h>
+#include <stdarg.h>
+
+typedef struct kv {
+  char *k, *v;
+} kv;
+
+typedef struct query {
+  kv *p;
+  size_t n;
+} query;
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+static char *pct_decode(const char *s, size_t n) {
+  char *o = pd_alloc(n + 1);
+  if (!o) return NULL;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
+      o[j++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+      i += 2;
+    } else {
+      o[j++] = s[i];
+    }
+  }
+  o[j] = 0;
+  return o;
+}
+
+static void query_free(query *q) {
+  for (size_t i = 0; i < q->n; i++) pd_free(q->p[i].k), pd_free(q->p[i].v);
+  pd_free(q->p);
+  q->p = NULL;
+  q->n = 0;
+}
+
+static int query_parse(query *q, const char *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t j = i;
+    while (j < len && s[j] != '&') j++;
+    if (j > i) {
+      const char *eq = memchr(s + i, '=', j - i);
+      size_t kl = eq ? (size_t)(eq - (s + i)) : j - i;
+      kv *np = pd_realloc(q->p, (q->n + 1) * sizeof *np);
+      if (!np) return -1;
+      q->p = np;
+      q->p[q->n].k = pct_decode(s + i, kl);
+      q->p[q->n].v = eq ? pct_decode(eq + 1, (size_t)(s + j - eq - 1)) : pd_strdup("");
+      q->n++;
+      if (!q->p[q->n - 1].k || !q->p[q->n - 1].v) return -1;
+    }
+    i = j + 1;
+  }
+  return 0;
+}
+
+static const char *query_get(const query *q, const char *k) {
+  for (size_t i = 0; i < q->n; i++)
+    if (strcmp(q->p[i].k, k) == 0) return q->p[i].v;
+  return NULL;
+}
+
+static int kv_cmp(const void *a, const void *b) {
+  const kv *x = a, *y = b;
+  int r = strcmp(x->k, y->k);
+  return r ? r : strcmp(x->v, y->v);
+}
+
+static void reply_json(pd_conn *c, int status, json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (!s) {
+    pd_conn_http_reply(c, 500, "{\"error\":\"out of memory\"}", 25);
+    return;
+  }
+  pd_conn_http_reply(c, status, s, strlen(s));
+  free(s);
+}
+
+static void reply_error(pd_conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(pd_conn *c, int status, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pd_log(PD_LOG_INFO, "msg=\"http error\" status=%d error=\"%s\"", status, msg);
+  reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+/* 0 when the request is correctly signed; else replies 401 and returns -1. */
+static int check_signature(pd_conn *c, pd_app *app, const char *method, const char *path, query *q,
+                           const char *body, size_t body_len) {
+  const char *key = query_get(q, "auth_key");
+  const char *ts = query_get(q, "auth_timestamp");
+  const char *ver = query_get(q, "auth_version");
+  const char *sig = query_get(q, "auth_signature");
+  const char *md5 = query_get(q, "body_md5");
+  if (!key || !ts || !ver || !sig) {
+    reply_error(c, 401, "Missing authentication parameters (auth_key, auth_timestamp, auth_version, auth_signature)");
+    return -1;
+  }
+  if (strcmp(key, app->key) != 0) {
+    reply_error(c, 401, "Unknown auth_key");
+    return -1;
+  }
+  if (strcmp(ver, "1.0") != 0) {
+    reply_error(c, 401, "Unsupported auth_version (expected 1.0)");
+    return -1;
+  }
+  char *end = NULL;
+  long long t = strtoll(ts, &end, 10);
+  long long now = (long long)pd_wall_s();
+  if (!*ts || *end || t < now - 600 || t > now + 600) {
+    reply_error(c, 401, "Timestamp expired: given timestamp (%.40s) not within 600s of server time (%lld)", ts, now);
+    return -1;
+  }
+  if (body_len > 0 || md5) {
+    char got[33];
+    pd_md5_hex(body, body_len, got);
+    if (!md5 || strcmp(md5, got) != 0) {
+      reply_error(c, 401, "Invalid body_md5: the MD5 of the body is %s", got);
+      return -1;
+    }
+  }
+  /* string to sign: METHOD\nPATH\nsorted lowercase-key query without auth_signature */
+  kv *sorted = pd_alloc((q->n ? q->n : 1) * sizeof *sorted);
+  if (!sorted) return -1;
+  size_t ns = 0, total = strlen(method) + strlen(path) + 4;
+  for (size_t i = 0; i < q->n; i++) {
+    if (strcmp(q->p[i].k, "auth_signature") == 0) continue;
+    sorted[ns++] = q->p[i];
+    total += strlen(q->p[i].k) + strlen(q->p[i].v) + 2;
+  }
+  char **lower = pd_zalloc((ns ? ns : 1) * sizeof *lower);
+  for (size_t i = 0; lower && i < ns; i++) {
+    lower[i] = pd_strdup(sorted[i].k);
+    for (char *p = lower[i]; p && *p; p++) *p = (char)tolower((unsigned char)*p);
+    sorted[i].k = lower[i];
+  }
+  qsort(sorted, ns, sizeof *sorted, kv_cmp);
+  char *s = pd_alloc(total + 1);
+  int ok = 0;
+  if (s && lower) {
+    size_t o = (size_t)sprintf(s, "%s\n%s\n", method, path);
+    for (size_t i = 0; i < ns; i++) o += (size_t)sprintf(s + o, "%s%s=%s", i ? "&" : "", sorted[i].k, sorted[i].v);
+    char want[65];
+    pd_hmac_hex(app->secret, s, o, want);
+    ok = pd_ct_equal(sig, strlen(sig), want, 64);
+    if (!ok) pd_log(PD_LOG_DEBUG, "msg=\"bad signature\" signed=\"%s\"", s);
+  }
+  for (size_t i = 0; lower && i < ns; i++) pd_free(lower[i]);
+  pd_free(lower);
+  pd_free(sorted);
+  pd_free(s);
+  if (!ok) {
+    reply_error(c, 401, "Invalid signature: expected HMAC SHA256 hex digest of METHOD\\nPATH\\nsorted query");
+    return -1;
+  }
+  return 0;
+}
+
+static int socket_id_valid(const char *s) {
+  const char *dot = strchr(s, '.');
+  if (!dot || dot == s || !dot[1]) return 0;
+  for (const char *p = s; *p; p++)
+    if (p != dot && (*p < '0' || *p > '9')) return 0;
+  return 1;
+}
+
+static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+/* Parse the "info" attribute list; sets flags; -1 on an unknown attribute. */
+static int parse_info(const char *info, int *user_count, int *sub_count, int *cache) {
+  *user_count = *sub_count = 0;
+  if (cache) *cache = 0;
+  if (!info || !*info) return 0;
+  char *dup = pd_strdup(info), *save = NULL;
+  int rc = 0;
+  for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (strcmp(t, "user_count") == 0) *user_count = 1;
+    else if (strcmp(t, "subscription_count") == 0) *sub_count = 1;
+    else if (cache && strcmp(t, "cache") == 0) *cache = 1;
+    else rc = -1;
+  }
+  pd_free(dup);
+  return rc;
+}
+
+static json_t *channel_info(pd_app *app, const char *name, int uc, int sc) {
+  pd_channel *ch = pd_channel_get(app, name, 0);
+  json_t *o = json_object();
+  if (uc && has_prefix(name, "presence-")) json_object_set_new(o, "user_count", json_integer(ch ? (json_int_t)ch->nmembers : 0));
+  if (sc) json_object_set_new(o, "subscription_count", json_integer(ch ? (json_int_t)ch->nsubs : 0));
+  return o;
+}
+
+typedef struct ev {
+  const char *name, *data;
+  char *data_owned;
+  const char **channels;
+  size_t nch;
+  const char *socket_id;
+  const char *info;
+} ev;
+
+/* Validate one event object (batch: single channel).  Returns 0 or replies. */
+static int parse_event(pd_conn *c, pd_app *app, json_t *o, ev *e, int batch) {
+  memset(e, 0, sizeof *e);
+  if (!json_is_object(o)) {
+    reply_error(c, 400, "The event must be a JSON object");
+    return -1;
+  }
+  json_t *jn = json_object_get(o, "name");
+  if (!json_is_string(jn) || json_string_length(jn) == 0) {
+    reply_error(c, 400, "Missing or invalid \"name\" (a non-empty string)");
+    return -1;
+  }
+  if (json_string_length(jn) > app->max_event_name || strlen(json_string_value(jn)) != json_string_length(jn)) {
+    reply_error(c, 400, "Event name too long (max %zu)", app->max_event_name);
+    return -1;
+  }
+  e->name = json_string_value(jn);
+  json_t *jd = json_object_get(o, "data");
+  if (!jd) {
+    reply_error(c, 400, "Missing \"data\"");
+    return -1;
+  }
+  size_t dl;
+  if (json_is_string(jd)) {
+    e->data = json_string_value(jd);
+    dl = json_string_length(jd);
+    if (strlen(e->data) != dl) {
+      reply_error(c, 400, "\"data\" contains a NUL character");
+      return -1;
+    }
+  } else {
+    char *t = json_dumps(jd, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!t) {
+      reply_error(c, 400, "Invalid \"data\"");
+      return -1;
+    }
+    e->data_owned = pd_strdup(t);
+    free(t);
+    e->data = e->data_owned;
+    dl = strlen(e->data);
+  }
+  if (dl > app->max_event_data) {
+    pd_free(e->data_owned), e->data_owned = NULL;
+    reply_error(c, 413, "Event data too large: %zu bytes (max %zu)", dl, app->max_event_data);
+    return -1;
+  }
+  json_t *chs = json_object_get(o, "channels"), *ch1 = json_object_get(o, "channel");
+  size_t n = 0;
+  if (batch && chs) {
+    reply_error(c, 400, "A batch event takes exactly one \"channel\"");
+    goto fail;
+  }
+  if (chs && ch1) {
+    reply_error(c, 400, "Give either \"channel\" or \"channels\", not both");
+    goto fail;
+  }
+  if (chs) {
+    if (!json_is_array(chs) || json_array_size(chs) == 0) {
+      reply_error(c, 400, "\"channels\" must be a non-empty array of channel names");
+      goto fail;
+    }
+    n = json_array_size(chs);
+    if (n > app->max_channels_per_event) {
+      reply_error(c, 400, "Too many channels: %zu (max %zu)", n, app->max_channels_per_event);
+      goto fail;
+    }
+  } else if (ch1) {
+    n = 1;
+  } else {
+    reply_error(c, 400, "Missing \"channel\" or \"channels\"");
+    goto fail;
+  }
+  e->channels = pd_zalloc(n * sizeof *e->channels);
+  if (!e->channels) goto fail;
+  e->nch = n;
+  for (size_t i = 0; i < n; i++) {
+    json_t *jc = chs ? json_array_get(chs, i) : ch1;
+    if (!json_is_string(jc) || strlen(json_string_value(jc)) != json_string_length(jc) ||
+        !pd_channel_name_valid(app, json_string_value(jc))) {
+      reply_error(c, 400, "Invalid channel name at position %zu", i);
+      goto fail;
+    }
+    e->channels[i] = json_string_value(jc);
+    if (n > 1 && has_prefix(e->channels[i], "private-encrypted-")) {
+      reply_error(c, 400, "An event for a private-encrypted- channel must target exactly one channel");
+      goto fail;
+    }
+  }
+  json_t *sid = json_object_get(o, "socket_id");
+  if (sid && !json_is_null(sid)) {
+    if (!json_is_string(sid) || !socket_id_valid(json_string_value(sid))) {
+      reply_error(c, 400, "Invalid socket_id (expected digits.digits)");
+      goto fail;
+    }
+    e->socket_id = json_string_value(sid);
+  }
+  json_t *info = json_object_get(o, "info");
+  if (info && !json_is_null(info)) {
+    int uc, sc;
+    if (!json_is_string(info) || parse_info(json_string_value(info), &uc, &sc, NULL) != 0) {
+      reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count");
+      goto fail;
+    }
+    e->info = json_string_value(info);
+  }
+  return 0;
+fail:
+  pd_free(e->data_owned);
+  pd_free(e->channels);
+  memset(e, 0, sizeof *e);
+  return -1;
+}
+
+static void ev_free(ev *e) {
+  pd_free(e->data_owned);
+  pd_free(e->channels);
+}
+
+static void publish_event(pd_conn *c, pd_app *app, ev *e) {
+  pd_conn *except = e->socket_id ? pd_server_find_socket(c->srv, app, e->socket_id) : NULL;
+  for (size_t i = 0; i < e->nch; i++) pd_publish(app, e->channels[i], e->name, e->data, except);
+}
+
+static json_t *event_info(pd_app *app, ev *e) {
+  int uc, sc;
+  parse_info(e->info, &uc, &sc, NULL);
+  json_t *chs = json_object();
+  for (size_t i = 0; i < e->nch; i++) json_object_set_new(chs, e->channels[i], channel_info(app, e->channels[i], uc, sc));
+  return chs;
+}
+
+static void do_events(pd_conn *c, pd_app *app, const char *body, size_t len) {
+  json_t *o = json_loadb(body, len, 0, NULL);
+  if (!o) {
+    reply_error(c, 400, "The body must be a JSON object");
+    return;
+  }
+  ev e;
+  if (parse_event(c, app, o, &e, 0) == 0) {
+    publish_event(c, app, &e);
+    json_t *r = json_object();
+    if (e.info) json_object_set_new(r, "channels", event_info(app, &e));
+    reply_json(c, 200, r);
+    ev_free(&e);
+  }
+  json_decref(o);
+}
+
+static void do_batch(pd_conn *c, pd_app *app, const char *body, size_t len) {
+  json_t *o = json_loadb(body, len, 0, NULL);
+  json_t *b = json_is_object(o) ? json_object_get(o, "batch") : NULL;
+  if (!json_is_array(b)) {
+    reply_error(c, 400, "The body must be {\"batch\":[...]}");
+    json_decref(o);
+    return;
+  }
+  size_t n = json_array_size(b);
+  if (n > app->max_batch) {
+    reply_error(c, 400, "Batch too large: %zu events (max %zu)", n, app->max_batch);
+    json_decref(o);
+    return;
+  }
+  ev *evs = pd_zalloc((n ? n : 1) * sizeof *evs);
+  size_t ok = 0;
+  int any_info = 0;
+  for (; evs && ok < n; ok++) {
+    if (parse_event(c, app, json_array_get(b, ok), &evs[ok], 1) != 0) break;
+    any_info |= evs[ok].info != NULL;
+  }
+  if (evs && ok == n) {
+    for (size_t i = 0; i < n; i++) publish_event(c, app, &evs[i]);
+    json_t *r = json_object();
+    if (any_info) {
+      json_t *arr = json_array();
+      for (size_t i = 0; i < n; i++) {
+        json_t *chs = evs[i].info ? event_info(app, &evs[i]) : NULL;
+        json_t *one = chs ? json_incref(json_object_get(chs, evs[i].channels[0])) : json_object();
+        json_decref(chs);
+        json_array_append_new(arr, one);
+      }
+      json_object_set_new(r, "batch", arr);
+    }
+    reply_json(c, 200, r);
+  }
+  for (size_t i = 0; evs && i < ok; i++) ev_free(&evs[i]);
+  pd_free(evs);
+  json_decref(o);
+}
+
+static void do_channels(pd_conn *c, pd_app *app, query *q) {
+  const char *prefix = query_get(q, "filter_by_prefix");
+  const char *info = query_get(q, "info");
+  int uc, sc;
+  if (parse_info(info, &uc, &sc, NULL) != 0) {
+    reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count");
+    return;
+  }
+  if (uc && (!prefix || !has_prefix(prefix, "presence-"))) {
+    reply_error(c, 400, "info=user_count is only allowed with filter_by_prefix=presence-");
+    return;
+  }
+  json_t *chs = json_object();
+  for (size_t i = 0; i < app->channels.nb; i++)
+    for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
+      pd_channel *ch = e->val;
+      if (!ch->nsubs || ch->name[0] == '#') continue;
+      if (prefix && !has_prefix(ch->name, prefix)) continue;
+      json_object_set_new(chs, ch->name, channel_info(app, ch->name, uc, sc));
+    }
+  reply_json(c, 200, json_pack("{s:o}", "channels", chs));
+}
+
+static void do_channel(pd_conn *c, pd_app *app, const char *name, query *q) {
+  int uc, sc, cache;
+  if (parse_info(query_get(q, "info"), &uc, &sc, &cache) != 0) {
+    reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count, subscription_count and cache");
+    return;
+  }
+  if (uc && !has_prefix(name, "presence-")) {
+    reply_error(c, 400, "info=user_count is only available for presence- channels");
+    return;
+  }
+  pd_channel *ch = pd_channel_get(app, name, 0);
+  if (cache && !(ch ? ch->cache
+                    : (has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
+                       has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-")))) {
+    reply_error(c, 400, "info=cache is only available for cache channels");
+    return;
+  }
+  json_t *o = channel_info(app, name, uc, sc);
+  json_object_set_new(o, "occupied", json_boolean(ch && ch->nsubs > 0));
+  if (cache && ch && ch->cached_json) {
+    long long ttl = (long long)app->cache_ttl - (long long)(pd_wall_s() - ch->cached_at_s);
+    if (ttl > 0) json_object_set_new(o, "cache", json_pack("{s:s,s:I}", "data", ch->cached_json, "ttl", (json_int_t)ttl));
+  }
+  reply_json(c, 200, o);
+}
+
+static void do_users(pd_conn *c, pd_app *app, const char *name) {
+  if (!has_prefix(name, "presence-")) {
+    reply_error(c, 400, "Users are only available for presence- channels");
+    return;
+  }
+  pd_channel *ch = pd_channel_get(app, name, 0);
+  json_t *arr = json_array();
+  if (ch)
+    for (size_t i = 0; i < ch->members.nb; i++)
+      for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_array_append_new(arr, json_pack("{s:s}", "id", e->key));
+  reply_json(c, 200, json_pack("{s:o}", "users", arr));
+}
+
+static void do_terminate(pd_conn *c, pd_app *app, const char *user) {
+  size_t n = 0;
+  if (c->srv)
+    for (pd_conn *x = c->srv->conns; x; x = x->next)
+      if (x->app == app && x->user_id && strcmp(x->user_id, user) == 0 && !x->closing && !x->close_after_flush) {
+        pd_conn_close(x, 4009, "You got disconnected by the app");
+        n++;
+      }
+  pd_log(PD_LOG_INFO, "msg=\"terminate_connections\" app=%s user=%s connections=%zu", app->id, user, n);
+  reply_json(c, 200, json_object());
+}
+
+void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len, const char *body,
+                    size_t body_len) {
+  c->last_rx_ms = pd_now_ms(c->srv);
+  const char *qm = memchr(url, '?', url_len);
+  size_t plen = qm ? (size_t)(qm - url) : url_len;
+  char *path = pd_strndup(url, plen);
+  query q = {0};
+  if (!path || query_parse(&q, qm ? qm + 1 : "", qm ? url_len - plen - 1 : 0) != 0) {
+    reply_error(c, 500, "out of memory");
+    goto out;
+  }
+  int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+  int is_post = strcmp(method, "POST") == 0;
+  if (strcmp(method, "OPTIONS") == 0) {
+    pd_conn_http_reply(c, 200, "{}", 2);
+    goto out;
+  }
+  if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0) {
+    if (!is_get) reply_error(c, 405, "Method not allowed");
+    else if (c->srv->shutting_down && strcmp(path, "/ready") == 0) reply_error(c, 503, "Shutting down");
+    else pd_conn_http_reply(c, 200, "{\"ok\":true}", 11);
+    goto out;
+  }
+  if (strncmp(path, "/apps/", 6) != 0) {
+    reply_error(c, 404, "Not found");
+    goto out;
+  }
+  /* split /apps/<id>/<rest...> into segments (decoded) */
+  char *segs[8];
+  size_t nseg = 0;
+  const char *p = path + 6;
+  while (nseg < 8) {
+    const char *sl = strchr(p, '/');
+    size_t l = sl ? (size_t)(sl - p) : strlen(p);
+    segs[nseg++] = pct_decode(p, l);
+    if (!sl) break;
+    p = sl + 1;
+  }
+  pd_app *app = nseg ? pd_config_app_by_id(c->srv->cfg, segs[0]) : NULL;
+  if (!app) {
+    reply_error(c, 404, "Unknown app");
+  } else if (check_signature(c, app, method, path, &q, body, body_len) != 0) {
+    /* replied */
+  } else if (!app->enabled) {
+    reply_error(c, 403, "Application is disabled");
+  } else if (nseg == 2 && strcmp(segs[1], "events") == 0) {
+    if (!is_post) reply_error(c, 405, "Use POST");
+    else do_events(c, app, body, body_len);
+  } else if (nseg == 2 && strcmp(segs[1], "batch_events") == 0) {
+    if (!is_post) reply_error(c, 405, "Use POST");
+    else do_batch(c, app, body, body_len);
+  } else if (nseg == 2 && strcmp(segs[1], "channels") == 0) {
+    if (!is_get) reply_error(c, 405, "Use GET");
+    else do_channels(c, app, &q);
+  } else if (nseg == 3 && strcmp(segs[1], "channels") == 0) {
+    if (!is_get) reply_error(c, 405, "Use GET");
+    else do_channel(c, app, segs[2], &q);
+  } else if (nseg == 4 && strcmp(segs[1], "channels") == 0 && strcmp(segs[3], "users") == 0) {
+    if (!is_get) reply_error(c, 405, "Use GET");
+    else do_users(c, app, segs[2]);
+  } else if (nseg == 4 && strcmp(segs[1], "users") == 0 && strcmp(segs[3], "terminate_connections") == 0) {
+    if (!is_post) reply_error(c, 405, "Use POST");
+    else do_terminate(c, app, segs[2]);
+  } else {
+    reply_error(c, 404, "Not found");
+  }
+  for (size_t i = 0; i < nseg; i++) pd_free(segs[i]);
+out:
+  query_free(&q);
+  pd_free(path);
+}

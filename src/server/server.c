@@ -1,0 +1,685 @@
+/* pusherd: listener, connections, HTTP parsing, WebSocket upgrade, output
+ * queues, timers and graceful shutdown. */
+#include "pusherd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct pd_wreq {
+  uv_write_t req;
+  pd_msg *m;
+  pd_conn *c;
+} pd_wreq;
+
+static void conn_begin_close(pd_conn *c);
+static void conn_drain_ws(pd_conn *c);
+static void http_reset(pd_conn *c);
+
+uint64_t pd_wall_s(void) { return (uint64_t)time(NULL); }
+
+uint64_t pd_now_ms(pd_server *s) {
+  if (s->loop) return uv_now(s->loop);
+  return s->fake_now_ms;
+}
+
+static uint64_t rng_next(pd_server *s) {
+  uint64_t x = s->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  s->rng = x;
+  return x;
+}
+
+/* ------------------------------------------------------------------ output */
+static void write_cb(uv_write_t *req, int status) {
+  pd_wreq *w = (pd_wreq *)req;
+  pd_conn *c = w->c;
+  c->out_bytes -= w->m->len;
+  pd_msg_unref(w->m);
+  pd_free(w);
+  if (status < 0) {
+    if (!c->closing) conn_begin_close(c);
+    return;
+  }
+  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_begin_close(c);
+}
+
+/* Write a frame regardless of the queue cap (control frames, errors). */
+static int conn_write_raw(pd_conn *c, pd_msg *m) {
+  if (c->closing) return -1;
+  if (c->detached) {
+    c->sent_frames++;
+    return 0;
+  }
+  pd_wreq *w = pd_alloc(sizeof *w);
+  if (!w) return -1;
+  w->m = m;
+  w->c = c;
+  pd_msg_ref(m);
+  uv_buf_t b = uv_buf_init((char *)m->data, (unsigned)m->len);
+  c->out_bytes += m->len;
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+  if (r < 0) {
+    c->out_bytes -= m->len;
+    pd_msg_unref(m);
+    pd_free(w);
+    conn_begin_close(c);
+    return -1;
+  }
+  c->sent_frames++;
+  return 0;
+}
+
+int pd_conn_queue(pd_conn *c, pd_msg *m) {
+  if (c->closing || c->close_after_flush || !c->is_ws) return -1;
+  conn_drain_ws(c);
+  if (c->overflow) return -1;
+  if (c->out_bytes + m->len > c->srv->cfg->outq_cap) {
+    /* Closed from the tick (not here: we may be inside a broadcast loop). */
+    pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
+           c->socket_id, c->out_bytes, c->srv->cfg->outq_cap);
+    c->overflow = 1;
+    return -1;
+  }
+  return conn_write_raw(c, m);
+}
+
+int pd_conn_send_json(pd_conn *c, json_t *obj) {
+  pd_msg *m = pd_msg_json(obj);
+  if (!m) return -1;
+  int r = pd_conn_queue(c, m);
+  pd_msg_unref(m);
+  return r;
+}
+
+static json_t *error_frame(int code, const char *message, const char *channel) {
+  json_t *d = json_object();
+  json_object_set_new(d, "code", code ? json_integer(code) : json_null());
+  json_object_set_new(d, "message", json_string(message));
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string("pusher:error"));
+  if (channel) json_object_set_new(o, "channel", json_string(channel));
+  json_object_set_new(o, "data", d);
+  return o;
+}
+
+void pd_conn_send_error(pd_conn *c, int code, const char *message, const char *channel) {
+  pd_log(PD_LOG_DEBUG, "msg=\"pusher:error\" socket_id=%s code=%d message=\"%s\"", c->socket_id, code, message);
+  json_t *o = error_frame(code, message, channel);
+  pd_conn_send_json(c, o);
+  json_decref(o);
+}
+
+static void conn_drain_ws(pd_conn *c) {
+  if (!c->ws) return;
+  for (;;) {
+    const uint8_t *p;
+    size_t n = pd_ws_pending(c->ws, &p);
+    if (!n) break;
+    pd_msg *m = pd_msg_raw(p, n);
+    pd_ws_consume(c->ws, n);
+    if (!m) break;
+    conn_write_raw(c, m);
+    pd_msg_unref(m);
+  }
+}
+
+void pd_conn_close(pd_conn *c, int code, const char *message) {
+  if (c->closing || c->close_after_flush) return;
+  pd_log(PD_LOG_INFO, "msg=\"closing connection\" socket_id=%s code=%d reason=\"%s\"", c->socket_id, code,
+         message ? message : "");
+  if (c->ws) {
+    conn_drain_ws(c);
+    if (code >= 4000 && message) {
+      json_t *o = error_frame(code, message, NULL);
+      pd_msg *m = pd_msg_json(o);
+      json_decref(o);
+      if (m) {
+        conn_write_raw(c, m);
+        pd_msg_unref(m);
+      }
+    }
+    char reason[100];
+    snprintf(reason, sizeof reason, "%s", message ? message : "");
+    pd_ws_send_close(c->ws, (uint16_t)code, reason);
+    pd_ws_stop(c->ws);
+    conn_drain_ws(c);
+  }
+  pd_conn_leave_all(c);
+  c->close_after_flush = 1;
+  c->close_started_ms = pd_now_ms(c->srv);
+  if (c->out_bytes == 0) conn_begin_close(c);
+}
+
+void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
+  const char *text = "OK";
+  switch (status) {
+  case 200: text = "OK"; break;
+  case 400: text = "Bad Request"; break;
+  case 401: text = "Unauthorized"; break;
+  case 403: text = "Forbidden"; break;
+  case 404: text = "Not Found"; break;
+  case 405: text = "Method Not Allowed"; break;
+  case 413: text = "Payload Too Large"; break;
+  case 431: text = "Request Header Fields Too Large"; break;
+  case 500: text = "Internal Server Error"; break;
+  case 503: text = "Service Unavailable"; break;
+  default: break;
+  }
+  int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
+  char head[512];
+  int hl = snprintf(head, sizeof head,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                    "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n\r\n",
+                    status, text, len, keep ? "keep-alive" : "close");
+  pd_msg *m = pd_alloc(sizeof *m + (size_t)hl + len);
+  if (!m) return;
+  m->refs = 1;
+  m->len = (size_t)hl + len;
+  memcpy(m->data, head, (size_t)hl);
+  if (len) memcpy(m->data + hl, body, len);
+  conn_write_raw(c, m);
+  pd_msg_unref(m);
+  if (!keep) {
+    c->close_after_flush = 1;
+    c->close_started_ms = pd_now_ms(c->srv);
+    if (c->out_bytes == 0) conn_begin_close(c);
+  }
+}
+
+static void http_error_reply(pd_conn *c, int status, const char *msg) {
+  json_t *o = json_pack("{s:s}", "error", msg);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  c->http_error = 1;
+  pd_conn_http_reply(c, status, s, strlen(s));
+  free(s);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+static void conn_unlink(pd_conn *c) {
+  pd_server *s = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else if (s->conns == c) s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  s->nconns--;
+}
+
+static void check_shutdown_done(pd_server *s);
+
+void pd_conn_destroy(pd_conn *c) {
+  pd_conn_leave_all(c);
+  if (c->counted && c->app) {
+    c->app->connections--;
+    c->counted = 0;
+  }
+  pd_server *s = c->srv;
+  conn_unlink(c);
+  if (c->ws) pd_ws_del(c->ws);
+  http_reset(c);
+  pd_free(c->subs);
+  pd_free(c->user_id);
+  pd_free(c);
+  check_shutdown_done(s);
+}
+
+static void close_cb(uv_handle_t *h) { pd_conn_destroy(h->data); }
+
+static void conn_begin_close(pd_conn *c) {
+  if (c->closing) return;
+  pd_conn_leave_all(c);
+  c->closing = 1;
+  if (c->detached) return; /* destroyed by the owner */
+  uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+/* ------------------------------------------------------------------ WebSocket */
+static void ws_on_text(const uint8_t *msg, size_t len, void *ud) {
+  pd_conn *c = ud;
+  if (c->closing || c->close_after_flush) return;
+  c->last_rx_ms = pd_now_ms(c->srv);
+  c->ping_sent_ms = 0;
+  pd_proto_on_text(c, msg, len);
+}
+
+static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
+  pd_conn *c = ud;
+  if (c->closing || c->close_after_flush) return;
+  c->last_rx_ms = pd_now_ms(c->srv);
+  c->ping_sent_ms = 0;
+  pd_conn_send_error(c, 0, "Binary frames are not supported: send JSON text frames", NULL);
+}
+
+static void ws_on_pong(void *ud) {
+  pd_conn *c = ud;
+  c->last_rx_ms = pd_now_ms(c->srv);
+  c->ping_sent_ms = 0;
+}
+
+static void ws_on_close(uint16_t code, void *ud) {
+  pd_conn *c = ud;
+  pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->socket_id, code);
+  conn_drain_ws(c);
+  pd_conn_leave_all(c);
+  c->close_after_flush = 1;
+  c->close_started_ms = pd_now_ms(c->srv);
+}
+
+static void ws_on_error(int err, const char *detail, void *ud) {
+  pd_conn *c = ud;
+  pd_log(PD_LOG_INFO, "msg=\"websocket error\" socket_id=%s err=%d detail=\"%s\"", c->socket_id, err,
+         detail ? detail : "");
+  conn_drain_ws(c);
+  pd_conn_leave_all(c);
+  c->close_after_flush = 1;
+  c->close_started_ms = pd_now_ms(c->srv);
+}
+
+static const pd_ws_callbacks ws_cbs = {ws_on_text, ws_on_binary, ws_on_close, ws_on_error, ws_on_pong};
+
+/* Value of query parameter `name` in q (not decoded); NULL if absent. */
+static const char *query_param(const char *q, const char *name, size_t *vlen) {
+  size_t nl = strlen(name);
+  const char *p = q;
+  while (p && *p) {
+    const char *amp = strchr(p, '&');
+    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+    if (seg >= nl && strncmp(p, name, nl) == 0 && (seg == nl || p[nl] == '=')) {
+      if (seg == nl) {
+        *vlen = 0;
+        return p + nl;
+      }
+      *vlen = seg - nl - 1;
+      return p + nl + 1;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
+static void ws_upgrade(pd_conn *c) {
+  pd_server *s = c->srv;
+  c->ws = pd_ws_server_new(c->ws_key, PD_WS_MSG_CAP, &ws_cbs, c);
+  if (!c->ws) {
+    http_error_reply(c, 400, "Invalid WebSocket handshake");
+    return;
+  }
+  c->is_ws = 1;
+  c->last_rx_ms = pd_now_ms(s);
+  conn_drain_ws(c);
+
+  char *url = c->url ? c->url : "";
+  char *q = strchr(url, '?');
+  size_t plen = q ? (size_t)(q - url) : strlen(url);
+  const char *query = q ? q + 1 : "";
+  if (s->shutting_down) {
+    pd_conn_close(c, 4200, "Server is shutting down; reconnect");
+    return;
+  }
+  if (plen <= 5 || strncmp(url, "/app/", 5) != 0 || memchr(url + 5, '/', plen - 5)) {
+    pd_conn_close(c, 4005, "Path not found");
+    return;
+  }
+  char key[256];
+  size_t kl = plen - 5;
+  if (kl >= sizeof key) kl = sizeof key - 1;
+  memcpy(key, url + 5, kl);
+  key[kl] = 0;
+  pd_app *app = pd_config_app_by_key(s->cfg, key);
+  if (!app) {
+    pd_conn_close(c, 4001, "Application does not exist");
+    return;
+  }
+  c->app = app;
+  if (!app->enabled) {
+    pd_conn_close(c, 4003, "Application is disabled");
+    return;
+  }
+  size_t vl = 0;
+  const char *pv = query_param(query, "protocol", &vl);
+  if (!pv || vl == 0) {
+    pd_conn_close(c, 4008, "No protocol version supplied");
+    return;
+  }
+  int numeric = vl <= 9;
+  for (size_t i = 0; i < vl; i++)
+    if (pv[i] < '0' || pv[i] > '9') numeric = 0;
+  if (!numeric) {
+    pd_conn_close(c, 4006, "Invalid version string format");
+    return;
+  }
+  if (strtol(pv, NULL, 10) != 7) {
+    pd_conn_close(c, 4007, "Unsupported protocol version (this server speaks protocol 7)");
+    return;
+  }
+  if (app->max_connections >= 0 && app->connections >= app->max_connections) {
+    pd_conn_close(c, 4004, "Application is over its connection quota");
+    return;
+  }
+  app->connections++;
+  c->counted = 1;
+  snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu",
+           (unsigned long long)(rng_next(s) % 9000000000ull + 1000000000ull),
+           (unsigned long long)(++s->seq * 1000003ull + rng_next(s) % 1000000ull));
+  pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->id, c->socket_id);
+  pd_proto_established(c);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+static void http_reset(pd_conn *c) {
+  pd_free(c->url), c->url = NULL, c->url_len = 0;
+  pd_free(c->hfield), c->hfield = NULL, c->hfield_len = 0;
+  pd_free(c->hvalue), c->hvalue = NULL, c->hvalue_len = 0;
+  pd_free(c->ws_key), c->ws_key = NULL;
+  pd_free(c->body), c->body = NULL, c->body_len = 0;
+  c->header_bytes = 0;
+  c->last_was_value = 0;
+  c->upgrade_ws = 0;
+  c->body_too_large = 0;
+  c->req_done = 0;
+}
+
+static int append(char **dst, size_t *dlen, const char *at, size_t n) {
+  char *p = pd_realloc(*dst, *dlen + n + 1);
+  if (!p) return -1;
+  memcpy(p + *dlen, at, n);
+  *dlen += n;
+  p[*dlen] = 0;
+  *dst = p;
+  return 0;
+}
+
+static int hp_message_begin(http_parser *p) {
+  http_reset(p->data);
+  return 0;
+}
+
+static int hp_url(http_parser *p, const char *at, size_t n) {
+  pd_conn *c = p->data;
+  c->header_bytes += n;
+  if (c->header_bytes > PD_HEADER_CAP) return 1;
+  return append(&c->url, &c->url_len, at, n) ? 1 : 0;
+}
+
+static void header_done(pd_conn *c) {
+  if (!c->hfield) return;
+  if (strcasecmp(c->hfield, "sec-websocket-key") == 0 && c->hvalue) {
+    pd_free(c->ws_key);
+    c->ws_key = pd_strdup(c->hvalue);
+  } else if (strcasecmp(c->hfield, "upgrade") == 0 && c->hvalue && strcasecmp(c->hvalue, "websocket") == 0) {
+    c->upgrade_ws = 1;
+  }
+  pd_free(c->hfield), c->hfield = NULL, c->hfield_len = 0;
+  pd_free(c->hvalue), c->hvalue = NULL, c->hvalue_len = 0;
+}
+
+static int hp_hfield(http_parser *p, const char *at, size_t n) {
+  pd_conn *c = p->data;
+  c->header_bytes += n;
+  if (c->header_bytes > PD_HEADER_CAP) return 1;
+  if (c->last_was_value) header_done(c);
+  c->last_was_value = 0;
+  return append(&c->hfield, &c->hfield_len, at, n) ? 1 : 0;
+}
+
+static int hp_hvalue(http_parser *p, const char *at, size_t n) {
+  pd_conn *c = p->data;
+  c->header_bytes += n;
+  if (c->header_bytes > PD_HEADER_CAP) return 1;
+  c->last_was_value = 1;
+  return append(&c->hvalue, &c->hvalue_len, at, n) ? 1 : 0;
+}
+
+static int hp_headers_complete(http_parser *p) {
+  pd_conn *c = p->data;
+  header_done(c);
+  if (p->content_length != ULLONG_MAX && p->content_length > PD_BODY_CAP) c->body_too_large = 1;
+  return 0;
+}
+
+static int hp_body(http_parser *p, const char *at, size_t n) {
+  pd_conn *c = p->data;
+  if (c->body_too_large || c->body_len + n > PD_BODY_CAP) {
+    c->body_too_large = 1;
+    return 0;
+  }
+  return append(&c->body, &c->body_len, at, n) ? 1 : 0;
+}
+
+static int hp_message_complete(http_parser *p) {
+  pd_conn *c = p->data;
+  c->req_done = 1;
+  if (p->upgrade) return 0; /* handled after http_parser_execute returns */
+  if (c->body_too_large) {
+    http_error_reply(c, 413, "Request body too large");
+    return 1;
+  }
+  pd_rest_handle(c, http_method_str((enum http_method)p->method), c->url ? c->url : "/", c->url_len,
+                 c->body ? c->body : "", c->body_len);
+  if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
+  return 0;
+}
+
+static const http_parser_settings hp_settings = {
+    .on_message_begin = hp_message_begin,
+    .on_url = hp_url,
+    .on_header_field = hp_hfield,
+    .on_header_value = hp_hvalue,
+    .on_headers_complete = hp_headers_complete,
+    .on_body = hp_body,
+    .on_message_complete = hp_message_complete,
+};
+
+void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
+  if (c->closing || c->close_after_flush) return;
+  if (c->is_ws) {
+    pd_ws_recv(c->ws, buf, len);
+    conn_drain_ws(c);
+    if (c->close_after_flush && c->out_bytes == 0) conn_begin_close(c);
+    return;
+  }
+  size_t n = http_parser_execute(&c->parser, &hp_settings, (const char *)buf, len);
+  if (c->closing || c->close_after_flush) return;
+  if (c->parser.upgrade) {
+    if (c->parser.method != HTTP_GET || !c->upgrade_ws || !c->ws_key) {
+      http_error_reply(c, 400, "Expected a WebSocket upgrade (GET with Upgrade: websocket and Sec-WebSocket-Key)");
+      return;
+    }
+    ws_upgrade(c);
+    if (!c->closing && !c->close_after_flush && n < len) pd_conn_feed(c, buf + n, len - n);
+    return;
+  }
+  if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->header_bytes > PD_HEADER_CAP) http_error_reply(c, 431, "Request headers too large (cap 16 KiB)");
+    else http_error_reply(c, 400, http_errno_description(e));
+  }
+}
+
+/* ------------------------------------------------------------------ sockets */
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char slab[65536];
+  (void)h, (void)suggested;
+  *buf = uv_buf_init(slab, sizeof slab);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  pd_conn *c = st->data;
+  if (nread < 0) {
+    if (!c->closing) {
+      pd_conn_leave_all(c);
+      conn_begin_close(c);
+    }
+    return;
+  }
+  if (nread > 0) pd_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static pd_conn *conn_alloc(pd_server *s) {
+  pd_conn *c = pd_zalloc(sizeof *c);
+  if (!c) return NULL;
+  c->srv = s;
+  http_parser_init(&c->parser, HTTP_REQUEST);
+  c->parser.data = c;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  c->last_rx_ms = pd_now_ms(s);
+  snprintf(c->socket_id, sizeof c->socket_id, "-");
+  return c;
+}
+
+pd_conn *pd_conn_new_detached(pd_server *s) {
+  pd_conn *c = conn_alloc(s);
+  if (c) c->detached = 1;
+  return c;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  pd_server *s = server->data;
+  if (status < 0 || s->shutting_down) return;
+  pd_conn *c = conn_alloc(s);
+  if (!c) return;
+  uv_tcp_init(s->loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->tcp, close_cb);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+static void tick_cb(uv_timer_t *t) {
+  pd_server *s = t->data;
+  uint64_t now = pd_now_ms(s);
+  pd_conn *c = s->conns;
+  while (c) {
+    pd_conn *nx = c->next;
+    if (c->closing) {
+      /* nothing */
+    } else if (c->close_after_flush) {
+      if (now - c->close_started_ms > 5000) conn_begin_close(c);
+    } else if (c->overflow) {
+      pd_conn_close(c, 4100, "Over capacity: the client did not read its messages fast enough");
+    } else if (c->is_ws && c->app) {
+      uint64_t idle = now - c->last_rx_ms;
+      if (c->ping_sent_ms && now - c->ping_sent_ms > (uint64_t)s->pong_timeout_ms) {
+        pd_conn_close(c, 4201, "Pong reply not received");
+      } else if (!c->ping_sent_ms && idle > (uint64_t)c->app->activity_timeout * 1000u) {
+        json_t *o = json_pack("{s:s,s:{}}", "event", "pusher:ping", "data");
+        pd_conn_send_json(c, o);
+        json_decref(o);
+        c->ping_sent_ms = now;
+      }
+    } else if (!c->is_ws && now - c->last_rx_ms > 60000) {
+      conn_begin_close(c);
+    }
+    c = nx;
+  }
+  pd_channels_tick(s);
+}
+
+int pd_server_init(pd_server *s, uv_loop_t *loop, pd_config *cfg) {
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->cfg = cfg;
+  s->pong_timeout_ms = PD_PONG_TIMEOUT_S * 1000;
+  s->rng = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
+  if (!s->rng) s->rng = 1;
+  for (size_t i = 0; i < cfg->napps; i++) cfg->apps[i]->srv = s;
+  if (loop) {
+    uv_timer_init(loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_init(loop, &s->grace);
+    s->grace.data = s;
+  }
+  return 0;
+}
+
+int pd_server_listen(pd_server *s) {
+  struct sockaddr_storage addr;
+  int r;
+  if (strchr(s->cfg->host, ':')) r = uv_ip6_addr(s->cfg->host, s->cfg->port, (struct sockaddr_in6 *)&addr);
+  else r = uv_ip4_addr(s->cfg->host, s->cfg->port, (struct sockaddr_in *)&addr);
+  if (r != 0) {
+    pd_log(PD_LOG_ERROR, "msg=\"bad listen address\" host=%s error=\"%s\"", s->cfg->host, uv_strerror(r));
+    return r;
+  }
+  uv_tcp_init(s->loop, &s->listener);
+  s->listener.data = s;
+  r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  if (r != 0) {
+    pd_log(PD_LOG_ERROR, "msg=\"cannot listen\" host=%s port=%d error=\"%s\"", s->cfg->host, s->cfg->port,
+           uv_strerror(r));
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    return r;
+  }
+  s->listening = 1;
+  uv_timer_start(&s->tick, tick_cb, 1000, 1000);
+  return 0;
+}
+
+static void stop_handles(pd_server *s) {
+  if (s->handles_closed) return;
+  s->handles_closed = 1;
+  uv_timer_stop(&s->tick);
+  uv_timer_stop(&s->grace);
+  if (!uv_is_closing((uv_handle_t *)&s->tick)) uv_close((uv_handle_t *)&s->tick, NULL);
+  if (!uv_is_closing((uv_handle_t *)&s->grace)) uv_close((uv_handle_t *)&s->grace, NULL);
+  if (s->signals_on) {
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+  }
+}
+
+static void check_shutdown_done(pd_server *s) {
+  if (s->shutting_down && s->loop && s->nconns == 0) {
+    pd_log(PD_LOG_INFO, "msg=\"all connections closed; exiting\"");
+    stop_handles(s);
+  }
+}
+
+static void grace_cb(uv_timer_t *t) {
+  pd_server *s = t->data;
+  pd_log(PD_LOG_WARN, "msg=\"shutdown grace period over; dropping remaining connections\" count=%zu", s->nconns);
+  for (pd_conn *c = s->conns; c; c = c->next)
+    if (!c->closing) conn_begin_close(c);
+}
+
+void pd_server_shutdown(pd_server *s) {
+  if (s->shutting_down) return;
+  s->shutting_down = 1;
+  pd_log(PD_LOG_INFO, "msg=\"shutting down: closing every connection with 4200\" connections=%zu", s->nconns);
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    s->listening = 0;
+  }
+  pd_conn *c = s->conns;
+  while (c) {
+    pd_conn *nx = c->next;
+    if (c->is_ws) pd_conn_close(c, 4200, "Server is shutting down; reconnect");
+    else if (!c->closing && !c->close_after_flush) conn_begin_close(c);
+    c = nx;
+  }
+  if (s->loop) {
+    if (s->nconns == 0) stop_handles(s);
+    else uv_timer_start(&s->grace, grace_cb, (uint64_t)s->cfg->shutdown_grace_ms, 0);
+  }
+}
+
+void pd_server_free(pd_server *s) {
+  while (s->conns) {
+    pd_conn *c = s->conns;
+    pd_conn_destroy(c);
+  }
+}

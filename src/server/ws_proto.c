@@ -1,0 +1,336 @@
+/* pusherd: Pusher protocol 7 messages from clients.  Every malformed message
+ * is answered with a pusher:error to that client only; nothing here can take
+ * the server down. */
+#include "pusherd.h"
+#include "core/proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static json_t *str_data(json_t *d) {
+  char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(d);
+  json_t *r = json_string(s ? s : "{}");
+  free(s);
+  return r;
+}
+
+static void send_event(pd_conn *c, const char *event, const char *channel, json_t *data) {
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string(event));
+  if (channel) json_object_set_new(o, "channel", json_string(channel));
+  if (data) json_object_set_new(o, "data", data);
+  pd_conn_send_json(c, o);
+  json_decref(o);
+}
+
+void pd_proto_established(pd_conn *c) {
+  json_t *d = json_pack("{s:s,s:i}", "socket_id", c->socket_id, "activity_timeout", c->app->activity_timeout);
+  send_event(c, "pusher:connection_established", NULL, str_data(d));
+}
+
+/* ------------------------------------------------------------------ subscribe */
+static void subscription_failed(pd_conn *c, const char *channel, const char *message) {
+  /* Real Pusher: pusher:error with code null, no close.  The channel is
+   * included so pusher-js also reports it on the channel. */
+  pd_conn_send_error(c, 0, message, channel);
+}
+
+static void send_succeeded(pd_conn *c, pd_channel *ch) {
+  if (ch->presence) send_event(c, "pusher_internal:subscription_succeeded", ch->name, str_data(pd_channel_presence_json(ch)));
+  else send_event(c, "pusher_internal:subscription_succeeded", ch->name, json_string("{}"));
+}
+
+static void on_subscribe(pd_conn *c, json_t *data) {
+  pd_app *app = c->app;
+  if (!json_is_object(data)) {
+    pd_conn_send_error(c, 0, "Invalid pusher:subscribe: data must be an object", NULL);
+    return;
+  }
+  json_t *jch = json_object_get(data, "channel");
+  if (!json_is_string(jch)) {
+    pd_conn_send_error(c, 0, "Invalid pusher:subscribe: data.channel must be a string", NULL);
+    return;
+  }
+  const char *name = json_string_value(jch);
+  if (strlen(name) != json_string_length(jch) || !pd_channel_name_valid(app, name)) {
+    subscription_failed(c, NULL, "Invalid channel name: use 1 to 200 of A-Z a-z 0-9 _ - = @ , . ;");
+    return;
+  }
+  if (name[0] == '#') {
+    const char *uid = name + strlen("#server-to-user-");
+    if (!c->user_id || strcmp(c->user_id, uid) != 0) {
+      subscription_failed(c, name, "Subscribing to #server-to-user- requires signing in as that user");
+      return;
+    }
+  }
+  pd_sub *existing = pd_conn_find_sub(c, name);
+  if (existing) {
+    send_succeeded(c, existing->ch);
+    return;
+  }
+  int presence = has_prefix(name, "presence-");
+  int priv = has_prefix(name, "private-");
+  const char *user_id = NULL;
+  char uidbuf[64];
+  json_t *cd = NULL;
+  char *info_text = NULL;
+  if (presence || priv) {
+    json_t *auth = json_object_get(data, "auth");
+    if (!json_is_string(auth)) {
+      subscription_failed(c, name, "Missing auth: private and presence channels need data.auth");
+      return;
+    }
+    json_t *jcd = json_object_get(data, "channel_data");
+    if (presence && !json_is_string(jcd)) {
+      subscription_failed(c, name, "Missing channel_data: presence channels need data.channel_data (a JSON string)");
+      return;
+    }
+    size_t sidl = strlen(c->socket_id), nl = strlen(name);
+    size_t cdl = presence ? json_string_length(jcd) : 0;
+    char *to_sign = pd_alloc(sidl + nl + cdl + 3);
+    if (!to_sign) return;
+    size_t o = 0;
+    memcpy(to_sign, c->socket_id, sidl), o += sidl;
+    to_sign[o++] = ':';
+    memcpy(to_sign + o, name, nl), o += nl;
+    if (presence) {
+      to_sign[o++] = ':';
+      memcpy(to_sign + o, json_string_value(jcd), cdl), o += cdl;
+    }
+    int ok = pd_verify_auth(app, json_string_value(auth), to_sign, o);
+    pd_free(to_sign);
+    if (!ok) {
+      char msg[300];
+      snprintf(msg, sizeof msg, "Invalid signature: expected HMAC SHA256 hex digest of %s:%.200s%s", c->socket_id, name,
+               presence ? ":<channel_data>" : "");
+      subscription_failed(c, name, msg);
+      return;
+    }
+    if (presence) {
+      cd = json_loadb(json_string_value(jcd), cdl, 0, NULL);
+      json_t *juid = json_is_object(cd) ? json_object_get(cd, "user_id") : NULL;
+      if (json_is_string(juid) && json_string_length(juid) > 0 && strlen(json_string_value(juid)) == json_string_length(juid)) {
+        user_id = json_string_value(juid);
+      } else if (json_is_integer(juid)) {
+        snprintf(uidbuf, sizeof uidbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(juid));
+        user_id = uidbuf;
+      } else {
+        subscription_failed(c, name, "Invalid channel_data: a JSON object with a non-empty user_id is required");
+        json_decref(cd);
+        return;
+      }
+      if (strlen(user_id) > app->max_user_id) {
+        subscription_failed(c, name, "Invalid channel_data: user_id longer than 128 characters");
+        json_decref(cd);
+        return;
+      }
+      json_t *ui = json_object_get(cd, "user_info");
+      if (ui) {
+        info_text = json_dumps(ui, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (info_text && strlen(info_text) > app->max_user_info) {
+          subscription_failed(c, name, "Invalid channel_data: user_info larger than 1 KB");
+          free(info_text);
+          json_decref(cd);
+          return;
+        }
+      }
+    }
+  }
+  pd_channel *ch = pd_channel_get(app, name, 1);
+  if (!ch) {
+    free(info_text);
+    json_decref(cd);
+    return;
+  }
+  const char *err = NULL;
+  if (pd_channel_join(c, ch, user_id, info_text, &err) != 0) {
+    subscription_failed(c, name, err ? err : "Subscription failed");
+    free(info_text);
+    json_decref(cd);
+    pd_channel_maybe_free(ch);
+    return;
+  }
+  free(info_text);
+  json_decref(cd);
+  send_succeeded(c, ch);
+  if (ch->cache) {
+    if (ch->cached && pd_wall_s() - ch->cached_at_s < (uint64_t)app->cache_ttl) pd_conn_queue(c, ch->cached);
+    else send_event(c, "pusher:cache_miss", name, NULL);
+  }
+  pd_channel_send_count(ch);
+}
+
+static void on_unsubscribe(pd_conn *c, json_t *data) {
+  json_t *jch = json_is_object(data) ? json_object_get(data, "channel") : NULL;
+  if (!json_is_string(jch)) {
+    pd_conn_send_error(c, 0, "Invalid pusher:unsubscribe: data.channel must be a string", NULL);
+    return;
+  }
+  for (size_t i = 0; i < c->nsubs; i++)
+    if (strcmp(c->subs[i].ch->name, json_string_value(jch)) == 0) {
+      pd_channel_leave(c, i);
+      return;
+    }
+  /* Not subscribed: nothing to do (no reply, as for Pusher). */
+}
+
+/* ------------------------------------------------------------------ signin */
+static void on_signin(pd_conn *c, json_t *data) {
+  pd_app *app = c->app;
+  if (!app->user_auth) {
+    pd_conn_send_error(c, 0, "User authentication is not enabled for this app", NULL);
+    return;
+  }
+  json_t *auth = json_is_object(data) ? json_object_get(data, "auth") : NULL;
+  json_t *ud = json_is_object(data) ? json_object_get(data, "user_data") : NULL;
+  if (!json_is_string(auth) || !json_is_string(ud)) {
+    pd_conn_send_error(c, 0, "Invalid pusher:signin: data.auth and data.user_data (a JSON string) are required", NULL);
+    return;
+  }
+  size_t sidl = strlen(c->socket_id), ul = json_string_length(ud);
+  char *to_sign = pd_alloc(sidl + 8 + ul + 1);
+  if (!to_sign) return;
+  memcpy(to_sign, c->socket_id, sidl);
+  memcpy(to_sign + sidl, "::user::", 8);
+  memcpy(to_sign + sidl + 8, json_string_value(ud), ul);
+  int ok = pd_verify_auth(app, json_string_value(auth), to_sign, sidl + 8 + ul);
+  pd_free(to_sign);
+  if (!ok) {
+    pd_conn_close(c, 4009, "Connection not authorized: invalid sign-in signature");
+    return;
+  }
+  json_t *u = json_loadb(json_string_value(ud), ul, 0, NULL);
+  json_t *id = json_is_object(u) ? json_object_get(u, "id") : NULL;
+  if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > app->max_user_id ||
+      strlen(json_string_value(id)) != json_string_length(id)) {
+    json_decref(u);
+    pd_conn_close(c, 4009, "The user data must contain an \"id\" field (a non-empty string)");
+    return;
+  }
+  if (c->user_id && strcmp(c->user_id, json_string_value(id)) != 0) {
+    json_decref(u);
+    pd_conn_send_error(c, 0, "This connection is already signed in as another user", NULL);
+    return;
+  }
+  pd_free(c->user_id);
+  c->user_id = pd_strdup(json_string_value(id));
+  json_decref(u);
+  send_event(c, "pusher:signin_success", NULL, json_pack("{s:O}", "user_data", ud));
+}
+
+/* ------------------------------------------------------------------ client events */
+static void on_client_event(pd_conn *c, const char *event, json_t *msg, size_t raw_len) {
+  pd_app *app = c->app;
+  json_t *jch = json_object_get(msg, "channel");
+  const char *chname = json_is_string(jch) ? json_string_value(jch) : NULL;
+  if (!app->client_events) {
+    pd_conn_send_error(c, 0, "To send client events, you must enable this feature for the app", chname);
+    return;
+  }
+  if (!chname) {
+    pd_conn_send_error(c, 0, "Invalid client event: channel must be a string", NULL);
+    return;
+  }
+  if (strlen(event) > app->max_event_name) {
+    pd_conn_send_error(c, 4301, "Client event rejected: event name too long", chname);
+    return;
+  }
+  if (has_prefix(chname, "private-encrypted-")) {
+    pd_conn_send_error(c, 0, "Client events are not supported on private-encrypted- channels", chname);
+    return;
+  }
+  if (!has_prefix(chname, "private-") && !has_prefix(chname, "presence-")) {
+    pd_conn_send_error(c, 0, "Client events are only allowed on private- and presence- channels", chname);
+    return;
+  }
+  pd_sub *sub = pd_conn_find_sub(c, chname);
+  if (!sub) {
+    pd_conn_send_error(c, 0, "Client event rejected: the connection is not subscribed to the channel", chname);
+    return;
+  }
+  json_t *data = json_object_get(msg, "data");
+  size_t dlen = 0;
+  if (json_is_string(data)) dlen = json_string_length(data);
+  else if (data) {
+    char *t = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    dlen = t ? strlen(t) : raw_len;
+    free(t);
+  }
+  if (dlen > app->max_event_data) {
+    pd_conn_send_error(c, 4301, "Client event rejected: data larger than 10 KB", chname);
+    return;
+  }
+  uint64_t now = pd_now_ms(c->srv);
+  if (now - c->rate_window_ms >= 1000) {
+    c->rate_window_ms = now;
+    c->rate_count = 0;
+  }
+  if (++c->rate_count > app->client_event_rate) {
+    pd_conn_send_error(c, 4301, "Client event rejected: rate limit of 10 per second exceeded", chname);
+    return;
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string(event));
+  json_object_set_new(o, "channel", json_string(chname));
+  if (data) json_object_set(o, "data", data);
+  if (sub->ch->presence && sub->user_id) json_object_set_new(o, "user_id", json_string(sub->user_id));
+  pd_msg *m = pd_msg_json(o);
+  json_decref(o);
+  if (!m) return;
+  pd_channel_broadcast(sub->ch, m, c);
+  pd_msg_unref(m);
+}
+
+/* ------------------------------------------------------------------ dispatch */
+void pd_proto_on_text(pd_conn *c, const uint8_t *msg, size_t len) {
+  if (!c->app) return;
+  if (len > c->app->max_event_data + 4096) {
+    pd_conn_send_error(c, 4301, "Message too large", NULL);
+    return;
+  }
+  if (!pusher__json_depth_ok((const char *)msg, len, 32)) {
+    pd_conn_send_error(c, 0, "Invalid message: JSON nested too deeply", NULL);
+    return;
+  }
+  json_error_t je;
+  json_t *root = json_loadb((const char *)msg, len, 0, &je);
+  if (!root) {
+    pd_conn_send_error(c, 0, "Invalid message: not valid JSON", NULL);
+    return;
+  }
+  if (!json_is_object(root)) {
+    pd_conn_send_error(c, 0, "Invalid message: must be a JSON object", NULL);
+    json_decref(root);
+    return;
+  }
+  json_t *jev = json_object_get(root, "event");
+  if (!json_is_string(jev) || strlen(json_string_value(jev)) != json_string_length(jev)) {
+    pd_conn_send_error(c, 0, "Invalid message: \"event\" must be a string", NULL);
+    json_decref(root);
+    return;
+  }
+  const char *event = json_string_value(jev);
+  json_t *data = json_object_get(root, "data");
+  if (strcmp(event, "pusher:ping") == 0) {
+    send_event(c, "pusher:pong", NULL, json_object());
+  } else if (strcmp(event, "pusher:pong") == 0) {
+    /* activity already recorded */
+  } else if (strcmp(event, "pusher:subscribe") == 0) {
+    on_subscribe(c, data);
+  } else if (strcmp(event, "pusher:unsubscribe") == 0) {
+    on_unsubscribe(c, data);
+  } else if (strcmp(event, "pusher:signin") == 0) {
+    on_signin(c, data);
+  } else if (has_prefix(event, "client-")) {
+    on_client_event(c, event, root, len);
+  } else {
+    char m[300];
+    snprintf(m, sizeof m, "Unknown event \"%.200s\"", event);
+    pd_conn_send_error(c, 0, m, NULL);
+  }
+  json_decref(root);
+}
