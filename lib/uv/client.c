@@ -16,21 +16,27 @@
  *
  * Threaded mode (opts.loop == NULL): pusher_client_new() creates a loop and a
  * thread running it.  One recursive mutex (`mu`) protects the engine and every
- * field of the client that is shared between threads.  The rule is simple:
- *  - every public function takes `mu`, calls the engine, releases `mu`, and,
- *    when it runs on a thread other than the loop thread, wakes the loop with
- *    uv_async_send() so that the loop thread "pumps" (applies the engine's
- *    transport requests, writes its pending bytes, re-arms the timer);
+ * field of the client that is shared between threads:
  *  - the loop thread takes `mu` around every piece of work it does (uv
- *    callbacks: DNS, connect, read, write, timer, async, netlink), and holds
- *    it while the engine invokes the application's callbacks.
- * Hence callbacks run one at a time on the loop thread, never concurrently
- * with an engine call from another thread.  A callback may call any public
- * function: the mutex is recursive, and a nesting counter (`depth`) makes
- * calls from inside a callback only record their effect; the outermost
- * runtime frame pumps once the dispatch has unwound.  A public call from
- * another thread blocks while a callback runs (callbacks must therefore not
- * wait for a thread that is calling into the same client).
+ *    callbacks: DNS, connect, read, write, timer, async, netlink) and holds it
+ *    while the engine invokes the application's callbacks, so callbacks run
+ *    one at a time, on the loop thread only;
+ *  - public functions that cannot invoke a callback (bind/unbind, state,
+ *    socket_id, channel_subscribed) just take `mu`, call the engine, release
+ *    it, and wake the loop (uv_async_send) so that it pumps when needed;
+ *  - commands that can invoke callbacks (connect, disconnect, set_network,
+ *    subscribe, unsubscribe) called on another thread are queued as a `call`
+ *    under `mu`, the loop is woken, and the caller waits on a condition
+ *    variable (releasing `mu`) until the loop thread has executed the command
+ *    and stored its return value.  So these functions keep their synchronous
+ *    return values while every callback still runs on the loop thread.
+ * A callback may call any public function: it runs on the loop thread, the
+ * mutex is recursive, and a nesting counter (`depth`) makes such nested calls
+ * only record their effect; the outermost runtime frame pumps once the
+ * dispatch has unwound (no re-entrant transport changes under the engine).
+ * No lock is ever held while waiting for another thread except the condition
+ * wait, which releases it; the only way to deadlock is a callback that
+ * blocks waiting for a thread which is itself calling into the same client.
  *
  * pusher_client_del():
  *  - from a foreign thread: marks the client deleting and frees the engine
@@ -116,6 +122,18 @@ struct wreq {
   uint8_t data[];
 };
 
+/* A public call made on a foreign thread (threaded mode) for a command that
+ * may invoke callbacks: executed by the loop thread, the caller waits. */
+enum call_op { OP_CONNECT, OP_DISCONNECT, OP_SET_NETWORK, OP_SUBSCRIBE, OP_UNSUBSCRIBE };
+struct call {
+  enum call_op op;
+  const char *str;
+  int num;
+  int result;
+  int done;
+  struct call *next;
+};
+
 struct pusher_client {
   pusher_mem memv;
   const pusher_mem *mem;
@@ -125,6 +143,9 @@ struct pusher_client {
   int threaded;
   uv_thread_t loop_tid;
   uv_mutex_t mu;
+  uv_cond_t cond;     /* signals completed calls */
+  struct call *calls; /* FIFO of pending foreign calls */
+  struct call **calls_tail;
   uv_timer_t timer;
   uv_async_t async;
   int handles; /* open handles + live transports; free when 0 after teardown */
@@ -219,6 +240,7 @@ static void free_all(pusher_client *c) {
   (void)mem;
   if (c->threaded) {
     uv_loop_close(&c->own_loop);
+    uv_cond_destroy(&c->cond);
     uv_mutex_destroy(&c->mu);
   }
   pusher__tls_ctx_free(c->tls_ctx);
@@ -697,10 +719,69 @@ static void on_timer(uv_timer_t *t) {
   leave(c);
 }
 
+static int run_op(pusher_client *c, enum call_op op, const char *str, int num) {
+  if (!c->conn || c->deleting) return PUSHER_ERR_INVALID_STATE;
+  pusher__tstamp now = now_ms();
+  switch (op) {
+  case OP_CONNECT:
+    if (c->tls_ctx_err) {
+      pusher__conn_fail(c->conn, PUSHER_ERR_CONFIG, c->tls_why, now);
+      return 0;
+    }
+    return pusher__conn_connect(c->conn, now);
+  case OP_DISCONNECT: return pusher__conn_disconnect(c->conn, now);
+  case OP_SET_NETWORK: return pusher__conn_set_network(c->conn, num, now);
+  case OP_SUBSCRIBE: return pusher__conn_subscribe(c->conn, str, now);
+  case OP_UNSUBSCRIBE: return pusher__conn_unsubscribe(c->conn, str, now);
+  }
+  return PUSHER_ERR_INTERNAL;
+}
+
+/* Loop thread, under mu: execute (or, when deleting, cancel) pending calls. */
+static void run_calls(pusher_client *c) {
+  while (c->calls) {
+    struct call *k = c->calls;
+    c->calls = k->next;
+    if (!c->calls) c->calls_tail = &c->calls;
+    k->result = run_op(c, k->op, k->str, k->num);
+    k->done = 1;
+    uv_cond_broadcast(&c->cond);
+  }
+}
+
 static void on_async(uv_async_t *a) {
   pusher_client *c = a->data;
   enter(c);
+  run_calls(c);
   leave(c); /* pumps, or tears down when deleting */
+}
+
+/* A command that may invoke callbacks: run it here on the loop thread (or
+ * in loop mode); from a foreign thread hand it to the loop thread and wait,
+ * so that callbacks never run on the caller's thread. */
+static int do_op(pusher_client *c, enum call_op op, const char *str, int num) {
+  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->threaded) {
+    uv_mutex_lock(&c->mu);
+    if (!on_loop_thread(c)) {
+      int r = PUSHER_ERR_INVALID_STATE;
+      if (!c->deleting) {
+        struct call k = {op, str, num, 0, 0, NULL};
+        *c->calls_tail = &k;
+        c->calls_tail = &k.next;
+        uv_async_send(&c->async);
+        while (!k.done) uv_cond_wait(&c->cond, &c->mu);
+        r = k.result;
+      }
+      uv_mutex_unlock(&c->mu);
+      return r;
+    }
+    uv_mutex_unlock(&c->mu);
+  }
+  enter(c);
+  int r = run_op(c, op, str, num);
+  leave(c);
+  return r;
 }
 
 static void on_network(int online, void *user) {
@@ -713,6 +794,7 @@ static void on_network(int online, void *user) {
 /* Close every handle (loop thread, depth 1, deleting set). */
 static void teardown(pusher_client *c) {
   c->torn_down = 1;
+  if (c->threaded) run_calls(c); /* deleting: each completes with INVALID_STATE */
   if (c->conn) { /* dead engine whose free was deferred, or not yet freed */
     pusher__conn_del(c->conn);
     c->conn = NULL;
@@ -792,6 +874,13 @@ int pusher_client_new(pusher_client **out, const char *app_key, const pusher_cli
       rc = PUSHER_ERR_INTERNAL;
       goto fail_conn;
     }
+    if (uv_cond_init(&c->cond) != 0) {
+      uv_mutex_destroy(&c->mu);
+      uv_loop_close(&c->own_loop);
+      rc = PUSHER_ERR_INTERNAL;
+      goto fail_conn;
+    }
+    c->calls_tail = &c->calls;
   } else {
     c->loop = o.loop;
   }
@@ -870,30 +959,9 @@ void pusher_client_del(pusher_client *c) {
   leave(c);
 }
 
-int pusher_client_connect(pusher_client *c) {
-  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
-  enter(c);
-  int r = PUSHER_ERR_INVALID_STATE;
-  if (c->conn && !c->deleting) {
-    if (c->tls_ctx_err) {
-      pusher__conn_fail(c->conn, PUSHER_ERR_CONFIG, c->tls_why, now_ms());
-      r = 0;
-    } else {
-      r = pusher__conn_connect(c->conn, now_ms());
-    }
-  }
-  leave(c);
-  return r;
-}
+int pusher_client_connect(pusher_client *c) { return do_op(c, OP_CONNECT, NULL, 0); }
 
-int pusher_client_disconnect(pusher_client *c) {
-  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
-  enter(c);
-  int r = c->conn && !c->deleting ? pusher__conn_disconnect(c->conn, now_ms())
-                                  : PUSHER_ERR_INVALID_STATE;
-  leave(c);
-  return r;
-}
+int pusher_client_disconnect(pusher_client *c) { return do_op(c, OP_DISCONNECT, NULL, 0); }
 
 pusher_state pusher_client_state(pusher_client *c) {
   if (!c) return PUSHER_STATE_DISCONNECTED;
@@ -921,12 +989,7 @@ int pusher_client_socket_id(pusher_client *c, char *buf, size_t len) {
 }
 
 int pusher_client_set_network(pusher_client *c, int online) {
-  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
-  enter(c);
-  int r = c->conn && !c->deleting ? pusher__conn_set_network(c->conn, online, now_ms())
-                                  : PUSHER_ERR_INVALID_STATE;
-  leave(c);
-  return r;
+  return do_op(c, OP_SET_NETWORK, NULL, online);
 }
 
 int pusher_connection_bind(pusher_client *c, const char *event, pusher_connection_cb cb,
@@ -949,21 +1012,11 @@ int pusher_connection_unbind(pusher_client *c, pusher_bind_id id) {
 }
 
 int pusher_subscribe(pusher_client *c, const char *channel) {
-  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
-  enter(c);
-  int r = c->conn && !c->deleting ? pusher__conn_subscribe(c->conn, channel, now_ms())
-                                  : PUSHER_ERR_INVALID_STATE;
-  leave(c);
-  return r;
+  return do_op(c, OP_SUBSCRIBE, channel, 0);
 }
 
 int pusher_unsubscribe(pusher_client *c, const char *channel) {
-  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
-  enter(c);
-  int r = c->conn && !c->deleting ? pusher__conn_unsubscribe(c->conn, channel, now_ms())
-                                  : PUSHER_ERR_INVALID_STATE;
-  leave(c);
-  return r;
+  return do_op(c, OP_UNSUBSCRIBE, channel, 0);
 }
 
 int pusher_channel_subscribed(pusher_client *c, const char *channel) {
