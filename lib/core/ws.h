@@ -17,6 +17,21 @@
  * PUSHER_ERR_MSG_TOO_LARGE), handshake reply header <= 16 KiB, outbound
  * queue <= max_out bytes (over => PUSHER_ERR_TOO_LARGE from send_*).
  * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET.
+ * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET.  Control frames we
+ * must write (pongs, close replies) may use up to 64 KiB beyond max_out; past
+ * that (a peer that pings but never reads) => PUSHER_ERR_TOO_LARGE.
+ * wslay 1.1 allocates its own frame/queue memory with libc malloc (it has no
+ * allocator hook); everything else goes through cfg->mem.
+ *
+ * Re-entrancy: from inside on_open/on_text the callbacks may call
+ * pusher__ws_send_*, pusher__ws_pending/consume and the getters (frames
+ * queued inside on_text are flushed when pusher__ws_recv returns).  A nested
+ * pusher__ws_recv returns PUSHER_ERR_INVALID_STATE.  on_close and on_error
+ * are always the last thing pusher__ws_recv does (ws is not touched after
+ * them), but pusher__ws_del must still only be called after it returns.
+ * After on_error (or an error return) recv/send_* return an error and only
+ * pending/consume (to flush the queued close frame) and del are useful.
+ * send_* return errors directly and never call on_error.
  */
 #ifndef PUSHER_CORE_WS_H
 #define PUSHER_CORE_WS_H
@@ -82,5 +97,7 @@ int pusher__ws_accept_key(const char *key, char *out, size_t outlen);
 /* Encode an unmasked server frame header (FIN set) for opcode and payload
  * length into out (>= 10 bytes); returns the header length. */
 size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_len);
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int pusher__ws_utf8_valid(const uint8_t *s, size_t n);
 
 #endif
