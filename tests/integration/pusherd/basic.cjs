@@ -13,7 +13,8 @@ const PORT = Number(process.argv[2]);
 const QPORT = Number(process.argv[3]);
 const ONLY = process.argv[4] || "all";
 const BASE = `ws://127.0.0.1:${PORT}`;
-const sdk = new Pusher({ appId: "app-id", key: "app-key", secret: "app-secret", host: "127.0.0.1", port: String(PORT), useTLS: false });
+const sdk = new Pusher({ appId: "app-id", key: "app-key", secret: "app-secret", host: "127.0.0.1", port: String(PORT), useTLS: false,
+  encryptionMasterKeyBase64: "zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=" });
 
 let failures = 0;
 function ok(cond, what) {
@@ -261,6 +262,56 @@ async function malformed() {
   steady.ws.close();
 }
 
+
+async function features() {
+  // cache channel: miss first, then the last event replayed to a new subscriber
+  const c1 = new Raw(`${BASE}/app/app-key?protocol=7`);
+  await c1.established();
+  c1.send({ event: "pusher:subscribe", data: { channel: "cache-news" } });
+  await c1.frame((f) => f.event === "pusher:cache_miss" && f.channel === "cache-news", 5000, "cache_miss")
+    .then(() => ok(true, "cache channel: pusher:cache_miss on an empty cache"), () => ok(false, "no pusher:cache_miss"));
+  await sdk.trigger("cache-news", "headline", { h: 1 });
+  const c2 = new Raw(`${BASE}/app/app-key?protocol=7`);
+  await c2.established();
+  c2.send({ event: "pusher:subscribe", data: { channel: "cache-news" } });
+  await c2.frame((f) => f.event === "headline" && f.channel === "cache-news", 5000, "cached event")
+    .then(() => ok(true, "cache channel: last event replayed on subscribe"), () => ok(false, "cached event not replayed"));
+  // subscription_count: c1 sees 2 subscribers after c2 joined
+  await c1.frame((f) => f.event === "pusher_internal:subscription_count" && JSON.parse(f.data).subscription_count === 2, 5000, "count")
+    .then(() => ok(true, "pusher_internal:subscription_count broadcast"), () => ok(false, "no subscription_count 2"));
+  const info = await (await sdk.get({ path: "/channels/cache-news", params: { info: "cache" } })).json();
+  ok(info.cache && JSON.parse(info.cache.data).h === 1, `REST channel info=cache ${JSON.stringify(info)}`);
+  const list = await (await sdk.get({ path: "/channels", params: { filter_by_prefix: "cache-" } })).json();
+  ok(list.channels && list.channels["cache-news"] && Object.keys(list.channels).length === 1, `REST channels filter_by_prefix ${JSON.stringify(list)}`);
+
+  // sign-in, #server-to-user-<id>, terminate_connections
+  const u = new Raw(`${BASE}/app/app-key?protocol=7`);
+  const est = await u.established();
+  const signed = sdk.authenticateUser(est.socket_id, { id: "carol", user_info: { n: 1 } });
+  u.send({ event: "pusher:signin", data: signed });
+  await u.frame((f) => f.event === "pusher:signin_success", 5000, "signin_success")
+    .then(() => ok(true, "pusher:signin verified, signin_success"), () => ok(false, "no signin_success"));
+  u.send({ event: "pusher:subscribe", data: { auth: "", channel: "#server-to-user-carol" } });
+  await u.frame((f) => f.event === "pusher_internal:subscription_succeeded" && f.channel === "#server-to-user-carol", 5000, "user channel");
+  await sdk.sendToUser("carol", "direct", { to: "carol" });
+  await u.frame((f) => f.event === "direct", 5000, "direct")
+    .then(() => ok(true, "sendToUser reaches the signed-in socket"), () => ok(false, "sendToUser event missing"));
+  const t = await sdk.terminateUserConnections("carol");
+  ok(t.status === 200, "terminate_connections is 200");
+  const tc = await u.closeP().catch(() => null);
+  ok(tc && tc.code === 4009, `terminated connection closed with 4009 (got ${tc && tc.code})`);
+
+  // private-encrypted: subscription verified, client events refused
+  const e = new Raw(`${BASE}/app/app-key?protocol=7`);
+  const ee = await e.established();
+  e.send({ event: "pusher:subscribe", data: { channel: "private-encrypted-x", auth: sdk.authorizeChannel(ee.socket_id, "private-encrypted-x").auth } });
+  await e.frame((f) => f.event === "pusher_internal:subscription_succeeded", 5000, "encrypted sub");
+  e.send({ event: "client-x", channel: "private-encrypted-x", data: {} });
+  await e.frame((f) => f.event === "pusher:error" && /encrypted/.test(f.data.message), 5000, "encrypted client event refused")
+    .then(() => ok(true, "client events on private-encrypted- refused"), () => ok(false, "encrypted client event not refused"));
+  for (const r of [c1, c2, e]) r.ws.close();
+}
+
 async function thousand() {
   const N = 1000;
   const clients = [];
@@ -304,6 +355,7 @@ async function shutdownClient() {
       await pusherJsFlows();
       await restErrors();
       await malformed();
+      await features();
       await thousand();
     }
   } catch (e) {
