@@ -20,6 +20,8 @@
 #include <pusher/pusher.h>
 #include <uv.h>
 
+#include "uv/netwatch.h"
+
 #define RT_FAKE_WS_NO_MAIN
 #include "../tools/rt_fake_ws.c"
 
@@ -372,6 +374,28 @@ static void test_loop_network_online_retries_now(void **state) {
   uv_mutex_destroy(&r.mu);
 }
 
+/* The netlink watcher itself: starts, agrees with a probe, stops cleanly. */
+static int nw_closed;
+static void on_nw_change(int online, void *user) { (void)online; (void)user; }
+static void on_nw_closed_cb(void *user) { nw_closed = 1; }
+
+static void test_netwatch_lifecycle(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  pusher__netwatch *w = NULL;
+  int r = pusher__netwatch_start(&w, &loop, NULL, on_nw_change, NULL);
+  if (r == PUSHER_ERR_UNSUPPORTED || r == PUSHER_ERR_IO) {
+    uv_loop_close(&loop);
+    skip(); /* no netlink here */
+  }
+  assert_int_equal(r, 0);
+  assert_int_equal(pusher__netwatch_online(w), pusher__netwatch_probe());
+  uv_run(&loop, UV_RUN_NOWAIT);
+  pusher__netwatch_stop(w, on_nw_closed_cb);
+  finish_loop(&loop);
+  assert_int_equal(nw_closed, 1);
+}
+
 static void test_dns_failure(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -626,6 +650,7 @@ int main(void) {
       cmocka_unit_test(test_loop_refused),
       cmocka_unit_test(test_threaded_refused),
       cmocka_unit_test(test_loop_network_online_retries_now),
+      cmocka_unit_test(test_netwatch_lifecycle),
       cmocka_unit_test(test_dns_failure),
       cmocka_unit_test(test_tls_unusable_ca),
   };
