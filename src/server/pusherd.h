@@ -129,8 +129,6 @@ pd_app *pd_config_app_by_id(const pd_config *c, const char *id);
 void pd_hmac_hex(const char *secret, const void *msg, size_t len, char out[65]);
 void pd_md5_hex(const void *msg, size_t len, char out[33]);
 int pd_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
-/* Verify "<key>:<hex>" for string_to_sign; 1 if valid. */
-int pd_verify_auth(const pd_app *app, const char *auth, const char *to_sign, size_t to_sign_len);
 
 /* ------------------------------------------------------------------ msgs */
 /* A complete server WebSocket frame (header + payload), shared by refcount

@@ -1,5 +1,6 @@
 /* pusherd: the HTTP API (/apps/<id>/...) and health endpoints. */
 #include "pusherd.h"
+#include "core/sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +75,6 @@ static const char *query_get(const query *q, const char *k) {
   return NULL;
 }
 
-static int kv_cmp(const void *a, const void *b) {
-  const kv *x = a, *y = b;
-  int r = strcmp(x->k, y->k);
-  return r ? r : strcmp(x->v, y->v);
-}
-
 static void reply_json(pd_conn *c, int status, json_t *o) {
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
@@ -102,76 +97,25 @@ static void reply_error(pd_conn *c, int status, const char *fmt, ...) {
   reply_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
-/* 0 when the request is correctly signed; else replies 401 and returns -1. */
+/* 0 when the request is correctly signed (lib/core/sign.c: auth_key,
+ * auth_timestamp within 600 s, auth_version 1.0, body_md5, HMAC over
+ * method, path and the sorted query); else replies 401 and returns -1. */
 static int check_signature(pd_conn *c, pd_app *app, const char *method, const char *path, query *q,
                            const char *body, size_t body_len) {
-  const char *key = query_get(q, "auth_key");
-  const char *ts = query_get(q, "auth_timestamp");
-  const char *ver = query_get(q, "auth_version");
-  const char *sig = query_get(q, "auth_signature");
-  const char *md5 = query_get(q, "body_md5");
-  if (!key || !ts || !ver || !sig) {
-    reply_error(c, 401, "Missing authentication parameters (auth_key, auth_timestamp, auth_version, auth_signature)");
+  pusher_kv *kvs = pd_alloc((q->n ? q->n : 1) * sizeof *kvs);
+  if (!kvs) {
+    reply_error(c, 500, "out of memory");
     return -1;
   }
-  if (strcmp(key, app->key) != 0) {
-    reply_error(c, 401, "Unknown auth_key");
-    return -1;
-  }
-  if (strcmp(ver, "1.0") != 0) {
-    reply_error(c, 401, "Unsupported auth_version (expected 1.0)");
-    return -1;
-  }
-  char *end = NULL;
-  long long t = strtoll(ts, &end, 10);
-  long long now = (long long)pd_wall_s();
-  if (!*ts || *end || t < now - 600 || t > now + 600) {
-    reply_error(c, 401, "Timestamp expired: given timestamp (%.40s) not within 600s of server time (%lld)", ts, now);
-    return -1;
-  }
-  if (body_len > 0 || md5) {
-    char got[33];
-    pd_md5_hex(body, body_len, got);
-    if (!md5 || strcmp(md5, got) != 0) {
-      reply_error(c, 401, "Invalid body_md5: the MD5 of the body is %s", got);
-      return -1;
-    }
-  }
-  /* string to sign: METHOD\nPATH\nsorted lowercase-key query without auth_signature */
-  kv *sorted = pd_alloc((q->n ? q->n : 1) * sizeof *sorted);
-  if (!sorted) return -1;
-  size_t ns = 0, total = strlen(method) + strlen(path) + 4;
-  for (size_t i = 0; i < q->n; i++) {
-    if (strcmp(q->p[i].k, "auth_signature") == 0) continue;
-    sorted[ns++] = q->p[i];
-    total += strlen(q->p[i].k) + strlen(q->p[i].v) + 2;
-  }
-  char **lower = pd_zalloc((ns ? ns : 1) * sizeof *lower);
-  for (size_t i = 0; lower && i < ns; i++) {
-    lower[i] = pd_strdup(sorted[i].k);
-    for (char *p = lower[i]; p && *p; p++) *p = (char)tolower((unsigned char)*p);
-    sorted[i].k = lower[i];
-  }
-  qsort(sorted, ns, sizeof *sorted, kv_cmp);
-  char *s = pd_alloc(total + 1);
-  int ok = 0;
-  if (s && lower) {
-    size_t o = (size_t)sprintf(s, "%s\n%s\n", method, path);
-    for (size_t i = 0; i < ns; i++) o += (size_t)sprintf(s + o, "%s%s=%s", i ? "&" : "", sorted[i].k, sorted[i].v);
-    char want[65];
-    pd_hmac_hex(app->secret, s, o, want);
-    ok = pd_ct_equal(sig, strlen(sig), want, 64);
-    if (!ok) pd_log(PD_LOG_DEBUG, "msg=\"bad signature\" signed=\"%s\"", s);
-  }
-  for (size_t i = 0; lower && i < ns; i++) pd_free(lower[i]);
-  pd_free(lower);
-  pd_free(sorted);
-  pd_free(s);
-  if (!ok) {
-    reply_error(c, 401, "Invalid signature: expected HMAC SHA256 hex digest of METHOD\\nPATH\\nsorted query");
-    return -1;
-  }
-  return 0;
+  for (size_t i = 0; i < q->n; i++) kvs[i].name = q->p[i].k, kvs[i].value = q->p[i].v;
+  char why[512];
+  int r = pusher__rest_verify(NULL, method, path, kvs, q->n, body, body_len, app->key, app->secret,
+                              (int64_t)pd_wall_s(), 600, why, sizeof why);
+  pd_free(kvs);
+  if (r == 0) return 0;
+  if (r == PUSHER_ERR_NOMEM) reply_error(c, 500, "out of memory");
+  else reply_error(c, 401, "%s", why[0] ? why : "Invalid signature");
+  return -1;
 }
 
 static int socket_id_valid(const char *s) {

@@ -1,13 +1,12 @@
 /* pusherd: logging, allocation, a string map, shared frames, signatures. */
 #include "pusherd.h"
 #include "core/mem.h"
+#include "core/sign.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <openssl/hmac.h>
-#include <openssl/evp.h>
 #include <openssl/crypto.h>
 
 /* ------------------------------------------------------------------ alloc */
@@ -171,45 +170,16 @@ void pd_msg_unref(pd_msg *m) {
 }
 
 /* ------------------------------------------------------------------ sign */
-static void hexify(const unsigned char *in, size_t n, char *out) {
-  static const char hx[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hx[in[i] >> 4];
-    out[2 * i + 1] = hx[in[i] & 15];
-  }
-  out[2 * n] = 0;
-}
-
+/* Thin wrappers over lib/core/sign.h. */
 void pd_hmac_hex(const char *secret, const void *msg, size_t len, char out[65]) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int ml = 0;
-  HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, len, mac, &ml);
-  hexify(mac, 32, out);
+  if (pusher__hmac_sha256_hex(secret, strlen(secret), msg, len, out) != 0) out[0] = 0;
 }
 
 void pd_md5_hex(const void *msg, size_t len, char out[33]) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  EVP_Digest(msg, len, d, &dl, EVP_md5(), NULL);
-  hexify(d, 16, out);
+  if (pusher__md5_hex(msg, len, out) != 0) out[0] = 0;
 }
 
 int pd_ct_equal(const char *a, size_t alen, const char *b, size_t blen) {
   if (alen != blen) return 0;
   return CRYPTO_memcmp(a, b, alen) == 0;
-}
-
-int pd_verify_auth(const pd_app *app, const char *auth, const char *to_sign, size_t to_sign_len) {
-  if (!auth) return 0;
-  size_t kl = strlen(app->key);
-  size_t al = strlen(auth);
-  if (al != kl + 1 + 64) return 0;
-  char *expect = pd_alloc(kl + 66);
-  if (!expect) return 0;
-  memcpy(expect, app->key, kl);
-  expect[kl] = ':';
-  pd_hmac_hex(app->secret, to_sign, to_sign_len, expect + kl + 1);
-  int ok = pd_ct_equal(auth, al, expect, kl + 65);
-  pd_free(expect);
-  return ok;
 }

@@ -3,6 +3,7 @@
  * the server down. */
 #include "pusherd.h"
 #include "core/proto.h"
+#include "core/sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,22 +90,15 @@ static void on_subscribe(pd_conn *c, json_t *data) {
       subscription_failed(c, name, "Missing channel_data: presence channels need data.channel_data (a JSON string)");
       return;
     }
-    size_t sidl = strlen(c->socket_id), nl = strlen(name);
     size_t cdl = presence ? json_string_length(jcd) : 0;
-    char *to_sign = pd_alloc(sidl + nl + cdl + 3);
-    if (!to_sign) return;
-    size_t o = 0;
-    memcpy(to_sign, c->socket_id, sidl), o += sidl;
-    to_sign[o++] = ':';
-    memcpy(to_sign + o, name, nl), o += nl;
-    if (presence) {
-      to_sign[o++] = ':';
-      memcpy(to_sign + o, json_string_value(jcd), cdl), o += cdl;
+    if (presence && strlen(json_string_value(jcd)) != cdl) {
+      subscription_failed(c, name, "Invalid channel_data: contains a NUL character");
+      return;
     }
-    int ok = pd_verify_auth(app, json_string_value(auth), to_sign, o);
-    pd_free(to_sign);
+    int ok = pusher__verify_channel(app->key, app->secret, c->socket_id, name,
+                                    presence ? json_string_value(jcd) : NULL, json_string_value(auth)) == 0;
     if (!ok) {
-      char msg[300];
+      char msg[400];
       snprintf(msg, sizeof msg, "Invalid signature: expected HMAC SHA256 hex digest of %s:%.200s%s", c->socket_id, name,
                presence ? ":<channel_data>" : "");
       subscription_failed(c, name, msg);
@@ -191,14 +185,9 @@ static void on_signin(pd_conn *c, json_t *data) {
     pd_conn_send_error(c, 0, "Invalid pusher:signin: data.auth and data.user_data (a JSON string) are required", NULL);
     return;
   }
-  size_t sidl = strlen(c->socket_id), ul = json_string_length(ud);
-  char *to_sign = pd_alloc(sidl + 8 + ul + 1);
-  if (!to_sign) return;
-  memcpy(to_sign, c->socket_id, sidl);
-  memcpy(to_sign + sidl, "::user::", 8);
-  memcpy(to_sign + sidl + 8, json_string_value(ud), ul);
-  int ok = pd_verify_auth(app, json_string_value(auth), to_sign, sidl + 8 + ul);
-  pd_free(to_sign);
+  size_t ul = json_string_length(ud);
+  int ok = strlen(json_string_value(ud)) == ul &&
+           pusher__verify_user(app->key, app->secret, c->socket_id, json_string_value(ud), json_string_value(auth)) == 0;
   if (!ok) {
     pd_conn_close(c, 4009, "Connection not authorized: invalid sign-in signature");
     return;
