@@ -637,6 +637,9 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     snprintf(pub, sizeof pub, "pusher:%s", ev + strlen("pusher_internal:"));
     if (msg.channel && find_chan(c, msg.channel, NULL))
       dispatch(c, msg.channel, pub, msg.data, msg.data_len, msg.data_is_json, NULL);
+  } else if (strcmp(ev, "pusher_internal:watchlist_events") == 0) {
+    /* connection-level (user watchlist): surfaced as pusher:watchlist_events */
+    dispatch(c, NULL, "pusher:watchlist_events", msg.data, msg.data_len, msg.data_is_json, NULL);
   } else if (strncmp(ev, "pusher_internal:", 16) == 0) {
     char m2[300];
     snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", ev);

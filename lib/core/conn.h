@@ -30,6 +30,16 @@
  * re-entrant: a callback may call any pusher__conn_* function, including
  * pusher__conn_del (deferred until the outermost dispatch unwinds; the
  * runtime must check pusher__conn_is_dead() after each call and free then).
+ *
+ * Policy as implemented in conn.c (its header comment has the details):
+ * back-off reconnect_delay * 2^(n-1) capped at max_reconnect_delay (every
+ * retry waits the maximum while `unavailable`), jitter x[0.5, 1] from
+ * opts->rand; 4000 => TLS and retry at once; 4001-4099 and >= 4300 => fatal,
+ * `disconnected`; 4100-4199 => back-off; 4200-4299 => first retry at once,
+ * then 1, 2, 4 ... s; pong timeout => retry at once; a connection that stayed
+ * up >= max(2 * reconnect_delay, 1 s) resets the back-off.  Normal closes
+ * (1000/1001) emit no `error` event.  The delegate's will_reconnect is asked
+ * before every automatic retry (also immediate ones).
  */
 #ifndef PUSHER_CORE_CONN_H
 #define PUSHER_CORE_CONN_H

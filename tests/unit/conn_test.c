@@ -844,6 +844,9 @@ static void test_channels_and_bindings(void **st) {
   fs_send_text(&t.fs, "{\"event\":\"pusher_internal:member_added\",\"channel\":\"a\",\"data\":\"{\\\"user_id\\\":\\\"u\\\"}\"}", now);
   assert_string_equal(LOG, "ev:a:pusher:member_added:{\"user_id\":\"u\"} ev:a:pusher:member_added:{\"user_id\":\"u\"}");
   clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:watchlist_events\",\"data\":\"{\\\"events\\\":[]}\"}", now);
+  assert_string_equal(LOG, "ev:-:pusher:watchlist_events:{\"events\":[]}");
+  clear_log();
   fs_send_text(&t.fs, "{\"event\":\"pusher_internal:weird\",\"channel\":\"a\"}", now);
   assert_string_equal(LOG, "err:0:PUSHER_ERR_PROTO");
   /* server subscription_error (soketi) */
@@ -1171,6 +1174,7 @@ typedef struct seg {
   size_t len;
   size_t *cuts; /* frame boundaries */
   size_t ncuts;
+  char first[300]; /* the first server frame's text */
 } seg;
 
 static void feed_segment(const seg *s, size_t split, int *events) {
@@ -1193,6 +1197,22 @@ static void feed_segment(const seg *s, size_t split, int *events) {
   }
   advance(&t, 1000);
   assert_true(pusher__conn_state(t.c) <= PUSHER_STATE_DISCONNECTED);
+  /* sane events: the handshake outcome follows the first frame */
+  if (strstr(s->first, "\"pusher:connection_established\"")) {
+    assert_true(has("connecting>connected"));
+  } else if (strstr(s->first, "\"pusher:error\"")) {
+    const char *cp = strstr(s->first, "\"code\":");
+    int code = cp ? atoi(cp + 7) : 0;
+    assert_false(has(">connected"));
+    if ((code >= 4001 && code <= 4099) || code >= 4300) {
+      assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_DISCONNECTED);
+      char want[64];
+      snprintf(want, sizeof want, "err:%d:PUSHER_ERR_CLOSED:fatal", code);
+      assert_true(has(want));
+    } else {
+      assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTING);
+    }
+  }
   if (proto_errs) print_error("unexpected protocol error: %s\n", LOG);
   assert_int_equal(proto_errs, 0);
   *events += (int)(strlen(LOG) > 0);
@@ -1244,6 +1264,7 @@ static void test_transcripts(void **st) {
       memcpy(s.bytes + s.len, f, fl);
       free(f);
       if (!s.ncuts) {
+        snprintf(s.first, sizeof s.first, "%.*s", (int)tl, line + 3);
         s.cuts = realloc(s.cuts, sizeof *s.cuts);
         s.cuts[s.ncuts++] = 0;
       }
