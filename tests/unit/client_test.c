@@ -612,6 +612,58 @@ static void test_tls_wrong_host(void **state) {
                    "certificate is not valid for '127.0.0.1'");
 }
 
+/* tls_insecure: no CA, wrong host name, still connects (testing only). */
+static void test_tls_insecure(void **state) {
+  if (!tls_ok) skip();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rec r;
+  rec_init(&r);
+  pusher_client_options o;
+  tls_opts(&o, &loop, "127.0.0.1", NULL);
+  o.tls_insecure = 1;
+  pusher_client *c = NULL;
+  assert_int_equal(pusher_client_new(&c, "app-key", &o), 0);
+  assert_int_equal(pusher_connection_bind(c, NULL, on_conn, &r, NULL), 0);
+  assert_int_equal(pusher_client_connect(c), 0);
+  assert_true(wait_for(&r, &loop, "state:connecting>connected", 5000));
+  pusher_client_del(c);
+  finish_loop(&loop);
+  uv_mutex_destroy(&r.mu);
+}
+
+/* Close code 4000 on a plain connection: the client switches to TLS (the
+ * TLS context is then built lazily) and connects through the TLS front. */
+static void test_tls_switch_on_4000(void **state) {
+  if (!tls_ok) skip();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rec r;
+  rec_init(&r);
+  char ca[300];
+  snprintf(ca, sizeof(ca), "%s/ca.pem", tls_dir);
+  pusher_client_options o;
+  tls_opts(&o, &loop, "localhost", ca);
+  o.encrypted = 0;
+  o.ws_port = tls_srv->port;
+  pusher_client *c = NULL;
+  assert_int_equal(pusher_client_new(&c, "app-key", &o), 0);
+  assert_int_equal(pusher_connection_bind(c, NULL, on_conn, &r, NULL), 0);
+  assert_int_equal(pusher_client_connect(c), 0);
+  assert_true(wait_for(&r, &loop, "state:connecting>connected", 5000));
+  long before = rtfs_count(tls_srv, "open");
+  rtfs_close_all(tls_srv, 4000, "Use TLS");
+  assert_true(wait_for(&r, &loop, "state:connected>connecting", 5000));
+  for (int i = 0; i < 5000 && rec_count(&r, "state:connecting>connected") < 2; i++) spin(&loop, 1);
+  if (rec_count(&r, "state:connecting>connected") < 2) print_log(&r);
+  assert_int_equal(rec_count(&r, "state:connecting>connected"), 2);
+  assert_true(rtfs_count(tls_srv, "open") > before);
+  pusher_client_del(c);
+  finish_loop(&loop);
+  print_log(&r);
+  uv_mutex_destroy(&r.mu);
+}
+
 /* An unusable CA file: initialized -> failed with an error, no attempt. */
 static void test_tls_unusable_ca(void **state) {
   uv_loop_t loop;
@@ -658,6 +710,8 @@ int main(void) {
       cmocka_unit_test(test_tls_ok),
       cmocka_unit_test(test_tls_wrong_ca),
       cmocka_unit_test(test_tls_wrong_host),
+      cmocka_unit_test(test_tls_insecure),
+      cmocka_unit_test(test_tls_switch_on_4000),
   };
   int fails = cmocka_run_group_tests_name("client", tests, NULL, NULL);
   fails += cmocka_run_group_tests_name("client_tls", tls_tests, tls_setup, tls_teardown);
