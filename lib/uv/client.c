@@ -37,6 +37,10 @@
  * No lock is ever held while waiting for another thread except the condition
  * wait, which releases it; the only way to deadlock is a callback that
  * blocks waiting for a thread which is itself calling into the same client.
+ * With auto_connect, the first connect is issued inside pusher_client_new()
+ * before the loop thread starts; no binding can exist yet, so no callback
+ * runs on the caller's thread there either.  As with any handle, calling a
+ * function concurrently with (or after) pusher_client_del() is undefined.
  *
  * pusher_client_del():
  *  - from a foreign thread: marks the client deleting and frees the engine
