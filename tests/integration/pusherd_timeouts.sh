@@ -2,7 +2,8 @@
 # pusherd_timeouts: activity timeout (pusher:ping, close 4201 without a
 # pong), --config FILE with two apps (disabled app 4003, per-app
 # activity_timeout, client events off), and clear config errors (file, line,
-# what is wrong; exit status 2).
+# what is wrong; exit status 2), the per-connection output queue cap (a
+# client that stops reading is closed with 4100).
 # Ports: pusherd 7420 (--activity-timeout 1 --pong-timeout 2), 7421 (--config).
 . "$(dirname "$0")/lib.sh"
 PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
@@ -21,6 +22,7 @@ start() {   # NAME PORT ARGS...
 cat >"$RUN_DIR/apps.json" <<'JSON'
 {
   "log_level": "debug",
+  "max_output_queue_bytes": 262144,
   "apps": [
     {"id": "one", "key": "key-one", "secret": "secret-one", "activity_timeout": 42},
     {"id": "two", "key": "key-disabled", "secret": "secret-two", "enabled": false}

@@ -45,6 +45,33 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const err = one.frames.find((f) => f.d.event === "pusher:error");
   ok(err && /enable/.test(err.d.data.message), "client events off for that app: pusher:error");
   one.ws.close();
+
+  // output queue cap (max_output_queue_bytes 262144 in the config): a client
+  // that stops reading is closed with 4100 instead of growing memory.
+  const Pusher = require(path.join(path.resolve(process.env.PEERS_CLIENTS), "node_modules/pusher"));
+  const sdk = new Pusher({ appId: "one", key: "key-one", secret: "secret-one", host: "127.0.0.1", port: String(CONF_PORT), useTLS: false });
+  const slow = client(`ws://127.0.0.1:${CONF_PORT}/app/key-one?protocol=7`, {});
+  const fast = client(`ws://127.0.0.1:${CONF_PORT}/app/key-one?protocol=7`, {});
+  for (let i = 0; i < 50 && (slow.frames.length < 1 || fast.frames.length < 1); i++) await sleep(100);
+  slow.ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel: "flood" } }));
+  fast.ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel: "flood" } }));
+  for (let i = 0; i < 50 && !(slow.frames.length >= 2 && fast.frames.length >= 2); i++) await sleep(100);
+  slow.ws._socket.pause();
+  const payload = "y".repeat(9000);
+  let sent = 0;
+  for (let r = 0; r < 300; r++) {
+    const batch = [];
+    for (let i = 0; i < 10; i++) batch.push({ channel: "flood", name: "big", data: payload });
+    await sdk.triggerBatch(batch);
+    sent += 10;
+  }
+  await sleep(2500); // the server closes over-cap consumers from its 1 s tick
+  slow.ws._socket.resume();
+  for (let i = 0; i < 100 && !slow.closed; i++) await sleep(100);
+  ok(slow.closed && slow.closed.code === 4100, `a consumer that stops reading is closed with 4100 (got ${JSON.stringify(slow.closed)}, after ${slow.frames.length} frames of ${sent})`);
+  for (let i = 0; i < 100 && fast.frames.filter((f) => f.d.event === "big").length < sent; i++) await sleep(100);
+  ok(fast.frames.filter((f) => f.d.event === "big").length === sent && !fast.closed, `a client that keeps reading gets every event and stays connected (${fast.frames.filter((f) => f.d.event === "big").length} of ${sent}, closed ${JSON.stringify(fast.closed)})`);
+  fast.ws.close();
   console.log(failures ? `${failures} check(s) failed` : "all checks passed");
   process.exit(failures ? 1 : 0);
 })();
