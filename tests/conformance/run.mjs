@@ -113,8 +113,10 @@ class Soketi {
       SOKETI_METRICS_SERVER_PORT: String(this.port + 1),
       SOKETI_CLUSTER_PORT: String(this.port + 2),
       SOKETI_SHUTDOWN_GRACE_PERIOD: '1000',
+      SOKETI_PRESENCE_MAX_MEMBER_SIZE: '1',
     };
     if (profile === 'quota') e.SOKETI_DEFAULT_APP_MAX_CONNS = '2';
+    if (profile === 'noclient') e.SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES = 'false';
     if (profile === 'disabled') e.SOKETI_DEFAULT_APP_ENABLED = 'false';
     return e;
   }
@@ -163,11 +165,13 @@ class Pusherd {
   args(profile) {
     const a = ['--host', '127.0.0.1', '--port', String(this.port)];
     if (profile === 'quota') a.push('--app-id', APP_ID, '--app-key', APP_KEY, '--app-secret', APP_SECRET, '--max-connections', '2');
-    if (profile === 'disabled') {
-      const cfg = join(this.runDir, `disabled-${this.port}.json`);
+    if (profile === 'noclient') a.push('--no-client-events');
+    if (profile === 'fastping') a.push('--activity-timeout', '1', '--pong-timeout', '1');
+    const app = { disabled: { enabled: false, client_events: true }, subcount: { client_events: true, subscription_count: true } }[profile];
+    if (app) {
+      const cfg = join(this.runDir, `${profile}-${this.port}.json`);
       writeFileSync(cfg, JSON.stringify({
-        host: '127.0.0.1', port: this.port,
-        apps: [{ id: APP_ID, key: APP_KEY, secret: APP_SECRET, enabled: false, client_events: true }],
+        host: '127.0.0.1', port: this.port, apps: [{ id: APP_ID, key: APP_KEY, secret: APP_SECRET, ...app }],
       }, null, 2) + '\n');
       return ['--config', cfg, '--host', '127.0.0.1', '--port', String(this.port)];
     }
@@ -286,14 +290,14 @@ class Ctx {
     return got;
   }
   // Raw WebSocket client.
-  raw(path = `/app/${APP_KEY}?${WS_QUERY}`) {
-    const r = new Raw(`ws://127.0.0.1:${this.port}${path}`);
+  raw(path = `/app/${APP_KEY}?${WS_QUERY}`, wsOpts = {}) {
+    const r = new Raw(`ws://127.0.0.1:${this.port}${path}`, wsOpts);
     this.cleanups.push(() => r.close());
     return r;
   }
   // A raw socket that completed the handshake.
-  async rawConnected(path) {
-    const r = this.raw(path);
+  async rawConnected(path, wsOpts) {
+    const r = this.raw(path, wsOpts);
     await r.established();
     return r;
   }
@@ -318,9 +322,11 @@ class Ctx {
 }
 
 class Raw {
-  constructor(url) {
+  constructor(url, wsOpts = {}) {
     this.url = url; this.msgs = []; this.closeCode = null; this.closeReason = null; this.error = null; this.httpStatus = null;
-    this.ws = new WebSocket(url);
+    this.wsPings = 0;
+    this.ws = new WebSocket(url, wsOpts);
+    this.ws.on('ping', () => this.wsPings++);
     this.ws.on('message', (buf, isBinary) => {
       const s = buf.toString('utf8');
       let m; try { m = JSON.parse(s); } catch { m = { unparsed: s }; }
@@ -456,6 +462,22 @@ scenario('public: unsubscribe stops delivery', async (c) => {
   eq(gp.length, 0, 'events after unsubscribe');
 });
 
+scenario('public: subscription_succeeded of a non-presence channel carries data "{}"', {
+  soketi: 'documented: pusher_internal:subscription_succeeded has data "{}" (a JSON string) for public/private channels; observed: soketi omits data',
+}, async (c) => {
+  const r = await c.rawConnected();
+  const ch = uid('sscheck');
+  r.send({ event: 'pusher:subscribe', data: { channel: ch, auth: '' } });
+  const m = await r.next((m) => m.event === 'pusher_internal:subscription_succeeded', 3000, 'subscription_succeeded');
+  eq(m.channel, ch, 'channel');
+  eq(m.data, '{}', 'data');
+});
+
+scenario('health: GET /ready answers 200 while serving', async (c) => {
+  const r = await fetch(`http://127.0.0.1:${c.port}/ready`);
+  eq(r.status, 200, 'GET /ready status');
+});
+
 // --- private channels
 
 scenario('private: valid signature subscribes and receives', async (c) => {
@@ -570,6 +592,59 @@ scenario('presence: subscription without channel_data or with a bad signature is
   await until(() => r.errors().length >= 2, 3000, 'an error for channel_data not matching the signature');
   assert(!r.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 'subscribed');
   await r.ping();
+});
+
+scenario('presence: user_info over 1 KB is refused', async (c) => {
+  const ch = uid('presence-big');
+  const r = await c.rawConnected();
+  const a = c.sdk.authorizeChannel(r.socketId, ch, { user_id: 'big', user_info: { blob: 'b'.repeat(1100) } });
+  r.send({ event: 'pusher:subscribe', data: { channel: ch, ...a } });
+  await until(() => r.errors().length || r.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 3000, 'an answer');
+  assert(!r.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 'subscribed with 1.1 KB of user_info');
+  const ok = c.sdk.authorizeChannel(r.socketId, ch, { user_id: 'small', user_info: { blob: 'b'.repeat(900) } });
+  r.send({ event: 'pusher:subscribe', data: { channel: ch, ...ok } });
+  await r.next((m) => m.event === 'pusher_internal:subscription_succeeded', 3000, 'subscription with 0.9 KB of user_info');
+});
+
+async function fillPresence(c, ch, n) {
+  const join = async (id) => {
+    const r = await c.rawConnected();
+    r.send({ event: 'pusher:subscribe', data: { channel: ch, ...c.sdk.authorizeChannel(r.socketId, ch, { user_id: id }) } });
+    return r;
+  };
+  const socks = [];
+  for (let i = 0; i < n; i += 20) socks.push(...await Promise.all(Array.from({ length: Math.min(20, n - i) }, (_, k) => join(`m${i + k}`))));
+  for (const r of socks) await r.next((m) => m.event === 'pusher_internal:subscription_succeeded', 5000, `subscription of one of ${n} members`);
+  return join;
+}
+
+scenario('presence: the 101st member is refused', { timeout: 40000 }, async (c) => {
+  const ch = uid('presence-full');
+  const join = await fillPresence(c, ch, 100);
+  const extra = await join('m100');
+  await until(() => extra.errors().length || extra.find((m) => m.event === 'pusher_internal:subscription_succeeded') || extra.closeCode !== null,
+    3000, 'an answer to the 101st member');
+  assert(!extra.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 'the 101st member was accepted');
+});
+
+scenario('presence: at the 100-member limit another socket of a member is accepted', {
+  timeout: 40000,
+  soketi: 'documented: the limit is 100 members (users) per channel, so another socket of a present user adds no member; observed: soketi refuses it with subscription_error 4100',
+}, async (c) => {
+  const ch = uid('presence-full2');
+  const join = await fillPresence(c, ch, 100);
+  const again = await join('m7');
+  await again.next((m) => m.event === 'pusher_internal:subscription_succeeded', 3000, 'a second socket of member m7');
+});
+
+scenario('presence: user_id over 128 characters is refused', {
+  soketi: 'documented: user ids are at most 128 characters; observed: soketi accepts longer ids',
+}, async (c) => {
+  const ch = uid('presence-longid');
+  const r = await c.rawConnected();
+  r.send({ event: 'pusher:subscribe', data: { channel: ch, ...c.sdk.authorizeChannel(r.socketId, ch, { user_id: 'u'.repeat(129) }) } });
+  await until(() => r.errors().length || r.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 3000, 'an answer');
+  assert(!r.find((m) => m.event === 'pusher_internal:subscription_succeeded'), 'subscribed with a 129-character user_id');
 });
 
 // --- encrypted channels
@@ -722,6 +797,47 @@ scenario('client events: names must start with client-', async (c) => {
   await a.ping();
 });
 
+scenario('client events: refused with pusher:error when the app disables them', { profile: 'noclient' }, async (c) => {
+  const ch = uid('private-off');
+  const { a, sa, sb } = await pairOn(c, ch);
+  const gb = c.collect(sb, 'client-x');
+  sa.trigger('client-x', { n: 1 });
+  await until(() => pjsErrors(a).length, 3000, 'pusher:error to the sender');
+  await sleep(300);
+  eq(gb.length, 0, 'client events relayed although disabled');
+  eq(a.connection.state, 'connected', 'sender state');
+});
+
+scenario('subscription_count: pusher:subscription_count sent when the app enables it', {
+  profile: 'subcount',
+  soketi: 'documented: pusher_internal:subscription_count {subscription_count:N} to subscribers of non-presence channels when enabled; observed: soketi does not implement it',
+}, async (c) => {
+  const ch = uid('counted');
+  const a = await c.client(), b = await c.client();
+  const sa = await c.subscribe(a, ch);
+  const counts = []; sa.bind('pusher:subscription_count', (d) => counts.push(d.subscription_count));
+  await c.subscribe(b, ch);
+  await until(() => counts.includes(2), 3000, 'subscription_count 2 at the first subscriber');
+  b.unsubscribe(ch);
+  await until(() => counts[counts.length - 1] === 1, 3000, 'subscription_count 1 after the second left');
+});
+
+// --- activity timeout (needs a configurable activity_timeout)
+
+scenario('ping: a silent client is pinged, and closed with 4201 if it does not answer', {
+  profile: 'fastping',
+  soketiSkip: 'activity/pong timeouts are not configurable in soketi (fixed 120 s)',
+}, async (c) => {
+  const mute = await c.rawConnected(undefined, { autoPong: false });
+  const at = mute.data(mute.msgs[0]).activity_timeout;
+  eq(at, 1, 'activity_timeout announced (--activity-timeout 1)');
+  const p = await c.client();
+  await mute.closed(6000, 'close 4201 of a client that answers no ping');
+  assert(mute.wsPings > 0 || mute.find((m) => m.event === 'pusher:ping'), 'the server closed the client without pinging it');
+  eq(mute.closeCode, 4201, 'close code');
+  eq(p.connection.state, 'connected', 'pusher-js (which answers pings) state after the same time');
+});
+
 // --- user sign-in
 
 scenario('signin: pusher:signin then sendToUser reaches every socket of the user', async (c) => {
@@ -755,6 +871,18 @@ scenario('signin: bad signature refused', async (c) => {
   assert(!r.find((m) => m.event === 'dm'), 'refused socket got a user event');
 });
 
+scenario('signin: a second sign-in as another user on the same connection is refused', {
+  soketi: 'documented: a connection is associated with one user only, a second pusher:signin with another id fails; observed: soketi accepts it',
+}, async (c) => {
+  const r = await c.rawConnected();
+  r.send({ event: 'pusher:signin', data: c.sdk.authenticateUser(r.socketId, { id: 'first' }) });
+  await r.next((m) => m.event === 'pusher:signin_success', 3000, 'signin_success');
+  const n = r.msgs.length;
+  r.send({ event: 'pusher:signin', data: c.sdk.authenticateUser(r.socketId, { id: 'second' }) });
+  await until(() => r.errors(n).length || r.find((m) => m.event === 'pusher:signin_success', n) || r.closeCode !== null, 3000, 'an answer');
+  assert(!r.find((m) => m.event === 'pusher:signin_success', n), 'second sign-in as another user accepted');
+});
+
 // --- REST endpoints (happy paths through the SDK)
 
 scenario('REST events: 200 with a JSON object body', async (c) => {
@@ -762,6 +890,17 @@ scenario('REST events: 200 with a JSON object body', async (c) => {
   eq(res.status, 200, 'status');
   const body = await res.json();
   assert(body && typeof body === 'object' && !('error' in body), `body ${JSON.stringify(body)}`);
+});
+
+scenario('REST events: info=user_count returns the channel attributes', {
+  soketi: 'documented: with info the response is {"channels":{name:{user_count:N}}}; observed: soketi answers {"ok":true}',
+}, async (c) => {
+  const ch = uid('presence-trig');
+  await occupy(c, [ch], { id: 'i1', info: {} });
+  await occupy(c, [ch], { id: 'i2', info: {} });
+  const res = await c.sdk.trigger(ch, 'ev', {}, { info: 'user_count' });
+  const body = await res.json();
+  eq(body.channels && body.channels[ch] && body.channels[ch].user_count, 2, `user_count in ${JSON.stringify(body)}`);
 });
 
 scenario('REST batch_events: every event delivered', async (c) => {
@@ -882,6 +1021,13 @@ scenario('REST error: expired auth_timestamp is 401', {
   eq(r2.status, 401, `status for a timestamp 1 h in the future (body ${trunc(r2.text)})`);
 });
 
+scenario('REST error: unsigned request is 401', { soketi: REST200('401') }, async (c) => {
+  const res = await fetch(`http://127.0.0.1:${c.port}/apps/${APP_ID}/events`, {
+    method: 'POST', body: JSON.stringify({ name: 'e', channel: 'c', data: '{}' }), headers: { 'content-type': 'application/json' },
+  });
+  eq(res.status, 401, `status (body ${trunc(await res.text())})`);
+});
+
 scenario('REST error: unknown app is 404', { soketi: REST200('404') }, async (c) => {
   const r = await c.rest('POST', '/events', { appId: 'no-such-app', body: JSON.stringify({ name: 'e', channel: 'c', data: '{}' }) });
   eq(r.status, 404, `status (body ${trunc(r.text)})`);
@@ -937,6 +1083,10 @@ async function expectClose(c, path, code) {
   if (r.closeCode === -2) throw new Fail(`the WebSocket upgrade was refused with HTTP ${r.httpStatus} (want 101 then close ${code})`);
   const err = r.find((m) => m.event === 'pusher:error');
   eq(r.closeCode, code, `close code (pusher:error before it: ${err ? err.raw : 'none'})`);
+  if (err) {
+    assert(err.data && typeof err.data === 'object' && err.data.code === code && typeof err.data.message === 'string',
+      `the pusher:error before the close must have data {code:${code}, message:string}: ${err.raw}`);
+  }
   assert(!r.find((m) => m.event === 'pusher:connection_established'), 'connection_established sent before the close');
 }
 
@@ -1069,6 +1219,12 @@ async function runTarget(target, list, counters) {
   log(`# target ${target.name} on 127.0.0.1:${target.port}`);
   for (const sc of list) {
     n++;
+    if (target.name === 'soketi' && sc.soketiSkip) {
+      log(`ok ${n} - ${sc.name} # SKIP on soketi: ${sc.soketiSkip}`);
+      results.push({ sc, status: 'skip', msg: '' });
+      counters.skip++;
+      continue;
+    }
     if (target.name === 'pusherd' && OPT.exclude.includes(sc.name)) {
       log(`ok ${n} - ${sc.name} # SKIP excluded for pusherd by ${OPT.excludeFile} (known failure)`);
       results.push({ sc, status: 'skip', msg: '' });
@@ -1124,7 +1280,8 @@ async function runTarget(target, list, counters) {
 async function main() {
   let list = S.filter((s) => (!OPT.filter || OPT.filter.test(s.name)) && (!OPT.skip || !OPT.skip.test(s.name)));
   // Order: default-profile scenarios, other profiles, malformed frames, shutdown.
-  const rank = (s) => (s.shutdown ? 4 : s.malformed ? 3 : s.profile === 'default' ? 0 : s.profile === 'quota' ? 1 : 2);
+  const PROFILES = ['default', 'quota', 'disabled', 'noclient', 'subcount', 'fastping'];
+  const rank = (s) => (s.shutdown ? 20 : s.malformed ? 10 : PROFILES.indexOf(s.profile));
   list = list.map((s, i) => [s, i]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map((x) => x[0]);
   const unknown = OPT.exclude.filter((n) => !S.some((s) => s.name === n));
   if (unknown.length) console.log(`# warning: --exclude-file names no scenario called: ${unknown.join(' | ')}`);
@@ -1158,7 +1315,7 @@ async function main() {
   for (const { t, counters: k } of all) {
     console.log(`# ${t.name.padEnd(8)} ${String(k.pass).padStart(5)} ${String(k.xfail).padStart(6)} ${String(k.xpass).padStart(6)} ${String(k.fail).padStart(5)} ${String(k.skip).padStart(5)}`);
   }
-  console.log('# (xfail = expected-to-differ on soketi; skip = excluded by --exclude-file)');
+  console.log('# (xfail = expected-to-differ on soketi; skip = not runnable on that target, or excluded by --exclude-file)');
   if (all.length > 1) {
     console.log('#');
     console.log(`# ${'scenario'.padEnd(80)} ${all.map(({ t }) => t.name.padEnd(8)).join(' ')}`);
