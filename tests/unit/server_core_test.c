@@ -1,0 +1,296 @@
+/* Unit tests for pusherd (src/server): its WebSocket framer (RFC 6455
+ * vectors), Pusher message dispatch on detached connections (channels,
+ * presence membership rules, malformed input), and the config loader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pusherd.h"
+#include "core/sign.h"
+
+/* ------------------------------------------------------------ framer */
+typedef struct rec {
+  char text[512];
+  size_t text_len;
+  int texts, binaries, closes, errors, pongs;
+  int close_code, error_code;
+} rec;
+
+static void r_text(const uint8_t *m, size_t n, void *ud) {
+  rec *r = ud;
+  memcpy(r->text, m, n < sizeof r->text ? n : sizeof r->text);
+  r->text_len = n;
+  r->texts++;
+}
+static void r_bin(const uint8_t *m, size_t n, void *ud) { ((rec *)ud)->binaries++; }
+static void r_close(uint16_t code, void *ud) {
+  ((rec *)ud)->closes++;
+  ((rec *)ud)->close_code = code;
+}
+static void r_err(int code, const char *why, void *ud) {
+  ((rec *)ud)->errors++;
+  ((rec *)ud)->error_code = code;
+}
+static void r_pong(void *ud) { ((rec *)ud)->pongs++; }
+static const pd_ws_callbacks rcb = {r_text, r_bin, r_close, r_err, r_pong};
+
+static pd_ws *new_ws(rec *r, size_t max) {
+  memset(r, 0, sizeof *r);
+  pd_ws *ws = pd_ws_server_new("dGhlIHNhbXBsZSBub25jZQ==", max, &rcb, r);
+  assert_non_null(ws);
+  const uint8_t *p;
+  size_t n = pd_ws_pending(ws, &p);
+  assert_true(n > 0);
+  assert_non_null(strstr((const char *)p, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+  pd_ws_consume(ws, n);
+  return ws;
+}
+
+/* masked client frame */
+static size_t mk(uint8_t *out, int fin, int op, const char *payload, size_t n) {
+  static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+  size_t h = 0;
+  out[h++] = (uint8_t)((fin ? 0x80 : 0) | op);
+  if (n < 126) out[h++] = (uint8_t)(0x80 | n);
+  else {
+    out[h++] = 0x80 | 126;
+    out[h++] = (uint8_t)(n >> 8);
+    out[h++] = (uint8_t)n;
+  }
+  memcpy(out + h, mask, 4);
+  h += 4;
+  for (size_t i = 0; i < n; i++) out[h + i] = (uint8_t)payload[i] ^ mask[i & 3];
+  return h + n;
+}
+
+static void test_rfc_vectors(void **st) {
+  char acc[32];
+  assert_int_equal(pd_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", acc, sizeof acc), 0);
+  assert_string_equal(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  rec r;
+  pd_ws *ws = new_ws(&r, 1024);
+  /* RFC 6455 §5.7: a masked "Hello" */
+  const uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+  /* byte by byte: partial input must wait */
+  for (size_t i = 0; i < sizeof hello; i++) assert_int_equal(pd_ws_recv(ws, hello + i, 1), 0);
+  assert_int_equal(r.texts, 1);
+  assert_int_equal(r.text_len, 5);
+  assert_memory_equal(r.text, "Hello", 5);
+  /* fragmented with a ping in between */
+  uint8_t buf[600];
+  size_t n = mk(buf, 0, 1, "Hel", 3);
+  n += mk(buf + n, 1, 9, "p", 1);
+  n += mk(buf + n, 1, 0, "lo!", 3);
+  assert_int_equal(pd_ws_recv(ws, buf, n), 0);
+  assert_int_equal(r.texts, 2);
+  assert_memory_equal(r.text, "Hello!", 6);
+  const uint8_t *p;
+  size_t pn = pd_ws_pending(ws, &p);
+  assert_int_equal(pn, 3);
+  assert_int_equal(p[0], 0x8A); /* pong, unmasked, echoing "p" */
+  assert_int_equal(p[2], 'p');
+  pd_ws_consume(ws, pn);
+  /* binary */
+  n = mk(buf, 1, 2, "\x01\x02", 2);
+  assert_int_equal(pd_ws_recv(ws, buf, n), 0);
+  assert_int_equal(r.binaries, 1);
+  /* close 1000 is echoed */
+  n = mk(buf, 1, 8, "\x03\xe8", 2);
+  pd_ws_recv(ws, buf, n);
+  assert_int_equal(r.closes, 1);
+  assert_int_equal(r.close_code, 1000);
+  pn = pd_ws_pending(ws, &p);
+  assert_int_equal(pn, 4);
+  assert_int_equal(p[0], 0x88);
+  assert_int_equal((p[2] << 8) | p[3], 1000);
+  pd_ws_del(ws);
+}
+
+static void test_framer_errors(void **st) {
+  rec r;
+  pd_ws *ws = new_ws(&r, 16);
+  const uint8_t unmasked[] = {0x81, 0x02, 'h', 'i'};
+  pd_ws_recv(ws, unmasked, sizeof unmasked);
+  assert_int_equal(r.errors, 1);
+  assert_int_equal(r.error_code, 1002);
+  pd_ws_del(ws);
+
+  ws = new_ws(&r, 16);
+  uint8_t buf[64];
+  size_t n = mk(buf, 1, 1, "0123456789abcdefXYZ", 19);
+  pd_ws_recv(ws, buf, n);
+  assert_int_equal(r.errors, 1);
+  assert_int_equal(r.error_code, 1009);
+  const uint8_t *p;
+  size_t pn = pd_ws_pending(ws, &p);
+  assert_true(pn >= 4);
+  assert_int_equal((p[2] << 8) | p[3], 1009);
+  pd_ws_del(ws);
+
+  ws = new_ws(&r, 1024);
+  const uint8_t big_ctl[] = {0x89, 0xfe, 0x00, 0x80};
+  pd_ws_recv(ws, big_ctl, sizeof big_ctl);
+  assert_int_equal(r.error_code, 1002);
+  pd_ws_del(ws);
+}
+
+/* ------------------------------------------------------------ dispatch */
+static pd_config cfg;
+static pd_server srv;
+
+static int setup(void **st) {
+  pd_log_level = PD_LOG_OFF;
+  pd_config_init(&cfg);
+  pd_app *a = pd_app_new("app-id", "app-key", "app-secret");
+  a->max_presence_members = 2;
+  pd_config_add_app(&cfg, a);
+  pd_server_init(&srv, NULL, &cfg);
+  return 0;
+}
+static int teardown(void **st) {
+  pd_server_free(&srv);
+  pd_config_free(&cfg);
+  return 0;
+}
+
+static pd_conn *conn(const char *sid) {
+  pd_conn *c = pd_conn_new_detached(&srv);
+  c->is_ws = 1;
+  c->app = cfg.apps[0];
+  c->counted = 1;
+  cfg.apps[0]->connections++;
+  strcpy(c->socket_id, sid);
+  return c;
+}
+
+static void send_text(pd_conn *c, const char *s) { pd_proto_on_text(c, (const uint8_t *)s, strlen(s)); }
+
+static void join_presence(pd_conn *c, const char *channel, const char *user) {
+  char cd[128], auth[128], msg[512];
+  snprintf(cd, sizeof cd, "{\"user_id\":\"%s\",\"user_info\":{\"n\":1}}", user);
+  assert_int_equal(pusher__sign_channel("app-key", "app-secret", c->socket_id, channel, cd, auth, sizeof auth), 0);
+  json_t *o = json_pack("{s:s,s:{s:s,s:s,s:s}}", "event", "pusher:subscribe", "data", "channel", channel, "auth", auth,
+                        "channel_data", cd);
+  char *t = json_dumps(o, JSON_COMPACT);
+  snprintf(msg, sizeof msg, "%s", t);
+  free(t);
+  json_decref(o);
+  send_text(c, msg);
+}
+
+static void test_dispatch(void **st) {
+  pd_conn *a = conn("1.1"), *b = conn("2.2"), *a2 = conn("3.3"), *z = conn("4.4");
+  pd_app *app = cfg.apps[0];
+  send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\",\"auth\":\"\"}}");
+  pd_channel *ch = pd_channel_get(app, "news", 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->nsubs, 1);
+  /* subscribing twice does not add a second subscription */
+  send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
+  assert_int_equal(ch->nsubs, 1);
+  send_text(a, "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"news\"}}");
+  assert_null(pd_channel_get(app, "news", 0)); /* freed when empty */
+
+  /* private: bad signature refused, good one accepted */
+  uint64_t before = a->sent_frames;
+  send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"private-x\",\"auth\":\"app-key:00\"}}");
+  assert_null(pd_channel_get(app, "private-x", 0));
+  assert_int_equal(a->sent_frames, before + 1); /* one pusher:error */
+
+  /* presence: one member per user id across sockets; member limit 2 */
+  join_presence(a, "presence-room", "u1");
+  join_presence(a2, "presence-room", "u1");
+  ch = pd_channel_get(app, "presence-room", 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->nsubs, 2);
+  assert_int_equal(ch->nmembers, 1);
+  uint64_t b_before = b->sent_frames;
+  join_presence(b, "presence-room", "u2");
+  assert_int_equal(ch->nmembers, 2);
+  assert_int_equal(b->sent_frames, b_before + 1); /* subscription_succeeded */
+  join_presence(z, "presence-room", "u3");       /* over the limit */
+  assert_int_equal(ch->nmembers, 2);
+  assert_int_equal(ch->nsubs, 3);
+  /* leaving with one of u1's sockets keeps u1 */
+  b_before = b->sent_frames;
+  pd_conn_leave_all(a2);
+  assert_int_equal(ch->nmembers, 2);
+  assert_int_equal(b->sent_frames, b_before); /* no member_removed */
+  pd_conn_leave_all(a);
+  assert_int_equal(ch->nmembers, 1);
+  assert_int_equal(b->sent_frames, b_before + 1); /* member_removed */
+
+  /* malformed input never crashes and is answered */
+  const char *bad[] = {"", "{", "[]", "null", "{\"event\":\"pusher:subscribe\"}",
+                       "{\"event\":\"pusher:subscribe\",\"data\":\"x\"}", "{\"event\":\"pusher:unsubscribe\",\"data\":1}",
+                       "{\"event\":\"pusher:signin\",\"data\":[]}", "{\"event\":\"client-x\",\"channel\":\"news\"}",
+                       "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"presence-q\",\"auth\":\"app-key:0\"}}"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    before = z->sent_frames;
+    send_text(z, bad[i]);
+    assert_int_equal(z->sent_frames, before + 1);
+  }
+  pd_conn_destroy(a);
+  pd_conn_destroy(b);
+  pd_conn_destroy(a2);
+  pd_conn_destroy(z);
+  assert_null(pd_channel_get(app, "presence-room", 0));
+}
+
+/* ------------------------------------------------------------ config */
+static void test_config_errors(void **st) {
+  char path[] = "/tmp/pusherd_cfg_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char *bad = "{\n  \"apps\": [\n    {\"id\": \"a\" \"key\": \"k\"}\n  ]\n}\n";
+  assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+  close(fd);
+  pd_config c;
+  pd_config_init(&c);
+  char err[512];
+  assert_int_equal(pd_config_load_file(&c, path, err, sizeof err), -1);
+  char want[600];
+  snprintf(want, sizeof want, "%s:3:", path);
+  assert_non_null(strstr(err, want));
+  pd_config_free(&c);
+
+  FILE *f = fopen(path, "w");
+  fputs("{\"port\": 7, \"apps\": [{\"id\":\"a\",\"key\":\"k\",\"secret\":\"s\",\"max_connections\":5,"
+        "\"client_events\":true}, {\"id\":\"b\",\"key\":\"k2\",\"secret\":\"s\",\"enabled\":false}]}",
+        f);
+  fclose(f);
+  pd_config_init(&c);
+  assert_int_equal(pd_config_load_file(&c, path, err, sizeof err), 0);
+  assert_int_equal(c.port, 7);
+  assert_int_equal(c.napps, 2);
+  assert_int_equal(c.apps[0]->max_connections, 5);
+  assert_true(c.apps[0]->client_events);
+  assert_false(c.apps[1]->enabled);
+  assert_false(c.apps[1]->client_events);
+  pd_config_free(&c);
+
+  f = fopen(path, "w");
+  fputs("{\"apps\": [{\"id\":\"a\",\"key\":\"k\",\"secret\":\"s\",\"max_connections\":\"many\"}]}", f);
+  fclose(f);
+  pd_config_init(&c);
+  assert_int_equal(pd_config_load_file(&c, path, err, sizeof err), -1);
+  assert_non_null(strstr(err, "apps[0].max_connections: must be an integer"));
+  pd_config_free(&c);
+  unlink(path);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rfc_vectors),
+      cmocka_unit_test(test_framer_errors),
+      cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
+      cmocka_unit_test(test_config_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
