@@ -752,6 +752,12 @@ int pusher__conn_new(pusher__conn **out, const char *app_key, const pusher_clien
   c->owner = owner;
   if (hooks) c->hooks = *hooks;
   c->hook_user = hook_user;
+  /* Room for the WebSocket objects retired inside one call (freed when the
+   * outermost call unwinds), so retiring one never needs memory. */
+  if (grow(c->m, (void **)&c->retired, &c->aretired, 16, sizeof *c->retired) != 0) {
+    pusher__conn_del(c);
+    return PUSHER_ERR_NOMEM;
+  }
   c->state = PUSHER_STATE_INITIALIZED;
   c->retry_at = c->unavailable_at = c->attempt_deadline = c->activity_at = c->pong_at = PUSHER__NEVER;
   *out = c;
