@@ -9,6 +9,7 @@
 
 #include "core/mem.h"
 #include "core/proto.h"
+#include <pusher/channels.h>
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -132,6 +133,10 @@ int pusher__crypto_shared_secret_b64(const char *channel, const char *master_b64
   sodium_memzero(master, sizeof master);
   sodium_memzero(key, sizeof key);
   return e;
+}
+
+int pusher_shared_secret(const char *channel, const char *master_key_b64, char out[45]) {
+  return pusher__crypto_shared_secret_b64(channel, master_key_b64, out);
 }
 
 int pusher__crypto_key_from_b64(const char *b64, uint8_t key[PUSHER__SECRETBOX_KEYBYTES], char *why,

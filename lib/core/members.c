@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include <pusher/channels.h>
 #include "core/proto.h"
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
@@ -336,4 +337,69 @@ const pusher__member *pusher__members_at(const pusher__members *m, size_t i) {
 
 const pusher__member *pusher__members_me(const pusher__members *m) {
   return m->me.id ? &m->me : NULL;
+}
+
+/* ------------------------------------------------------------------ public snapshot */
+
+struct pusher_members {
+  pusher_mem mem;
+  size_t n;
+  pusher_member *v;
+  pusher_member me;
+  int has_me;
+  /* then n pusher_member, then the strings */
+};
+
+static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *put_str(char **p, const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  memcpy(*p, s, n);
+  const char *r = *p;
+  *p += n;
+  return r;
+}
+
+int pusher__members_snapshot(const pusher__members *m, const pusher_mem *mem, pusher_members **out) {
+  *out = NULL;
+  size_t strings = str_size(m->me.id) + str_size(m->me.info_json);
+  for (size_t i = 0; i < m->n; i++) strings += str_size(m->v[i].id) + str_size(m->v[i].info_json);
+  size_t total = sizeof(pusher_members) + m->n * sizeof(pusher_member) + strings;
+  pusher_members *s = pusher__malloc(mem, total);
+  if (!s) return PUSHER_ERR_NOMEM;
+  pusher__mem_copy(&s->mem, mem);
+  s->n = m->n;
+  s->v = (pusher_member *)(s + 1);
+  char *p = (char *)(s->v + m->n);
+  for (size_t i = 0; i < m->n; i++) {
+    s->v[i].user_id = put_str(&p, m->v[i].id);
+    s->v[i].user_info = put_str(&p, m->v[i].info_json);
+  }
+  s->has_me = m->me.id != NULL;
+  s->me.user_id = put_str(&p, m->me.id);
+  s->me.user_info = put_str(&p, m->me.info_json);
+  *out = s;
+  return 0;
+}
+
+size_t pusher_members_count(const pusher_members *m) { return m ? m->n : 0; }
+
+const pusher_member *pusher_members_at(const pusher_members *m, size_t i) {
+  return m && i < m->n ? &m->v[i] : NULL;
+}
+
+const pusher_member *pusher_members_get(const pusher_members *m, const char *user_id) {
+  if (!m || !user_id) return NULL;
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->v[i].user_id, user_id) == 0) return &m->v[i];
+  return NULL;
+}
+
+const pusher_member *pusher_members_me(const pusher_members *m) { return m && m->has_me ? &m->me : NULL; }
+
+void pusher_members_free(pusher_members *m) {
+  if (!m) return;
+  pusher_mem mem = m->mem;
+  pusher__free(&mem, m);
 }

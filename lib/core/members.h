@@ -76,6 +76,12 @@ const pusher__member *pusher__members_at(const pusher__members *m, size_t i);
 /* NULL until set_me; info_json as described above. */
 const pusher__member *pusher__members_me(const pusher__members *m);
 
+/* An immutable public snapshot (include/pusher/channels.h pusher_members):
+ * one allocation with mem (copied into it), freed by pusher_members_free. */
+struct pusher_members;
+int pusher__members_snapshot(const pusher__members *m, const pusher_mem *mem,
+                             struct pusher_members **out);
+
 /* Helper shared with the auth reply checks: user_id (JSON string or
  * integer) as text into out (PUSHER__MEMBER_ID_MAX + 1 bytes).  Returns 0 or
  * PUSHER_ERR_PROTO. */

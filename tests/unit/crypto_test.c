@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pusher/channels.h>
+
 #include "core/crypto.h"
 #include "core/mem.h"
 
@@ -93,6 +95,12 @@ static void test_vector_f_shared_secret(void **st) {
   char h[65];
   hex(key, 32, h);
   assert_string_equal(h, "9e5af8f484901f3f75c92ddccbfc96996f3014c35e4e734be6d3479db3c970b4");
+  /* the public helper for custom authorizers */
+  char pub[45];
+  assert_int_equal(pusher_shared_secret("private-encrypted-bla", "zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=", pub), 0);
+  assert_string_equal(pub, "nlr49ISQHz91yS3cy/yWmW8wFMNeTnNL5tNHnbPJcLQ=");
+  assert_int_equal(pusher_shared_secret(NULL, "zyrm8pvV2C9fJcBfhyXzvxbJVN/H7QLmbe0xJi1GhPU=", pub), PUSHER_ERR_INVALID_ARGUMENT);
+  assert_int_equal(pusher_shared_secret("private-encrypted-bla", NULL, pub), PUSHER_ERR_INVALID_ARGUMENT);
   /* master key must be 32 bytes of base64 */
   assert_int_equal(pusher__crypto_shared_secret_b64("private-encrypted-bla", "c2hvcnQ=", b64),
                    PUSHER_ERR_INVALID_ARGUMENT);

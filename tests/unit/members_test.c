@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pusher/channels.h>
+
 #include "core/members.h"
 
 static char why[256];
@@ -339,6 +341,42 @@ static void test_all_orderings(void **st) {
   assert_int_equal(runs, 5040);
 }
 
+static void test_public_snapshot(void **st) {
+  (void)st;
+  pusher__members m;
+  pusher__members_init(&m, NULL);
+  pusher_members *s;
+  assert_int_equal(pusher__members_snapshot(&m, NULL, &s), 0);
+  assert_int_equal(pusher_members_count(s), 0);
+  assert_null(pusher_members_at(s, 0));
+  assert_null(pusher_members_me(s));
+  pusher_members_free(s);
+  assert_int_equal(set_me(&m, "{\"user_id\":7,\"user_info\":{\"n\":\"me\"}}"), 0);
+  assert_int_equal(load(&m, ROOM_AB), 0);
+  assert_int_equal(add(&m, "{\"user_id\":\"c\"}"), 1);
+  assert_int_equal(pusher__members_snapshot(&m, NULL, &s), 0);
+  /* the snapshot is independent of later changes */
+  assert_int_equal(rem(&m, "{\"user_id\":\"a\"}"), 1);
+  pusher__members_reset(&m);
+  assert_int_equal(pusher_members_count(s), 3);
+  assert_string_equal(pusher_members_at(s, 0)->user_id, "a");
+  assert_string_equal(pusher_members_at(s, 0)->user_info, "{\"name\":\"A\"}");
+  assert_string_equal(pusher_members_at(s, 1)->user_info, "null");
+  assert_string_equal(pusher_members_at(s, 2)->user_id, "c");
+  assert_null(pusher_members_at(s, 2)->user_info);
+  assert_null(pusher_members_at(s, 3));
+  assert_ptr_equal(pusher_members_get(s, "b"), pusher_members_at(s, 1));
+  assert_null(pusher_members_get(s, "zz"));
+  assert_null(pusher_members_get(s, NULL));
+  assert_string_equal(pusher_members_me(s)->user_id, "7");
+  assert_string_equal(pusher_members_me(s)->user_info, "{\"n\":\"me\"}");
+  pusher_members_free(s);
+  pusher_members_free(NULL);
+  assert_int_equal(pusher_members_count(NULL), 0);
+  assert_null(pusher_members_me(NULL));
+  pusher__members_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_load_basic),
@@ -350,6 +388,7 @@ int main(void) {
       cmocka_unit_test(test_resubscribe_different_set),
       cmocka_unit_test(test_malformed_leaves_set_unchanged),
       cmocka_unit_test(test_all_orderings),
+      cmocka_unit_test(test_public_snapshot),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
