@@ -247,11 +247,15 @@ static void dispatch(pusher__conn *c, const char *channel, const char *event, co
                      size_t data_len, int is_json, const char *user_id) {
   if (c->dead) return;
   pusher_event ev = {channel, event, data, data_len, is_json, user_id};
+  /* As pusher-js: channel bindings hear their channel only while it is in
+   * the table (e.g. not events still in flight after unsubscribe); global
+   * bindings hear everything. */
+  int known = channel && find_chan(c, channel, NULL) != NULL;
   size_t n = c->nebs;
   for (size_t i = 0; i < n && i < c->nebs; i++) {
     const ebind *b = &c->ebs[i];
     if (b->dead) continue;
-    if (b->channel && (!channel || strcmp(b->channel, channel) != 0)) continue;
+    if (b->channel && (!known || strcmp(b->channel, channel) != 0)) continue;
     if (b->event && strcmp(b->event, event) != 0) continue;
     pusher_event_cb cb = b->cb;
     void *ud = b->ud;

@@ -970,6 +970,43 @@ static void cb_conn_del(pusher_client *o, const pusher_connection_event *ev, voi
   if (strcmp(ev->name, "state_change") == 0 && ev->current == PUSHER_STATE_CONNECTING) pusher__conn_del(t->c);
 }
 
+static void cb_unsub(pusher_client *o, const pusher_event *ev, void *ud) {
+  T *t = ud;
+  logf_("unsub:%s", ev->channel);
+  assert_int_equal(pusher__conn_unsubscribe(t->c, ev->channel, now), 0);
+}
+
+static void cb_err_disconnect(pusher_client *o, const pusher_connection_event *ev, void *ud) {
+  T *t = ud;
+  if (strcmp(ev->name, "error") == 0) pusher__conn_disconnect(t->c, now);
+}
+
+static void test_reentrancy_commands(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t_new(&t);
+  pusher__conn_subscribe(t.c, "a", now);
+  pusher__conn_subscribe(t.c, "b", now);
+  connect_ok(&t, "1.1", 120);
+  pusher__conn_bind(t.c, "a", "bye", cb_unsub, &t, NULL);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"bye\",\"channel\":\"a\"}", now);
+  fs_send_text(&t.fs, "{\"event\":\"bye\",\"channel\":\"a\"}", now);
+  assert_string_equal(LOG, "ev:a:bye:(null) unsub:a ev:a:bye:(null)");
+  assert_string_equal(fs_last(&t.fs), "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"a\"}}");
+  /* disconnect from inside the error event of a drop: no reconnect follows */
+  pusher__conn_connection_bind(t.c, "error", cb_err_disconnect, &t, NULL);
+  t.mode = M_ACCEPT;
+  clear_log();
+  fs_drop(&t.fs, PUSHER_ERR_IO, now);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_DISCONNECTED);
+  assert_false(has("in:"));
+  advance(&t, 100000);
+  assert_int_equal(t.attempts, 0);
+  t_free(&t);
+}
+
 static void test_reentrancy(void **st) {
   (void)st;
   T t;
@@ -1375,6 +1412,7 @@ int main(void) {
       cmocka_unit_test(test_bindings_cap),
       cmocka_unit_test(test_private_presence_auth),
       cmocka_unit_test(test_reentrancy),
+      cmocka_unit_test(test_reentrancy_commands),
       cmocka_unit_test(test_stale_generation),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_transcripts),
