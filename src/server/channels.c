@@ -259,7 +259,30 @@ pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id)
   return NULL;
 }
 
+/* #server-to-user-<id>: delivered to every socket signed in as <id> (whether
+ * or not it has subscribed yet, so an event sent right after sign-in is not
+ * lost), once per socket. */
+static int publish_to_user(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
+  const char *uid = channel + strlen("#server-to-user-");
+  pd_server *s = app->srv;
+  if (!s) return 0;
+  pd_msg *m = NULL;
+  for (pd_conn *c = s->conns; c; c = c->next) {
+    if (c->app != app || c == except || !c->user_id || strcmp(c->user_id, uid) != 0) continue;
+    if (!m) {
+      json_t *o = json_pack("{s:s,s:s,s:s}", "event", event, "channel", channel, "data", data);
+      m = o ? pd_msg_json(o) : NULL;
+      json_decref(o);
+      if (!m) return -1;
+    }
+    pd_conn_queue(c, m);
+  }
+  pd_msg_unref(m);
+  return 0;
+}
+
 int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
+  if (has_prefix(channel, "#server-to-user-")) return publish_to_user(app, channel, event, data, except);
   pd_channel *ch = pd_channel_get(app, channel, 0);
   int is_cache = has_prefix(channel, "cache-") || has_prefix(channel, "private-cache-") ||
                  has_prefix(channel, "private-encrypted-cache-") || has_prefix(channel, "presence-cache-");
