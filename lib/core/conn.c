@@ -958,6 +958,12 @@ int pusher__conn_channel_subscribed(const pusher__conn *c, const char *channel) 
   return ch && ch->subscribed;
 }
 
+const char *pusher__conn_channel_shared_secret(const pusher__conn *c, const char *channel) {
+  if (!c || !channel) return NULL;
+  chan *ch = find_chan(c, channel, NULL);
+  return ch ? ch->shared_secret : NULL;
+}
+
 int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, pusher_event_cb cb,
                       void *user_data, pusher_bind_id *id) {
   if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;

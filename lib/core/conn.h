@@ -101,6 +101,10 @@ int pusher__conn_connection_unbind(pusher__conn *c, pusher_bind_id id);
 int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp now);
 int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstamp now);
 int pusher__conn_channel_subscribed(const pusher__conn *c, const char *channel);
+/* The shared_secret (base64) stored from the last successful authorization of
+ * a private-encrypted- channel, or NULL.  Never sent to the server.  Valid
+ * until the next pusher__conn_* call. */
+const char *pusher__conn_channel_shared_secret(const pusher__conn *c, const char *channel);
 int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event,
                       pusher_event_cb cb, void *user_data, pusher_bind_id *id);
 int pusher__conn_unbind(pusher__conn *c, pusher_bind_id id);

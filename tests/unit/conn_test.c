@@ -905,6 +905,8 @@ static void test_private_presence_auth(void **st) {
   assert_int_equal(pusher__conn_auth_result(t.c, r1, 0, 200, NULL, "app-key:sig", NULL, "c2VjcmV0", now), 0);
   assert_string_equal(fs_last(&t.fs), "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"app-key:sig\",\"channel\":\"private-chat\"}}");
   assert_int_equal(fs_count(&t.fs, "c2VjcmV0"), 0); /* shared_secret never sent */
+  assert_string_equal(pusher__conn_channel_shared_secret(t.c, "private-chat"), "c2VjcmV0");
+  assert_null(pusher__conn_channel_shared_secret(t.c, "nope"));
   /* the same answer again is stale */
   assert_int_equal(pusher__conn_auth_result(t.c, r1, 0, 200, NULL, "app-key:sig", NULL, NULL, now), PUSHER_ERR_NOT_FOUND);
   assert_int_equal(fs_count(&t.fs, "subscribe"), 1);
