@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/mem.h"
@@ -407,4 +408,121 @@ int pusher__http_request(pusher__http *h, const pusher__http_opts *o, pusher__ht
 fail:
   req_free(r);
   return err;
+}
+
+/* ------------------------------------------------------------------ auth over HTTP */
+
+#include "core/authreq.h"
+
+typedef struct auth_ctx {
+  pusher__auth_http_cb cb;
+  void *user;
+  int flags;
+  char *app_key;
+  char *url; /* for messages */
+} auth_ctx;
+
+static void auth_done(pusher__http_req *req, const pusher__http_result *res, void *u) {
+  (void)req;
+  auth_ctx *a = u;
+  const pusher_mem *mem = &req->h->mem;
+  pusher__auth_outcome o;
+  memset(&o, 0, sizeof o);
+  pusher__auth_reply reply;
+  memset(&reply, 0, sizeof reply);
+  char msg[512];
+  o.http_status = (int)res->status;
+  if (res->err) {
+    o.err = res->err;
+    snprintf(msg, sizeof msg, "auth request to %s failed: %s", a->url, res->message);
+  } else if (res->status != 200) {
+    o.err = PUSHER_ERR_HTTP;
+    /* Quote a short text body (servers often say why they refused). */
+    int quote = res->body_len > 0 && res->body_len <= 200;
+    for (size_t i = 0; quote && i < res->body_len; i++)
+      if ((unsigned char)res->body[i] < 0x20 && res->body[i] != '\n') quote = 0;
+    snprintf(msg, sizeof msg, "auth endpoint %s returned HTTP %ld%s%.*s", a->url, res->status,
+             quote ? ": " : "", quote ? (int)res->body_len : 0, res->body);
+  } else {
+    char why[256];
+    o.err = pusher__auth_reply_parse(mem, res->body, res->body_len, a->flags, a->app_key, &reply, why,
+                                     sizeof why);
+    if (o.err) snprintf(msg, sizeof msg, "%s (from %s)", why, a->url);
+    else snprintf(msg, sizeof msg, "OK");
+  }
+  o.message = msg;
+  if (!o.err) o.reply = &reply;
+  a->cb(&o, a->user);
+  pusher__auth_reply_free(mem, &reply);
+  pusher__free(mem, a->app_key);
+  pusher__free(mem, a->url);
+  pusher__free(mem, a);
+}
+
+int pusher__auth_http_start(pusher__http *h, const pusher__auth_http_opts *o, pusher__auth_http_cb cb,
+                            void *user_data, pusher__http_req **out) {
+  if (out) *out = NULL;
+  if (!h || !o || !cb || !o->url || !o->socket_id) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (h->closing) return PUSHER_ERR_INVALID_STATE;
+  const pusher_mem *mem = &h->mem;
+  int flags = 0;
+  if (!o->channel) flags = PUSHER__AUTH_USER;
+  else if (strncmp(o->channel, "presence-", 9) == 0) flags = PUSHER__AUTH_NEED_CHANNEL_DATA;
+  else if (strncmp(o->channel, "private-encrypted-", 18) == 0) flags = PUSHER__AUTH_NEED_SHARED_SECRET;
+
+  char *body = NULL, *url = NULL, **lines = NULL;
+  size_t body_len = 0, nlines = 0;
+  auth_ctx *a = NULL;
+  int e;
+  if (o->jsonp) {
+    e = pusher__authreq_jsonp_url(mem, o->url, NULL, o->socket_id, o->channel, o->params, o->nparams, &url,
+                                  NULL);
+  } else {
+    e = pusher__authreq_form(mem, o->socket_id, o->channel, o->params, o->nparams, &body, &body_len);
+    if (!e) e = (url = pusher__strdup(mem, o->url)) ? 0 : PUSHER_ERR_NOMEM;
+    if (!e && o->nheaders && !o->headers) e = PUSHER_ERR_INVALID_ARGUMENT;
+    if (!e && !(lines = pusher__calloc(mem, o->nheaders + 1, sizeof *lines))) e = PUSHER_ERR_NOMEM;
+    if (!e) e = (lines[nlines++] = pusher__strdup(mem, "Content-Type: application/x-www-form-urlencoded"))
+                    ? 0
+                    : PUSHER_ERR_NOMEM;
+    for (size_t i = 0; !e && i < o->nheaders; i++) {
+      e = pusher__authreq_header_line(mem, &o->headers[i], &lines[nlines]);
+      if (!e) nlines++;
+    }
+  }
+  if (!e && !(a = pusher__calloc(mem, 1, sizeof *a))) e = PUSHER_ERR_NOMEM;
+  if (!e) {
+    a->cb = cb;
+    a->user = user_data;
+    a->flags = flags;
+    a->url = pusher__strndup(mem, o->url, strcspn(o->url, "?#"));
+    a->app_key = pusher__strdup(mem, o->app_key);
+    if (!a->url || (o->app_key && !a->app_key)) e = PUSHER_ERR_NOMEM;
+  }
+  if (!e) {
+    pusher__http_opts ho;
+    memset(&ho, 0, sizeof ho);
+    ho.method = o->jsonp ? "GET" : "POST";
+    ho.url = url;
+    ho.headers = (const char *const *)lines;
+    ho.nheaders = nlines;
+    ho.body = body;
+    ho.body_len = body_len;
+    ho.timeout_ms = o->timeout_ms;
+    ho.max_body = PUSHER__AUTH_REPLY_MAX;
+    ho.ca_file = o->ca_file;
+    ho.ca_path = o->ca_path;
+    ho.insecure = o->insecure;
+    e = pusher__http_request(h, &ho, auth_done, a, out);
+  }
+  if (e && a) {
+    pusher__free(mem, a->url);
+    pusher__free(mem, a->app_key);
+    pusher__free(mem, a);
+  }
+  for (size_t i = 0; i < nlines; i++) pusher__free(mem, lines[i]);
+  pusher__free(mem, lines);
+  pusher__free(mem, body);
+  pusher__free(mem, url);
+  return e;
 }

@@ -76,4 +76,47 @@ void pusher__http_cancel(pusher__http_req *r);
 /* Number of requests whose callback has not run yet. */
 size_t pusher__http_pending(const pusher__http *h);
 
+/* ------------------------------------------------------------------ auth over HTTP
+ * One channel authorization or user authentication through the auth
+ * endpoint, as pusher-js does it: builds the request (core/authreq.h), runs
+ * it, accepts only status 200, parses and validates the reply.  The runtime
+ * calls this from hooks.request_channel_auth and answers the engine with
+ * pusher__conn_auth_result(err, http_status, message, reply fields). */
+
+typedef struct pusher__auth_reply pusher__auth_reply;
+
+typedef struct pusher__auth_http_opts {
+  const char *url;               /* resolved endpoint (pusher__authreq_url) */
+  int jsonp;                     /* 0 = ajax POST form, 1 = JSONP GET */
+  const char *socket_id;
+  const char *channel;           /* NULL = user authentication */
+  const pusher_kv *params;       /* auth params (both transports) */
+  size_t nparams;
+  const pusher_kv *headers;      /* auth headers (ajax only; ignored for JSONP) */
+  size_t nheaders;
+  const char *app_key;           /* the key part of auth must match; NULL = no check */
+  uint64_t timeout_ms;           /* 0 = PUSHER__HTTP_TIMEOUT_DEFAULT */
+  const char *ca_file, *ca_path;
+  int insecure;
+} pusher__auth_http_opts;
+
+typedef struct pusher__auth_outcome {
+  int err;          /* 0, or: PUSHER_ERR_HTTP (status other than 200), the
+                       transport errors of pusher__http_result, PUSHER_ERR_JSON /
+                       PUSHER_ERR_AUTH / PUSHER_ERR_TOO_LARGE (bad reply),
+                       PUSHER_ERR_CANCELED */
+  int http_status;  /* 0 when no response */
+  const char *message;              /* never NULL; for subscription_error */
+  const pusher__auth_reply *reply;  /* err == 0: auth, channel_data, shared_secret, user_data */
+} pusher__auth_outcome;
+
+typedef void (*pusher__auth_http_cb)(const pusher__auth_outcome *o, void *user_data);
+
+/* Same guarantees as pusher__http_request (exactly one callback unless an
+ * error is returned; *out cancels through pusher__http_cancel).  The reply
+ * requirements come from the channel name: presence- needs channel_data,
+ * private-encrypted- needs shared_secret, channel NULL needs user_data. */
+int pusher__auth_http_start(pusher__http *h, const pusher__auth_http_opts *o, pusher__auth_http_cb cb,
+                            void *user_data, pusher__http_req **out);
+
 #endif

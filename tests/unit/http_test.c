@@ -4,7 +4,8 @@
  *   /ok        200 {"auth":"k:v"}         /forbidden  403 "forbidden"
  *   /echo      200 with the raw request    /slow       never answers
  *   /garbage   not HTTP, then close        /close      close without a reply
- *   /big       200 with 100000 bytes */
+ *   /big       200 with 100000 bytes      /notjson    200 "this is <not> JSON"
+ *   /pusher/auth  a stub auth endpoint (JSON or JSONP reply; 403 with X-Fail: 1) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "core/authreq.h"
 #include "uv/http.h"
 
 /* ------------------------------------------------------------------ server */
@@ -27,6 +29,7 @@ typedef struct srv_conn {
 } srv_conn;
 
 static uv_loop_t loop;
+static char last_req[16384];
 static uv_tcp_t server;
 static int port;
 
@@ -75,10 +78,31 @@ static void srv_handle(srv_conn *c) {
   sscanf(c->req, "%*s %255s", path);
   if (strncmp(path, "/ok", 3) == 0) {
     srv_reply(c, 200, "OK", "{\"auth\":\"k:v\"}", 14);
+  } else if (strcmp(path, "/notjson") == 0) {
+    srv_reply(c, 200, "OK", "this is <not> JSON", 18);
   } else if (strcmp(path, "/forbidden") == 0) {
     srv_reply(c, 403, "Forbidden", "forbidden", 9);
   } else if (strncmp(path, "/echo", 5) == 0) {
     srv_reply(c, 200, "OK", c->req, c->len);
+  } else if (strncmp(path, "/pusher/auth", 12) == 0) {
+    memcpy(last_req, c->req, c->len + 1);
+    static char out[1024];
+    const char *sig = "app-key:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
+    if (strstr(c->req, "X-Fail: 1")) {
+      srv_reply(c, 403, "Forbidden", "denied", 6);
+      return;
+    }
+    if (strstr(c->req, "channel_name=presence-"))
+      snprintf(out, sizeof out, "{\"auth\":\"%s\",\"channel_data\":\"{\\\"user_id\\\":\\\"u1\\\"}\"}", sig);
+    else
+      snprintf(out, sizeof out, "{\"auth\":\"%s\"}", sig);
+    if (strncmp(c->req, "GET ", 4) == 0 && strstr(c->req, "callback=")) {
+      static char wrapped[1200];
+      snprintf(wrapped, sizeof wrapped, "pusher_auth_callback(%s);\n", out);
+      srv_reply(c, 200, "OK", wrapped, strlen(wrapped));
+    } else {
+      srv_reply(c, 200, "OK", out, strlen(out));
+    }
   } else if (strcmp(path, "/slow") == 0) {
     /* never answer */
   } else if (strcmp(path, "/garbage") == 0) {
@@ -473,6 +497,135 @@ static void test_invalid_arguments(void **st) {
   pusher__http_del(NULL);
 }
 
+/* ------------------------------------------------------------------ auth over HTTP */
+
+typedef struct auth_res {
+  int calls, err, status;
+  char message[512], auth[200], channel_data[200];
+} auth_res;
+
+static void on_auth(const pusher__auth_outcome *o, void *u) {
+  auth_res *r = u;
+  r->calls++;
+  r->err = o->err;
+  r->status = o->http_status;
+  assert_non_null(o->message);
+  snprintf(r->message, sizeof r->message, "%s", o->message);
+  if (o->err == 0) {
+    assert_non_null(o->reply);
+    snprintf(r->auth, sizeof r->auth, "%s", o->reply->auth);
+    snprintf(r->channel_data, sizeof r->channel_data, "%s", o->reply->channel_data ? o->reply->channel_data : "");
+  } else {
+    assert_null(o->reply);
+  }
+}
+
+static int auth_start(pusher__http *h, const char *path, int jsonp, const char *channel, const pusher_kv *hdrs,
+                      size_t nh, uint64_t timeout, auth_res *r) {
+  char u[128];
+  url(u, sizeof u, path);
+  static const pusher_kv params[] = {{"csrf", "a b&c"}, {"user", "Zo\xc3\xab"}};
+  pusher__auth_http_opts o;
+  memset(&o, 0, sizeof o);
+  o.url = u;
+  o.jsonp = jsonp;
+  o.socket_id = "123.456";
+  o.channel = channel;
+  o.params = params;
+  o.nparams = 2;
+  o.headers = hdrs;
+  o.nheaders = nh;
+  o.app_key = "app-key";
+  o.timeout_ms = timeout;
+  memset(r, 0, sizeof *r);
+  return pusher__auth_http_start(h, &o, on_auth, r, NULL);
+}
+
+static void test_auth_ajax_and_jsonp(void **st) {
+  pusher__http *h;
+  assert_int_equal(pusher__http_new(&h, &loop, NULL), 0);
+  static auth_res r;
+  const pusher_kv hdrs[] = {{"X-CSRF-Token", "abc"}};
+  assert_int_equal(auth_start(h, "/pusher/auth", 0, "private-a", hdrs, 1, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.auth, "app-key:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
+  assert_memory_equal(last_req, "POST /pusher/auth HTTP/1.1\r\n", 28);
+  assert_non_null(strstr(last_req, "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
+  assert_non_null(strstr(last_req, "\r\nX-CSRF-Token: abc\r\n"));
+  assert_string_equal(strstr(last_req, "\r\n\r\n") + 4,
+                      "socket_id=123.456&channel_name=private-a&csrf=a%20b%26c&user=Zo%C3%AB");
+  /* JSONP, presence: GET with the query, reply wrapped in the callback */
+  assert_int_equal(auth_start(h, "/pusher/auth", 1, "presence-room", hdrs, 1, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.channel_data, "{\"user_id\":\"u1\"}");
+  assert_memory_equal(last_req,
+                      "GET /pusher/auth?callback=pusher_auth_callback&socket_id=123.456&channel_name=presence-room"
+                      "&csrf=a%20b%26c&user=Zo%C3%AB HTTP/1.1\r\n",
+                      125);
+  assert_null(strstr(last_req, "X-CSRF-Token")); /* JSONP sends no headers */
+  /* user authentication: user_data required, the stub has none */
+  assert_int_equal(auth_start(h, "/pusher/auth", 0, NULL, NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_AUTH);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.message, "user_data"));
+  assert_string_equal(strstr(last_req, "\r\n\r\n") + 4, "socket_id=123.456&csrf=a%20b%26c&user=Zo%C3%AB");
+  pusher__http_del(h);
+}
+
+static void test_auth_failures(void **st) {
+  pusher__http *h;
+  assert_int_equal(pusher__http_new(&h, &loop, NULL), 0);
+  static auth_res r;
+  /* refused: status and the body in the message */
+  const pusher_kv fail[] = {{"X-Fail", "1"}};
+  assert_int_equal(auth_start(h, "/pusher/auth", 0, "private-a", fail, 1, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_HTTP);
+  assert_int_equal(r.status, 403);
+  assert_non_null(strstr(r.message, "returned HTTP 403: denied"));
+  /* 200 with a reply that is not an auth reply */
+  assert_int_equal(auth_start(h, "/ok", 0, "private-a", NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_AUTH);
+  assert_int_equal(r.status, 200);
+  /* 200 with a body that is not JSON */
+  assert_int_equal(auth_start(h, "/notjson", 0, "private-a", NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_JSON);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.message, "neither JSON nor a JSONP"));
+  /* 403 without a pusher endpoint */
+  assert_int_equal(auth_start(h, "/forbidden", 0, "private-a", NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_HTTP);
+  assert_int_equal(r.status, 403);
+  assert_int_equal(auth_start(h, "/garbage", 0, "private-a", NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_HTTP);
+  assert_int_equal(r.status, 0);
+  /* presence reply without channel_data */
+  assert_int_equal(auth_start(h, "/ok", 1, "presence-x", NULL, 0, 3000, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_AUTH);
+  /* timeout */
+  assert_int_equal(auth_start(h, "/slow", 0, "private-a", NULL, 0, 200, &r), 0);
+  run_until(&r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_TIMEOUT);
+  assert_non_null(strstr(r.message, "/slow"));
+  /* invalid header: refused up front, no callback */
+  const pusher_kv bad[] = {{"X-A", "v\r\nX-B: 1"}};
+  assert_int_equal(auth_start(h, "/pusher/auth", 0, "private-a", bad, 1, 3000, &r), PUSHER_ERR_INVALID_ARGUMENT);
+  /* pending at del: canceled */
+  assert_int_equal(auth_start(h, "/slow", 0, "private-a", NULL, 0, 5000, &r), 0);
+  pusher__http_del(h);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.err, PUSHER_ERR_CANCELED);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_ok_and_403, setup, teardown),
@@ -485,6 +638,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_del_inside_callback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_auth_ajax_and_jsonp, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_auth_failures, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
