@@ -39,7 +39,8 @@ static void usage(FILE *f) {
           "\n"
           "caps: HTTP headers 16 KiB (431), HTTP body 1 MiB (413), WebSocket message 256 KiB\n"
           "  (close 1009), per-connection output queue 4 MiB by default (a client that falls\n"
-          "  behind past it is closed with 4100 and may reconnect after a back-off).\n"
+          "  behind past it is closed with 4100 and may reconnect after a back-off),\n"
+          "  1000 channels per connection.\n"
           "SIGTERM/SIGINT: stop accepting, pusher:error 4200 + close 4200 to every client,\n"
           "  drain, exit 0.\n");
 }

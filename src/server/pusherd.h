@@ -17,7 +17,8 @@
  *   inbound WebSocket message 256 KiB (close 1009 above; pusher:error for
  *   messages over the app's client-event data cap),
  *   per-connection output queue PD_OUTQ_CAP_DEFAULT bytes (4 MiB; a consumer
- *   falling behind past it is closed with 4100 "over capacity, retry later").
+ *   falling behind past it is closed with 4100 "over capacity, retry later"),
+ *   1000 channels per connection (pusher:error above).
  */
 #ifndef PUSHERD_H
 #define PUSHERD_H
@@ -56,6 +57,7 @@ size_t pd_ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t len);
 #define PD_WS_MSG_CAP (256u * 1024u)
 #define PD_OUTQ_CAP_DEFAULT (4u * 1024u * 1024u)
 #define PD_PONG_TIMEOUT_S 30
+#define PD_MAX_SUBS_PER_CONN 1000
 
 /* ------------------------------------------------------------------ log */
 enum { PD_LOG_DEBUG = 0, PD_LOG_INFO, PD_LOG_WARN, PD_LOG_ERROR, PD_LOG_OFF };

@@ -73,6 +73,10 @@ static void on_subscribe(pd_conn *c, json_t *data) {
     send_succeeded(c, existing->ch);
     return;
   }
+  if (c->nsubs >= PD_MAX_SUBS_PER_CONN) {
+    subscription_failed(c, name, "Too many channels on this connection (limit 1000)");
+    return;
+  }
   int presence = has_prefix(name, "presence-");
   int priv = has_prefix(name, "private-");
   const char *user_id = NULL;
