@@ -187,6 +187,7 @@ typedef struct pd_conn {
   pd_sub *subs;
   size_t nsubs, subs_alloc;
   char *user_id;              /* after pusher:signin */
+  json_t *user_info;          /* its user_info (may be NULL) */
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
   uint64_t rate_window_ms;

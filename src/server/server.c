@@ -225,6 +225,7 @@ void pd_conn_destroy(pd_conn *c) {
   http_reset(c);
   pd_free(c->subs);
   pd_free(c->user_id);
+  json_decref(c->user_info);
   pd_free(c);
   check_shutdown_done(s);
 }
@@ -439,7 +440,11 @@ static int hp_hvalue(http_parser *p, const char *at, size_t n) {
 static int hp_headers_complete(http_parser *p) {
   pd_conn *c = p->data;
   header_done(c);
-  if (p->content_length != ULLONG_MAX && p->content_length > PD_BODY_CAP) c->body_too_large = 1;
+  if (p->content_length != ULLONG_MAX && p->content_length > PD_BODY_CAP) {
+    c->body_too_large = 1;
+    http_error_reply(c, 413, "Request body too large (cap 1 MiB)");
+    return 1; /* stop parsing: the reply closes the connection */
+  }
   return 0;
 }
 

@@ -90,7 +90,13 @@ static void on_subscribe(pd_conn *c, json_t *data) {
       return;
     }
     json_t *jcd = json_object_get(data, "channel_data");
-    if (presence && !json_is_string(jcd)) {
+    int via_signin = 0;
+    if (presence && !jcd && c->user_id) {
+      /* Signed-in user, auth response without channel_data (PROTOCOL.md
+       * §3.3): signature over socket_id:channel; member = the signed-in user. */
+      via_signin = 1;
+      presence = 0; /* sign and verify like a private channel */
+    } else if (presence && !json_is_string(jcd)) {
       subscription_failed(c, name, "Missing channel_data: presence channels need data.channel_data (a JSON string)");
       return;
     }
@@ -108,7 +114,15 @@ static void on_subscribe(pd_conn *c, json_t *data) {
       subscription_failed(c, name, msg);
       return;
     }
-    if (presence) {
+    if (via_signin) {
+      user_id = c->user_id;
+      if (c->user_info) info_text = json_dumps(c->user_info, JSON_COMPACT | JSON_ENCODE_ANY);
+      if (info_text && strlen(info_text) > app->max_user_info) {
+        subscription_failed(c, name, "Invalid user_info (from sign-in): larger than 1 KB");
+        free(info_text);
+        return;
+      }
+    } else if (presence) {
       cd = json_loadb(json_string_value(jcd), cdl, 0, NULL);
       json_t *juid = json_is_object(cd) ? json_object_get(cd, "user_id") : NULL;
       if (json_is_string(juid) && json_string_length(juid) > 0 && strlen(json_string_value(juid)) == json_string_length(juid)) {
@@ -211,6 +225,8 @@ static void on_signin(pd_conn *c, json_t *data) {
   }
   pd_free(c->user_id);
   c->user_id = pd_strdup(json_string_value(id));
+  json_decref(c->user_info);
+  c->user_info = json_incref(json_object_get(u, "user_info"));
   json_decref(u);
   send_event(c, "pusher:signin_success", NULL, json_pack("{s:O}", "user_data", ud));
 }

@@ -296,6 +296,12 @@ async function features() {
   await sdk.sendToUser("carol", "direct", { to: "carol" });
   await u.frame((f) => f.event === "direct", 5000, "direct")
     .then(() => ok(true, "sendToUser reaches the signed-in socket"), () => ok(false, "sendToUser event missing"));
+  // presence through sign-in: auth without channel_data, member = the signed-in user
+  const pauth = sdk.authorizeChannel(est.socket_id, "presence-signed").auth;
+  u.send({ event: "pusher:subscribe", data: { channel: "presence-signed", auth: pauth } });
+  const ps = await u.frame((f) => f.event === "pusher_internal:subscription_succeeded" && f.channel === "presence-signed", 5000, "presence via signin").catch(() => null);
+  const pres = ps && JSON.parse(ps.data).presence;
+  ok(pres && pres.count === 1 && pres.hash.carol && pres.hash.carol.n === 1, `presence without channel_data uses the signed-in user (${ps && ps.data})`);
   const t = await sdk.terminateUserConnections("carol");
   ok(t.status === 200, "terminate_connections is 200");
   const tc = await u.closeP().catch(() => null);
