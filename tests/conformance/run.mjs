@@ -224,15 +224,18 @@ async function healthy(target) {
   } catch { return false; }
 }
 
-async function waitPortFree(port) {
+async function portInUse(port) {
   const net = await import('node:net');
+  return new Promise((r) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); r(true); });
+    s.once('error', () => r(false));
+  });
+}
+
+async function waitPortFree(port) {
   for (let i = 0; i < 100; i++) {
-    const inUse = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); r(true); });
-      s.once('error', () => r(false));
-    });
-    if (!inUse) return;
+    if (!(await portInUse(port))) return;
     await sleep(100);
   }
 }
@@ -405,6 +408,11 @@ scenario('ping: pusher:ping answered with pusher:pong', async (c) => {
   await r.ping();
   r.send({ event: 'pusher:ping' });   // no data (JAVA/libPusher form)
   await r.next((m) => m.event === 'pusher:pong', 3000, 'pong to a ping without data', 2);
+  // WebSocket-level ping frame answered with a pong frame.
+  let pongs = 0;
+  r.ws.on('pong', (d) => { if (d.toString() === 'conf') pongs++; });
+  r.ws.ping('conf');
+  await until(() => pongs === 1, 3000, 'a pong frame for a WebSocket ping frame');
 });
 
 // --- public channels and REST trigger
@@ -883,6 +891,26 @@ scenario('signin: a second sign-in as another user on the same connection is ref
   assert(!r.find((m) => m.event === 'pusher:signin_success', n), 'second sign-in as another user accepted');
 });
 
+scenario('signin: #server-to-user- channels cannot be joined to read another user\'s events', async (c) => {
+  const victim = uid('victim');
+  const spy = await c.rawConnected();
+  spy.send({ event: 'pusher:subscribe', data: { channel: `#server-to-user-${victim}`, auth: '' } });
+  const spy2 = await c.rawConnected();
+  spy2.send({ event: 'pusher:signin', data: c.sdk.authenticateUser(spy2.socketId, { id: uid('mallory') }) });
+  await spy2.next((m) => m.event === 'pusher:signin_success', 3000, 'signin_success of the spy');
+  spy2.send({ event: 'pusher:subscribe', data: { channel: `#server-to-user-${victim}`, auth: '' } });
+  const v = await c.rawConnected();
+  v.send({ event: 'pusher:signin', data: c.sdk.authenticateUser(v.socketId, { id: victim }) });
+  await v.next((m) => m.event === 'pusher:signin_success', 3000, 'signin_success of the victim');
+  v.send({ event: 'pusher:subscribe', data: { channel: `#server-to-user-${victim}`, auth: '' } });   // as pusher-js does
+  await sleep(300);
+  await c.sdk.sendToUser(victim, 'private-note', { pin: 1234 });
+  await v.next((m) => m.event === 'private-note', 3000, 'the event at the victim');
+  await sleep(300);
+  assert(!spy.find((m) => m.event === 'private-note'), 'a socket that is not signed in read another user\'s event');
+  assert(!spy2.find((m) => m.event === 'private-note'), 'a socket signed in as another user read the victim\'s event');
+});
+
 // --- REST endpoints (happy paths through the SDK)
 
 scenario('REST events: 200 with a JSON object body', async (c) => {
@@ -1047,6 +1075,8 @@ scenario('REST error: malformed bodies are 400', { soketi: REST200('400') }, asy
     ['no channel', JSON.stringify({ name: 'e', data: '{}' })],
     ['101 channels', JSON.stringify({ name: 'e', channels: Array.from({ length: 101 }, (_, i) => `c${i}`), data: '{}' })],
     ['bad channel name', JSON.stringify({ name: 'e', channel: 'bad channel!', data: '{}' })],
+    ['channel name of 201 characters', JSON.stringify({ name: 'e', channel: 'c'.repeat(201), data: '{}' })],
+    ['event name of 201 characters', JSON.stringify({ name: 'e'.repeat(201), channel: 'c', data: '{}' })],
   ];
   for (const [what, body] of cases) {
     const r = await c.rest('POST', '/events', { body });
@@ -1204,6 +1234,10 @@ scenario('shutdown: SIGTERM closes clients with 4200 and exits 0', { shutdown: t
   const res = c.target.term(T(15000));
   await r1.closed(10000, 'close 4200 after SIGTERM');
   eq(r1.closeCode, 4200, 'close code after SIGTERM');
+  // Stop accepting: a connection attempted now is not established.
+  const late = c.raw();
+  await until(() => late.closeCode !== null || late.find((m) => m.event === 'pusher:connection_established'), 5000, 'an answer to a connection attempted during shutdown');
+  assert(!late.find((m) => m.event === 'pusher:connection_established'), 'a new connection was established after SIGTERM');
   const { exited, code } = await res;
   assert(exited, 'the server did not exit within 15 s of SIGTERM');
   if (c.target.name === 'pusherd') eq(code, 0, 'exit status');
@@ -1217,6 +1251,12 @@ async function runTarget(target, list, counters) {
   let n = 0;
   const log = (s) => process.stdout.write(s + '\n');
   log(`# target ${target.name} on 127.0.0.1:${target.port}`);
+  if (!target.alive() && (await portInUse(target.port))) {
+    // Not a server of ours (no live pidfile / child): someone else's program.
+    log(`Bail out! port ${target.port} is already in use by another program; not running ${target.name} scenarios`);
+    for (const sc of list) { results.push({ sc, status: 'fail', msg: 'port in use' }); counters.fail++; }
+    return results;
+  }
   for (const sc of list) {
     n++;
     if (target.name === 'soketi' && sc.soketiSkip) {

@@ -32,6 +32,10 @@ node "$SRC/tests/conformance/run.mjs" --target soketi --port "$PORT" >"$RUN_DIR/
 node_pid=$!
 wait "$node_pid"; rc=$?; node_pid=""
 cat "$RUN_DIR/tap.txt"
+if grep -q '^Bail out!' "$RUN_DIR/tap.txt"; then
+  echo "FAIL: $(grep '^Bail out!' "$RUN_DIR/tap.txt" | head -1)" >&2
+  exit 1
+fi
 if grep -q '^not ok' "$RUN_DIR/tap.txt"; then
   echo "FAIL: conformance suite against soketi has failing scenarios:" >&2
   grep '^not ok' "$RUN_DIR/tap.txt" >&2
