@@ -212,7 +212,21 @@ int pusher__members_load(pusher__members *m, const char *data, size_t len, char 
       n++;
     }
   }
+  /* me's user_info as the server knows it (copied before committing). */
+  char *me_info = NULL;
+  if (m->me.id) {
+    for (size_t i = 0; i < n; i++) {
+      if (strcmp(v[i].id, m->me.id) == 0 && v[i].info_json) {
+        if (!(me_info = pusher__strdup(m->mem, v[i].info_json))) goto nomem;
+        break;
+      }
+    }
+  }
   /* Commit. */
+  if (me_info) {
+    pusher__free(m->mem, m->me.info_json);
+    m->me.info_json = me_info;
+  }
   clear_set(m);
   m->v = v;
   m->n = n;
@@ -220,16 +234,6 @@ int pusher__members_load(pusher__members *m, const char *data, size_t len, char 
   v = NULL;
   n = 0;
   m->loaded = 1;
-  if (m->me.id) {
-    size_t i = find(m, m->me.id);
-    if (i != SIZE_MAX && m->v[i].info_json) {
-      char *copy = pusher__strdup(m->mem, m->v[i].info_json);
-      if (copy) {
-        pusher__free(m->mem, m->me.info_json);
-        m->me.info_json = copy;
-      }
-    }
-  }
   rc = 0;
   goto done;
 nomem:

@@ -14,6 +14,16 @@
 #include "core/authreq.h"
 #include "core/mem.h"
 
+
+/* An allocator that fails the n-th allocation (n < 0: never). */
+static long fail_at = -1, alloc_count;
+static int fail_now(void) { return fail_at >= 0 && alloc_count++ == fail_at; }
+static void *f_malloc(size_t n, void *u) { return fail_now() ? NULL : malloc(n); }
+static void *f_calloc(size_t n, size_t s, void *u) { return fail_now() ? NULL : calloc(n, s); }
+static void *f_realloc(void *p, size_t n, void *u) { return fail_now() ? NULL : realloc(p, n); }
+static void f_free(void *p, void *u) { free(p); }
+static const pusher_mem failmem = {NULL, f_malloc, f_free, f_calloc, f_realloc};
+
 static const pusher_kv params[] = {
     {"csrf", "a b+c/d?e=f&g"},
     {"name", "Zo\xc3\xab \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80"},
@@ -327,6 +337,50 @@ static void test_auth_shape(void **st) {
   assert_false(pusher__auth_shape_ok("app\tkey:" SIG));
 }
 
+static int oom_scenario(void) {
+  int rc = 0, e;
+  char *s = NULL;
+  size_t n;
+  if ((e = pusher__authreq_form(&failmem, "123.456", "presence-room@x,y;z=1", params, 5, &s, &n))) rc = e;
+  else assert_string_equal(s, FORM_ALL);
+  pusher__free(&failmem, s);
+  if ((e = pusher__authreq_jsonp_url(&failmem, "http://h/a", NULL, "1.2", "private-a", params, 5, &s, &n))) rc = rc ? rc : e;
+  pusher__free(&failmem, s);
+  if ((e = pusher__authreq_url(&failmem, "http://h:1", "/pusher/auth", &s))) rc = rc ? rc : e;
+  pusher__free(&failmem, s);
+  pusher_kv h = {"X-A", "b"};
+  if ((e = pusher__authreq_header_line(&failmem, &h, &s))) rc = rc ? rc : e;
+  pusher__free(&failmem, s);
+  const char *body = "{\"auth\":\"" AUTH "\",\"channel_data\":\"{\\\"user_id\\\":1}\",\"shared_secret\":"
+                     "\"nlr49ISQHz91yS3cy/yWmW8wFMNeTnNL5tNHnbPJcLQ=\",\"user_data\":\"{\\\"id\\\":\\\"1\\\"}\"}";
+  pusher__auth_reply r;
+  char why[256];
+  e = pusher__auth_reply_parse(&failmem, body, strlen(body), 7, "278d425bdf160c739803", &r, why, sizeof why);
+  if (e) {
+    rc = rc ? rc : e;
+    assert_null(r.auth);
+    assert_null(r.user_data);
+  } else {
+    assert_string_equal(r.user_data, "{\"id\":\"1\"}");
+  }
+  pusher__auth_reply_free(&failmem, &r);
+  return rc;
+}
+
+static void test_out_of_memory(void **st) {
+  (void)st;
+  long n;
+  for (n = 0;; n++) {
+    fail_at = n;
+    alloc_count = 0;
+    int rc = oom_scenario();
+    if (alloc_count <= n) break;
+    assert_int_equal(rc, PUSHER_ERR_NOMEM);
+  }
+  fail_at = -1;
+  assert_true(n >= 8);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_channel_form),      cmocka_unit_test(test_user_form),
@@ -335,6 +389,7 @@ int main(void) {
       cmocka_unit_test(test_header_line),       cmocka_unit_test(test_reply_ok),
       cmocka_unit_test(test_reply_jsonp),       cmocka_unit_test(test_reply_malformed),
       cmocka_unit_test(test_auth_shape),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,16 @@
 
 static char why[256];
 
+/* An allocator that fails the n-th allocation (n < 0: never). */
+static long fail_at = -1, alloc_count;
+static int fail_now(void) { return fail_at >= 0 && alloc_count++ == fail_at; }
+static void *f_malloc(size_t n, void *u) { return fail_now() ? NULL : malloc(n); }
+static void *f_calloc(size_t n, size_t s, void *u) { return fail_now() ? NULL : calloc(n, s); }
+static void *f_realloc(void *p, size_t n, void *u) { return fail_now() ? NULL : realloc(p, n); }
+static void f_free(void *p, void *u) { free(p); }
+static const pusher_mem failmem = {NULL, f_malloc, f_free, f_calloc, f_realloc};
+
+
 /* The set as "id,id,..." in iteration order; count must agree. */
 static void expect_set(const pusher__members *m, const char *want) {
   char got[1024] = "";
@@ -377,6 +387,51 @@ static void test_public_snapshot(void **st) {
   pusher__members_free(&m);
 }
 
+/* Fail each allocation of a full scenario in turn: every failure is
+ * PUSHER_ERR_NOMEM (or a harmless no-op), the set stays consistent, and
+ * nothing leaks (ASan). */
+static int oom_scenario(void) {
+  pusher__members m;
+  pusher__members_init(&m, &failmem);
+  int e, emit, rc = 0;
+  const char *me = "{\"user_id\":\"a\",\"user_info\":{\"x\":1}}";
+  if ((e = pusher__members_set_me(&m, me, strlen(me), why, sizeof why))) rc = e;
+  if ((e = pusher__members_load(&m, ROOM_AB, strlen(ROOM_AB), why, sizeof why))) rc = rc ? rc : e;
+  for (int i = 0; i < 12; i++) {
+    char d[64];
+    snprintf(d, sizeof d, "{\"user_id\":\"n%d\",\"user_info\":[%d]}", i, i);
+    if ((e = pusher__members_add(&m, d, strlen(d), &emit, NULL, why, sizeof why))) rc = rc ? rc : e;
+    if (e) assert_int_equal(emit, 0);
+  }
+  if ((e = pusher__members_add(&m, "{\"user_id\":\"b\",\"user_info\":1}", 29, &emit, NULL, why, sizeof why)))
+    rc = rc ? rc : e;
+  if ((e = pusher__members_remove(&m, "{\"user_id\":\"b\"}", 15, &emit, NULL, why, sizeof why))) rc = rc ? rc : e;
+  pusher_members *s = NULL;
+  if ((e = pusher__members_snapshot(&m, &failmem, &s))) rc = rc ? rc : e;
+  if (s) assert_int_equal(pusher_members_count(s), pusher__members_count(&m));
+  /* count always equals the distinct ids */
+  for (size_t i = 0; i < pusher__members_count(&m); i++)
+    for (size_t j = i + 1; j < pusher__members_count(&m); j++)
+      assert_string_not_equal(pusher__members_at(&m, i)->id, pusher__members_at(&m, j)->id);
+  pusher_members_free(s);
+  pusher__members_free(&m);
+  return rc;
+}
+
+static void test_out_of_memory(void **st) {
+  (void)st;
+  long n;
+  for (n = 0;; n++) {
+    fail_at = n;
+    alloc_count = 0;
+    int rc = oom_scenario();
+    if (alloc_count <= n) break; /* the failure point was never reached */
+    assert_int_equal(rc, PUSHER_ERR_NOMEM);
+  }
+  fail_at = -1;
+  assert_true(n > 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_load_basic),
@@ -389,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_malformed_leaves_set_unchanged),
       cmocka_unit_test(test_all_orderings),
       cmocka_unit_test(test_public_snapshot),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
