@@ -442,3 +442,97 @@ p_event() {   # CHANNEL EVENT DATA_JSON
     "$(py_str "$1")" "$(py_str "$2")" "$(py_str "$3")"
 }
 py_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+
+# ------------------------------------------------------------------ self-test
+# CTest globs tests/integration/*.sh, so it also runs this file directly.
+# Then it tests the harness's own tool: the fault proxy's modes (pass,
+# blackhole and release, refuse, reset, stats) and its client-frame decoding,
+# against a local TCP echo server, without soketi.  Ports 7390-7392.
+_selftest() {
+  [ -x "$FAULTPROXY_BIN" ] || fail "the fault proxy $FAULTPROXY_BIN is not built"
+  python3 - 7390 >"$RUN_DIR/echo.log" 2>&1 <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+def echo(c):
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            c.sendall(b)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+PY
+  _PIDS+=("$!")
+  wait_until 10 "echo server on 7390" eval '! _port_free 7390' || fail "echo server did not start"
+  proxy_start px 7391 7390 7392 --frames
+  python3 - 7391 7392 "$(scaled 5)" <<'PY' || fail "fault proxy self-test failed"
+import os, socket, struct, sys
+port, ctl, T = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def cmd(c):
+    k = socket.create_connection(("127.0.0.1", ctl), timeout=T)
+    k.sendall((c + "\n").encode()); r = k.makefile().readline().strip(); k.close()
+    assert r.startswith("ok"), (c, r)
+    return r
+def conn():
+    return socket.create_connection(("127.0.0.1", port), timeout=T)
+def expect(s, data):
+    s.settimeout(T); got = b""
+    while len(got) < len(data):
+        b = s.recv(65536)
+        assert b, "EOF while waiting for %r (got %r)" % (data, got)
+        got += b
+    assert got == data, (got, data)
+def silent(s, secs):
+    s.settimeout(secs)
+    try:
+        b = s.recv(65536)
+        raise AssertionError("got %r through a black hole" % b)
+    except socket.timeout:
+        pass
+def reset(s):
+    s.settimeout(T)
+    try:
+        b = s.recv(65536)
+        assert b == b"", "data %r instead of a reset" % b
+        raise AssertionError("orderly EOF instead of a reset")
+    except ConnectionResetError:
+        pass
+c1 = conn(); c1.sendall(b"one"); expect(c1, b"one"); print("pass: echoed")
+cmd("blackhole"); c1.sendall(b"two"); silent(c1, 1.0)
+c2 = conn(); c2.sendall(b"c2"); silent(c2, 0.5); print("blackhole: silent, new connection held")
+cmd("pass"); expect(c1, b"two"); expect(c2, b"c2"); print("pass: held bytes and held connection released")
+cmd("refuse")
+try:
+    c3 = conn()
+    reset(c3)
+except ConnectionResetError:   # the RST can already fail the connect()
+    pass
+c1.sendall(b"three"); expect(c1, b"three"); print("refuse: new connection reset, established one unaffected")
+cmd("pass"); r = cmd("reset"); assert r == "ok reset 2", r
+reset(c1); reset(c2); print("reset: both connections reset")
+st = cmd("stats"); assert "accepted=3 " in st and "active=0 " in st, st; print(st)
+# Client frames are unmasked in the frame log (after the HTTP request).
+c4 = conn()
+def frame(op, payload):
+    key = os.urandom(4)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | op, 0x80 | len(payload)]) + key + masked
+msg = b"GET /app/k HTTP/1.1\r\nHost: x\r\n\r\n" + frame(1, b'{"event":"pusher:ping","data":{}}') + frame(8, struct.pack("!H", 1000))
+c4.sendall(msg)
+expect(c4, msg)
+c4.close()
+PY
+  wait_for_line "$RUN_DIR/px.log" '" C> {\"event\":\"pusher:ping\",\"data\":{}}" in line' 10 >/dev/null ||
+    fail "the frame log does not show the unmasked client text frame"
+  wait_for_line "$RUN_DIR/px.log" 'line.endswith(" C> [close 1000]")' 10 >/dev/null ||
+    fail "the frame log does not show the client close frame with its code"
+  log "fault proxy self-test: PASS"
+}
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  _selftest
+fi
