@@ -1,0 +1,620 @@
+/* `pusher listen [options] CHANNEL...`: subscribe and print what arrives.
+ *
+ * Runs the client in loop mode on a libuv loop owned by this file, with
+ * uv_signal_t handlers for SIGINT/SIGTERM.  Output goes to stdout, one line
+ * per happening, flushed per line; with --json each line is one JSON object
+ * built with jansson (see print_* below and `pusher listen --help`). */
+#include <pusher/pusher.h>
+
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "core/sign.h"
+
+static const char LISTEN_HELP[] =
+    "Usage: pusher listen [options] CHANNEL...\n"
+    "\n"
+    "Connect to a Pusher Channels service, subscribe to every CHANNEL and print\n"
+    "connection state changes, subscriptions and events until interrupted\n"
+    "(SIGINT/SIGTERM disconnect cleanly and exit 0).\n"
+    "\n"
+    "Connection:\n"
+    "  --key KEY                 app key (env PUSHER_APP_KEY; required)\n"
+    "  --cluster NAME            cluster: host ws-NAME.pusher.com (env PUSHER_CLUSTER;\n"
+    "                            default mt1)\n"
+    "  --host HOST               WebSocket host instead of the cluster's (env PUSHER_HOST)\n"
+    "  --port PORT               port (env PUSHER_PORT; default 443 with TLS, 80 without)\n"
+    "  --tls, --no-tls           use TLS (wss, the default) or plain ws\n"
+    "  --ca-file FILE            PEM CA bundle to verify the server with\n"
+    "  --ca-path DIR             directory of CA certificates\n"
+    "  --insecure                do not verify the server certificate (testing only)\n"
+    "  --watch-network           follow network up/down events (Linux netlink)\n"
+    "\n"
+    "Timing (seconds, decimals allowed):\n"
+    "  --reconnect-delay S       first retry delay (default 5)\n"
+    "  --max-reconnect-delay S   back-off ceiling (default 10)\n"
+    "  --activity-timeout S      inbound silence before a ping (default 120)\n"
+    "  --pong-timeout S          wait this long for the pong (default 30)\n"
+    "  --unavailable-timeout S   not connected this long => unavailable (default 30)\n"
+    "  --connect-timeout S       per connection attempt (default 15)\n"
+    "\n"
+    "Channel authorization (private-/presence- channels):\n"
+    "  --auth-endpoint URL       authorization endpoint (default /pusher/auth)\n"
+    "  --auth-transport T        ajax (POST form, default) or jsonp (GET query)\n"
+    "  --auth-param K=V          extra parameter sent to the endpoint (repeatable)\n"
+    "  --auth-header 'N: V'      extra HTTP header sent to the endpoint (repeatable)\n"
+    "\n"
+    "Output:\n"
+    "  --json                    one JSON object per line (see below)\n"
+    "  --count N                 exit 0 after N events\n"
+    "  -h, --help                show this help\n"
+    "\n"
+    "Human-readable lines by default.  With --json every line has \"t\" (seconds\n"
+    "since start) and \"type\":\n"
+    "  {\"type\":\"state\",\"previous\":P,\"current\":C[,\"socket_id\":S]}  (socket_id when connected)\n"
+    "  {\"type\":\"connecting_in\",\"delay\":SECONDS}\n"
+    "  {\"type\":\"error\",\"code\":N|null,\"message\":M,\"fatal\":BOOL,\"error\":NAME}\n"
+    "      code is the Pusher/WebSocket close code, null for transport errors\n"
+    "  {\"type\":\"subscribed\",\"channel\":C}\n"
+    "  {\"type\":\"subscription_error\",\"channel\":C,\"status\":N|null,\"message\":M}\n"
+    "  {\"type\":\"event\",\"channel\":C,\"event\":E,\"data\":D[,\"user_id\":U]}\n"
+    "      D is the data parsed as JSON when it is JSON, else the string\n"
+    "\n"
+    "Exit status: 0 after --count events or on SIGINT/SIGTERM; 1 after a fatal\n"
+    "error (the last lines are the error and the state change into disconnected\n"
+    "or failed); 2 for bad usage.\n";
+
+enum {
+  OPT_KEY = 256,
+  OPT_CLUSTER,
+  OPT_HOST,
+  OPT_PORT,
+  OPT_TLS,
+  OPT_NO_TLS,
+  OPT_CA_FILE,
+  OPT_CA_PATH,
+  OPT_INSECURE,
+  OPT_WATCH_NETWORK,
+  OPT_RECONNECT_DELAY,
+  OPT_MAX_RECONNECT_DELAY,
+  OPT_ACTIVITY_TIMEOUT,
+  OPT_PONG_TIMEOUT,
+  OPT_UNAVAILABLE_TIMEOUT,
+  OPT_CONNECT_TIMEOUT,
+  OPT_AUTH_ENDPOINT,
+  OPT_AUTH_TRANSPORT,
+  OPT_AUTH_PARAM,
+  OPT_AUTH_HEADER,
+  OPT_JSON,
+  OPT_COUNT,
+};
+
+static const struct option LISTEN_OPTS[] = {
+    {"key", required_argument, NULL, OPT_KEY},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"no-tls", no_argument, NULL, OPT_NO_TLS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"ca-path", required_argument, NULL, OPT_CA_PATH},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"watch-network", no_argument, NULL, OPT_WATCH_NETWORK},
+    {"reconnect-delay", required_argument, NULL, OPT_RECONNECT_DELAY},
+    {"max-reconnect-delay", required_argument, NULL, OPT_MAX_RECONNECT_DELAY},
+    {"activity-timeout", required_argument, NULL, OPT_ACTIVITY_TIMEOUT},
+    {"pong-timeout", required_argument, NULL, OPT_PONG_TIMEOUT},
+    {"unavailable-timeout", required_argument, NULL, OPT_UNAVAILABLE_TIMEOUT},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"auth-endpoint", required_argument, NULL, OPT_AUTH_ENDPOINT},
+    {"auth-transport", required_argument, NULL, OPT_AUTH_TRANSPORT},
+    {"auth-param", required_argument, NULL, OPT_AUTH_PARAM},
+    {"auth-header", required_argument, NULL, OPT_AUTH_HEADER},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"count", required_argument, NULL, OPT_COUNT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Everything the command line says, before it becomes client options. */
+typedef struct listen_args {
+  const char *key, *cluster, *host, *ca_file, *ca_path;
+  int port;      /* 0 = default */
+  int tls;       /* 1 (default) or 0 */
+  int insecure, watch_network, json;
+  long count;    /* 0 = unlimited */
+  /* durations: < 0 = library default */
+  double reconnect_delay, max_reconnect_delay, activity_timeout, pong_timeout,
+      unavailable_timeout, connect_timeout;
+  const char *auth_endpoint;
+  int auth_transport; /* -1 = default */
+  pusher_kv *auth_params, *auth_headers;
+  size_t n_auth_params, n_auth_headers;
+  cli_strv channels;
+} listen_args;
+
+/* Run-time state of one `pusher listen`. */
+typedef struct listener {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  pusher_client *client;
+  const listen_args *args;
+  uint64_t t0;    /* uv_hrtime() at start */
+  long events;    /* event lines printed */
+  int fatal_seen; /* a fatal error was reported */
+  int finishing;  /* finish() was called */
+  int disconnect_on_finish;
+  int exit_rc;
+  int quiet;      /* print nothing more */
+} listener;
+
+/* ------------------------------------------------------------------ output */
+
+/* Round a non-negative number of seconds to a multiple of 1/scale (no libm). */
+static double round_to(double d, double scale) {
+  if (d < 0) return -round_to(-d, scale);
+  return (double)(long long)(d * scale + 0.5) / scale;
+}
+
+static double elapsed(const listener *l) {
+  return round_to((double)(uv_hrtime() - l->t0) / 1e9, 1e3);
+}
+
+static double round_ms(double d) { return round_to(d, 1e3); }
+
+/* A JSON string from n bytes of possibly invalid UTF-8: as is when valid,
+ * else with each invalid byte replaced by U+FFFD. */
+static json_t *json_text(const char *s, size_t n) {
+  json_t *j = json_stringn(s, n);
+  if (j) return j;
+  char *buf = malloc(n * 3 + 1);
+  if (buf == NULL) return json_string("");
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    json_t *probe = (len > 0 && i + len <= n) ? json_stringn(s + i, len) : NULL;
+    if (probe) {
+      json_decref(probe);
+      memcpy(buf + o, s + i, len);
+      o += len;
+      i += len;
+    } else {
+      memcpy(buf + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      i++;
+    }
+  }
+  j = json_stringn(buf, o);
+  free(buf);
+  return j ? j : json_string("");
+}
+
+static void emit_json(listener *l, json_t *o) {
+  if (o == NULL) return;
+  if (!l->quiet) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (s) {
+      fputs(s, stdout);
+      fputc('\n', stdout);
+      fflush(stdout);
+      free(s);
+    }
+  }
+  json_decref(o);
+}
+
+/* {"t":..,"type":type} */
+static json_t *json_line(listener *l, const char *type) {
+  json_t *o = json_object();
+  if (o == NULL) return NULL;
+  json_object_set_new(o, "t", json_real(elapsed(l)));
+  json_object_set_new(o, "type", json_string(type));
+  return o;
+}
+
+static void human(listener *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void human(listener *l, const char *fmt, ...) {
+  if (l->quiet) return;
+  va_list ap;
+  printf("[%9.3f] ", elapsed(l));
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ finishing */
+
+/* Stop the loop; main code then disconnects (if asked), deletes the client
+ * and closes the signal handles. */
+static void finish(listener *l, int rc, int disconnect) {
+  if (l->finishing) return;
+  l->finishing = 1;
+  l->exit_rc = rc;
+  l->disconnect_on_finish = disconnect;
+  uv_stop(&l->loop);
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static void on_connection(pusher_client *c, const pusher_connection_event *ev, void *user) {
+  listener *l = user;
+  (void)c;
+  if (strcmp(ev->name, "state_change") == 0) {
+    const char *prev = pusher_state_name(ev->previous), *cur = pusher_state_name(ev->current);
+    int connected = ev->current == PUSHER_STATE_CONNECTED && ev->socket_id != NULL;
+    if (l->args->json) {
+      json_t *o = json_line(l, "state");
+      json_object_set_new(o, "previous", json_string(prev));
+      json_object_set_new(o, "current", json_string(cur));
+      if (connected) json_object_set_new(o, "socket_id", json_string(ev->socket_id));
+      emit_json(l, o);
+    } else if (connected) {
+      human(l, "state: %s -> %s (socket_id %s)", prev, cur, ev->socket_id);
+    } else {
+      human(l, "state: %s -> %s", prev, cur);
+    }
+    if (l->finishing) return;
+    /* Nothing will reconnect from here on: exit 1 (or 0 when we asked). */
+    if (ev->current == PUSHER_STATE_FAILED || ev->current == PUSHER_STATE_DISCONNECTED)
+      finish(l, CLI_EXIT_FAIL, 0);
+  } else if (strcmp(ev->name, "connecting_in") == 0) {
+    if (l->args->json) {
+      json_t *o = json_line(l, "connecting_in");
+      json_object_set_new(o, "delay", json_real(round_ms(ev->delay)));
+      emit_json(l, o);
+    } else {
+      human(l, "connecting in %.3f s", ev->delay);
+    }
+  } else if (strcmp(ev->name, "error") == 0) {
+    if (ev->fatal) l->fatal_seen = 1;
+    const char *msg = ev->message ? ev->message : pusher_strerror(ev->error);
+    if (l->args->json) {
+      json_t *o = json_line(l, "error");
+      json_object_set_new(o, "code", ev->code ? json_integer(ev->code) : json_null());
+      json_object_set_new(o, "message", json_text(msg, strlen(msg)));
+      json_object_set_new(o, "fatal", json_boolean(ev->fatal));
+      json_object_set_new(o, "error", json_string(pusher_err_name(ev->error)));
+      emit_json(l, o);
+    } else if (ev->code) {
+      human(l, "error %d%s: %s", ev->code, ev->fatal ? " (fatal)" : "", msg);
+    } else {
+      human(l, "error%s: %s (%s)", ev->fatal ? " (fatal)" : "", msg, pusher_err_name(ev->error));
+    }
+  }
+}
+
+/* "pusher:subscription_error" data: {"type":..,"error":..,"status":..}. */
+static void print_subscription_error(listener *l, const pusher_event *ev) {
+  json_t *d = ev->data ? json_loadb(ev->data, ev->data_len, JSON_DECODE_ANY, NULL) : NULL;
+  json_t *status = json_is_object(d) ? json_object_get(d, "status") : NULL;
+  json_t *err = json_is_object(d) ? json_object_get(d, "error") : NULL;
+  const char *msg = json_is_string(err) ? json_string_value(err) : NULL;
+  if (msg == NULL && json_is_object(err) && json_is_string(json_object_get(err, "message")))
+    msg = json_string_value(json_object_get(err, "message"));
+  if (msg == NULL && d == NULL && ev->data) msg = NULL; /* raw text below */
+  if (l->args->json) {
+    json_t *o = json_line(l, "subscription_error");
+    json_object_set_new(o, "channel", json_text(ev->channel, strlen(ev->channel)));
+    json_object_set_new(o, "status", json_is_integer(status) ? json_integer(json_integer_value(status))
+                                                              : json_null());
+    if (msg)
+      json_object_set_new(o, "message", json_string(msg));
+    else if (ev->data)
+      json_object_set_new(o, "message", json_text(ev->data, ev->data_len));
+    else
+      json_object_set_new(o, "message", json_string("subscription failed"));
+    emit_json(l, o);
+  } else {
+    if (json_is_integer(status))
+      human(l, "subscription error: %s (status %lld): %s", ev->channel,
+            (long long)json_integer_value(status), msg ? msg : "subscription failed");
+    else
+      human(l, "subscription error: %s: %s", ev->channel,
+            msg ? msg : ev->data ? ev->data : "subscription failed");
+  }
+  json_decref(d);
+}
+
+static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
+  listener *l = user;
+  (void)c;
+  if (l->finishing || ev->channel == NULL || ev->event == NULL) return;
+  if (strcmp(ev->event, "pusher:subscription_succeeded") == 0) {
+    if (l->args->json) {
+      json_t *o = json_line(l, "subscribed");
+      json_object_set_new(o, "channel", json_text(ev->channel, strlen(ev->channel)));
+      emit_json(l, o);
+    } else {
+      human(l, "subscribed: %s", ev->channel);
+    }
+    return;
+  }
+  if (strcmp(ev->event, "pusher:subscription_error") == 0) {
+    print_subscription_error(l, ev);
+    return;
+  }
+  /* Already reported as a connection `error`; membership is issue 3's. */
+  if (strcmp(ev->event, "pusher:error") == 0 || strcmp(ev->event, "pusher:member_added") == 0 ||
+      strcmp(ev->event, "pusher:member_removed") == 0)
+    return;
+
+  if (l->args->json) {
+    json_t *o = json_line(l, "event");
+    json_object_set_new(o, "channel", json_text(ev->channel, strlen(ev->channel)));
+    json_object_set_new(o, "event", json_text(ev->event, strlen(ev->event)));
+    json_t *data = NULL;
+    if (ev->data && ev->data_is_json) data = json_loadb(ev->data, ev->data_len, JSON_DECODE_ANY, NULL);
+    if (data == NULL) data = ev->data ? json_text(ev->data, ev->data_len) : json_null();
+    json_object_set_new(o, "data", data);
+    if (ev->user_id) json_object_set_new(o, "user_id", json_text(ev->user_id, strlen(ev->user_id)));
+    emit_json(l, o);
+  } else if (ev->user_id) {
+    human(l, "event %s %s (user %s): %.*s", ev->channel, ev->event, ev->user_id,
+          (int)(ev->data ? ev->data_len : 0), ev->data ? ev->data : "");
+  } else {
+    human(l, "event %s %s: %.*s", ev->channel, ev->event, (int)(ev->data ? ev->data_len : 0),
+          ev->data ? ev->data : "");
+  }
+  l->events++;
+  if (l->args->count > 0 && l->events >= l->args->count) finish(l, CLI_EXIT_OK, 1);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  listener *l = h->data;
+  (void)signum;
+  finish(l, CLI_EXIT_OK, 1);
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+static int parse_duration(const char *opt, const char *val, double *out) {
+  if (cli_parse_seconds(val, out) != 0)
+    return cli_usage_error("listen", "--%s: '%s' is not a duration in seconds (e.g. 5 or 0.5)",
+                           opt, val);
+  return 0;
+}
+
+static int push_kv(pusher_kv **v, size_t *n, const char *name, const char *value) {
+  pusher_kv *nv = realloc(*v, (*n + 1) * sizeof **v);
+  if (nv == NULL) return -1;
+  nv[*n].name = name;
+  nv[*n].value = value;
+  *v = nv;
+  (*n)++;
+  return 0;
+}
+
+static void free_args(listen_args *a) {
+  free(a->auth_params);
+  free(a->auth_headers);
+  cli_strv_free(&a->channels);
+}
+
+/* 0 = go on, -1 = exit 0 (help shown), else exit code. */
+static int parse_args(int argc, char **argv, listen_args *a) {
+  memset(a, 0, sizeof *a);
+  a->tls = 1;
+  a->auth_transport = -1;
+  a->reconnect_delay = a->max_reconnect_delay = a->activity_timeout = a->pong_timeout =
+      a->unavailable_timeout = a->connect_timeout = -1;
+  a->key = cli_env("PUSHER_APP_KEY");
+  a->host = cli_env("PUSHER_HOST");
+  a->cluster = cli_env("PUSHER_CLUSTER");
+  const char *env_port = cli_env("PUSHER_PORT");
+  if (env_port && cli_parse_port(env_port, &a->port) != 0)
+    return cli_usage_error("listen", "PUSHER_PORT='%s' is not a port number (1-65535)", env_port);
+
+  optind = 1;
+  opterr = 0;
+  int c, rc;
+  while ((c = getopt_long(argc, argv, ":h", LISTEN_OPTS, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+      fputs(LISTEN_HELP, stdout);
+      return -1;
+    case OPT_KEY: a->key = optarg; break;
+    case OPT_CLUSTER: a->cluster = optarg; break;
+    case OPT_HOST: a->host = optarg; break;
+    case OPT_PORT:
+      if (cli_parse_port(optarg, &a->port) != 0)
+        return cli_usage_error("listen", "--port: '%s' is not a port number (1-65535)", optarg);
+      break;
+    case OPT_TLS: a->tls = 1; break;
+    case OPT_NO_TLS: a->tls = 0; break;
+    case OPT_CA_FILE: a->ca_file = optarg; break;
+    case OPT_CA_PATH: a->ca_path = optarg; break;
+    case OPT_INSECURE: a->insecure = 1; break;
+    case OPT_WATCH_NETWORK: a->watch_network = 1; break;
+    case OPT_RECONNECT_DELAY:
+      if ((rc = parse_duration("reconnect-delay", optarg, &a->reconnect_delay))) return rc;
+      break;
+    case OPT_MAX_RECONNECT_DELAY:
+      if ((rc = parse_duration("max-reconnect-delay", optarg, &a->max_reconnect_delay))) return rc;
+      break;
+    case OPT_ACTIVITY_TIMEOUT:
+      if ((rc = parse_duration("activity-timeout", optarg, &a->activity_timeout))) return rc;
+      break;
+    case OPT_PONG_TIMEOUT:
+      if ((rc = parse_duration("pong-timeout", optarg, &a->pong_timeout))) return rc;
+      break;
+    case OPT_UNAVAILABLE_TIMEOUT:
+      if ((rc = parse_duration("unavailable-timeout", optarg, &a->unavailable_timeout))) return rc;
+      break;
+    case OPT_CONNECT_TIMEOUT:
+      if ((rc = parse_duration("connect-timeout", optarg, &a->connect_timeout))) return rc;
+      break;
+    case OPT_AUTH_ENDPOINT: a->auth_endpoint = optarg; break;
+    case OPT_AUTH_TRANSPORT:
+      if (strcmp(optarg, "ajax") == 0)
+        a->auth_transport = PUSHER_AUTH_AJAX;
+      else if (strcmp(optarg, "jsonp") == 0)
+        a->auth_transport = PUSHER_AUTH_JSONP;
+      else
+        return cli_usage_error("listen", "--auth-transport: '%s' is not ajax or jsonp", optarg);
+      break;
+    case OPT_AUTH_PARAM: {
+      char *k, *v;
+      if (cli_split_param(optarg, &k, &v) != 0)
+        return cli_usage_error("listen", "--auth-param: '%s' is not NAME=VALUE", optarg);
+      if (push_kv(&a->auth_params, &a->n_auth_params, k, v) != 0) return CLI_EXIT_FAIL;
+      break;
+    }
+    case OPT_AUTH_HEADER: {
+      char *k, *v;
+      if (cli_split_header(optarg, &k, &v) != 0)
+        return cli_usage_error("listen", "--auth-header: '%s' is not 'Name: value'", optarg);
+      if (push_kv(&a->auth_headers, &a->n_auth_headers, k, v) != 0) return CLI_EXIT_FAIL;
+      break;
+    }
+    case OPT_JSON: a->json = 1; break;
+    case OPT_COUNT:
+      if (cli_parse_long(optarg, 1, 1000000000L, &a->count) != 0)
+        return cli_usage_error("listen", "--count: '%s' is not a positive whole number", optarg);
+      break;
+    case ':':
+      return cli_usage_error("listen", "option '%s' needs a value", argv[optind - 1]);
+    default:
+      if (optopt && optopt < 256 && optopt != '?')
+        return cli_usage_error("listen", "unknown option '-%c'", optopt);
+      return cli_usage_error("listen", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  for (int i = optind; i < argc; i++) {
+    if (!pusher__valid_channel_name(argv[i]))
+      return cli_usage_error("listen",
+                             "'%s' is not a valid channel name (1-200 characters of "
+                             "A-Z a-z 0-9 _ - = @ , . ;)",
+                             argv[i]);
+    for (size_t j = 0; j < a->channels.n; j++)
+      if (strcmp(a->channels.v[j], argv[i]) == 0)
+        return cli_usage_error("listen", "channel '%s' is given twice", argv[i]);
+    if (cli_strv_push(&a->channels, argv[i]) != 0) return CLI_EXIT_FAIL;
+  }
+  if (a->key == NULL)
+    return cli_usage_error("listen", "no app key: use --key KEY or set PUSHER_APP_KEY");
+  if (a->channels.n == 0) return cli_usage_error("listen", "no CHANNEL given");
+  return 0;
+}
+
+static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop_t *loop) {
+  pusher_client_options_default(o);
+  o->loop = loop;
+  o->encrypted = a->tls;
+  if (a->cluster) o->cluster = a->cluster;
+  if (a->host) o->ws_host = a->host;
+  if (a->port) {
+    if (a->tls)
+      o->wss_port = a->port;
+    else
+      o->ws_port = a->port;
+  }
+  o->ca_file = a->ca_file;
+  o->ca_path = a->ca_path;
+  o->tls_insecure = a->insecure;
+  o->watch_network = a->watch_network;
+  if (a->reconnect_delay >= 0) o->reconnect_delay = a->reconnect_delay;
+  if (a->max_reconnect_delay >= 0) o->max_reconnect_delay = a->max_reconnect_delay;
+  if (a->activity_timeout >= 0) o->activity_timeout = a->activity_timeout;
+  if (a->pong_timeout >= 0) o->pong_timeout = a->pong_timeout;
+  if (a->unavailable_timeout >= 0) o->unavailable_timeout = a->unavailable_timeout;
+  if (a->connect_timeout >= 0) o->connect_timeout = a->connect_timeout;
+  if (a->auth_endpoint) o->auth_endpoint = a->auth_endpoint;
+  if (a->auth_transport >= 0) o->auth_transport = (pusher_auth_transport)a->auth_transport;
+  o->auth_params = a->auth_params;
+  o->auth_params_count = a->n_auth_params;
+  o->auth_headers = a->auth_headers;
+  o->auth_headers_count = a->n_auth_headers;
+  o->client_name = "libpusher-cli";
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+int cli_listen(int argc, char **argv) {
+  listen_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != 0) {
+    free_args(&a);
+    return rc < 0 ? CLI_EXIT_OK : rc;
+  }
+
+  listener l;
+  memset(&l, 0, sizeof l);
+  l.args = &a;
+  if (uv_loop_init(&l.loop) != 0) {
+    fprintf(stderr, "pusher listen: cannot create the event loop\n");
+    free_args(&a);
+    return CLI_EXIT_FAIL;
+  }
+  l.t0 = uv_hrtime();
+
+  pusher_client_options o;
+  fill_options(&a, &o, &l.loop);
+  rc = pusher_client_new(&l.client, a.key, &o);
+  if (rc != 0) {
+    /* The library validated the options (value ranges, combinations). */
+    cli_usage_error("listen", "invalid options: %s (%s)", pusher_strerror(rc), pusher_err_name(rc));
+    uv_loop_close(&l.loop);
+    free_args(&a);
+    return CLI_EXIT_USAGE;
+  }
+  if (pusher_connection_bind(l.client, NULL, on_connection, &l, NULL) != 0 ||
+      pusher_bind(l.client, NULL, NULL, on_event, &l, NULL) != 0) {
+    fprintf(stderr, "pusher listen: cannot bind callbacks\n");
+    rc = CLI_EXIT_FAIL;
+    goto out;
+  }
+  for (size_t i = 0; i < a.channels.n; i++) {
+    int r = pusher_subscribe(l.client, a.channels.v[i]);
+    if (r != 0) {
+      fprintf(stderr, "pusher listen: cannot subscribe to '%s': %s\n", a.channels.v[i],
+              pusher_strerror(r));
+      rc = r == PUSHER_ERR_BAD_CHANNEL_NAME || r == PUSHER_ERR_EXISTS ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+      goto out;
+    }
+  }
+
+  uv_signal_init(&l.loop, &l.sigint);
+  uv_signal_init(&l.loop, &l.sigterm);
+  l.sigint.data = l.sigterm.data = &l;
+  uv_signal_start(&l.sigint, on_signal, SIGINT);
+  uv_signal_start(&l.sigterm, on_signal, SIGTERM);
+  signal(SIGPIPE, SIG_IGN);
+
+  rc = pusher_client_connect(l.client);
+  if (rc != 0 && !l.finishing) {
+    fprintf(stderr, "pusher listen: cannot connect: %s\n", pusher_strerror(rc));
+    finish(&l, CLI_EXIT_FAIL, 0);
+  }
+  if (!l.finishing) uv_run(&l.loop, UV_RUN_DEFAULT);
+  rc = l.finishing ? l.exit_rc : CLI_EXIT_FAIL;
+
+  /* A requested end (count reached, signal): disconnect so that the state
+   * line into disconnected is printed and the server sees a clean close. */
+  if (l.disconnect_on_finish) pusher_client_disconnect(l.client);
+  uv_close((uv_handle_t *)&l.sigint, on_closed);
+  uv_close((uv_handle_t *)&l.sigterm, on_closed);
+
+out:
+  l.quiet = 1;
+  l.finishing = 1;
+  pusher_client_del(l.client);
+  /* Let every handle close (the client frees itself in its last close callback). */
+  uv_run(&l.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&l.loop) != 0) {
+    /* Something is still open: not fatal for a process about to exit. */
+  }
+  free_args(&a);
+  return rc;
+}

@@ -1,0 +1,532 @@
+/* `pusher trigger [options] CHANNEL[,CHANNEL...] EVENT [DATA]`: publish an
+ * event through the Pusher HTTP API (POST /apps/<id>/events), or with
+ * --batch a stream of events (POST /apps/<id>/batch_events, at most 10 per
+ * request).  Requests are signed with lib/core/sign.h (auth_version 1.0, as
+ * the official server SDKs do) and sent with libcurl's easy interface. */
+#include <pusher/pusher.h>
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/mem.h"
+#include "core/sign.h"
+
+#define BATCH_MAX 10
+#define CHANNELS_MAX 100
+#define EVENT_NAME_MAX 200
+#define STDIN_MAX (16u * 1024u * 1024u) /* DATA / --batch input cap */
+#define REPLY_MAX (1024u * 1024u)
+
+static const char TRIGGER_HELP[] =
+    "Usage: pusher trigger [options] CHANNEL[,CHANNEL...] EVENT [DATA]\n"
+    "       pusher trigger [options] --batch  < events.jsonl\n"
+    "\n"
+    "Publish EVENT with DATA on every CHANNEL through the Pusher HTTP API\n"
+    "(POST /apps/APP_ID/events).  DATA is sent as the string it is (Pusher event\n"
+    "data is a string; a subscriber parses it as JSON when it is JSON).  Without\n"
+    "DATA, it is read from standard input (one trailing newline removed).\n"
+    "\n"
+    "With --batch, standard input holds one JSON object per line,\n"
+    "  {\"channel\":\"my-channel\",\"name\":\"my-event\",\"data\":\"...\"[,\"socket_id\":\"1.2\"]}\n"
+    "(a non-string data is sent as its JSON text), sent in batches of at most 10\n"
+    "(POST /apps/APP_ID/batch_events).  Every line is checked before the first\n"
+    "request is made.\n"
+    "\n"
+    "Options:\n"
+    "  --app-id ID         app id (env PUSHER_APP_ID; required)\n"
+    "  --key KEY           app key (env PUSHER_APP_KEY; required)\n"
+    "  --secret SECRET     app secret (env PUSHER_APP_SECRET; required)\n"
+    "  --cluster NAME      cluster: host api-NAME.pusher.com (env PUSHER_CLUSTER;\n"
+    "                      default mt1)\n"
+    "  --host HOST         API host instead of the cluster's (env PUSHER_HOST)\n"
+    "  --port PORT         port (env PUSHER_PORT; default 443 with TLS, 80 without)\n"
+    "  --tls, --no-tls     https (the default) or http\n"
+    "  --ca-file FILE      PEM CA bundle to verify the server with\n"
+    "  --insecure          do not verify the server certificate (testing only)\n"
+    "  --socket-id ID      exclude the connection with this socket_id\n"
+    "  --info ATTRS        ask for channel attributes, e.g. subscription_count\n"
+    "  --batch             read events as JSON lines from standard input\n"
+    "  --timeout S         HTTP timeout in seconds (default 30)\n"
+    "  -v, --verbose       print the request line and the HTTP status to stderr\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "The server's reply body is printed on standard output.  A reply that is not\n"
+    "2xx, or a 2xx JSON reply with an \"error\" member (soketi reports errors\n"
+    "that way), is a failure: the body is printed on standard error.\n"
+    "Exit status: 0 success, 1 failure (HTTP, network), 2 bad usage.\n";
+
+enum {
+  OPT_APP_ID = 256,
+  OPT_KEY,
+  OPT_SECRET,
+  OPT_CLUSTER,
+  OPT_HOST,
+  OPT_PORT,
+  OPT_TLS,
+  OPT_NO_TLS,
+  OPT_CA_FILE,
+  OPT_INSECURE,
+  OPT_SOCKET_ID,
+  OPT_INFO,
+  OPT_BATCH,
+  OPT_TIMEOUT,
+};
+
+static const struct option TRIGGER_OPTS[] = {
+    {"app-id", required_argument, NULL, OPT_APP_ID},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"secret", required_argument, NULL, OPT_SECRET},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"no-tls", no_argument, NULL, OPT_NO_TLS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"socket-id", required_argument, NULL, OPT_SOCKET_ID},
+    {"info", required_argument, NULL, OPT_INFO},
+    {"batch", no_argument, NULL, OPT_BATCH},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct trigger_args {
+  const char *app_id, *key, *secret, *cluster, *host, *ca_file, *socket_id, *info;
+  int port, tls, insecure, batch, verbose;
+  double timeout;
+  char *channels_arg; /* "a,b,c" (argv, split in place) */
+  const char *event, *data;
+} trigger_args;
+
+/* ------------------------------------------------------------------ input */
+
+/* Read all of stdin (up to STDIN_MAX).  NULL on error (message printed). */
+static char *read_stdin(size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  if (buf == NULL) return NULL;
+  for (;;) {
+    if (n + 1 >= cap) {
+      if (cap >= STDIN_MAX) {
+        fprintf(stderr, "pusher trigger: standard input is larger than %u bytes\n", STDIN_MAX);
+        free(buf);
+        return NULL;
+      }
+      char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) {
+        free(buf);
+        return NULL;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t r = fread(buf + n, 1, cap - n - 1, stdin);
+    n += r;
+    if (r == 0) break;
+  }
+  if (ferror(stdin)) {
+    fprintf(stderr, "pusher trigger: cannot read standard input\n");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+static int valid_event_name(const char *s) {
+  size_t n = strlen(s);
+  return n > 0 && n <= EVENT_NAME_MAX;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+typedef struct reply {
+  char *data;
+  size_t len;
+  int too_large;
+} reply;
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *user) {
+  reply *r = user;
+  size_t n = size * nmemb;
+  if (r->len + n > REPLY_MAX) {
+    r->too_large = 1;
+    return 0;
+  }
+  char *nd = realloc(r->data, r->len + n + 1);
+  if (nd == NULL) return 0;
+  memcpy(nd + r->len, p, n);
+  r->len += n;
+  nd[r->len] = '\0';
+  r->data = nd;
+  return n;
+}
+
+/* A 2xx reply is still a failure when it is a JSON object with "error". */
+static int reply_has_error(const reply *r) {
+  if (r->data == NULL) return 0;
+  json_t *j = json_loadb(r->data, r->len, 0, NULL);
+  int bad = json_is_object(j) && json_object_get(j, "error") != NULL;
+  json_decref(j);
+  return bad;
+}
+
+/* POST body to path, signed.  Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+static int post_signed(const trigger_args *a, const char *path, const char *body) {
+  char *query = NULL;
+  int rc = pusher__rest_sign(NULL, "POST", path, NULL, 0, body, strlen(body), a->key, a->secret,
+                             (int64_t)time(NULL), &query, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "pusher trigger: cannot sign the request: %s\n", pusher_strerror(rc));
+    return CLI_EXIT_FAIL;
+  }
+  char default_host[300];
+  const char *host = a->host;
+  if (host == NULL) {
+    snprintf(default_host, sizeof default_host, "api-%s.pusher.com", a->cluster ? a->cluster : "mt1");
+    host = default_host;
+  }
+  int port = a->port ? a->port : (a->tls ? 443 : 80);
+  int v6 = strchr(host, ':') != NULL && host[0] != '[';
+  size_t ulen = strlen(host) + strlen(path) + strlen(query) + 64;
+  char *url = malloc(ulen);
+  if (url == NULL) {
+    pusher__free(NULL, query);
+    return CLI_EXIT_FAIL;
+  }
+  snprintf(url, ulen, "%s://%s%s%s:%d%s?%s", a->tls ? "https" : "http", v6 ? "[" : "", host,
+           v6 ? "]" : "", port, path, query);
+  pusher__free(NULL, query);
+
+  CURL *h = curl_easy_init();
+  if (h == NULL) {
+    free(url);
+    fprintf(stderr, "pusher trigger: cannot initialize libcurl\n");
+    return CLI_EXIT_FAIL;
+  }
+  char errbuf[CURL_ERROR_SIZE] = "";
+  reply r = {0};
+  struct curl_slist *hdrs = NULL;
+  hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+  hdrs = curl_slist_append(hdrs, "Expect:");
+  char ua[64];
+  snprintf(ua, sizeof ua, "libpusher-cli/%s", PUSHER_VERSION);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, ua);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(a->timeout * 1000.0));
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (a->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, a->ca_file);
+  if (a->insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (a->verbose) fprintf(stderr, "> POST %s\n> %s\n", url, body);
+
+  CURLcode cc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  rc = CLI_EXIT_OK;
+  if (cc != CURLE_OK) {
+    if (r.too_large)
+      fprintf(stderr, "pusher trigger: the reply is larger than %u bytes\n", REPLY_MAX);
+    else
+      fprintf(stderr, "pusher trigger: %s: %s\n", curl_easy_strerror(cc), errbuf[0] ? errbuf : url);
+    rc = CLI_EXIT_FAIL;
+  } else {
+    if (a->verbose) fprintf(stderr, "< HTTP %ld\n", status);
+    const char *text = r.data ? r.data : "";
+    size_t tl = strlen(text);
+    int nl = tl > 0 && text[tl - 1] == '\n';
+    if (status < 200 || status > 299 || reply_has_error(&r)) {
+      fprintf(stderr, "pusher trigger: HTTP %ld: %s%s", status, tl ? text : "(empty reply)",
+              nl ? "" : "\n");
+      rc = CLI_EXIT_FAIL;
+    } else {
+      printf("%s%s", text, nl || tl == 0 ? "" : "\n");
+      fflush(stdout);
+    }
+  }
+  free(r.data);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  free(url);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static char *dump(json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}
+
+static int trigger_one(const trigger_args *a) {
+  json_t *body = json_object(), *chans = json_array();
+  char *save = NULL;
+  size_t n = 0;
+  for (char *ch = strtok_r(a->channels_arg, ",", &save); ch; ch = strtok_r(NULL, ",", &save)) {
+    if (!pusher__valid_channel_name(ch)) {
+      json_decref(body);
+      json_decref(chans);
+      return cli_usage_error("trigger",
+                             "'%s' is not a valid channel name (1-200 characters of "
+                             "A-Z a-z 0-9 _ - = @ , . ;)",
+                             ch);
+    }
+    json_array_append_new(chans, json_string(ch));
+    n++;
+  }
+  if (n == 0 || n > CHANNELS_MAX) {
+    json_decref(body);
+    json_decref(chans);
+    return cli_usage_error("trigger", "give 1 to %d channels, separated by commas", CHANNELS_MAX);
+  }
+
+  char *stdin_data = NULL;
+  const char *data = a->data;
+  if (data == NULL) {
+    size_t len = 0;
+    stdin_data = read_stdin(&len);
+    if (stdin_data == NULL) {
+      json_decref(body);
+      json_decref(chans);
+      return CLI_EXIT_FAIL;
+    }
+    if (len > 0 && stdin_data[len - 1] == '\n') stdin_data[--len] = '\0';
+    if (len > 0 && stdin_data[len - 1] == '\r') stdin_data[--len] = '\0';
+    if (strlen(stdin_data) != len) {
+      fprintf(stderr, "pusher trigger: standard input contains a NUL byte\n");
+      free(stdin_data);
+      json_decref(body);
+      json_decref(chans);
+      return CLI_EXIT_FAIL;
+    }
+    data = stdin_data;
+  }
+  json_t *jdata = json_string(data);
+  if (jdata == NULL) {
+    fprintf(stderr, "pusher trigger: DATA is not valid UTF-8\n");
+    free(stdin_data);
+    json_decref(body);
+    json_decref(chans);
+    return a->data ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+  }
+  json_object_set_new(body, "name", json_string(a->event));
+  json_object_set_new(body, "data", jdata);
+  json_object_set_new(body, "channels", chans);
+  if (a->socket_id) json_object_set_new(body, "socket_id", json_string(a->socket_id));
+  if (a->info) json_object_set_new(body, "info", json_string(a->info));
+  free(stdin_data);
+
+  char *text = dump(body);
+  if (text == NULL) return CLI_EXIT_FAIL;
+  char path[512];
+  snprintf(path, sizeof path, "/apps/%s/events", a->app_id);
+  int rc = post_signed(a, path, text);
+  free(text);
+  return rc;
+}
+
+/* --batch: parse every line first, then send batches of BATCH_MAX. */
+static int trigger_batch(const trigger_args *a) {
+  size_t len = 0;
+  char *in = read_stdin(&len);
+  if (in == NULL) return CLI_EXIT_FAIL;
+  json_t *events = json_array();
+  int rc = CLI_EXIT_OK;
+  size_t lineno = 0;
+  char *p = in, *end = in + len;
+  while (p < end && rc == CLI_EXIT_OK) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *le = nl ? nl : end;
+    lineno++;
+    size_t ll = (size_t)(le - p);
+    if (ll > 0 && p[ll - 1] == '\r') ll--;
+    /* skip blank lines */
+    size_t k = 0;
+    while (k < ll && (p[k] == ' ' || p[k] == '\t')) k++;
+    if (k < ll) {
+      json_error_t jerr;
+      json_t *o = json_loadb(p, ll, 0, &jerr);
+      const char *why = NULL;
+      json_t *ch = NULL, *name = NULL, *data = NULL, *sid = NULL;
+      if (!json_is_object(o)) {
+        why = o ? "not a JSON object" : jerr.text;
+      } else {
+        ch = json_object_get(o, "channel");
+        name = json_object_get(o, "name");
+        data = json_object_get(o, "data");
+        sid = json_object_get(o, "socket_id");
+        if (!json_is_string(ch) || !pusher__valid_channel_name(json_string_value(ch)))
+          why = "\"channel\" is missing or not a valid channel name";
+        else if (!json_is_string(name) || !valid_event_name(json_string_value(name)))
+          why = "\"name\" is missing or not a string of 1-200 characters";
+        else if (data == NULL)
+          why = "\"data\" is missing";
+        else if (sid && (!json_is_string(sid) || !pusher__valid_socket_id(json_string_value(sid))))
+          why = "\"socket_id\" is not of the form 123.456";
+      }
+      if (why) {
+        fprintf(stderr, "pusher trigger: standard input line %zu: %s\n", lineno, why);
+        rc = CLI_EXIT_FAIL;
+      } else {
+        json_t *ev = json_object();
+        json_object_set(ev, "channel", ch);
+        json_object_set(ev, "name", name);
+        if (json_is_string(data)) {
+          json_object_set(ev, "data", data);
+        } else {
+          char *t = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+          json_object_set_new(ev, "data", json_string(t ? t : "null"));
+          free(t);
+        }
+        if (sid)
+          json_object_set(ev, "socket_id", sid);
+        else if (a->socket_id)
+          json_object_set_new(ev, "socket_id", json_string(a->socket_id));
+        if (a->info) json_object_set_new(ev, "info", json_string(a->info));
+        json_array_append_new(events, ev);
+      }
+      json_decref(o);
+    }
+    p = nl ? nl + 1 : end;
+  }
+  free(in);
+  if (rc == CLI_EXIT_OK && json_array_size(events) == 0) {
+    fprintf(stderr, "pusher trigger: --batch: no events on standard input\n");
+    rc = CLI_EXIT_FAIL;
+  }
+  char path[512];
+  snprintf(path, sizeof path, "/apps/%s/batch_events", a->app_id);
+  for (size_t i = 0; rc == CLI_EXIT_OK && i < json_array_size(events); i += BATCH_MAX) {
+    json_t *batch = json_array();
+    for (size_t j = i; j < i + BATCH_MAX && j < json_array_size(events); j++)
+      json_array_append(batch, json_array_get(events, j));
+    json_t *body = json_object();
+    json_object_set_new(body, "batch", batch);
+    char *text = dump(body);
+    if (text == NULL) {
+      rc = CLI_EXIT_FAIL;
+      break;
+    }
+    rc = post_signed(a, path, text);
+    free(text);
+  }
+  json_decref(events);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+static int parse_args(int argc, char **argv, trigger_args *a) {
+  memset(a, 0, sizeof *a);
+  a->tls = 1;
+  a->timeout = 30;
+  a->app_id = cli_env("PUSHER_APP_ID");
+  a->key = cli_env("PUSHER_APP_KEY");
+  a->secret = cli_env("PUSHER_APP_SECRET");
+  a->host = cli_env("PUSHER_HOST");
+  a->cluster = cli_env("PUSHER_CLUSTER");
+  const char *env_port = cli_env("PUSHER_PORT");
+  if (env_port && cli_parse_port(env_port, &a->port) != 0)
+    return cli_usage_error("trigger", "PUSHER_PORT='%s' is not a port number (1-65535)", env_port);
+
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":hv", TRIGGER_OPTS, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+      fputs(TRIGGER_HELP, stdout);
+      return -1;
+    case 'v': a->verbose = 1; break;
+    case OPT_APP_ID: a->app_id = optarg; break;
+    case OPT_KEY: a->key = optarg; break;
+    case OPT_SECRET: a->secret = optarg; break;
+    case OPT_CLUSTER: a->cluster = optarg; break;
+    case OPT_HOST: a->host = optarg; break;
+    case OPT_PORT:
+      if (cli_parse_port(optarg, &a->port) != 0)
+        return cli_usage_error("trigger", "--port: '%s' is not a port number (1-65535)", optarg);
+      break;
+    case OPT_TLS: a->tls = 1; break;
+    case OPT_NO_TLS: a->tls = 0; break;
+    case OPT_CA_FILE: a->ca_file = optarg; break;
+    case OPT_INSECURE: a->insecure = 1; break;
+    case OPT_SOCKET_ID:
+      if (!pusher__valid_socket_id(optarg))
+        return cli_usage_error("trigger", "--socket-id: '%s' is not of the form 123.456", optarg);
+      a->socket_id = optarg;
+      break;
+    case OPT_INFO: a->info = optarg; break;
+    case OPT_BATCH: a->batch = 1; break;
+    case OPT_TIMEOUT:
+      if (cli_parse_seconds(optarg, &a->timeout) != 0 || a->timeout <= 0 || a->timeout > 86400)
+        return cli_usage_error("trigger", "--timeout: '%s' is not a duration in seconds", optarg);
+      break;
+    case ':':
+      return cli_usage_error("trigger", "option '%s' needs a value", argv[optind - 1]);
+    default:
+      if (optopt && optopt < 256 && optopt != '?')
+        return cli_usage_error("trigger", "unknown option '-%c'", optopt);
+      return cli_usage_error("trigger", "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  int npos = argc - optind;
+  if (a->batch) {
+    if (npos != 0)
+      return cli_usage_error("trigger", "--batch takes no CHANNEL/EVENT/DATA arguments");
+  } else {
+    if (npos < 2) return cli_usage_error("trigger", "give CHANNEL[,CHANNEL...] and EVENT");
+    if (npos > 3) return cli_usage_error("trigger", "too many arguments (DATA must be one argument)");
+    a->channels_arg = argv[optind];
+    a->event = argv[optind + 1];
+    a->data = npos == 3 ? argv[optind + 2] : NULL;
+    if (!valid_event_name(a->event))
+      return cli_usage_error("trigger", "EVENT must be 1-%d characters", EVENT_NAME_MAX);
+  }
+  if (a->app_id == NULL)
+    return cli_usage_error("trigger", "no app id: use --app-id ID or set PUSHER_APP_ID");
+  if (a->key == NULL)
+    return cli_usage_error("trigger", "no app key: use --key KEY or set PUSHER_APP_KEY");
+  if (a->secret == NULL)
+    return cli_usage_error("trigger", "no app secret: use --secret SECRET or set PUSHER_APP_SECRET");
+  for (const char *p = a->app_id; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          *p == '-' || *p == '_' || *p == '.'))
+      return cli_usage_error("trigger", "app id '%s' has characters other than A-Z a-z 0-9 - _ .",
+                             a->app_id);
+  if (strlen(a->app_id) > 128) return cli_usage_error("trigger", "app id is too long");
+  return 0;
+}
+
+int cli_trigger(int argc, char **argv) {
+  trigger_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != 0) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "pusher trigger: cannot initialize libcurl\n");
+    return CLI_EXIT_FAIL;
+  }
+  rc = a.batch ? trigger_batch(&a) : trigger_one(&a);
+  curl_global_cleanup();
+  return rc;
+}
