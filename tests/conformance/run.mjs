@@ -254,7 +254,7 @@ class Ctx {
     });
   }
   // pusher-js client, connected.  user: {id, info} for presence / sign-in.
-  async client({ user = null, authSdk = null, connect = true } = {}) {
+  async client({ user = null, authSdk = null, connect = true, presenceFromSignin = false } = {}) {
     const sdk = authSdk || this.sdk;
     const p = new PusherJS(APP_KEY, {
       cluster: 'x', wsHost: '127.0.0.1', wsPort: this.port, forceTLS: false,
@@ -262,7 +262,7 @@ class Ctx {
       channelAuthorization: {
         customHandler: ({ socketId, channelName }, cb) => {
           try {
-            const data = channelName.startsWith('presence-') ? { user_id: user.id, user_info: user.info } : undefined;
+            const data = channelName.startsWith('presence-') && !presenceFromSignin ? { user_id: user.id, user_info: user.info } : undefined;
             cb(null, sdk.authorizeChannel(socketId, channelName, data));
           } catch (e) { cb(e, null); }
         },
@@ -577,6 +577,23 @@ scenario('presence: several clients and several sockets per user', async (c) => 
   await until(() => addB.length === 1, 3000, 'member_added(u3) at u2');
 });
 
+scenario('presence: a signed-in user joins without channel_data (identity from sign-in)', {
+  soketi: 'documented (PROTOCOL 3.3): with user sign-in the presence auth may omit channel_data and the member is the signed-in user; observed: soketi requires channel_data (subscription_error)',
+}, async (c) => {
+  const ch = uid('presence-signed');
+  const a = await c.client({ user: { id: 'sa', info: { n: 'A' } }, presenceFromSignin: true });
+  const b = await c.client({ user: { id: 'sb', info: { n: 'B' } } });
+  a.signin();
+  await until(() => a.frames.some((m) => m.event === 'pusher:signin_success'), 3000, 'signin_success');
+  const sb = await c.subscribe(b, ch);
+  const added = c.collect(sb, 'pusher:member_added');
+  const sa = await c.subscribe(a, ch);
+  eq(sa.members.me && sa.members.me.id, 'sa', 'members.me.id (the signed-in user)');
+  eq(sa.members.count, 2, 'count');
+  await until(() => added.length === 1, 3000, 'member_added at the other member');
+  eq([added[0].data.id, added[0].data.info], ['sa', { n: 'A' }], 'member_added [id, info from user_data.user_info]');
+});
+
 scenario('presence: a disconnect (not unsubscribe) of the last socket removes the member', async (c) => {
   const ch = uid('presence-drop');
   const a = await c.client({ user: { id: 'ua', info: {} } });
@@ -712,6 +729,17 @@ scenario('cache: cache_miss on an empty cache channel, then replay of the last e
   const s = q.subscribe(pc);
   const miss3 = c.collect(s, 'pusher:cache_miss');
   await until(() => miss3.length === 1, 5000, 'cache_miss on private-cache-');
+});
+
+scenario('cache: REST channel info=cache returns the cached event', {
+  soketi: 'documented: GET /channels/{cache channel}?info=cache returns {"cache":{"data":…,"ttl":…}}; observed: soketi ignores info=cache',
+}, async (c) => {
+  const ch = uid('cache-info');
+  await occupy(c, [ch]);
+  await c.sdk.trigger(ch, 'ev', { v: 'cached' });
+  const body = await (await c.sdk.get({ path: `/channels/${ch}`, params: { info: 'cache' } })).json();
+  assert(body.cache && typeof body.cache.data === 'string' && JSON.parse(body.cache.data).v === 'cached' && body.cache.ttl > 0,
+    `cache attribute in ${trunc(JSON.stringify(body))}`);
 });
 
 // --- client events
@@ -877,6 +905,15 @@ scenario('signin: bad signature refused', async (c) => {
   await c.sdk.sendToUser('mallory', 'dm', {});
   await sleep(300);
   assert(!r.find((m) => m.event === 'dm'), 'refused socket got a user event');
+});
+
+scenario('signin: user_data without an id is refused', async (c) => {
+  const r = await c.rawConnected();
+  const user_data = JSON.stringify({ name: 'no id' });
+  const auth = `${APP_KEY}:${hmac(APP_SECRET, `${r.socketId}::user::${user_data}`)}`;
+  r.send({ event: 'pusher:signin', data: { user_data, auth } });
+  await until(() => r.errors().length || r.closeCode !== null || r.find((m) => m.event === 'pusher:signin_success'), 3000, 'an answer');
+  assert(!r.find((m) => m.event === 'pusher:signin_success'), 'signed in without a user id');
 });
 
 scenario('signin: a second sign-in as another user on the same connection is refused', {
