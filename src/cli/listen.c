@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "core/options.h"
 #include "core/sign.h"
 
 static const char LISTEN_HELP[] =
@@ -523,7 +524,10 @@ static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop
   o->tls_insecure = a->insecure;
   o->watch_network = a->watch_network;
   if (a->reconnect_delay >= 0) o->reconnect_delay = a->reconnect_delay;
-  if (a->max_reconnect_delay >= 0) o->max_reconnect_delay = a->max_reconnect_delay;
+  if (a->max_reconnect_delay >= 0)
+    o->max_reconnect_delay = a->max_reconnect_delay;
+  else if (o->max_reconnect_delay < o->reconnect_delay)
+    o->max_reconnect_delay = o->reconnect_delay; /* --reconnect-delay alone above the default ceiling */
   if (a->activity_timeout >= 0) o->activity_timeout = a->activity_timeout;
   if (a->pong_timeout >= 0) o->pong_timeout = a->pong_timeout;
   if (a->unavailable_timeout >= 0) o->unavailable_timeout = a->unavailable_timeout;
@@ -535,6 +539,42 @@ static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop
   o->auth_headers = a->auth_headers;
   o->auth_headers_count = a->n_auth_headers;
   o->client_name = "libpusher-cli";
+}
+
+/* The library names options as in the C API; say the command-line flags. */
+static void cli_option_names(const char *in, char *out, size_t outlen) {
+  static const char *const names[][2] = {
+      {"max_reconnect_delay", "--max-reconnect-delay"},
+      {"reconnect_delay", "--reconnect-delay"},
+      {"activity_timeout", "--activity-timeout"},
+      {"pong_timeout", "--pong-timeout"},
+      {"unavailable_timeout", "--unavailable-timeout"},
+      {"connect_timeout", "--connect-timeout"},
+      {"ws_host", "--host"},
+      {"ws_port", "--port"},
+      {"wss_port", "--port"},
+      {"cluster", "--cluster"},
+      {"auth_params", "--auth-param"},
+      {"auth_headers", "--auth-header"},
+      {"ca_file/ca_path", "--ca-file/--ca-path"},
+  };
+  size_t o = 0;
+  while (*in && o + 1 < outlen) {
+    size_t i, k = sizeof names / sizeof names[0];
+    for (i = 0; i < k; i++) {
+      size_t n = strlen(names[i][0]);
+      if (strncmp(in, names[i][0], n) == 0) break;
+    }
+    if (i < k) {
+      int w = snprintf(out + o, outlen - o, "%s", names[i][1]);
+      if (w < 0 || (size_t)w >= outlen - o) break;
+      o += (size_t)w;
+      in += strlen(names[i][0]);
+    } else {
+      out[o++] = *in++;
+    }
+  }
+  out[o] = '\0';
 }
 
 /* ------------------------------------------------------------------ main */
@@ -561,10 +601,16 @@ int cli_listen(int argc, char **argv) {
 
   pusher_client_options o;
   fill_options(&a, &o, &l.loop);
-  rc = pusher_client_new(&l.client, a.key, &o);
+  /* The library's own rules (ranges, combinations), with its reason. */
+  char why[256];
+  rc = pusher__options_validate(&o, why, sizeof why);
+  if (rc == 0) rc = pusher_client_new(&l.client, a.key, &o);
+  else l.client = NULL;
   if (rc != 0) {
-    /* The library validated the options (value ranges, combinations). */
-    cli_usage_error("listen", "invalid options: %s (%s)", pusher_strerror(rc), pusher_err_name(rc));
+    char msg[400];
+    if (why[0] == '\0') snprintf(why, sizeof why, "%s", pusher_strerror(rc));
+    cli_option_names(why, msg, sizeof msg);
+    cli_usage_error("listen", "invalid options: %s", msg);
     uv_loop_close(&l.loop);
     free_args(&a);
     return CLI_EXIT_USAGE;
