@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: build the project, start a local
-# Pusher Channels server (soketi from tests/peers, on 127.0.0.1:${DEMO_PORT:-6001}),
-# run `pusher listen` on a channel, trigger an event through the server's
-# REST API, and show it arriving at the listener; then stop everything.
-# (When pusherd exists, it replaces soketi here.)
+# Pusher Channels server on 127.0.0.1:${DEMO_PORT:-6001}, run `pusher listen`
+# on a channel, trigger an event through the server's REST API, and show it
+# arriving at the listener; then stop everything.
+#   scripts/run-demo.sh             the server is soketi (tests/peers)
+#   scripts/run-demo.sh --pusherd   the server is our own build/pusherd
 # Needs scripts/install-deps.sh first.  Exits 0 when the event arrived.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,7 +13,16 @@ port="${DEMO_PORT:-6001}"
 channel=demo-channel event=demo-event data='{"message":"hello from the REST API"}'
 peers="$root/tests/peers"
 bin="$root/build/pusher"
-started_soketi=0 listener_pid=""
+started_soketi=0 listener_pid="" pusherd_pid=""
+server=soketi
+for a in "$@"; do
+  case "$a" in
+    --pusherd) server=pusherd ;;
+    --soketi) server=soketi ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--soketi|--pusherd]" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '\n=== %s\n' "$*"; }
 cleanup() {
@@ -20,6 +30,11 @@ cleanup() {
   if [ -n "$listener_pid" ] && kill -0 "$listener_pid" 2>/dev/null; then
     kill -TERM "$listener_pid" 2>/dev/null || true
     wait "$listener_pid" 2>/dev/null || true
+  fi
+  if [ -n "$pusherd_pid" ] && kill -0 "$pusherd_pid" 2>/dev/null; then
+    say "stopping pusherd"
+    kill -TERM "$pusherd_pid" 2>/dev/null || true
+    wait "$pusherd_pid" 2>/dev/null || true
   fi
   if [ "$started_soketi" = 1 ]; then
     say "stopping soketi"
@@ -34,12 +49,28 @@ cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$root/build" -j "$(nproc)" >/dev/null
 [ -x "$bin" ] || { echo "build/pusher was not built" >&2; exit 1; }
 
-say "starting soketi on 127.0.0.1:$port (app id app-id, key app-key, secret app-secret)"
-if [ -f "$peers/run/soketi-$port.pid" ] && kill -0 "$(cat "$peers/run/soketi-$port.pid")" 2>/dev/null; then
-  echo "(a soketi started earlier is already running on $port; using it)"
+if [ "$server" = pusherd ]; then
+  say "starting pusherd on 127.0.0.1:$port (app id app-id, key app-key, secret app-secret)"
+  [ -x "$root/build/pusherd" ] || { echo "build/pusherd was not built" >&2; exit 1; }
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use (set DEMO_PORT)" >&2; exit 1
+  fi
+  "$root/build/pusherd" --port "$port" &
+  pusherd_pid=$!
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$pusherd_pid" 2>/dev/null || { echo "pusherd exited" >&2; exit 1; }
+    [ "$i" -lt 100 ] || { echo "pusherd did not listen within 20 s" >&2; exit 1; }
+    sleep 0.2
+  done
 else
-  "$peers/soketi-up.sh" "$port"
-  started_soketi=1
+  say "starting soketi on 127.0.0.1:$port (app id app-id, key app-key, secret app-secret)"
+  if [ -f "$peers/run/soketi-$port.pid" ] && kill -0 "$(cat "$peers/run/soketi-$port.pid")" 2>/dev/null; then
+    echo "(a soketi started earlier is already running on $port; using it)"
+  else
+    "$peers/soketi-up.sh" "$port"
+    started_soketi=1
+  fi
 fi
 
 say "pusher listen --no-tls --host 127.0.0.1 --port $port --key app-key --count 1 $channel"
