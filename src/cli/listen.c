@@ -54,7 +54,8 @@ static const char LISTEN_HELP[] =
     "\n"
     "Output:\n"
     "  --json                    one JSON object per line (see below)\n"
-    "  --count N                 exit 0 after N events\n"
+    "  --count N                 exit 0 after N events (pusher:* events such as\n"
+    "                            pusher:subscription_count are printed, not counted)\n"
     "  -h, --help                show this help\n"
     "\n"
     "Human-readable lines by default.  With --json every line has \"t\" (seconds\n"
@@ -366,6 +367,9 @@ static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
     human(l, "event %s %s: %.*s", ev->channel, ev->event, (int)(ev->data ? ev->data_len : 0),
           ev->data ? ev->data : "");
   }
+  /* --count counts application events, not pusher:subscription_count and
+   * other pusher: notifications. */
+  if (strncmp(ev->event, "pusher:", 7) == 0) return;
   l->events++;
   if (l->args->count > 0 && l->events >= l->args->count) finish(l, CLI_EXIT_OK, 1);
 }
