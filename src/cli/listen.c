@@ -51,6 +51,9 @@ static const char LISTEN_HELP[] =
     "  --auth-transport T        ajax (POST form, default) or jsonp (GET query)\n"
     "  --auth-param K=V          extra parameter sent to the endpoint (repeatable)\n"
     "  --auth-header 'N: V'      extra HTTP header sent to the endpoint (repeatable)\n"
+    "  --auth-origin URL         base URL for a relative --auth-endpoint\n"
+    "  --user-auth-endpoint URL  user authentication endpoint (default /pusher/user-auth)\n"
+    "                            (--auth-param/--auth-header are sent there too)\n"
     "\n"
     "Output:\n"
     "  --json                    one JSON object per line (see below)\n"
@@ -94,6 +97,8 @@ enum {
   OPT_AUTH_TRANSPORT,
   OPT_AUTH_PARAM,
   OPT_AUTH_HEADER,
+  OPT_AUTH_ORIGIN,
+  OPT_USER_AUTH_ENDPOINT,
   OPT_JSON,
   OPT_COUNT,
 };
@@ -119,6 +124,8 @@ static const struct option LISTEN_OPTS[] = {
     {"auth-transport", required_argument, NULL, OPT_AUTH_TRANSPORT},
     {"auth-param", required_argument, NULL, OPT_AUTH_PARAM},
     {"auth-header", required_argument, NULL, OPT_AUTH_HEADER},
+    {"auth-origin", required_argument, NULL, OPT_AUTH_ORIGIN},
+    {"user-auth-endpoint", required_argument, NULL, OPT_USER_AUTH_ENDPOINT},
     {"json", no_argument, NULL, OPT_JSON},
     {"count", required_argument, NULL, OPT_COUNT},
     {"help", no_argument, NULL, 'h'},
@@ -135,7 +142,7 @@ typedef struct listen_args {
   /* durations: < 0 = library default */
   double reconnect_delay, max_reconnect_delay, activity_timeout, pong_timeout,
       unavailable_timeout, connect_timeout;
-  const char *auth_endpoint;
+  const char *auth_endpoint, *auth_origin, *user_auth_endpoint;
   int auth_transport; /* -1 = default */
   pusher_kv *auth_params, *auth_headers;
   size_t n_auth_params, n_auth_headers;
@@ -459,6 +466,8 @@ static int parse_args(int argc, char **argv, listen_args *a) {
       if ((rc = parse_duration("connect-timeout", optarg, &a->connect_timeout))) return rc;
       break;
     case OPT_AUTH_ENDPOINT: a->auth_endpoint = optarg; break;
+    case OPT_AUTH_ORIGIN: a->auth_origin = optarg; break;
+    case OPT_USER_AUTH_ENDPOINT: a->user_auth_endpoint = optarg; break;
     case OPT_AUTH_TRANSPORT:
       if (strcmp(optarg, "ajax") == 0)
         a->auth_transport = PUSHER_AUTH_AJAX;
@@ -537,6 +546,8 @@ static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop
   if (a->unavailable_timeout >= 0) o->unavailable_timeout = a->unavailable_timeout;
   if (a->connect_timeout >= 0) o->connect_timeout = a->connect_timeout;
   if (a->auth_endpoint) o->auth_endpoint = a->auth_endpoint;
+  if (a->auth_origin) o->auth_origin = a->auth_origin;
+  if (a->user_auth_endpoint) o->user_auth_endpoint = a->user_auth_endpoint;
   if (a->auth_transport >= 0) o->auth_transport = (pusher_auth_transport)a->auth_transport;
   o->auth_params = a->auth_params;
   o->auth_params_count = a->n_auth_params;

@@ -11,7 +11,7 @@
 #  - an unknown key: last lines are the fatal error (4001) and the state
 #    into disconnected, exit 1
 #  - bad usage exits 2 with a message; --help and --version exit 0
-# Ports: soketi 7201.
+# Ports: soketi 7201, pusherd 7204 (that part runs when pusherd is built).
 . "$(dirname "$0")/lib.sh"
 require_bins
 PORT=7201
@@ -214,5 +214,36 @@ assert err["type"] == "error" and err["code"] == 4001 and err["fatal"] is True a
 assert st["type"] == "state" and st["current"] == "disconnected", st
 PY
 log "unknown key: error 4001 fatal, state -> disconnected, exit 1"
+
+# ------------------------------------------------------------ the same CLI against pusherd
+# (issue 4: `pusher trigger` works against pusherd, soketi and the hosted
+# service).  pusherd answers REST errors with real statuses.
+PD_BIN="$PUSHER_BUILD_DIR/pusherd"
+PDPORT=7204
+if [ -x "$PD_BIN" ]; then
+  _port_free "$PDPORT" || fail "port $PDPORT is in use"
+  "$PD_BIN" --port "$PDPORT" --log-level warn >"$RUN_DIR/pusherd.out" 2>"$RUN_DIR/pusherd.err" &
+  PDPID=$!; _PIDS+=("$PDPID")
+  wait_until 10 "pusherd on :$PDPORT" eval '! _port_free '"$PDPORT" || fail "pusherd did not start"
+  PT=(--no-tls --host 127.0.0.1 --port "$PDPORT" --app-id "$APP_ID" --key "$APP_KEY" --secret "$APP_SECRET")
+  listen_start pd --no-tls --host 127.0.0.1 --port "$PDPORT" --key "$APP_KEY" --count 2 pd-channel
+  expect_line pd "$(p_subscribed pd-channel)" 20 "no subscribed line from pusherd" >/dev/null
+  "$P" trigger "${PT[@]}" pd-channel one '{"n":1}' >/dev/null || fail "trigger to pusherd failed"
+  printf '{"channel":"pd-channel","name":"two","data":{"n":2}}\n' | "$P" trigger "${PT[@]}" --batch >/dev/null ||
+    fail "trigger --batch to pusherd failed"
+  client_wait_exit pd 20
+  [ "$CLIENT_RC" -eq 0 ] || fail "listen --count 2 against pusherd exited $CLIENT_RC"
+  expect_line pd "$(p_event pd-channel one '{"n":1}')" 1 "event one missing (pusherd)" >/dev/null
+  expect_line pd "$(p_event pd-channel two '{"n":2}')" 1 "event two missing (pusherd)" >/dev/null
+  rc="$(run_rc "$RUN_DIR/bad.out" "$RUN_DIR/bad.err" "$P" trigger "${PT[@]}" --secret wrong pd-channel x '{}')"
+  [ "$rc" = 1 ] && grep -q "HTTP 401" "$RUN_DIR/bad.err" || fail "wrong secret against pusherd: rc $rc, $(cat "$RUN_DIR/bad.err")"
+  grep -q "Invalid signature" "$RUN_DIR/bad.err" || fail "pusherd's error body not printed: $(cat "$RUN_DIR/bad.err")"
+  head -c 20000 /dev/zero | tr '\0' a >"$RUN_DIR/big.txt"
+  rc="$(run_rc "$RUN_DIR/bad.out" "$RUN_DIR/bad.err" "$P" trigger "${PT[@]}" pd-channel big <"$RUN_DIR/big.txt")"
+  [ "$rc" = 1 ] && grep -q "HTTP 413" "$RUN_DIR/bad.err" || fail "oversize data against pusherd: rc $rc, $(cat "$RUN_DIR/bad.err")"
+  log "pusherd: listen --count 2 + trigger + --batch ok; wrong secret => 401, 20 KB data => 413, exit 1"
+else
+  log "pusherd not built: skipping the pusherd part"
+fi
 
 log "PASS"
