@@ -9,6 +9,7 @@
 #include <openssl/params.h>
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,20 +26,25 @@ void pusher__hex_encode(const uint8_t *in, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+/* The HMAC implementation is fetched once per process (EVP_MAC objects are
+ * reference counted and safe to share between threads); fetching it for
+ * every signature costs a method-store lookup under a lock. */
+static EVP_MAC *g_hmac;
+static pthread_once_t g_hmac_once = PTHREAD_ONCE_INIT;
+static void hmac_fetch_once(void) { g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+
 int pusher__hmac_sha256_hex_parts(const void *key, size_t keylen, const char *const *parts,
                                   const size_t *lens, size_t nparts,
                                   char out[PUSHER__SHA256_HEX_SIZE]) {
   int rc = PUSHER_ERR_INTERNAL;
-  EVP_MAC *mac = NULL;
   EVP_MAC_CTX *ctx = NULL;
   uint8_t md[32];
   size_t mdlen = 0;
   static const uint8_t empty_key[1] = {0};
 
   if (key == NULL && keylen > 0) return PUSHER_ERR_INVALID_ARGUMENT;
-  mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  if (mac == NULL) goto done;
-  ctx = EVP_MAC_CTX_new(mac);
+  if (pthread_once(&g_hmac_once, hmac_fetch_once) != 0 || g_hmac == NULL) goto done;
+  ctx = EVP_MAC_CTX_new(g_hmac);
   if (ctx == NULL) goto done;
   {
     char digest[] = "SHA256";
@@ -57,7 +63,6 @@ int pusher__hmac_sha256_hex_parts(const void *key, size_t keylen, const char *co
   rc = 0;
 done:
   EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
   return rc;
 }
 
