@@ -250,6 +250,7 @@ void pd_channel_leave(pd_conn *c, size_t si) {
 
 void pd_conn_leave_all(pd_conn *c) {
   while (c->nsubs) pd_channel_leave(c, c->nsubs - 1);
+  pd_user_signed_out(c);
 }
 
 pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id) {

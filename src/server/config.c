@@ -40,6 +40,7 @@ pd_app *pd_app_new(const char *id, const char *key, const char *secret) {
 void pd_app_free(pd_app *a) {
   if (!a) return;
   pd_app_free_channels(a);
+  pd_app_free_users(a);
   pd_free(a->id);
   pd_free(a->key);
   pd_free(a->secret);

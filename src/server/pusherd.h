@@ -105,6 +105,7 @@ typedef struct pd_app {
   /* runtime */
   long connections;
   pd_map channels;            /* name -> pd_channel* */
+  pd_map users;               /* user_id -> pd_user* (users.c) */
   struct pd_server *srv;
 } pd_app;
 
@@ -188,6 +189,8 @@ typedef struct pd_conn {
   size_t nsubs, subs_alloc;
   char *user_id;              /* after pusher:signin */
   json_t *user_info;          /* its user_info (may be NULL) */
+  int online;                 /* counted as an online socket of user_id */
+  json_t *watching;           /* array of watched user ids, or NULL */
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
   uint64_t rate_window_ms;
@@ -282,6 +285,11 @@ void pd_channels_tick(pd_server *s);
 /* REST publish: encode once, fan out, cache. */
 int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except);
 pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id);
+
+/* users.c */
+void pd_user_signed_in(pd_conn *c, json_t *watchlist);
+void pd_user_signed_out(pd_conn *c);
+void pd_app_free_users(pd_app *app);
 
 /* rest.c: a complete HTTP request; replies through pd_conn_http_reply. */
 void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len,

@@ -227,8 +227,9 @@ static void on_signin(pd_conn *c, json_t *data) {
   c->user_id = pd_strdup(json_string_value(id));
   json_decref(c->user_info);
   c->user_info = json_incref(json_object_get(u, "user_info"));
-  json_decref(u);
   send_event(c, "pusher:signin_success", NULL, json_pack("{s:O}", "user_data", ud));
+  pd_user_signed_in(c, json_object_get(u, "watchlist"));
+  json_decref(u);
 }
 
 /* ------------------------------------------------------------------ client events */

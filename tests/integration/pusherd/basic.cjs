@@ -307,6 +307,21 @@ async function features() {
   const tc = await u.closeP().catch(() => null);
   ok(tc && tc.code === 4009, `terminated connection closed with 4009 (got ${tc && tc.code})`);
 
+  // watchlist: online / offline events for watched users
+  const w = new Raw(`${BASE}/app/app-key?protocol=7`);
+  const we = await w.established();
+  w.send({ event: "pusher:signin", data: sdk.authenticateUser(we.socket_id, { id: "watcher", watchlist: ["dave", "erin"] }) });
+  await w.frame((f) => f.event === "pusher:signin_success", 5000, "watcher signin");
+  const d = new Raw(`${BASE}/app/app-key?protocol=7`);
+  const de = await d.established();
+  d.send({ event: "pusher:signin", data: sdk.authenticateUser(de.socket_id, { id: "dave" }) });
+  const wl = (name) => (f) => f.event === "pusher_internal:watchlist_events" &&
+    JSON.parse(f.data).events.some((e) => e.name === name && e.user_ids.includes("dave"));
+  await w.frame(wl("online"), 5000, "online").then(() => ok(true, "watchlist: online event when a watched user signs in"), () => ok(false, "no watchlist online event"));
+  d.ws.close();
+  await w.frame(wl("offline"), 5000, "offline").then(() => ok(true, "watchlist: offline event when its last socket leaves"), () => ok(false, "no watchlist offline event"));
+  w.ws.close();
+
   // private-encrypted: subscription verified, client events refused
   const e = new Raw(`${BASE}/app/app-key?protocol=7`);
   const ee = await e.established();

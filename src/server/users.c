@@ -1,0 +1,139 @@
+/* pusherd: signed-in users, online state and watchlists (PROTOCOL.md §3.8).
+ *
+ * A user is online while at least one socket is signed in as it.  A socket
+ * that signs in with a "watchlist" (up to 100 user ids; more => the first
+ * 100 and pusher:error 4302) gets pusher_internal:watchlist_events: once at
+ * sign-in with the watched users already online, then "online"/"offline"
+ * whenever one of them comes or goes. */
+#include "pusherd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pd_user {
+  size_t sockets;       /* signed-in sockets */
+  pd_conn **watchers;   /* sockets watching this user id */
+  size_t nwatchers, alloc;
+} pd_user;
+
+static pd_user *user_get(pd_app *app, const char *id, int create) {
+  pd_user *u = pd_map_get(&app->users, id);
+  if (u || !create) return u;
+  u = pd_zalloc(sizeof *u);
+  if (u && pd_map_put(&app->users, id, u) != 0) {
+    pd_free(u);
+    return NULL;
+  }
+  return u;
+}
+
+static void user_maybe_free(pd_app *app, const char *id, pd_user *u) {
+  if (u->sockets || u->nwatchers) return;
+  pd_map_del(&app->users, id);
+  pd_free(u->watchers);
+  pd_free(u);
+}
+
+void pd_app_free_users(pd_app *app) {
+  for (size_t i = 0; i < app->users.nb; i++)
+    for (pd_map_ent *e = app->users.b[i]; e; e = e->next) {
+      pd_user *u = e->val;
+      pd_free(u->watchers);
+      pd_free(u);
+    }
+  pd_map_free(&app->users);
+}
+
+static void send_watch_event(pd_conn *c, const char *name, json_t *ids) {
+  json_t *d = json_pack("{s:[{s:s,s:O}]}", "events", "name", name, "user_ids", ids);
+  char *t = d ? json_dumps(d, JSON_COMPACT) : NULL;
+  json_decref(d);
+  if (!t) return;
+  json_t *o = json_pack("{s:s,s:s}", "event", "pusher_internal:watchlist_events", "data", t);
+  free(t);
+  if (o) pd_conn_send_json(c, o);
+  json_decref(o);
+}
+
+static void notify_watchers(pd_user *u, const char *id, const char *name) {
+  if (!u->nwatchers) return;
+  json_t *ids = json_pack("[s]", id);
+  /* snapshot: a send may mark a watcher for closing, never frees it here */
+  for (size_t i = 0; i < u->nwatchers; i++) send_watch_event(u->watchers[i], name, ids);
+  json_decref(ids);
+}
+
+/* After a successful pusher:signin (c->user_id set).  watchlist may be NULL. */
+void pd_user_signed_in(pd_conn *c, json_t *watchlist) {
+  pd_app *app = c->app;
+  if (!c->online) {
+    pd_user *u = user_get(app, c->user_id, 1);
+    if (!u) return;
+    c->online = 1;
+    if (++u->sockets == 1) notify_watchers(u, c->user_id, "online");
+  }
+  if (!json_is_array(watchlist) || c->watching) return;
+  size_t n = json_array_size(watchlist);
+  if (n > 100) {
+    pd_conn_send_error(c, 4302, "Watchlist limit exceeded: only the first 100 user ids are watched", NULL);
+    n = 100;
+  }
+  c->watching = json_array();
+  json_t *online = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *v = json_array_get(watchlist, i);
+    if (!json_is_string(v) || json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
+      continue;
+    const char *id = json_string_value(v);
+    int dup = 0;
+    for (size_t j = 0; j < json_array_size(c->watching); j++)
+      dup |= strcmp(json_string_value(json_array_get(c->watching, j)), id) == 0;
+    if (dup) continue;
+    pd_user *u = user_get(app, id, 1);
+    if (!u) continue;
+    if (u->nwatchers == u->alloc) {
+      size_t na = u->alloc ? u->alloc * 2 : 4;
+      pd_conn **nw = pd_realloc(u->watchers, na * sizeof *nw);
+      if (!nw) {
+        user_maybe_free(app, id, u);
+        continue;
+      }
+      u->watchers = nw;
+      u->alloc = na;
+    }
+    u->watchers[u->nwatchers++] = c;
+    json_array_append(c->watching, v);
+    if (u->sockets) json_array_append(online, v);
+  }
+  if (json_array_size(online)) send_watch_event(c, "online", online);
+  json_decref(online);
+}
+
+/* On close (idempotent). */
+void pd_user_signed_out(pd_conn *c) {
+  pd_app *app = c->app;
+  if (!app) return;
+  if (c->watching) {
+    for (size_t i = 0; i < json_array_size(c->watching); i++) {
+      const char *id = json_string_value(json_array_get(c->watching, i));
+      pd_user *u = user_get(app, id, 0);
+      if (!u) continue;
+      for (size_t j = 0; j < u->nwatchers; j++)
+        if (u->watchers[j] == c) {
+          u->watchers[j] = u->watchers[--u->nwatchers];
+          break;
+        }
+      user_maybe_free(app, id, u);
+    }
+    json_decref(c->watching);
+    c->watching = NULL;
+  }
+  if (c->online && c->user_id) {
+    c->online = 0;
+    pd_user *u = user_get(app, c->user_id, 0);
+    if (u) {
+      if (--u->sockets == 0) notify_watchers(u, c->user_id, "offline");
+      user_maybe_free(app, c->user_id, u);
+    }
+  }
+}
