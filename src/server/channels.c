@@ -255,31 +255,25 @@ void pd_conn_leave_all(pd_conn *c) {
 
 pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id) {
   if (!s) return NULL;
-  for (pd_conn *c = s->conns; c; c = c->next)
-    if (c->app == app && c->counted && strcmp(c->socket_id, socket_id) == 0) return c;
-  return NULL;
+  pd_conn *c = pd_map_get(&s->sockets, socket_id);
+  return c && c->app == app ? c : NULL;
 }
 
 /* #server-to-user-<id>: delivered to every socket signed in as <id> (whether
  * or not it has subscribed yet, so an event sent right after sign-in is not
  * lost), once per socket. */
 static int publish_to_user(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
-  const char *uid = channel + strlen("#server-to-user-");
-  pd_server *s = app->srv;
-  if (!s) return 0;
-  pd_msg *m = NULL;
-  for (pd_conn *c = s->conns; c; c = c->next) {
-    if (c->app != app || c == except || !c->user_id || strcmp(c->user_id, uid) != 0) continue;
-    if (!m) {
-      json_t *o = json_pack("{s:s,s:s,s:s}", "event", event, "channel", channel, "data", data);
-      m = o ? pd_msg_json(o) : NULL;
-      json_decref(o);
-      if (!m) return -1;
-    }
-    pd_conn_queue(c, m);
-  }
+  size_t n;
+  pd_conn **list = pd_user_sockets(app, channel + strlen("#server-to-user-"), &n);
+  if (!list) return 0;
+  json_t *o = json_pack("{s:s,s:s,s:s}", "event", event, "channel", channel, "data", data);
+  pd_msg *m = o ? pd_msg_json(o) : NULL;
+  json_decref(o);
+  for (size_t i = 0; m && i < n; i++)
+    if (list[i] != except) pd_conn_queue(list[i], m);
   pd_msg_unref(m);
-  return 0;
+  pd_free(list);
+  return m ? 0 : -1;
 }
 
 int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {

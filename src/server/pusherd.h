@@ -220,6 +220,7 @@ struct pd_server {
   int pong_timeout_ms;
   int handles_closed;
   int signals_on;
+  pd_map sockets;             /* socket_id -> pd_conn* (established) */
 };
 
 /* server.c */
@@ -290,6 +291,7 @@ pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id)
 void pd_user_signed_in(pd_conn *c, json_t *watchlist);
 void pd_user_signed_out(pd_conn *c);
 void pd_app_free_users(pd_app *app);
+pd_conn **pd_user_sockets(pd_app *app, const char *id, size_t *n);
 
 /* rest.c: a complete HTTP request; replies through pd_conn_http_reply. */
 void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len,

@@ -414,13 +414,11 @@ static void do_users(pd_conn *c, pd_app *app, const char *name) {
 }
 
 static void do_terminate(pd_conn *c, pd_app *app, const char *user) {
-  size_t n = 0;
-  if (c->srv)
-    for (pd_conn *x = c->srv->conns; x; x = x->next)
-      if (x->app == app && x->user_id && strcmp(x->user_id, user) == 0 && !x->closing && !x->close_after_flush) {
-        pd_conn_close(x, 4009, "You got disconnected by the app");
-        n++;
-      }
+  size_t n;
+  pd_conn **list = pd_user_sockets(app, user, &n);
+  /* closing signs a socket out, which edits the user's list: use the copy */
+  for (size_t i = 0; i < n; i++) pd_conn_close(list[i], 4009, "You got disconnected by the app");
+  pd_free(list);
   pd_log(PD_LOG_INFO, "msg=\"terminate_connections\" app=%s user=%s connections=%zu", app->id, user, n);
   reply_json(c, 200, json_object());
 }

@@ -218,6 +218,7 @@ void pd_conn_destroy(pd_conn *c) {
   if (c->counted && c->app) {
     c->app->connections--;
     c->counted = 0;
+    if (pd_map_get(&c->srv->sockets, c->socket_id) == c) pd_map_del(&c->srv->sockets, c->socket_id);
   }
   pd_server *s = c->srv;
   conn_unlink(c);
@@ -368,6 +369,7 @@ static void ws_upgrade(pd_conn *c) {
   snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu",
            (unsigned long long)(rng_next(s) % 9000000000ull + 1000000000ull),
            (unsigned long long)(++s->seq * 1000003ull + rng_next(s) % 1000000ull));
+  pd_map_put(&s->sockets, c->socket_id, c);
   pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->id, c->socket_id);
   pd_proto_established(c);
 }
@@ -687,4 +689,5 @@ void pd_server_free(pd_server *s) {
     pd_conn *c = s->conns;
     pd_conn_destroy(c);
   }
+  pd_map_free(&s->sockets);
 }

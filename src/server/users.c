@@ -12,6 +12,8 @@
 
 typedef struct pd_user {
   size_t sockets;       /* signed-in sockets */
+  pd_conn **socks;      /* those sockets */
+  size_t socks_alloc;
   pd_conn **watchers;   /* sockets watching this user id */
   size_t nwatchers, alloc;
 } pd_user;
@@ -31,6 +33,7 @@ static void user_maybe_free(pd_app *app, const char *id, pd_user *u) {
   if (u->sockets || u->nwatchers) return;
   pd_map_del(&app->users, id);
   pd_free(u->watchers);
+  pd_free(u->socks);
   pd_free(u);
 }
 
@@ -39,6 +42,7 @@ void pd_app_free_users(pd_app *app) {
     for (pd_map_ent *e = app->users.b[i]; e; e = e->next) {
       pd_user *u = e->val;
       pd_free(u->watchers);
+      pd_free(u->socks);
       pd_free(u);
     }
   pd_map_free(&app->users);
@@ -69,6 +73,17 @@ void pd_user_signed_in(pd_conn *c, json_t *watchlist) {
   if (!c->online) {
     pd_user *u = user_get(app, c->user_id, 1);
     if (!u) return;
+    if (u->sockets == u->socks_alloc) {
+      size_t na = u->socks_alloc ? u->socks_alloc * 2 : 2;
+      pd_conn **ns = pd_realloc(u->socks, na * sizeof *ns);
+      if (!ns) {
+        user_maybe_free(app, c->user_id, u);
+        return;
+      }
+      u->socks = ns;
+      u->socks_alloc = na;
+    }
+    u->socks[u->sockets] = c;
     c->online = 1;
     if (++u->sockets == 1) notify_watchers(u, c->user_id, "online");
   }
@@ -132,8 +147,25 @@ void pd_user_signed_out(pd_conn *c) {
     c->online = 0;
     pd_user *u = user_get(app, c->user_id, 0);
     if (u) {
+      for (size_t j = 0; j < u->sockets; j++)
+        if (u->socks[j] == c) {
+          u->socks[j] = u->socks[u->sockets - 1];
+          break;
+        }
       if (--u->sockets == 0) notify_watchers(u, c->user_id, "offline");
       user_maybe_free(app, c->user_id, u);
     }
   }
+}
+
+/* The sockets signed in as user id (a snapshot the caller frees), or NULL. */
+pd_conn **pd_user_sockets(pd_app *app, const char *id, size_t *n) {
+  pd_user *u = user_get(app, id, 0);
+  *n = 0;
+  if (!u || !u->sockets) return NULL;
+  pd_conn **list = pd_alloc(u->sockets * sizeof *list);
+  if (!list) return NULL;
+  memcpy(list, u->socks, u->sockets * sizeof *list);
+  *n = u->sockets;
+  return list;
 }
