@@ -21,10 +21,13 @@
 #include "core/conn.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/crypto.h"
 #include "core/mem.h"
+#include "core/members.h"
 #include "core/options.h"
 #include "core/proto.h"
 #include "core/ws.h"
@@ -37,8 +40,11 @@ typedef struct cbind {
   int dead;
 } cbind;
 
+enum { BK_CHANNEL = 0, BK_USER = 1, BK_WATCHLIST = 2 };
+
 typedef struct ebind {
   pusher_bind_id id;
+  int kind;      /* BK_*: channel/global, user (sign-in), watchlist */
   char *channel; /* NULL = every channel and connection-level events */
   char *event;   /* NULL = every event */
   pusher_event_cb cb;
@@ -53,7 +59,30 @@ typedef struct chan {
   uint64_t done_gen;  /* transport generation on which subscribe was handled */
   uint64_t auth_req;  /* pending authorization request (0 = none) */
   char *shared_secret;
+  int kind;           /* CK_* */
+  pusher__tstamp auth_deadline;
+  pusher__members members; /* presence */
+  uint8_t key[PUSHER__SECRETBOX_KEYBYTES]; /* encrypted: current key */
+  int have_key;
+  uint64_t rekey_req;  /* encrypted: re-authorization after a MAC failure */
+  pusher__tstamp rekey_deadline;
+  struct pend *pend;   /* encrypted events waiting for the new key */
+  size_t npend;
 } chan;
+
+enum { CK_PUBLIC, CK_PRIVATE, CK_PRESENCE, CK_ENCRYPTED };
+
+/* An encrypted event held back while the channel is re-authorized. */
+struct pend {
+  char *event;
+  char *data;
+  size_t len;
+  char *user_id;
+};
+#define MAX_PENDING_DECRYPT 64
+#define CLIENT_EVENT_MAX_DATA 10240
+#define CLIENT_EVENT_RATE 10
+#define CLIENT_EVENT_WINDOW_MS 1000
 
 typedef enum action { A_BACKOFF, A_TLS, A_RETRY, A_NOW, A_FATAL } action;
 
@@ -106,6 +135,18 @@ struct pusher__conn {
   uint64_t next_req;
   int depth, dead, need_sweep;
   pusher__tstamp now;
+  uint64_t auth_timeout_ms;
+  pusher__user_auth_hook user_hook;
+  /* sign-in */
+  int signin_wanted;
+  uint64_t user_req;
+  pusher__tstamp user_deadline;
+  int signin_sent;
+  char user_id[PUSHER__MEMBER_ID_MAX + 1];
+  char user_chan[PUSHER__MEMBER_ID_MAX + 32];
+  /* client events: send times of the last CLIENT_EVENT_RATE events */
+  pusher__tstamp trig[CLIENT_EVENT_RATE];
+  size_t ntrig, trig_head;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -164,6 +205,24 @@ static int needs_auth(const char *name) {
   return strncmp(name, "private-", 8) == 0 || strncmp(name, "presence-", 9) == 0;
 }
 
+static int chan_kind(const char *name) {
+  if (strncmp(name, "private-encrypted-", 18) == 0) return CK_ENCRYPTED;
+  if (strncmp(name, "private-", 8) == 0) return CK_PRIVATE;
+  if (strncmp(name, "presence-", 9) == 0) return CK_PRESENCE;
+  return CK_PUBLIC;
+}
+
+static void clear_pending(pusher__conn *c, chan *ch) {
+  for (size_t i = 0; i < ch->npend; i++) {
+    pusher__free(c->m, ch->pend[i].event);
+    pusher__free(c->m, ch->pend[i].data);
+    pusher__free(c->m, ch->pend[i].user_id);
+  }
+  pusher__free(c->m, ch->pend);
+  ch->pend = NULL;
+  ch->npend = 0;
+}
+
 static chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
   for (size_t i = 0; i < c->nchans; i++)
     if (strcmp(c->chans[i]->name, name) == 0) {
@@ -174,6 +233,9 @@ static chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
 }
 
 static void free_chan(pusher__conn *c, chan *ch) {
+  clear_pending(c, ch);
+  pusher__members_free(&ch->members);
+  sodium_memzero(ch->key, sizeof ch->key);
   pusher__free(c->m, ch->name);
   pusher__free(c->m, ch->shared_secret);
   pusher__free(c->m, ch);
@@ -254,7 +316,7 @@ static void dispatch(pusher__conn *c, const char *channel, const char *event, co
   size_t n = c->nebs;
   for (size_t i = 0; i < n && i < c->nebs; i++) {
     const ebind *b = &c->ebs[i];
-    if (b->dead) continue;
+    if (b->dead || b->kind != BK_CHANNEL) continue;
     if (b->channel && (!known || strcmp(b->channel, channel) != 0)) continue;
     if (b->event && strcmp(b->event, event) != 0) continue;
     pusher_event_cb cb = b->cb;
@@ -290,10 +352,21 @@ static void retire_ws(pusher__conn *c) {
 
 static void reset_channels(pusher__conn *c) {
   for (size_t i = 0; i < c->nchans; i++) {
-    c->chans[i]->subscribed = 0;
-    c->chans[i]->sent = 0;
-    c->chans[i]->auth_req = 0;
+    chan *ch = c->chans[i];
+    ch->subscribed = 0;
+    ch->sent = 0;
+    ch->auth_req = 0;
+    ch->rekey_req = 0;
+    ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
+    pusher__members_reset(&ch->members);
+    clear_pending(c, ch);
   }
+  /* the sign-in belongs to the connection; it is redone on the next one */
+  c->user_req = 0;
+  c->user_deadline = PUSHER__NEVER;
+  c->signin_sent = 0;
+  c->user_id[0] = '\0';
+  c->user_chan[0] = '\0';
 }
 
 static void start_attempt(pusher__conn *c, pusher__tstamp now) {
@@ -492,6 +565,7 @@ static void send_subscribe(pusher__conn *c, chan *ch) {
       return;
     }
     ch->auth_req = ++c->next_req;
+    ch->auth_deadline = c->auth_timeout_ms ? add_ms(c->now, c->auth_timeout_ms) : PUSHER__NEVER;
     c->hooks.request_channel_auth(c, ch->name, c->socket_id, ch->auth_req, c->hook_user);
     return;
   }
@@ -538,6 +612,325 @@ static const char *json_message(json_t *o, const char *dflt) {
   return (v && json_is_string(v)) ? json_string_value(v) : dflt;
 }
 
+/* ------------------------------------------------------------------ issue 3 helpers */
+
+/* Deliver to the user (BK_USER) or watchlist (BK_WATCHLIST) bindings. */
+static void dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
+                          const char *data, size_t data_len, int is_json) {
+  if (c->dead) return;
+  pusher_event ev = {channel, event, data, data_len, is_json, NULL};
+  size_t n = c->nebs;
+  for (size_t i = 0; i < n && i < c->nebs; i++) {
+    const ebind *b = &c->ebs[i];
+    if (b->dead || b->kind != kind) continue;
+    if (b->event && strcmp(b->event, event) != 0) continue;
+    pusher_event_cb cb = b->cb;
+    void *ud = b->ud;
+    cb((pusher_client *)c->owner, &ev, ud);
+    if (c->dead) return;
+  }
+}
+
+/* Dispatch the JSON value v (consumed) as the data of a channel event. */
+static void dispatch_json(pusher__conn *c, const char *channel, const char *event, json_t *v) {
+  char *text;
+  size_t n;
+  if (pusher__proto_dump(c->m, v, &text, &n) != 0) {
+    error_event(c, 0, PUSHER_ERR_NOMEM, "out of memory", 0);
+    return;
+  }
+  dispatch(c, channel, event, text, n, 1, NULL);
+  pusher__free(c->m, text);
+}
+
+static json_t *member_json(const pusher__member *mb) {
+  json_t *info = mb->info_json ? pusher__json_parse(mb->info_json, strlen(mb->info_json)) : NULL;
+  return json_pack("{s:s,s:o}", "user_id", mb->id, "user_info", info ? info : json_null());
+}
+
+/* "pusher:decryption_error" {"event":..,"error":..} on channel. */
+static void decryption_error(pusher__conn *c, const char *channel, const char *event, const char *why) {
+  json_t *v = json_pack("{s:s,s:s}", "event", event, "error", why);
+  if (!v) v = json_pack("{s:s,s:s}", "event", "(invalid name)", "error", "decryption failed");
+  dispatch_json(c, channel, "pusher:decryption_error", v);
+}
+
+/* Deliver a decrypted plaintext as pusher-js does (JSON.parse with a raw
+ * string fallback): a JSON string is delivered as its content, other JSON
+ * as its text, anything else as is. */
+static void deliver_plain(pusher__conn *c, const char *channel, const char *event, const char *plain,
+                          size_t len, const char *user_id) {
+  json_t *v = pusher__json_parse(plain, len);
+  if (v && json_is_string(v)) {
+    const char *sv = json_string_value(v);
+    size_t sl = json_string_length(v);
+    json_t *inner = pusher__json_parse(sv, sl);
+    dispatch(c, channel, event, sv, sl, inner != NULL, user_id);
+    json_decref(inner);
+  } else {
+    dispatch(c, channel, event, plain, len, v != NULL, user_id);
+  }
+  json_decref(v);
+}
+
+static int hold_event(pusher__conn *c, chan *ch, const pusher__msg *msg) {
+  if (ch->npend >= MAX_PENDING_DECRYPT) return PUSHER_ERR_LIMIT;
+  struct pend *p = pusher__realloc(c->m, ch->pend, (ch->npend + 1) * sizeof *p);
+  if (!p) return PUSHER_ERR_NOMEM;
+  ch->pend = p;
+  struct pend *e = &p[ch->npend];
+  memset(e, 0, sizeof *e);
+  e->event = pusher__strdup(c->m, msg->event);
+  e->data = pusher__strndup(c->m, msg->data ? msg->data : "", msg->data ? msg->data_len : 0);
+  e->len = msg->data ? msg->data_len : 0;
+  if (msg->user_id) e->user_id = pusher__strdup(c->m, msg->user_id);
+  if (!e->event || !e->data || (msg->user_id && !e->user_id)) {
+    pusher__free(c->m, e->event);
+    pusher__free(c->m, e->data);
+    pusher__free(c->m, e->user_id);
+    return PUSHER_ERR_NOMEM;
+  }
+  ch->npend++;
+  return 0;
+}
+
+/* Ask for a fresh shared_secret (one re-authorization after a MAC failure). */
+static void start_rekey(pusher__conn *c, chan *ch) {
+  if (!c->hooks.request_channel_auth) return;
+  ch->rekey_req = ++c->next_req;
+  ch->rekey_deadline = c->auth_timeout_ms ? add_ms(c->now, c->auth_timeout_ms) : PUSHER__NEVER;
+  c->hooks.request_channel_auth(c, ch->name, c->socket_id, ch->rekey_req, c->hook_user);
+}
+
+static void encrypted_event(pusher__conn *c, chan *ch, const pusher__msg *msg) {
+  char why[200];
+  if (ch->rekey_req) { /* a new key is on its way: retry with it */
+    int rc = hold_event(c, ch, msg);
+    if (rc) decryption_error(c, msg->channel, msg->event, "too many events waiting for the channel's new key");
+    return;
+  }
+  if (!ch->have_key) {
+    decryption_error(c, msg->channel, msg->event, "no shared_secret for this channel");
+    return;
+  }
+  char *plain = NULL;
+  size_t plen = 0;
+  int rc = pusher__crypto_decrypt_event(c->m, ch->key, msg->data ? msg->data : "", msg->data ? msg->data_len : 0,
+                                        &plain, &plen, why, sizeof why);
+  if (rc == 0) {
+    deliver_plain(c, msg->channel, msg->event, plain, plen, msg->user_id);
+    pusher__free(c->m, plain);
+    return;
+  }
+  if (rc == PUSHER_ERR_DECRYPT && c->hooks.request_channel_auth && hold_event(c, ch, msg) == 0) {
+    start_rekey(c, ch);
+    return;
+  }
+  decryption_error(c, msg->channel, msg->event, why[0] ? why : pusher_strerror(rc));
+}
+
+/* The answer to a re-authorization: retry the held events with the new key. */
+static void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const char *secret) {
+  char name[PUSHER__MAX_CHANNEL_NAME + 1];
+  char why[200];
+  snprintf(name, sizeof name, "%s", ch->name);
+  ch->rekey_req = 0;
+  ch->rekey_deadline = PUSHER__NEVER;
+  struct pend *held = ch->pend;
+  size_t nheld = ch->npend;
+  ch->pend = NULL;
+  ch->npend = 0;
+  int ok = 0;
+  why[0] = '\0';
+  if (err < 0) {
+    snprintf(why, sizeof why, "re-authorization failed: %s", message ? message : pusher_strerror(err));
+  } else if (!secret) {
+    snprintf(why, sizeof why, "re-authorization gave no shared_secret");
+  } else {
+    uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
+    char w2[160];
+    if (pusher__crypto_key_from_b64(secret, key, w2, sizeof w2) == 0) {
+      memcpy(ch->key, key, sizeof key);
+      ch->have_key = 1;
+      ok = 1;
+      char *s2 = pusher__strdup(c->m, secret);
+      if (s2) {
+        pusher__free(c->m, ch->shared_secret);
+        ch->shared_secret = s2;
+      }
+    } else {
+      snprintf(why, sizeof why, "re-authorization gave an invalid shared_secret: %.120s", w2);
+    }
+  }
+  uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
+  memcpy(key, ch->key, sizeof key);
+  uint64_t e = c->epoch;
+  for (size_t i = 0; i < nheld; i++) {
+    struct pend *p = &held[i];
+    if (c->dead || c->epoch != e || !find_chan(c, name, NULL)) break;
+    if (!ok) {
+      decryption_error(c, name, p->event, why);
+      continue;
+    }
+    char *plain = NULL;
+    size_t plen = 0;
+    char w3[200];
+    int rc = pusher__crypto_decrypt_event(c->m, key, p->data, p->len, &plain, &plen, w3, sizeof w3);
+    if (rc == 0) {
+      deliver_plain(c, name, p->event, plain, plen, p->user_id);
+      pusher__free(c->m, plain);
+    } else {
+      char w4[260];
+      snprintf(w4, sizeof w4, "%s (also with the re-authorized key)", w3[0] ? w3 : pusher_strerror(rc));
+      decryption_error(c, name, p->event, w4);
+    }
+  }
+  sodium_memzero(key, sizeof key);
+  for (size_t i = 0; i < nheld; i++) {
+    pusher__free(c->m, held[i].event);
+    pusher__free(c->m, held[i].data);
+    pusher__free(c->m, held[i].user_id);
+  }
+  pusher__free(c->m, held);
+}
+
+static void presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg) {
+  char why[200] = "subscription_succeeded without data";
+  int rc = msg->data ? pusher__members_load(&ch->members, msg->data, msg->data_len, why, sizeof why)
+                     : PUSHER_ERR_PROTO;
+  if (rc) {
+    char m2[260];
+    snprintf(m2, sizeof m2, "invalid presence data: %s", why);
+    sub_error(c, msg->channel, "ProtocolError", m2, 0);
+    return;
+  }
+  ch->subscribed = 1;
+  json_t *arr = json_array();
+  size_t n = pusher__members_count(&ch->members);
+  for (size_t i = 0; arr && i < n; i++) {
+    json_t *mj = member_json(pusher__members_at(&ch->members, i));
+    if (!mj || json_array_append_new(arr, mj) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  const pusher__member *me = pusher__members_me(&ch->members);
+  json_t *mej = me ? member_json(me) : json_null();
+  json_t *v = arr && mej ? json_pack("{s:I,s:o,s:o}", "count", (json_int_t)n, "me", mej, "members", arr) : NULL;
+  if (!v) {
+    json_decref(arr);
+    json_decref(mej);
+  }
+  dispatch_json(c, msg->channel, "pusher:subscription_succeeded", v);
+}
+
+static void presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, int added) {
+  char why[200] = "no data";
+  int emit = 0, rc;
+  if (added) {
+    const pusher__member *mb = NULL;
+    rc = msg->data ? pusher__members_add(&ch->members, msg->data, msg->data_len, &emit, &mb, why, sizeof why)
+                   : PUSHER_ERR_PROTO;
+    if (rc == 0 && emit && mb) dispatch_json(c, msg->channel, "pusher:member_added", member_json(mb));
+  } else {
+    char id[PUSHER__MEMBER_ID_MAX + 1];
+    rc = msg->data ? pusher__members_remove(&ch->members, msg->data, msg->data_len, &emit, id, why, sizeof why)
+                   : PUSHER_ERR_PROTO;
+    if (rc == 0 && emit) dispatch_json(c, msg->channel, "pusher:member_removed", json_pack("{s:s}", "user_id", id));
+  }
+  if (rc) {
+    char m2[300];
+    snprintf(m2, sizeof m2, "invalid %s: %s", msg->event, why);
+    error_event(c, 0, rc, m2, 0);
+  }
+}
+
+/* {"type":"AuthError","error":..,"status":..} to the user bindings. */
+static void signin_error(pusher__conn *c, const char *msg, int status) {
+  char *text;
+  size_t n;
+  if (pusher__proto_encode_subscription_error(c->m, "AuthError", msg, status, &text, &n) != 0) return;
+  dispatch_kind(c, BK_USER, NULL, "pusher:signin_error", text, n, 1);
+  pusher__free(c->m, text);
+}
+
+static void request_signin(pusher__conn *c) {
+  if (!c->signin_wanted || !c->established || c->state != PUSHER_STATE_CONNECTED) return;
+  if (c->user_req || c->signin_sent || c->user_id[0]) return;
+  if (!c->user_hook) {
+    signin_error(c, "no user authenticator is configured", 0);
+    return;
+  }
+  c->user_req = ++c->next_req;
+  c->user_deadline = c->auth_timeout_ms ? add_ms(c->now, c->auth_timeout_ms) : PUSHER__NEVER;
+  c->user_hook(c, c->socket_id, c->user_req, c->hook_user);
+}
+
+/* The "id" of a user_data JSON text (a non-empty string) into out. */
+static int user_data_id(const char *user_data, char *out, size_t outlen) {
+  json_t *u = user_data ? pusher__json_parse(user_data, strlen(user_data)) : NULL;
+  json_t *id = u && json_is_object(u) ? json_object_get(u, "id") : NULL;
+  int rc = PUSHER_ERR_PROTO;
+  if (id && json_is_string(id) && json_string_length(id) > 0 && json_string_length(id) < outlen &&
+      strlen(json_string_value(id)) == json_string_length(id)) {
+    memcpy(out, json_string_value(id), json_string_length(id) + 1);
+    rc = 0;
+  }
+  json_decref(u);
+  return rc;
+}
+
+static void handle_signin_success(pusher__conn *c, const pusher__msg *msg) {
+  json_t *o = pusher__msg_data_object(msg);
+  json_t *ud = o ? json_object_get(o, "user_data") : NULL;
+  char id[PUSHER__MEMBER_ID_MAX + 1];
+  if (!ud || !json_is_string(ud) || user_data_id(json_string_value(ud), id, sizeof id) != 0) {
+    json_decref(o);
+    c->signin_sent = 0;
+    signin_error(c, "pusher:signin_success without a user_data carrying a string id", 0);
+    return;
+  }
+  char *udt = pusher__strdup(c->m, json_string_value(ud));
+  json_decref(o);
+  if (!udt) return;
+  snprintf(c->user_id, sizeof c->user_id, "%s", id);
+  snprintf(c->user_chan, sizeof c->user_chan, "#server-to-user-%s", id);
+  char *t;
+  size_t n;
+  /* the server-to-user channel is not in the channel table (as pusher-js) */
+  if (pusher__proto_encode_subscribe(c->m, c->user_chan, "", NULL, &t, &n) == 0) (void)send_text(c, t, n);
+  json_t *chk = pusher__json_parse(udt, strlen(udt));
+  dispatch_kind(c, BK_USER, NULL, "pusher:signin_success", udt, strlen(udt), chk != NULL);
+  json_decref(chk);
+  pusher__free(c->m, udt);
+}
+
+/* {"events":[{"name":"online","user_ids":[..]},..]} to the watchlist bindings. */
+static void handle_watchlist(pusher__conn *c, const pusher__msg *msg) {
+  json_t *o = pusher__msg_data_object(msg);
+  json_t *evs = o ? json_object_get(o, "events") : NULL;
+  if (!evs || !json_is_array(evs)) {
+    json_decref(o);
+    error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:watchlist_events without an events array", 0);
+    return;
+  }
+  uint64_t e = c->epoch;
+  for (size_t i = 0; i < json_array_size(evs); i++) {
+    json_t *it = json_array_get(evs, i);
+    json_t *name = json_is_object(it) ? json_object_get(it, "name") : NULL;
+    json_t *ids = json_is_object(it) ? json_object_get(it, "user_ids") : NULL;
+    if (!name || !json_is_string(name) || !ids || !json_is_array(ids)) continue;
+    json_t *d = json_pack("{s:O}", "user_ids", ids);
+    char *text;
+    size_t n;
+    if (pusher__proto_dump(c->m, d, &text, &n) != 0) continue;
+    dispatch_kind(c, BK_WATCHLIST, NULL, json_string_value(name), text, n, 1);
+    pusher__free(c->m, text);
+    if (c->dead || c->epoch != e) break;
+  }
+  json_decref(o);
+}
+
 static void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   json_t *o = pusher__msg_data_object(msg);
   json_t *sid = o ? json_object_get(o, "socket_id") : NULL;
@@ -567,6 +960,8 @@ static void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__
   c->state = PUSHER_STATE_CONNECTED;
   uint64_t e = c->epoch;
   subscribe_all(c);
+  if (c->dead || c->epoch != e) return;
+  request_signin(c);
   if (c->dead || c->epoch != e) return;
   if (prev != PUSHER_STATE_CONNECTED) emit_state(c, prev);
   if (c->dead || c->epoch != e) return;
@@ -630,26 +1025,44 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
     if (!msg.channel) {
       error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
+    } else if (ch && ch->kind == CK_PRESENCE) {
+      presence_succeeded(c, ch, &msg);
     } else if (ch) {
       ch->subscribed = 1;
       dispatch(c, msg.channel, "pusher:subscription_succeeded", msg.data, msg.data_len, msg.data_is_json, NULL);
     }
   } else if (strcmp(ev, "pusher_internal:member_added") == 0 ||
-             strcmp(ev, "pusher_internal:member_removed") == 0 ||
-             strcmp(ev, "pusher_internal:subscription_count") == 0) {
+             strcmp(ev, "pusher_internal:member_removed") == 0) {
+    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
+    if (ch && ch->kind == CK_PRESENCE) presence_change(c, ch, &msg, strcmp(ev + 16, "member_added") == 0);
+  } else if (strcmp(ev, "pusher_internal:subscription_count") == 0) {
     char pub[64];
     snprintf(pub, sizeof pub, "pusher:%s", ev + strlen("pusher_internal:"));
     if (msg.channel && find_chan(c, msg.channel, NULL))
       dispatch(c, msg.channel, pub, msg.data, msg.data_len, msg.data_is_json, NULL);
   } else if (strcmp(ev, "pusher_internal:watchlist_events") == 0) {
     /* connection-level (user watchlist): surfaced as pusher:watchlist_events */
+    uint64_t e = c->epoch;
     dispatch(c, NULL, "pusher:watchlist_events", msg.data, msg.data_len, msg.data_is_json, NULL);
+    if (!c->dead && c->epoch == e) handle_watchlist(c, &msg);
+  } else if (strcmp(ev, "pusher:signin_success") == 0) {
+    handle_signin_success(c, &msg);
   } else if (strncmp(ev, "pusher_internal:", 16) == 0) {
     char m2[300];
     snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", ev);
     error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
   } else {
-    dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
+    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
+    if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) {
+      encrypted_event(c, ch, &msg);
+    } else if (!ch && msg.channel && c->user_chan[0] && strcmp(msg.channel, c->user_chan) == 0) {
+      uint64_t e = c->epoch;
+      dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
+      if (!c->dead && c->epoch == e && strncmp(ev, "pusher:", 7) != 0)
+        dispatch_kind(c, BK_USER, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json);
+    } else {
+      dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
+    }
   }
   pusher__msg_free(c->m, &msg);
 }
@@ -924,6 +1337,9 @@ int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp 
     pusher__free(c->m, ch);
     return PUSHER_ERR_NOMEM;
   }
+  ch->kind = chan_kind(channel);
+  ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
+  pusher__members_init(&ch->members, c->m);
   c->chans[c->nchans++] = ch;
   if (c->established && c->state == PUSHER_STATE_CONNECTED) {
     enter(c);
@@ -972,7 +1388,7 @@ int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, p
   if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
   if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
-  ebind b = {++c->next_bind, NULL, NULL, cb, user_data, 0};
+  ebind b = {++c->next_bind, BK_CHANNEL, NULL, NULL, cb, user_data, 0};
   if (channel && !(b.channel = pusher__strdup(c->m, channel))) return PUSHER_ERR_NOMEM;
   if (event && !(b.event = pusher__strdup(c->m, event))) {
     pusher__free(c->m, b.channel);
@@ -1008,40 +1424,229 @@ int pusher__conn_send_event(pusher__conn *c, const char *event, const char *chan
   return send_text(c, t, n);
 }
 
+/* The channel whose request (subscribe or re-key) is req_id. */
+static chan *chan_by_req(const pusher__conn *c, uint64_t req_id, int *rekey) {
+  for (size_t i = 0; i < c->nchans; i++) {
+    if (c->chans[i]->auth_req == req_id) {
+      *rekey = 0;
+      return c->chans[i];
+    }
+    if (c->chans[i]->rekey_req == req_id) {
+      *rekey = 1;
+      return c->chans[i];
+    }
+  }
+  return NULL;
+}
+
+static int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, const char *message,
+                       const char *auth, const char *channel_data, const char *shared_secret_b64) {
+  if (rekey) {
+    rekey_done(c, ch, err < 0 || !auth ? (err < 0 ? err : PUSHER_ERR_AUTH) : 0,
+               message ? message : (err < 0 ? NULL : "no auth in the answer"), shared_secret_b64);
+    return 0;
+  }
+  ch->auth_req = 0;
+  ch->auth_deadline = PUSHER__NEVER;
+  char name[PUSHER__MAX_CHANNEL_NAME + 1];
+  snprintf(name, sizeof name, "%s", ch->name);
+  if (err < 0 || !auth) {
+    sub_error(c, name, "AuthError", message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"),
+              http_status);
+    return 0;
+  }
+  char why[200];
+  if (ch->kind == CK_ENCRYPTED) {
+    uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
+    char w2[160] = "";
+    if (!shared_secret_b64 || pusher__crypto_key_from_b64(shared_secret_b64, key, w2, sizeof w2) != 0) {
+      snprintf(why, sizeof why, "%s%s", shared_secret_b64 ? "invalid shared_secret: " : "no shared_secret in the auth reply",
+               shared_secret_b64 ? w2 : "");
+      sub_error(c, name, "AuthError", why, http_status);
+      return 0;
+    }
+    memcpy(ch->key, key, sizeof key);
+    ch->have_key = 1;
+    sodium_memzero(key, sizeof key);
+  }
+  if (ch->kind == CK_PRESENCE) {
+    int rc;
+    if (channel_data) {
+      rc = pusher__members_set_me(&ch->members, channel_data, strlen(channel_data), why, sizeof why);
+    } else if (c->user_id[0]) { /* signed in: the server takes the user from the sign-in */
+      char *t;
+      size_t tn;
+      rc = pusher__proto_dump(c->m, json_pack("{s:s}", "user_id", c->user_id), &t, &tn);
+      if (rc == 0) {
+        rc = pusher__members_set_me(&ch->members, t, tn, why, sizeof why);
+        pusher__free(c->m, t);
+      }
+    } else {
+      rc = PUSHER_ERR_PROTO;
+      snprintf(why, sizeof why, "no channel_data in the auth reply of a presence channel");
+    }
+    if (rc) {
+      char m2[260];
+      snprintf(m2, sizeof m2, "%s%s", channel_data ? "invalid channel_data: " : "", why);
+      sub_error(c, name, "AuthError", m2, http_status);
+      return 0;
+    }
+  }
+  if (shared_secret_b64) {
+    char *s2 = pusher__strdup(c->m, shared_secret_b64);
+    if (s2) {
+      pusher__free(c->m, ch->shared_secret);
+      ch->shared_secret = s2;
+    }
+  }
+  char *t;
+  size_t n;
+  int rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
+  if (rc == 0) rc = send_text(c, t, n);
+  if (rc == 0) ch->sent = 1;
+  return rc;
+}
+
 int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
                              const char *message, const char *auth, const char *channel_data,
                              const char *shared_secret_b64, pusher__tstamp now) {
   if (!c || !req_id) return PUSHER_ERR_INVALID_ARGUMENT;
   if (c->dead) return PUSHER_ERR_INVALID_STATE;
-  chan *ch = NULL;
-  for (size_t i = 0; i < c->nchans; i++)
-    if (c->chans[i]->auth_req == req_id) ch = c->chans[i];
+  int rekey = 0;
+  chan *ch = chan_by_req(c, req_id, &rekey);
   if (!ch || !c->established || c->state != PUSHER_STATE_CONNECTED) return PUSHER_ERR_NOT_FOUND;
-  ch->auth_req = 0;
   enter(c);
   c->now = now;
-  int rc = 0;
-  if (err < 0 || !auth) {
-    char name[PUSHER__MAX_CHANNEL_NAME + 1];
-    snprintf(name, sizeof name, "%s", ch->name);
-    sub_error(c, name, "AuthError", message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"),
-              http_status);
-  } else {
-    if (shared_secret_b64) {
-      char *s = pusher__strdup(c->m, shared_secret_b64);
-      if (s) {
-        pusher__free(c->m, ch->shared_secret);
-        ch->shared_secret = s;
-      }
-    }
-    char *t;
-    size_t n;
-    rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
-    if (rc == 0) rc = send_text(c, t, n);
-    if (rc == 0) ch->sent = 1;
-  }
+  int rc = auth_result(c, ch, rekey, err, http_status, message, auth, channel_data, shared_secret_b64);
   leave(c);
   return rc;
+}
+
+void pusher__conn_set_user_auth_hook(pusher__conn *c, pusher__user_auth_hook hook) {
+  if (c) c->user_hook = hook;
+}
+
+void pusher__conn_set_auth_timeout(pusher__conn *c, uint64_t ms) {
+  if (c) c->auth_timeout_ms = ms;
+}
+
+static int user_auth_result(pusher__conn *c, int err, int http_status, const char *message, const char *auth,
+                            const char *user_data) {
+  c->user_req = 0;
+  c->user_deadline = PUSHER__NEVER;
+  char id[PUSHER__MEMBER_ID_MAX + 1];
+  if (err < 0 || !auth) {
+    signin_error(c, message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"), http_status);
+    return 0;
+  }
+  if (user_data_id(user_data, id, sizeof id) != 0) {
+    signin_error(c, "user_data is not a JSON object with a non-empty string id", http_status);
+    return 0;
+  }
+  char *t;
+  size_t n;
+  int rc = pusher__proto_encode_signin(c->m, auth, user_data, &t, &n);
+  if (rc == 0) rc = send_text(c, t, n);
+  if (rc == 0) c->signin_sent = 1;
+  else signin_error(c, "cannot send pusher:signin", 0);
+  return rc;
+}
+
+int pusher__conn_user_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
+                                  const char *message, const char *auth, const char *user_data,
+                                  pusher__tstamp now) {
+  if (!c || !req_id) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (req_id != c->user_req || !c->established || c->state != PUSHER_STATE_CONNECTED) return PUSHER_ERR_NOT_FOUND;
+  enter(c);
+  c->now = now;
+  int rc = user_auth_result(c, err, http_status, message, auth, user_data);
+  leave(c);
+  return rc;
+}
+
+int pusher__conn_signin(pusher__conn *c, pusher__tstamp now) {
+  if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  enter(c);
+  c->now = now;
+  c->signin_wanted = 1;
+  request_signin(c);
+  leave(c);
+  return 0;
+}
+
+const char *pusher__conn_user_id(const pusher__conn *c) {
+  return (c && c->established && c->user_id[0]) ? c->user_id : NULL;
+}
+
+static int bind_kind(pusher__conn *c, int kind, const char *event, pusher_event_cb cb, void *user_data,
+                     pusher_bind_id *id) {
+  if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
+  if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
+  if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
+  ebind b = {++c->next_bind, kind, NULL, NULL, cb, user_data, 0};
+  if (event && !(b.event = pusher__strdup(c->m, event))) return PUSHER_ERR_NOMEM;
+  c->ebs[c->nebs++] = b;
+  if (id) *id = b.id;
+  return 0;
+}
+
+int pusher__conn_user_bind(pusher__conn *c, const char *event, pusher_event_cb cb, void *user_data,
+                           pusher_bind_id *id) {
+  return bind_kind(c, BK_USER, event, cb, user_data, id);
+}
+
+int pusher__conn_watchlist_bind(pusher__conn *c, const char *event, pusher_event_cb cb, void *user_data,
+                                pusher_bind_id *id) {
+  if (event && strcmp(event, "online") != 0 && strcmp(event, "offline") != 0) return PUSHER_ERR_INVALID_ARGUMENT;
+  return bind_kind(c, BK_WATCHLIST, event, cb, user_data, id);
+}
+
+int pusher__conn_trigger(pusher__conn *c, const char *channel, const char *event, const char *data_json,
+                         pusher__tstamp now) {
+  if (!c || !channel || !event) return PUSHER_ERR_INVALID_ARGUMENT;
+  if (c->dead) return PUSHER_ERR_INVALID_STATE;
+  if (strncmp(event, "client-", 7) != 0 || strlen(event) > PUSHER__MAX_EVENT_NAME) return PUSHER_ERR_BAD_EVENT_NAME;
+  chan *ch = find_chan(c, channel, NULL);
+  if (!ch) return PUSHER_ERR_NOT_FOUND;
+  if (ch->kind != CK_PRIVATE && ch->kind != CK_PRESENCE) return PUSHER_ERR_UNSUPPORTED;
+  if (!c->established || c->state != PUSHER_STATE_CONNECTED || !ch->subscribed) return PUSHER_ERR_INVALID_STATE;
+  if (!data_json) data_json = "{}";
+  size_t dl = strlen(data_json);
+  json_t *chk = pusher__json_parse(data_json, dl);
+  if (!chk) return PUSHER_ERR_INVALID_ARGUMENT;
+  json_decref(chk);
+  if (dl > CLIENT_EVENT_MAX_DATA) return PUSHER_ERR_TOO_LARGE;
+  if (c->ntrig >= CLIENT_EVENT_RATE && now < c->trig[c->trig_head] + CLIENT_EVENT_WINDOW_MS)
+    return PUSHER_ERR_RATE_LIMIT;
+  c->now = now;
+  char *t;
+  size_t n;
+  int rc = pusher__proto_encode_event(c->m, event, channel, data_json, &t, &n);
+  if (rc) return rc;
+  rc = send_text(c, t, n);
+  if (rc) return rc;
+  /* ring of the last CLIENT_EVENT_RATE send times; trig_head = oldest */
+  if (c->ntrig < CLIENT_EVENT_RATE) {
+    c->trig[(c->trig_head + c->ntrig) % CLIENT_EVENT_RATE] = now;
+    c->ntrig++;
+  } else {
+    c->trig[c->trig_head] = now;
+    c->trig_head = (c->trig_head + 1) % CLIENT_EVENT_RATE;
+  }
+  return 0;
+}
+
+int pusher__conn_channel_members(const pusher__conn *c, const char *channel, struct pusher_members **out) {
+  if (!c || !channel || !out) return PUSHER_ERR_INVALID_ARGUMENT;
+  chan *ch = find_chan(c, channel, NULL);
+  if (!ch) return PUSHER_ERR_NOT_FOUND;
+  if (ch->kind != CK_PRESENCE) return PUSHER_ERR_UNSUPPORTED;
+  if (!ch->subscribed || !ch->members.loaded) return PUSHER_ERR_INVALID_STATE;
+  return pusher__members_snapshot(&ch->members, c->m, out);
 }
 
 /* ------------------------------------------------------------------ transport */
@@ -1119,6 +1724,12 @@ pusher__tstamp pusher__conn_expiry(const pusher__conn *c) {
   if (c->live && c->established) {
     if (c->activity_at < t) t = c->activity_at;
     if (c->pong_at < t) t = c->pong_at;
+    if (c->user_req && c->user_deadline < t) t = c->user_deadline;
+    for (size_t i = 0; i < c->nchans; i++) {
+      const chan *ch = c->chans[i];
+      if (ch->auth_req && ch->auth_deadline < t) t = ch->auth_deadline;
+      if (ch->rekey_req && ch->rekey_deadline < t) t = ch->rekey_deadline;
+    }
   }
   return t;
 }
@@ -1154,6 +1765,22 @@ void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
       continue;
     }
     break;
+  }
+  /* answers to auth requests that did not come in time */
+  for (int guard = 0; guard < 10000 && !c->dead && c->live && c->established; guard++) {
+    if (c->user_req && c->user_deadline <= now) {
+      user_auth_result(c, PUSHER_ERR_TIMEOUT, 0, "user authentication timed out", NULL, NULL);
+      continue;
+    }
+    chan *late = NULL;
+    int rekey = 0;
+    for (size_t i = 0; i < c->nchans && !late; i++) {
+      chan *ch = c->chans[i];
+      if (ch->auth_req && ch->auth_deadline <= now) late = ch;
+      else if (ch->rekey_req && ch->rekey_deadline <= now) late = ch, rekey = 1;
+    }
+    if (!late) break;
+    auth_result(c, late, rekey, PUSHER_ERR_TIMEOUT, 0, "authorization timed out", NULL, NULL, NULL);
   }
   leave(c);
 }

@@ -75,6 +75,16 @@ typedef struct pusher__conn_hooks {
                                uint64_t req_id, void *hook_user);
 } pusher__conn_hooks;
 
+/* pusher__conn_signin() was called and the connection is up: the runtime
+ * performs the user authentication (user auth endpoint or custom
+ * authenticator) and answers with pusher__conn_user_auth_result().  Without
+ * this hook sign-in fails with pusher:signin_error.  (A setter rather than a
+ * member of pusher__conn_hooks so that existing initializers stay complete.)
+ * hook_user is the one given to pusher__conn_new. */
+typedef void (*pusher__user_auth_hook)(pusher__conn *c, const char *socket_id, uint64_t req_id,
+                                       void *hook_user);
+void pusher__conn_set_user_auth_hook(pusher__conn *c, pusher__user_auth_hook hook);
+
 /* app_key and opts as given to pusher_client_new (opts already defaulted,
  * never NULL).  Strings are copied.  Randomness: opts->rand is required here
  * (the runtime substitutes the OpenSSL CSPRNG when the user gave none). */
@@ -120,6 +130,55 @@ int pusher__conn_send_event(pusher__conn *c, const char *event, const char *chan
 int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
                              const char *message, const char *auth, const char *channel_data,
                              const char *shared_secret_b64, pusher__tstamp now);
+
+/* Deadline for an answer to request_channel_auth / request_user_auth; an
+ * answer not given within ms fails the request with PUSHER_ERR_TIMEOUT
+ * (0 = no deadline, the default). */
+void pusher__conn_set_auth_timeout(pusher__conn *c, uint64_t ms);
+
+/* ---- issue 3: presence, encrypted channels, client events, sign-in ----
+ *
+ * Presence: the auth reply's channel_data sets `me`; subscription_succeeded
+ * loads the member set (core/members.h) and is surfaced as
+ * "pusher:subscription_succeeded" {"count":n,"me":{..}|null,"members":[..]};
+ * member_added/_removed are surfaced as "pusher:member_added" {"user_id",
+ * "user_info"} / "pusher:member_removed" {"user_id"} only when members.c
+ * reports a change.  The set is reset when the connection ends.
+ *
+ * Encrypted channels (private-encrypted-): the auth reply must carry a
+ * shared_secret (base64 of 32 bytes).  Every event whose name does not start
+ * with "pusher:" is decrypted before delivery; a payload whose MAC does not
+ * verify triggers one re-authorization (request_channel_auth again) and the
+ * events are retried with the new key; what still fails (or is malformed)
+ * becomes "pusher:decryption_error" {"event":..,"error":..} on the channel.
+ * Nothing undecrypted is ever delivered. */
+
+/* Client event (see pusher_trigger in channels.h for the errors). */
+int pusher__conn_trigger(pusher__conn *c, const char *channel, const char *event,
+                         const char *data_json, pusher__tstamp now);
+/* Snapshot of a presence channel's members (see pusher_channel_members). */
+struct pusher_members;
+int pusher__conn_channel_members(const pusher__conn *c, const char *channel,
+                                 struct pusher_members **out);
+/* Sign in now (if connected) and after every reconnect. */
+int pusher__conn_signin(pusher__conn *c, pusher__tstamp now);
+/* Answer to request_user_auth: err 0 sends pusher:signin with auth and
+ * user_data (a JSON object with a non-empty string id); err < 0 or an
+ * invalid answer: "pusher:signin_error" {"type":"AuthError","error":..,
+ * "status":..} to the user bindings.  Stale req_ids: PUSHER_ERR_NOT_FOUND. */
+int pusher__conn_user_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
+                                  const char *message, const char *auth, const char *user_data,
+                                  pusher__tstamp now);
+/* The signed-in user id (after signin_success on this connection) or NULL. */
+const char *pusher__conn_user_id(const pusher__conn *c);
+/* User bindings: "pusher:signin_success", "pusher:signin_error" and every
+ * event of #server-to-user-<id> (event NULL = all).  Watchlist bindings:
+ * "online" / "offline" (NULL = both), data {"user_ids":[..]}.  Both are
+ * removed with pusher__conn_unbind. */
+int pusher__conn_user_bind(pusher__conn *c, const char *event, pusher_event_cb cb, void *user_data,
+                           pusher_bind_id *id);
+int pusher__conn_watchlist_bind(pusher__conn *c, const char *event, pusher_event_cb cb,
+                                void *user_data, pusher_bind_id *id);
 
 /* ---- transport ---- */
 pusher__io_req pusher__conn_io_want(pusher__conn *c);

@@ -241,3 +241,21 @@ int pusher__proto_encode_subscription_error(const pusher_mem *mem, const char *t
   json_object_set_new(o, "status", status > 0 ? json_integer(status) : json_null());
   return dump_and_free(mem, o, out, outlen);
 }
+
+int pusher__proto_encode_signin(const pusher_mem *mem, const char *auth, const char *user_data,
+                                char **out, size_t *outlen) {
+  if (!auth || !user_data) return PUSHER_ERR_INVALID_ARGUMENT;
+  json_t *m = json_pack("{s:s,s:{s:s,s:s}}", "event", "pusher:signin", "data", "auth", auth, "user_data",
+                        user_data);
+  if (!m) return PUSHER_ERR_INVALID_ARGUMENT;
+  return dump_and_free(mem, m, out, outlen);
+}
+
+int pusher__proto_dump(const pusher_mem *mem, json_t *v, char **out, size_t *outlen) {
+  return dump_and_free(mem, v, out, outlen);
+}
+
+json_t *pusher__json_parse(const char *s, size_t len) {
+  if (!s) return NULL;
+  return parse_capped(s, len, JSON_DECODE_ANY);
+}

@@ -62,4 +62,13 @@ int pusher__proto_encode_event(const pusher_mem *mem, const char *event, const c
 int pusher__proto_encode_subscription_error(const pusher_mem *mem, const char *type, const char *message,
                                             int status, char **out, size_t *outlen);
 
+/* {"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}}. */
+int pusher__proto_encode_signin(const pusher_mem *mem, const char *auth, const char *user_data,
+                                char **out, size_t *outlen);
+/* Compact JSON text of v (mem-allocated); v's reference is consumed (NULL
+ * v => PUSHER_ERR_NOMEM). */
+int pusher__proto_dump(const pusher_mem *mem, struct json_t *v, char **out, size_t *outlen);
+/* Parse JSON text within the depth cap (any value); NULL when invalid. */
+struct json_t *pusher__json_parse(const char *s, size_t len);
+
 #endif
