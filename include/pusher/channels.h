@@ -1,15 +1,10 @@
 /* libpusher: private, presence and encrypted channels, client events and
  * user sign-in (issue 3).  Include after <pusher/pusher.h> (it includes it).
  *
- * STATUS.  This header is the proposed public API.  Implemented today (in
- * lib/core, usable now): the presence member snapshot accessors
- * (pusher_members_count/_at/_get/_me/_free) and pusher_shared_secret().
- * Every other function here is declared only: it needs the engine
- * (lib/core/conn.c) and the runtime (lib/uv/client.c), which are wired in
- * after the connection work of issue 2 is finished; calling them before
- * that fails to link.  The building blocks they will use exist and are
- * tested: lib/core/authreq.h (request bodies, JSONP URLs, reply parser),
- * lib/core/members.h, lib/core/crypto.h, lib/uv/http.h.
+ * STATUS.  Every function here is implemented: the snapshot accessors and
+ * pusher_shared_secret() in lib/core, the rest in the engine
+ * (lib/core/conn.c) and the runtime (lib/uv/client.c), built on
+ * lib/core/authreq.h, lib/core/members.h, lib/core/crypto.h, lib/uv/http.h.
  *
  * What works without any call from this header: pusher_subscribe() of a
  * `private-`, `presence-` or `private-encrypted-` channel authorizes through
@@ -65,6 +60,11 @@ PUSHER_EXTERN int pusher_client_set_channel_authorizer(pusher_client *c,
 PUSHER_EXTERN int pusher_client_set_user_authenticator(pusher_client *c,
                                                        pusher_user_authenticator_cb cb,
                                                        void *user_data);
+
+/* The auth timeout (default 10 s) for requests started afterwards: the HTTP
+ * auth request and the wait for a custom authorizer/authenticator answer.
+ * PUSHER_ERR_INVALID_ARGUMENT unless 0 < seconds <= 3600. */
+PUSHER_EXTERN int pusher_client_set_auth_timeout(pusher_client *c, double seconds);
 
 /* What an auth endpoint returns, as strings (all copied). */
 typedef struct pusher_auth_result {
