@@ -48,8 +48,34 @@ FAULTPROXY_BIN="$PUSHER_BUILD_DIR/tests/faultproxy"
 MULT="${PUSHER_TEST_TIMEOUT_MULTIPLIER:-1}"
 APP_ID=app-id APP_KEY=app-key APP_SECRET=app-secret
 
+# soketi-up.sh/soketi-down.sh keep their pidfiles and logs next to
+# themselves (run/); each test calls them through symlinks in its own
+# $RUN_DIR/peers/, so every test (and every build directory) has its own
+# pidfiles and two checkouts or builds running tests never share them.
+# A soketi left behind by an interrupted earlier run of this test (its
+# pidfile names a live soketi) is stopped first.
+if [ -d "$RUN_DIR/peers/run" ]; then
+  for _pf in "$RUN_DIR"/peers/run/soketi-*.pid; do
+    [ -f "$_pf" ] || continue
+    _p="${_pf##*/soketi-}"; _p="${_p%.pid}"
+    echo "note: stopping soketi left by an earlier run on port $_p (pid $(cat "$_pf"))" >&2
+    "$RUN_DIR/peers/soketi-down.sh" "$_p" --kill >&2 || true
+  done
+fi
+# Likewise clients and proxies an interrupted earlier run left behind: their
+# PIDs are in $RUN_DIR/.pids with their executable, checked before signalling.
+if [ -f "$RUN_DIR/.pids" ]; then
+  while read -r _p _exe; do
+    if [ "$(readlink "/proc/$_p/exe" 2>/dev/null)" = "$_exe" ]; then
+      echo "note: stopping $_exe (pid $_p) left by an earlier run" >&2
+      kill -KILL "$_p" 2>/dev/null || true
+    fi
+  done <"$RUN_DIR/.pids"
+fi
 rm -rf "$RUN_DIR"
-mkdir -p "$RUN_DIR"
+mkdir -p "$RUN_DIR/peers"
+ln -s "$PEERS/soketi-up.sh" "$PEERS/soketi-down.sh" "$PEERS/soketi" "$RUN_DIR/peers/"
+SOKETI_SCRIPTS="$RUN_DIR/peers"
 
 declare -a _PIDS=()              # every background PID this test started
 declare -a _SOKETI_PORTS=()      # ports of soketis this test started
@@ -132,24 +158,27 @@ _cleanup() {
   trap - EXIT
   [ -e "$RUN_DIR/.failed" ] && _FAILED=1
   if [ "$rc" -ne 0 ] && [ "$_FAILED" -eq 0 ]; then
-    echo "FAIL [$TEST_NAME]: exited with status $rc (line ${BASH_LINENO[0]:-?})" >&2
+    echo "FAIL [$TEST_NAME]: exited with status $rc${_ERR_AT:+ after a failed command at $_ERR_AT}" >&2
     dump_logs >&2
   fi
   for pid in "${_PIDS[@]}"; do _kill_pid "$pid"; done
   for p in "${_SOKETI_PORTS[@]}"; do
     _soketi_save_log "$p"
-    "$PEERS/soketi-down.sh" "$p" --kill >/dev/null 2>&1 || true
+    "$SOKETI_SCRIPTS/soketi-down.sh" "$p" --kill >/dev/null 2>&1 || true
   done
   exit "$rc"
 }
+set -E
+_ERR_AT=""
+trap '_ERR_AT="${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND"' ERR
 trap _cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
 # ------------------------------------------------------------------ soketi
 
-_soketi_pidfile() { printf '%s/run/soketi-%s.pid' "$PEERS" "$1"; }
-_soketi_logfile() { printf '%s/run/soketi-%s.log' "$PEERS" "$1"; }
+_soketi_pidfile() { printf '%s/run/soketi-%s.pid' "$SOKETI_SCRIPTS" "$1"; }
+_soketi_logfile() { printf '%s/run/soketi-%s.log' "$SOKETI_SCRIPTS" "$1"; }
 
 # Append soketi's current log to $RUN_DIR/soketi-PORT.log (soketi-up.sh
 # truncates its log at every start; we keep every run's).
@@ -168,15 +197,9 @@ _port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 soketi_start() {
   local port="$1"; shift
   local pf; pf="$(_soketi_pidfile "$port")"
-  if [ -f "$pf" ] && _alive "$(cat "$pf")" && tr '\0' ' ' <"/proc/$(cat "$pf")/cmdline" | grep -q soketi; then
-    # A soketi left behind on this test's own port by an earlier, interrupted
-    # run of this test: stop it through its pidfile.
-    echo "warning: stale soketi (pid $(cat "$pf")) on port $port from an earlier run; stopping it" >&2
-    "$PEERS/soketi-down.sh" "$port" --kill >&2 || true
-  fi
-  _port_free "$port" || fail "port $port is in use by another program"
+  _port_free "$port" || fail "port $port is in use by another program (is this test running elsewhere at the same time?)"
   local o
-  if ! o="$(env "$@" "$PEERS/soketi-up.sh" "$port" 2>&1)"; then
+  if ! o="$(env "$@" "$SOKETI_SCRIPTS/soketi-up.sh" "$port" 2>&1)"; then
     echo "$o" >&2
     fail "soketi did not start on port $port"
   fi
@@ -190,7 +213,7 @@ soketi_pid() { cat "$(_soketi_pidfile "$1")"; }
 soketi_kill() {   # kill -9 and wait until it is gone
   local port="$1"
   _soketi_save_log "$port"
-  "$PEERS/soketi-down.sh" "$port" --kill >/dev/null || fail "soketi-down.sh $port --kill failed"
+  "$SOKETI_SCRIPTS/soketi-down.sh" "$port" --kill >/dev/null || fail "soketi-down.sh $port --kill failed"
   wait_until 10 "port $port closed after kill -9" _port_free "$port" || fail "port $port still open"
   log "soketi on :$port killed (SIGKILL)"
 }
@@ -208,7 +231,7 @@ soketi_wait_gone() {   # after soketi_term: wait for its exit, then remove the p
   wait_until "$timeout" "soketi pid $pid to exit" eval '! _alive '"$pid" ||
     fail "soketi on :$port did not exit after SIGTERM"
   _soketi_save_log "$port"
-  "$PEERS/soketi-down.sh" "$port" >/dev/null   # pidfile cleanup (process is gone)
+  "$SOKETI_SCRIPTS/soketi-down.sh" "$port" >/dev/null   # pidfile cleanup (process is gone)
   log "soketi on :$port has exited"
 }
 
@@ -222,6 +245,7 @@ proxy_start() {   # NAME LISTEN_PORT UPSTREAM_PORT CONTROL_PORT [extra faultprox
     --log "$RUN_DIR/$name.log" "$@" 2>>"$RUN_DIR/$name.log" &
   local pid=$!
   _PIDS+=("$pid"); _PROXY_PID[$name]=$pid
+  echo "$pid $(readlink -f "$FAULTPROXY_BIN")" >>"$RUN_DIR/.pids"
   wait_until 10 "faultproxy $name control port $cport" _proxy_ready "$cport" "$pid" ||
     fail "faultproxy $name did not start"
   log "faultproxy $name :$lport -> :$uport (control :$cport, pid $pid)"
@@ -250,6 +274,7 @@ listen_start() {   # NAME ARGS...: pusher listen --json ARGS, in the background
   "$PUSHER_BIN" listen --json "$@" >"$RUN_DIR/$name.out" 2>"$RUN_DIR/$name.err" &
   local pid=$!
   _PIDS+=("$pid"); CLIENT_PID[$name]=$pid; _CLIENT_T0[$name]="$EPOCHREALTIME"
+  echo "$pid $(readlink -f "$PUSHER_BIN")" >>"$RUN_DIR/.pids"
   echo "pusher listen --json $*" >"$RUN_DIR/$name.cmd"
   log "client $name started (pid $pid): pusher listen --json $*"
 }
@@ -404,7 +429,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     elif ty == "connecting_in":
         s = "connecting_in %s s" % d.get("delay")
     elif ty == "error":
-        s = "error code=%s fatal=%s %s" % (d.get("code"), d.get("fatal"), d.get("message"))
+        s = "error code=%s fatal=%s %s" % (json.dumps(d.get("code")), json.dumps(d.get("fatal")), d.get("message"))
     elif ty == "event":
         s = "event %s on %s data=%s" % (d.get("event"), d.get("channel"), json.dumps(d.get("data")))
     elif ty in ("subscribed", "subscription_error"):

@@ -14,14 +14,14 @@
 #     silence and soketi answers pusher:pong.  Observed on the wire: the
 #     fault proxy decodes the WebSocket frames both ways (client frames
 #     unmasked) into its log.  The connection stays up (no reconnect).
-# Ports: soketi 7330/7335/7340, proxies 7331 (control 7332), 7341 (control 7342).
+# Ports: soketi 7343/7335/7340, proxies 7344 (control 7345), 7341 (control 7342).
 . "$(dirname "$0")/lib.sh"
 require_bins
 
 # ---------------------------------------------------------------- 1. 4001
-soketi_start 7330
-proxy_start pxkey 7331 7330 7332 --frames
-listen_start badkey --key no-such-key --host 127.0.0.1 --port 7331 --no-tls --reconnect-delay 1 some-channel
+soketi_start 7343
+proxy_start pxkey 7344 7343 7345 --frames
+listen_start badkey --key no-such-key --host 127.0.0.1 --port 7344 --no-tls --reconnect-delay 1 some-channel
 client_wait_exit badkey 20
 [ "$CLIENT_RC" -eq 1 ] || fail "unknown key: exit status $CLIENT_RC, want 1"
 python3 - "$(out badkey)" <<'PY' || fail "unknown key: the last lines are not the fatal 4001 error and state -> disconnected"
@@ -38,7 +38,7 @@ PY
 grep -q 'S> {"event":"pusher:error","data":{"code":4001' "$RUN_DIR/pxkey.log" ||
   fail "unknown key: no pusher:error 4001 on the wire"
 sleep "$(scaled 5)"   # the observation window for "no retry"
-acc="$(proxy_stat 7332 accepted)"
+acc="$(proxy_stat 7345 accepted)"
 [ "$acc" = 1 ] || fail "unknown key: $acc connections on the wire, want exactly 1 (no retry)"
 print_timeline badkey
 echo "unknown key: exit status 1, one connection on the wire in 5 s"
