@@ -13,7 +13,9 @@
 #    (403), returning garbage, slow (timeout) or down: subscription_error with
 #    the status, the connection and other channels unaffected;
 #  - kill -9 and restart of soketi: private + presence authorized again with
-#    the new socket_id.
+#    the new socket_id;
+#  - custom authorizer/authenticator answering from a worker thread (and an
+#    answer after pusher_client_del); params setter + header provider.
 # Ports: soketi 7710, auth servers 7720-7726.
 . "$(dirname "$0")/lib.sh"
 require_bins
@@ -99,6 +101,11 @@ r = json.load(sys.stdin)
 u = [e for e in r if e["path"] == "/pusher/user-auth"]
 assert u and all(e["method"] == "POST" and e["params"].get("token") == "abc" and e["headers"].get("x-token") == "t1" for e in u), u
 print("user-auth requests ok:", len(u))' || fail "user-auth requests not as expected"
+
+# token refresh: params replaced by the setter, the header added by the provider
+probe provider --auth-base http://127.0.0.1:7720 --param token=stale provider
+# custom authorizer/authenticator answering from another thread
+probe custom --auth-base http://127.0.0.1:7726 --master "$MASTER" custom
 
 # a missing header (token refresh not done): the auth server answers 403
 probe ajax_noheader --auth-base http://127.0.0.1:7720 --param token=abc autherr 403

@@ -17,6 +17,12 @@
  *                   event "to-user" {"n":7} (sendToUser by the SDK)
  *   autherr STATUS  private-x fails with subscription_error status STATUS
  *                   ("null" for none) while pub2 and the connection work
+ *   custom          a custom authorizer/authenticator answering from a
+ *                   worker thread (signing locally with app-secret and the
+ *                   --master key), a refusal, an answer after the client
+ *                   was deleted
+ *   provider        auth params replaced by the setter and a header added
+ *                   by the provider (the ajax auth server requires both)
  *   reauth          A on private-r + presence-r prints READY and its
  *                   socket_id; after the server restarts (kill -9) both are
  *                   authorized again with the new socket_id
@@ -31,6 +37,8 @@
 #include <unistd.h>
 
 #include <pusher/channels.h>
+
+#include "core/sign.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -358,6 +366,127 @@ static void scn_reauth(void) {
   pusher_client_del(a);
 }
 
+static const char *master_key;
+
+/* custom authorizer: requests go to a worker thread that answers them */
+static pusher_auth_request *queue[64];
+static int qn, qstop;
+static pusher_auth_request *kept; /* answered only after its client is gone */
+static pthread_mutex_t qmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qcv = PTHREAD_COND_INITIALIZER;
+
+static void authorizer(pusher_client *c, pusher_auth_request *req, const char *sid, const char *channel, void *ud) {
+  if (strcmp(channel, "private-late") == 0) {
+    kept = req;
+    log_line("K|kept|private-late|");
+    return;
+  }
+  pthread_mutex_lock(&qmu);
+  if (qn < 64) queue[qn++] = req;
+  pthread_cond_signal(&qcv);
+  pthread_mutex_unlock(&qmu);
+}
+
+static void authenticator(pusher_client *c, pusher_auth_request *req, const char *sid, void *ud) {
+  authorizer(c, req, sid, "#user", ud);
+}
+
+static void *worker(void *arg) {
+  for (;;) {
+    pthread_mutex_lock(&qmu);
+    while (qn == 0 && !qstop) pthread_cond_wait(&qcv, &qmu);
+    if (qn == 0) {
+      pthread_mutex_unlock(&qmu);
+      return NULL;
+    }
+    pusher_auth_request *r = queue[0];
+    memmove(queue, queue + 1, (size_t)(qn - 1) * sizeof queue[0]);
+    qn--;
+    pthread_mutex_unlock(&qmu);
+    usleep(20000);
+    const char *sid = pusher_auth_request_socket_id(r);
+    const char *ch = pusher_auth_request_channel(r);
+    char auth[300];
+    pusher_auth_result res;
+    memset(&res, 0, sizeof res);
+    res.auth = auth;
+    char secret[45];
+    if (!ch) {
+      const char *ud = "{\"id\":\"erin\",\"user_info\":{}}";
+      pusher__sign_user("app-key", "app-secret", sid, ud, auth, sizeof auth);
+      res.user_data = ud;
+    } else if (strcmp(ch, "private-deny") == 0) {
+      pusher_auth_request_fail(r, 403, "denied by the custom authorizer");
+      continue;
+    } else if (strncmp(ch, "presence-", 9) == 0) {
+      const char *cd = "{\"user_id\":\"erin\",\"user_info\":{\"k\":1}}";
+      pusher__sign_channel("app-key", "app-secret", sid, ch, cd, auth, sizeof auth);
+      res.channel_data = cd;
+    } else {
+      pusher__sign_channel("app-key", "app-secret", sid, ch, NULL, auth, sizeof auth);
+      if (strncmp(ch, "private-encrypted-", 18) == 0) {
+        if (pusher_shared_secret(ch, master_key, secret) != 0) die("pusher_shared_secret");
+        res.shared_secret = secret;
+      }
+    }
+    int rc = pusher_auth_request_complete(r, &res);
+    if (rc != 0) die("pusher_auth_request_complete: %s", pusher_err_name(rc));
+  }
+}
+
+static void scn_custom(void) {
+  if (!master_key) die("custom needs --master");
+  pthread_t th;
+  pthread_create(&th, NULL, worker, NULL);
+  pusher_client *a = mk("A", NULL);
+  expect_rc(pusher_client_set_channel_authorizer(a, authorizer, NULL), 0, "set_channel_authorizer");
+  expect_rc(pusher_client_set_user_authenticator(a, authenticator, NULL), 0, "set_user_authenticator");
+  pusher_subscribe(a, "private-cu");
+  pusher_subscribe(a, "presence-cu");
+  pusher_subscribe(a, "private-encrypted-cu");
+  pusher_subscribe(a, "private-deny");
+  pusher_signin(a);
+  wait_for("A|private-cu|pusher:subscription_succeeded", 20);
+  wait_for("A|presence-cu|pusher:subscription_succeeded|{\"count\":1,\"me\":{\"user_id\":\"erin\",\"user_info\":{\"k\":1}}", 20);
+  wait_for("A|private-encrypted-cu|pusher:subscription_succeeded", 20);
+  wait_for("A|private-deny|pusher:subscription_error|{\"type\":\"AuthError\",\"error\":\"denied by the custom authorizer\",\"status\":403}", 20);
+  wait_for("A|user|pusher:signin_success|{\"id\":\"erin\"", 20);
+  /* an answer given after the client was deleted is accepted and ignored */
+  pusher_client *b = mk("B", NULL);
+  expect_rc(pusher_client_set_channel_authorizer(b, authorizer, NULL), 0, "set_channel_authorizer");
+  pusher_subscribe(b, "private-late");
+  wait_for("K|kept|private-late|", 20);
+  pusher_client_del(b);
+  pusher_auth_result late = {"app-key:0000000000000000000000000000000000000000000000000000000000000000", NULL, NULL, NULL};
+  expect_rc(pusher_auth_request_complete(kept, &late), 0, "late complete");
+  pusher_client_del(a);
+  pthread_mutex_lock(&qmu);
+  qstop = 1;
+  pthread_cond_broadcast(&qcv);
+  pthread_mutex_unlock(&qmu);
+  pthread_join(th, NULL);
+}
+
+static int provider(pusher_client *c, const char *channel, pusher_auth_extra *x, void *ud) {
+  (*(int *)ud)++;
+  return pusher_auth_extra_add_header(x, "X-Token", "t1");
+}
+
+static void scn_provider(void) {
+  pusher_client *a = mk("A", NULL); /* started with the CLI's params: a stale token */
+  static int calls;
+  pusher_kv p[1] = {{"token", "abc"}};
+  expect_rc(pusher_client_set_auth_params(a, p, 1), 0, "set_auth_params");
+  pusher_kv bad[1] = {{"X-Bad", "a\r\nb"}};
+  expect_rc(pusher_client_set_auth_headers(a, bad, 1), PUSHER_ERR_INVALID_ARGUMENT, "set_auth_headers CRLF");
+  expect_rc(pusher_client_set_auth_headers(a, NULL, 0), 0, "set_auth_headers clear");
+  expect_rc(pusher_client_set_auth_provider(a, provider, &calls), 0, "set_auth_provider");
+  pusher_subscribe(a, "private-pv");
+  wait_for("A|private-pv|pusher:subscription_succeeded", 20);
+  if (calls < 1) die("provider not called");
+  pusher_client_del(a);
+}
+
 int main(int argc, char **argv) {
   int i = 1;
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -373,6 +502,8 @@ int main(int argc, char **argv) {
       ws_port = atoi(v);
     } else if (strcmp(a, "--auth-base") == 0) {
       auth_base = v;
+    } else if (strcmp(a, "--master") == 0) {
+      master_key = v;
     } else if (strcmp(a, "--timeout") == 0) {
       auth_timeout = atof(v);
     } else if (strcmp(a, "--param") == 0 && nparams < 14) {
@@ -400,6 +531,8 @@ int main(int argc, char **argv) {
   else if (strcmp(scn, "signin") == 0) scn_signin();
   else if (strcmp(scn, "autherr") == 0) scn_autherr(i + 1 < argc ? argv[i + 1] : "null");
   else if (strcmp(scn, "reauth") == 0) scn_reauth();
+  else if (strcmp(scn, "custom") == 0) scn_custom();
+  else if (strcmp(scn, "provider") == 0) scn_provider();
   else die("unknown scenario %s", scn);
   printf("PASS %s\n", scn);
   return 0;
