@@ -161,6 +161,21 @@ _cleanup() {
     echo "FAIL [$TEST_NAME]: exited with status $rc${_ERR_AT:+ after a failed command at $_ERR_AT}" >&2
     dump_logs >&2
   fi
+  # The fault proxies must exit 0 on SIGTERM (under ASan: no leak, no error).
+  local name prc
+  for name in "${!_PROXY_PID[@]}"; do
+    pid="${_PROXY_PID[$name]}"
+    if _alive "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_until 10 "faultproxy $name to exit" eval '! _alive '"$pid" >/dev/null 2>&1 || true
+    fi
+    prc=0; wait "$pid" 2>/dev/null || prc=$?
+    if [ "$prc" -ne 0 ] && [ "$prc" -ne 127 ]; then
+      echo "FAIL [$TEST_NAME]: faultproxy $name exited with status $prc; its log:" >&2
+      tail -n 40 "$RUN_DIR/$name.log" >&2 || true
+      [ "$rc" -ne 0 ] || rc=1
+    fi
+  done
   for pid in "${_PIDS[@]}"; do _kill_pid "$pid"; done
   for p in "${_SOKETI_PORTS[@]}"; do
     _soketi_save_log "$p"
