@@ -164,6 +164,18 @@ typedef struct listener {
   int quiet;      /* print nothing more */
 } listener;
 
+/* ------------------------------------------------------------------ finishing */
+
+/* Stop the loop; main code then disconnects (if asked), deletes the client
+ * and closes the signal handles. */
+static void finish(listener *l, int rc, int disconnect) {
+  if (l->finishing) return;
+  l->finishing = 1;
+  l->exit_rc = rc;
+  l->disconnect_on_finish = disconnect;
+  uv_stop(&l->loop);
+}
+
 /* ------------------------------------------------------------------ output */
 
 /* Round a non-negative number of seconds to a multiple of 1/scale (no libm). */
@@ -206,6 +218,15 @@ static json_t *json_text(const char *s, size_t n) {
   return j ? j : json_string("");
 }
 
+/* After each line: when stdout is gone (e.g. `pusher listen | head -3`),
+ * there is nobody to print for: disconnect and exit 0. */
+static void check_output(listener *l) {
+  if (fflush(stdout) == EOF || ferror(stdout)) {
+    l->quiet = 1;
+    finish(l, CLI_EXIT_OK, 1);
+  }
+}
+
 static void emit_json(listener *l, json_t *o) {
   if (o == NULL) return;
   if (!l->quiet) {
@@ -213,8 +234,8 @@ static void emit_json(listener *l, json_t *o) {
     if (s) {
       fputs(s, stdout);
       fputc('\n', stdout);
-      fflush(stdout);
       free(s);
+      check_output(l);
     }
   }
   json_decref(o);
@@ -238,19 +259,7 @@ static void human(listener *l, const char *fmt, ...) {
   vprintf(fmt, ap);
   va_end(ap);
   fputc('\n', stdout);
-  fflush(stdout);
-}
-
-/* ------------------------------------------------------------------ finishing */
-
-/* Stop the loop; main code then disconnects (if asked), deletes the client
- * and closes the signal handles. */
-static void finish(listener *l, int rc, int disconnect) {
-  if (l->finishing) return;
-  l->finishing = 1;
-  l->exit_rc = rc;
-  l->disconnect_on_finish = disconnect;
-  uv_stop(&l->loop);
+  check_output(l);
 }
 
 /* ------------------------------------------------------------------ callbacks */

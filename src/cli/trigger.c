@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/mem.h"
@@ -304,6 +305,8 @@ static int trigger_one(const trigger_args *a) {
   const char *data = a->data;
   if (data == NULL) {
     size_t len = 0;
+    if (isatty(STDIN_FILENO))
+      fprintf(stderr, "pusher trigger: reading DATA from standard input (end it with Ctrl-D)\n");
     stdin_data = read_stdin(&len);
     if (stdin_data == NULL) {
       json_decref(body);

@@ -202,6 +202,13 @@ rc=0; wait "$HPID" || rc=$?
 grep -q "connected -> disconnected" "$RUN_DIR/human.out" || fail "no disconnected line after SIGINT"
 log "human-readable output and SIGINT: ok"
 
+# stdout closed by the reader (`| head -1`): listen notices at its next line and exits 0.
+set +o pipefail
+prc="$(timeout "$(scaled 20)" "$P" listen --json "${LIS[@]}" pipe-ch 2>"$RUN_DIR/pipe.err" | head -1 >/dev/null; echo "${PIPESTATUS[0]}")"
+set -o pipefail
+[ "$prc" = 0 ] || fail "listen | head -1 exited $prc, want 0 (124 = did not notice the closed pipe)"
+log "closed stdout: exit 0"
+
 # ------------------------------------------------------------ fatal error
 listen_start bad --no-tls --host 127.0.0.1 --port "$PORT" --key no-such-key my-channel
 client_wait_exit bad 20
