@@ -1017,8 +1017,15 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     char m2[300];
     snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
     json_decref(o);
+    uint64_t e = c->epoch;
     error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
-    if (msg.channel) dispatch(c, msg.channel, "pusher:error", msg.data, msg.data_len, msg.data_is_json, NULL);
+    if (msg.channel && !c->dead && c->epoch == e) {
+      dispatch(c, msg.channel, "pusher:error", msg.data, msg.data_len, msg.data_is_json, NULL);
+      /* a server refusing a subscription with pusher:error (as Pusher and
+       * pusherd do for a bad signature): the pending subscription fails */
+      chan *ch = !c->dead && c->epoch == e ? find_chan(c, msg.channel, NULL) : NULL;
+      if (ch && ch->sent && !ch->subscribed) sub_error(c, msg.channel, "ServerError", m2, code);
+    }
   } else if (strcmp(ev, "pusher:connection_established") == 0) {
     error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
   } else if (strcmp(ev, "pusher_internal:subscription_succeeded") == 0) {

@@ -439,6 +439,18 @@ static void test_client_events(void **st) {
   srv(&h, "pusher:cache_miss", "cache-x", NULL);
   srv(&h, "pusher_internal:subscription_count", "public", "{\"subscription_count\":7}");
   assert_string_equal(LOG, "cache-x|pusher:cache_miss|(null) public|pusher:subscription_count|{\"subscription_count\":7}");
+  /* a server refusing a pending subscription with pusher:error (Pusher, pusherd):
+   * subscription_error on that channel; on a subscribed channel: no */
+  pusher__conn_subscribe(h.c, "private-e", now);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:bad", NULL, NULL, now);
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"channel\":\"private-e\",\"data\":{\"code\":null,\"message\":\"Invalid signature\"}}", now);
+  assert_true(has("private-e|pusher:subscription_error|{\"type\":\"ServerError\",\"error\":\"Invalid signature\",\"status\":null}"));
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"channel\":\"private-c\",\"data\":{\"code\":4301,\"message\":\"slow down\"}}", now);
+  assert_true(has("private-c|pusher:error|"));
+  assert_false(has("subscription_error"));
+  assert_int_equal(pusher__conn_state(h.c), PUSHER_STATE_CONNECTED);
   h_free(&h);
 }
 
