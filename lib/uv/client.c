@@ -25,7 +25,7 @@
  *    socket_id, channel_subscribed) just take `mu`, call the engine, release
  *    it, and wake the loop (uv_async_send) so that it pumps when needed;
  *  - commands that can invoke callbacks (connect, disconnect, set_network,
- *    subscribe, unsubscribe) called on another thread are queued as a `call`
+ *    subscribe, unsubscribe, signin) called on another thread are queued as a `call`
  *    under `mu`, the loop is woken, and the caller waits on a condition
  *    variable (releasing `mu`) until the loop thread has executed the command
  *    and stored its return value.  So these functions keep their synchronous
@@ -250,6 +250,7 @@ struct pusher_client {
   pusher_user_authenticator_cb authenticator;
   void *authenticator_ud;
   uint64_t auth_timeout_ms;
+  int app_cb; /* inside an authorizer/authenticator/provider call (not an engine dispatch) */
   pusher__http *http;
   struct job *jobs, **jobs_tail;
   struct hreq *hreqs;
@@ -931,7 +932,9 @@ static void start_http(pusher_client *c, const struct job *j) {
       kv_copy(c->mem, c->headers, c->nheaders, &x.headers, &x.nheaders) != 0)
     e = PUSHER_ERR_NOMEM;
   if (!e && c->provider) {
+    c->app_cb++;
     int r = c->provider(c, j->channel, &x, c->provider_ud);
+    c->app_cb--;
     if (!c->conn || c->deleting) e = PUSHER_ERR_CANCELED;
     else if (r) e = r < 0 ? r : PUSHER_ERR_AUTH;
     else if (x.err) e = x.err;
@@ -989,8 +992,10 @@ static void start_custom(pusher_client *c, const struct job *j) {
   r->link = c->link;
   c->link->refs++;
   pthread_mutex_unlock(&g_link_mu);
+  c->app_cb++;
   if (j->user) c->authenticator(c, r, r->socket_id, c->authenticator_ud);
   else c->authorizer(c, r, r->socket_id, r->channel, c->authorizer_ud);
+  c->app_cb--;
 }
 
 /* pump(): start recorded jobs and hand custom answers to the engine. */
@@ -1382,7 +1387,9 @@ void pusher_client_del(pusher_client *c) {
   /* Loop thread.  depth > 1: inside a callback, the engine defers its free
    * (teardown frees it once unwound); depth == 1: freed now. */
   pusher__conn_del(c->conn);
-  if (c->depth == 1) c->conn = NULL;
+  /* freed at once unless inside an engine dispatch (the authorizer,
+   * authenticator and provider callbacks run outside the engine) */
+  if (c->depth == 1 || c->app_cb) c->conn = NULL;
   if (c->threaded && c->depth > 1) pthread_detach(pthread_self());
   leave(c);
 }

@@ -438,6 +438,14 @@ static void *worker(void *arg) {
   }
 }
 
+/* an authorizer deleting its own client from inside the callback */
+static void del_authorizer(pusher_client *c, pusher_auth_request *req, const char *sid, const char *channel,
+                           void *ud) {
+  pusher_client_del(c);
+  log_line("D|deleted-in-authorizer");
+  pusher_auth_request_fail(req, 0, "client gone"); /* accepted and ignored */
+}
+
 static void scn_custom(void) {
   if (!master_key) die("custom needs --master");
   pthread_t th;
@@ -463,6 +471,11 @@ static void scn_custom(void) {
   pusher_client_del(b);
   pusher_auth_result late = {"app-key:0000000000000000000000000000000000000000000000000000000000000000", NULL, NULL, NULL};
   expect_rc(pusher_auth_request_complete(kept, &late), 0, "late complete");
+  pusher_client *d = mk("D", NULL);
+  expect_rc(pusher_client_set_channel_authorizer(d, del_authorizer, NULL), 0, "set_channel_authorizer");
+  pusher_subscribe(d, "private-del");
+  wait_for("D|deleted-in-authorizer", 20);
+  usleep(200000);
   pusher_client_del(a);
   pthread_mutex_lock(&qmu);
   qstop = 1;
