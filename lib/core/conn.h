@@ -151,7 +151,13 @@ void pusher__conn_set_auth_timeout(pusher__conn *c, uint64_t ms);
  * verify triggers one re-authorization (request_channel_auth again) and the
  * events are retried with the new key; what still fails (or is malformed)
  * becomes "pusher:decryption_error" {"event":..,"error":..} on the channel.
- * Nothing undecrypted is ever delivered. */
+ * Nothing undecrypted is ever delivered.
+ *
+ * A server's pusher:error naming a channel whose subscribe was sent but not
+ * yet confirmed (how Pusher and pusherd refuse a bad signature) is also
+ * reported as "pusher:subscription_error" {"type":"ServerError","error":
+ * <message>,"status":<code or null>} on that channel; soketi sends
+ * pusher:subscription_error itself, which is passed through as is. */
 
 /* Client event (see pusher_trigger in channels.h for the errors). */
 int pusher__conn_trigger(pusher__conn *c, const char *channel, const char *event,
