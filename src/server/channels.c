@@ -75,6 +75,24 @@ void pd_app_free_channels(pd_app *app) {
 
 size_t pd_channel_subscription_count(const pd_channel *ch) { return ch->nsubs; }
 
+size_t pd_channel_total_subs(pd_app *app, const char *name) {
+  pd_channel *ch = pd_channel_get(app, name, 0);
+  return (ch ? ch->nsubs : 0) + pd_cluster_remote_subs(app, name);
+}
+
+size_t pd_channel_total_members(pd_app *app, const char *name) {
+  pd_channel *ch = pd_channel_get(app, name, 0);
+  if (!app->capp) return ch ? ch->nmembers : 0;
+  json_t *hash = json_object();
+  if (ch)
+    for (size_t i = 0; i < ch->members.nb; i++)
+      for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_object_set_new(hash, e->key, json_null());
+  pd_cluster_add_remote_members(app, name, hash, NULL);
+  size_t n = json_object_size(hash);
+  json_decref(hash);
+  return n;
+}
+
 pd_sub *pd_conn_find_sub(pd_conn *c, const char *name) {
   for (size_t i = 0; i < c->nsubs; i++)
     if (strcmp(c->subs[i].ch->name, name) == 0) return &c->subs[i];
@@ -114,7 +132,8 @@ void pd_channel_send_count(pd_channel *ch) {
   if (!ch->app->subscription_count || ch->presence || !ch->nsubs) return;
   pd_server *s = ch->app->srv;
   uint64_t now = s ? pd_now_ms(s) : 0;
-  if (ch->nsubs > 100 && ch->count_sent_ms && now - ch->count_sent_ms < 5000) {
+  size_t total = ch->nsubs + pd_cluster_remote_subs(ch->app, ch->name);
+  if (total > 100 && ch->count_sent_ms && now - ch->count_sent_ms < 5000) {
     ch->count_pending = 1;
     return;
   }
@@ -123,7 +142,7 @@ void pd_channel_send_count(pd_channel *ch) {
   json_t *o = json_object();
   json_object_set_new(o, "event", json_string("pusher_internal:subscription_count"));
   json_object_set_new(o, "channel", json_string(ch->name));
-  json_object_set_new(o, "data", encoded_data(json_pack("{s:I}", "subscription_count", (json_int_t)ch->nsubs)));
+  json_object_set_new(o, "data", encoded_data(json_pack("{s:I}", "subscription_count", (json_int_t)total)));
   broadcast_json(ch, o, NULL);
 }
 
@@ -138,6 +157,18 @@ void pd_channels_tick(pd_server *s) {
   }
 }
 
+void pd_channel_member_event(pd_channel *ch, int added, const char *user_id, json_t *user_info,
+                             pd_conn *except) {
+  json_t *d = json_object();
+  json_object_set_new(d, "user_id", json_string(user_id));
+  if (added && user_info) json_object_set(d, "user_info", user_info);
+  json_t *o = json_object();
+  json_object_set_new(o, "event", json_string(added ? "pusher_internal:member_added" : "pusher_internal:member_removed"));
+  json_object_set_new(o, "channel", json_string(ch->name));
+  json_object_set_new(o, "data", encoded_data(d));
+  broadcast_json(ch, o, except);
+}
+
 json_t *pd_channel_presence_json(pd_channel *ch) {
   json_t *ids = json_array(), *hash = json_object();
   for (size_t i = 0; i < ch->members.nb; i++)
@@ -146,8 +177,9 @@ json_t *pd_channel_presence_json(pd_channel *ch) {
       json_array_append_new(ids, json_string(e->key));
       json_object_set(hash, e->key, m->user_info ? m->user_info : json_null());
     }
+  pd_cluster_add_remote_members(ch->app, ch->name, hash, ids);
   return json_pack("{s:{s:o,s:o,s:I}}", "presence", "ids", ids, "hash", hash, "count",
-                   (json_int_t)ch->nmembers);
+                   (json_int_t)json_array_size(ids));
 }
 
 int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char *user_info_text,
@@ -174,7 +206,9 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
     if (m) {
       m->count++;
     } else {
-      if (ch->nmembers >= ch->app->max_presence_members) {
+      int elsewhere = pd_cluster_member_remote(ch->app, ch->name, user_id);
+      if (!elsewhere && (ch->app->capp ? pd_channel_total_members(ch->app, ch->name) : ch->nmembers) >=
+                            ch->app->max_presence_members) {
         pd_free(uid);
         *err = "Presence channel is full (member limit reached)";
         return -1;
@@ -193,14 +227,8 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
         goto nomem;
       }
       ch->nmembers++;
-      json_t *d = json_object();
-      json_object_set_new(d, "user_id", json_string(user_id));
-      if (m->user_info) json_object_set(d, "user_info", m->user_info);
-      json_t *o = json_object();
-      json_object_set_new(o, "event", json_string("pusher_internal:member_added"));
-      json_object_set_new(o, "channel", json_string(ch->name));
-      json_object_set_new(o, "data", encoded_data(d));
-      broadcast_json(ch, o, c);
+      if (!elsewhere) pd_channel_member_event(ch, 1, user_id, m->user_info, c);
+      pd_cluster_local_member(ch, user_id, m->user_info, 1);
     }
   }
   pd_sub *s = &c->subs[c->nsubs++];
@@ -208,6 +236,7 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
   s->idx = ch->nsubs;
   s->user_id = uid;
   ch->sub_conns[ch->nsubs++] = c;
+  pd_cluster_local_subs(ch);
   return 0;
 nomem:
   *err = "Server out of memory";
@@ -236,14 +265,13 @@ void pd_channel_leave(pd_conn *c, size_t si) {
       json_decref(m->user_info);
       pd_free(m);
       ch->nmembers--;
-      json_t *o = json_object();
-      json_object_set_new(o, "event", json_string("pusher_internal:member_removed"));
-      json_object_set_new(o, "channel", json_string(ch->name));
-      json_object_set_new(o, "data", encoded_data(json_pack("{s:s}", "user_id", sub.user_id)));
-      broadcast_json(ch, o, c);
+      if (!pd_cluster_member_remote(ch->app, ch->name, sub.user_id))
+        pd_channel_member_event(ch, 0, sub.user_id, NULL, c);
+      pd_cluster_local_member(ch, sub.user_id, NULL, 0);
     }
   }
   pd_free(sub.user_id);
+  pd_cluster_local_subs(ch);
   pd_channel_send_count(ch);
   pd_channel_maybe_free(ch);
 }

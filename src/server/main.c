@@ -25,6 +25,8 @@ static void usage(FILE *f) {
           "  --pong-timeout S         close 4201 when a ping is not answered within S seconds (default 30)\n"
           "  --no-client-events       disable client events for the default app\n"
           "  --config FILE            JSON file with any number of apps (replaces the default app)\n"
+          "  --redis URL              join a cluster over Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
+          "                           (env PUSHERD_REDIS_URL; config key \"redis_url\"); see below\n"
           "  --log-level LEVEL        debug, info, warn, error, off (default info); logs go to stderr\n"
           "  --help                   this text\n"
           "\n"
@@ -42,7 +44,25 @@ static void usage(FILE *f) {
           "  behind past it is closed with 4100 and may reconnect after a back-off),\n"
           "  1000 channels per connection.\n"
           "SIGTERM/SIGINT: stop accepting, pusher:error 4200 + close 4200 to every client,\n"
-          "  drain, exit 0.\n");
+          "  drain, exit 0.\n"
+          "\n"
+          "cluster (--redis): run several pusherd processes (each its own --port, the same\n"
+          "  apps) on one Redis behind any load balancer; they act as one app.  Each node\n"
+          "  has a random node number, the first part of its socket ids.  Two Redis\n"
+          "  connections (subscribe + publish), retried with back-off 0.25..5 s while Redis\n"
+          "  is away (local delivery continues; cross-node messages are dropped meanwhile;\n"
+          "  state is re-exchanged after reconnecting).  No Redis keys are used: one pub/sub\n"
+          "  channel per app, pusherd:<app_id>, carries compact JSON messages\n"
+          "  {\"t\":TYPE,\"n\":NODE,...}: ev (REST/server-to-user event, with the socket_id to\n"
+          "  exclude), fr (client event frame), sub (a node's subscription count on a\n"
+          "  channel), mj/ml (a user's first join / last leave of a presence channel on a\n"
+          "  node), state (a node's full state; r=1 asks all to answer), hb (every 1 s;\n"
+          "  a node silent for 5 s is dropped with its members), bye, term\n"
+          "  (terminate_connections).  Cluster-wide: events, client events, socket_id\n"
+          "  exclusion, server-to-user events, REST occupancy/subscription and user counts,\n"
+          "  users, presence members, member_added/removed on first join/last leave,\n"
+          "  subscription_count events, terminate_connections.  Per node: max_connections,\n"
+          "  watchlist online/offline, client event rate limits.\n");
 }
 
 static pd_server server;
@@ -65,6 +85,7 @@ int main(int argc, char **argv) {
   const char *app_id = getenv("PUSHERD_APP_ID"), *app_key = getenv("PUSHERD_APP_KEY");
   const char *app_secret = getenv("PUSHERD_APP_SECRET"), *config = NULL;
   const char *max_conns = NULL, *activity = NULL, *pong = NULL;
+  const char *redis = getenv("PUSHERD_REDIS_URL");
   int client_events = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -84,6 +105,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--activity-timeout") == 0) dst = &activity;
     else if (strcmp(a, "--pong-timeout") == 0) dst = &pong;
     else if (strcmp(a, "--config") == 0) dst = &config;
+    else if (strcmp(a, "--redis") == 0) dst = &redis;
     else if (strcmp(a, "--log-level") == 0) {
       if (i + 1 >= argc || pd_log_level_parse(argv[i + 1]) < 0) {
         fprintf(stderr, "pusherd: --log-level needs one of debug, info, warn, error, off\n");
@@ -143,6 +165,22 @@ int main(int argc, char **argv) {
     }
     cfg.port = (int)v;
   }
+  /* --redis / env beat the config file's "redis_url" */
+  if (redis && *redis) {
+    pd_free(cfg.redis_url);
+    cfg.redis_url = pd_strdup(redis);
+  }
+  if (cfg.redis_url) {
+    char *rh = NULL, *rp = NULL, err[200];
+    int rport, rdb;
+    if (pd_cluster_parse_url(cfg.redis_url, &rh, &rport, &rp, &rdb, err, sizeof err) != 0) {
+      fprintf(stderr, "pusherd: bad Redis URL '%s': %s\n", cfg.redis_url, err);
+      pd_config_free(&cfg);
+      return 2;
+    }
+    pd_free(rh);
+    pd_free(rp);
+  }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
   pd_server_init(&server, loop, &cfg);
@@ -153,6 +191,7 @@ int main(int argc, char **argv) {
     }
     server.pong_timeout_ms = (int)v * 1000;
   }
+  if (cfg.redis_url && pd_cluster_start(&server, cfg.redis_url) != 0) return 1;
   if (pd_server_listen(&server) != 0) return 1;
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);

@@ -11,6 +11,7 @@
  *   channels.c  channel registry, presence members, cache, fan-out
  *   rest.c      HTTP API (/apps/<id>/...), health endpoints
  *   main.c      the pusherd program (options, signals)
+ *   cluster.c   optional scale-out over Redis pub/sub (--redis URL)
  *
  * Caps (all documented in --help):
  *   HTTP request headers 16 KiB, HTTP body 1 MiB (413 above),
@@ -107,6 +108,7 @@ typedef struct pd_app {
   pd_map channels;            /* name -> pd_channel* */
   pd_map users;               /* user_id -> pd_user* (users.c) */
   struct pd_server *srv;
+  struct pd_capp *capp;       /* cluster.c state, NULL without --redis */
 } pd_app;
 
 typedef struct pd_config {
@@ -116,6 +118,7 @@ typedef struct pd_config {
   pd_app **apps;
   size_t napps;
   int shutdown_grace_ms;
+  char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
 } pd_config;
 
 void pd_config_init(pd_config *c);
@@ -221,6 +224,7 @@ struct pd_server {
   int handles_closed;
   int signals_on;
   pd_map sockets;             /* socket_id -> pd_conn* (established) */
+  struct pd_cluster *cluster; /* NULL without --redis */
 };
 
 /* server.c */
@@ -296,6 +300,37 @@ pd_conn **pd_user_sockets(pd_app *app, const char *id, size_t *n);
 /* rest.c: a complete HTTP request; replies through pd_conn_http_reply. */
 void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len,
                     const char *body, size_t body_len);
+
+/* cluster.c: several pusherd processes on one Redis act as one app.  Every
+ * function is a no-op (or answers "nothing remote") when s->cluster is NULL. */
+/* Parse redis://[[user]:password@]host[:port][/db]; 0 or -1 (why in err). */
+int pd_cluster_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
+                         size_t errlen);
+int pd_cluster_start(pd_server *s, const char *url);   /* 0, or -1 on a bad URL */
+void pd_cluster_stop(pd_server *s);                    /* on shutdown: bye, disconnect */
+void pd_cluster_free(pd_server *s);                    /* after the loop ended */
+/* Node-unique first part of socket ids (0 without a cluster). */
+uint64_t pd_cluster_node_num(const pd_server *s);
+/* Outgoing: already delivered locally by the caller. */
+void pd_cluster_event(pd_app *app, const char *channel, const char *event, const char *data,
+                      const char *except_socket_id);
+void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_t len,
+                      const char *except_socket_id);
+void pd_cluster_terminate(pd_app *app, const char *user_id);
+void pd_cluster_local_subs(pd_channel *ch);            /* ch->nsubs changed */
+void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined);
+/* Remote view (other nodes). */
+size_t pd_cluster_remote_subs(pd_app *app, const char *channel);
+int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id);
+/* Adds members present only on other nodes into hash (user_id -> info)
+ * and, when ids is given, appends their ids. */
+void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids);
+/* Adds names of channels occupied on other nodes (value: json null) to obj. */
+void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj);
+size_t pd_channel_total_subs(pd_app *app, const char *name);      /* local + remote */
+size_t pd_channel_total_members(pd_app *app, const char *name);   /* distinct users, cluster-wide */
+void pd_channel_member_event(pd_channel *ch, int added, const char *user_id, json_t *user_info,
+                             pd_conn *except);
 
 /* util */
 char *pd_strdup(const char *s);

@@ -146,10 +146,11 @@ static int parse_info(const char *info, int *user_count, int *sub_count, int *ca
 }
 
 static json_t *channel_info(pd_app *app, const char *name, int uc, int sc) {
-  pd_channel *ch = pd_channel_get(app, name, 0);
+  /* local + other nodes (cluster.c); equal to the local values without --redis */
   json_t *o = json_object();
-  if (uc && has_prefix(name, "presence-")) json_object_set_new(o, "user_count", json_integer(ch ? (json_int_t)ch->nmembers : 0));
-  if (sc) json_object_set_new(o, "subscription_count", json_integer(ch ? (json_int_t)ch->nsubs : 0));
+  if (uc && has_prefix(name, "presence-"))
+    json_object_set_new(o, "user_count", json_integer((json_int_t)pd_channel_total_members(app, name)));
+  if (sc) json_object_set_new(o, "subscription_count", json_integer((json_int_t)pd_channel_total_subs(app, name)));
   return o;
 }
 
@@ -282,7 +283,10 @@ static void ev_free(ev *e) {
 
 static void publish_event(pd_conn *c, pd_app *app, ev *e) {
   pd_conn *except = e->socket_id ? pd_server_find_socket(c->srv, app, e->socket_id) : NULL;
-  for (size_t i = 0; i < e->nch; i++) pd_publish(app, e->channels[i], e->name, e->data, except);
+  for (size_t i = 0; i < e->nch; i++) {
+    pd_publish(app, e->channels[i], e->name, e->data, except);
+    pd_cluster_event(app, e->channels[i], e->name, e->data, e->socket_id);
+  }
 }
 
 static json_t *event_info(pd_app *app, ev *e) {
@@ -371,6 +375,15 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
       if (prefix && !has_prefix(ch->name, prefix)) continue;
       json_object_set_new(chs, ch->name, channel_info(app, ch->name, uc, sc));
     }
+  if (app->capp) {
+    /* channels occupied only on other nodes */
+    json_t *remote = json_object();
+    pd_cluster_remote_channels(app, prefix, remote);
+    const char *k;
+    json_t *v;
+    json_object_foreach(remote, k, v) if (!json_object_get(chs, k)) json_object_set_new(chs, k, channel_info(app, k, uc, sc));
+    json_decref(remote);
+  }
   reply_json(c, 200, json_pack("{s:o}", "channels", chs));
 }
 
@@ -392,7 +405,7 @@ static void do_channel(pd_conn *c, pd_app *app, const char *name, query *q) {
     return;
   }
   json_t *o = channel_info(app, name, uc, sc);
-  json_object_set_new(o, "occupied", json_boolean(ch && ch->nsubs > 0));
+  json_object_set_new(o, "occupied", json_boolean(pd_channel_total_subs(app, name) > 0));
   if (cache && ch && ch->cached_json) {
     long long ttl = (long long)app->cache_ttl - (long long)(pd_wall_s() - ch->cached_at_s);
     if (ttl > 0) json_object_set_new(o, "cache", json_pack("{s:s,s:I}", "data", ch->cached_json, "ttl", (json_int_t)ttl));
@@ -410,6 +423,18 @@ static void do_users(pd_conn *c, pd_app *app, const char *name) {
   if (ch)
     for (size_t i = 0; i < ch->members.nb; i++)
       for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_array_append_new(arr, json_pack("{s:s}", "id", e->key));
+  if (app->capp) {
+    json_t *hash = json_object(), *ids = json_array();
+    if (ch)
+      for (size_t i = 0; i < ch->members.nb; i++)
+        for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_object_set_new(hash, e->key, json_null());
+    pd_cluster_add_remote_members(app, name, hash, ids);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) json_array_append_new(arr, json_pack("{s:s}", "id", json_string_value(v)));
+    json_decref(hash);
+    json_decref(ids);
+  }
   reply_json(c, 200, json_pack("{s:o}", "users", arr));
 }
 
@@ -419,6 +444,7 @@ static void do_terminate(pd_conn *c, pd_app *app, const char *user) {
   /* closing signs a socket out, which edits the user's list: use the copy */
   for (size_t i = 0; i < n; i++) pd_conn_close(list[i], 4009, "You got disconnected by the app");
   pd_free(list);
+  pd_cluster_terminate(app, user);
   pd_log(PD_LOG_INFO, "msg=\"terminate_connections\" app=%s user=%s connections=%zu", app->id, user, n);
   reply_json(c, 200, json_object());
 }

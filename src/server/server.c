@@ -366,8 +366,10 @@ static void ws_upgrade(pd_conn *c) {
   }
   app->connections++;
   c->counted = 1;
-  snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu",
-           (unsigned long long)(rng_next(s) % 9000000000ull + 1000000000ull),
+  /* in a cluster the first part is the node number: unique across nodes */
+  uint64_t first = rng_next(s) % 9000000000ull + 1000000000ull;
+  if (s->cluster) first = pd_cluster_node_num(s);
+  snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu", (unsigned long long)first,
            (unsigned long long)(++s->seq * 1000003ull + rng_next(s) % 1000000ull));
   pd_map_put(&s->sockets, c->socket_id, c);
   pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->id, c->socket_id);
@@ -667,6 +669,7 @@ void pd_server_shutdown(pd_server *s) {
   if (s->shutting_down) return;
   s->shutting_down = 1;
   pd_log(PD_LOG_INFO, "msg=\"shutting down: closing every connection with 4200\" connections=%zu", s->nconns);
+  pd_cluster_stop(s);
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     s->listening = 0;
@@ -690,4 +693,5 @@ void pd_server_free(pd_server *s) {
     pd_conn_destroy(c);
   }
   pd_map_free(&s->sockets);
+  pd_cluster_free(s);
 }

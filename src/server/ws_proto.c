@@ -289,6 +289,12 @@ static void on_client_event(pd_conn *c, const char *event, json_t *msg, size_t r
   if (data) json_object_set(o, "data", data);
   if (sub->ch->presence && sub->user_id) json_object_set_new(o, "user_id", json_string(sub->user_id));
   pd_msg *m = pd_msg_json(o);
+  if (m && app->capp) {
+    /* the same frame to the channel's subscribers on the other nodes */
+    char *text = json_dumps(o, JSON_COMPACT);
+    if (text) pd_cluster_frame(app, chname, text, strlen(text), c->socket_id);
+    free(text);
+  }
   json_decref(o);
   if (!m) return;
   pd_channel_broadcast(sub->ch, m, c);

@@ -1,0 +1,850 @@
+/* pusherd: scale-out over Redis pub/sub (--redis redis://host:port[/db]).
+ *
+ * Several pusherd processes started with the same --redis URL and the same
+ * apps act as one Pusher app behind any load balancer.  Each process is a
+ * node with a random 10-digit node number; it is the first part of every
+ * socket id the node hands out ("<node>.<serial>"), so socket ids are unique
+ * across nodes and a node can tell its own sockets apart.
+ *
+ * Redis use: two connections through hiredis's async API on the pusherd
+ * libuv loop: one SUBSCRIBEs, one PUBLISHes.  The loop glue is our own (see
+ * "libuv glue" below): the adapter shipped with hiredis 0.14 (Debian 12)
+ * drops uv_poll errors, so a refused reconnect was never noticed and the node
+ * stayed cut off; ours hands errors to hiredis and also gives up on a
+ * connection attempt that hangs for 5 s.  No keys are written; the
+ * cluster state lives in the nodes and is replicated through messages.  If
+ * Redis goes away both connections are retried with a back-off from 250 ms
+ * to 5 s (logged); local delivery keeps working, messages published while
+ * disconnected are dropped (counted in the log).  After a reconnect the
+ * node sends its full state with "r":1 and every node answers with its own,
+ * so views missed during the outage are rebuilt.
+ *
+ * Channel: one per app, "pusherd:<app_id>".  Message: one compact JSON
+ * object, "n" = origin node number (string), "t" = type; a node ignores
+ * messages with its own "n" (it already delivered locally):
+ *   {"t":"ev","n":N,"c":CHANNEL,"e":EVENT,"d":DATA[,"x":SOCKET_ID]}
+ *       REST event (events, batch_events, also #server-to-user-<id>):
+ *       delivered to local subscribers except socket x (cache channels
+ *       remember it as on the origin).
+ *   {"t":"fr","n":N,"c":CHANNEL,"f":FRAME_TEXT,"x":SOCKET_ID}
+ *       client event: the exact frame, to local subscribers except x.
+ *   {"t":"sub","n":N,"c":CHANNEL,"k":COUNT}
+ *       node N now has COUNT subscriptions on CHANNEL (absolute).
+ *   {"t":"mj","n":N,"c":CHANNEL,"u":USER_ID,"i":USER_INFO}
+ *   {"t":"ml","n":N,"c":CHANNEL,"u":USER_ID}
+ *       presence: USER_ID's first socket joined / last socket left CHANNEL
+ *       on node N.  A receiving node sends member_added / member_removed to
+ *       its local subscribers only if no other node (itself included) has
+ *       the user on the channel: first join / last leave across the cluster.
+ *   {"t":"state","n":N,"r":0|1,"s":{CHANNEL:COUNT,..},"p":{CHANNEL:{USER_ID:INFO,..},..}}
+ *       node N's full state (replaces what others knew of it); "r":1 asks
+ *       every node to answer with its own state (sent on (re)subscribe and
+ *       on a heartbeat from an unknown node).
+ *   {"t":"hb","n":N}   heartbeat, every second.  A node not heard from for
+ *       5 s (while this node's own subscription is up) is dropped: its
+ *       subscriptions and members vanish (member_removed where it was the
+ *       last holder).
+ *   {"t":"bye","n":N}  graceful shutdown: drop node N at once.
+ *   {"t":"term","n":N,"u":USER_ID}  terminate_connections on every node.
+ *
+ * Cluster-wide: event fan-out, client events, server-to-user events, socket_id
+ * exclusion, subscription counts / occupancy / user counts / members in REST
+ * and in pusher_internal:subscription_count, presence member lists in
+ * subscription_succeeded, member_added/member_removed, terminate_connections.
+ * Per node: max_connections, watchlist online/offline, the cache of cache
+ * channels for events triggered while a node was cut off, rate limits.
+ * Two nodes joining the same new user in the same instant may both announce
+ * member_added (no distributed lock).
+ */
+#include "pusherd.h"
+
+#ifdef PUSHERD_HAVE_HIREDIS
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define HB_MS 1000
+#define EXPIRE_MS 5000
+#define RETRY_MIN_MS 250
+#define RETRY_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 5000
+
+typedef struct rchan {
+  long subs;
+  json_t *members;            /* object user_id -> user_info (null allowed) */
+} rchan;
+
+typedef struct rnode {
+  uint64_t seen_ms;
+  pd_map chans;               /* name -> rchan* */
+} rnode;
+
+typedef struct pd_capp {
+  pd_app *app;
+  struct pd_cluster *cl;
+  char *rchannel;             /* pusherd:<app_id> */
+  pd_map nodes;               /* node number -> rnode* */
+  int subscribed;
+} pd_capp;
+
+typedef struct pd_cluster {
+  pd_server *s;
+  char node[24];
+  uint64_t node_num;
+  char *host, *password;
+  int port, db;
+  redisAsyncContext *pub, *sub;
+  int pub_up, sub_up;
+  uint64_t sub_up_ms;
+  uint64_t pub_open_ms, sub_open_ms;  /* when the pending connects started */
+  int stopping;
+  uv_timer_t retry, hb;
+  int retry_ms;
+  int retry_armed;
+  unsigned long dropped;
+  pd_capp *apps;
+  size_t napps;
+} pd_cluster;
+
+static void cluster_connect(pd_cluster *cl);
+
+/* ------------------------------------------------------------------ URL */
+int pd_cluster_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
+                         size_t errlen) {
+  *host = *password = NULL;
+  *port = 6379;
+  *db = 0;
+  const char *p = url;
+  if (strncmp(p, "redis://", 8) == 0) p += 8;
+  else if (strstr(p, "://")) {
+    snprintf(err, errlen, "only redis:// URLs are supported");
+    return -1;
+  }
+  const char *at = strrchr(p, '@');
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *pw = colon ? colon + 1 : p;
+    if (at > pw) *password = pd_strndup(pw, (size_t)(at - pw));
+    p = at + 1;
+  }
+  const char *slash = strchr(p, '/');
+  size_t hl = slash ? (size_t)(slash - p) : strlen(p);
+  const char *colon = memchr(p, ':', hl);
+  size_t hostlen = colon ? (size_t)(colon - p) : hl;
+  if (colon) {
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || end != p + hl || v < 1 || v > 65535) {
+      snprintf(err, errlen, "bad port in Redis URL");
+      goto bad;
+    }
+    *port = (int)v;
+  }
+  if (slash && slash[1]) {
+    char *end;
+    long v = strtol(slash + 1, &end, 10);
+    if (*end || v < 0 || v > 100000) {
+      snprintf(err, errlen, "bad database number in Redis URL");
+      goto bad;
+    }
+    *db = (int)v;
+  }
+  *host = hostlen ? pd_strndup(p, hostlen) : pd_strdup("127.0.0.1");
+  if (!*host) {
+    snprintf(err, errlen, "out of memory");
+    goto bad;
+  }
+  return 0;
+bad:
+  pd_free(*password);
+  *password = NULL;
+  return -1;
+}
+
+/* ------------------------------------------------------------------ remote view */
+static void rchan_free(rchan *rc) {
+  json_decref(rc->members);
+  pd_free(rc);
+}
+
+static void rnode_free(rnode *n) {
+  for (size_t i = 0; i < n->chans.nb; i++)
+    for (pd_map_ent *e = n->chans.b[i]; e; e = e->next) rchan_free(e->val);
+  pd_map_free(&n->chans);
+  pd_free(n);
+}
+
+static rchan *rnode_chan(rnode *n, const char *name, int create) {
+  rchan *rc = pd_map_get(&n->chans, name);
+  if (rc || !create) return rc;
+  rc = pd_zalloc(sizeof *rc);
+  if (!rc) return NULL;
+  rc->members = json_object();
+  if (!rc->members || pd_map_put(&n->chans, name, rc) != 0) {
+    rchan_free(rc);
+    return NULL;
+  }
+  return rc;
+}
+
+static void rnode_chan_maybe_drop(rnode *n, const char *name, rchan *rc) {
+  if (rc->subs > 0 || json_object_size(rc->members) > 0) return;
+  pd_map_del(&n->chans, name);
+  rchan_free(rc);
+}
+
+/* Does anyone but `skip` (a remote node; NULL = none) hold user on channel?
+ * The local node counts when local is set. */
+static int member_held(pd_capp *ca, const char *channel, const char *uid, const rnode *skip, int local) {
+  if (local) {
+    pd_channel *ch = pd_channel_get(ca->app, channel, 0);
+    if (ch && pd_map_get(&ch->members, uid)) return 1;
+  }
+  for (size_t i = 0; i < ca->nodes.nb; i++)
+    for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
+      rnode *n = e->val;
+      if (n == skip) continue;
+      rchan *rc = pd_map_get(&n->chans, channel);
+      if (rc && json_object_get(rc->members, uid)) return 1;
+    }
+  return 0;
+}
+
+static void notify_local(pd_capp *ca, const char *channel, int added, const char *uid, json_t *info) {
+  pd_channel *ch = pd_channel_get(ca->app, channel, 0);
+  if (ch && ch->nsubs) pd_channel_member_event(ch, added, uid, json_is_null(info) ? NULL : info, NULL);
+}
+
+static void remote_member_add(pd_capp *ca, rnode *n, const char *channel, const char *uid, json_t *info) {
+  rchan *rc = rnode_chan(n, channel, 1);
+  if (!rc || json_object_get(rc->members, uid)) return;
+  int before = member_held(ca, channel, uid, n, 1);
+  json_object_set(rc->members, uid, info ? info : json_null());
+  if (!before) notify_local(ca, channel, 1, uid, info);
+}
+
+static void remote_member_del(pd_capp *ca, rnode *n, const char *channel, const char *uid) {
+  rchan *rc = rnode_chan(n, channel, 0);
+  if (!rc || !json_object_get(rc->members, uid)) return;
+  json_object_del(rc->members, uid);
+  if (!member_held(ca, channel, uid, n, 1)) notify_local(ca, channel, 0, uid, NULL);
+  rnode_chan_maybe_drop(n, channel, rc);
+}
+
+static void remote_subs_set(pd_capp *ca, rnode *n, const char *channel, long k) {
+  rchan *rc = rnode_chan(n, channel, k > 0);
+  if (!rc || rc->subs == k) return;
+  rc->subs = k;
+  rnode_chan_maybe_drop(n, channel, rc);
+  pd_channel *ch = pd_channel_get(ca->app, channel, 0);
+  if (ch) pd_channel_send_count(ch);
+}
+
+/* Remove every member / subscription of node n (it left or expired). */
+static void rnode_clear(pd_capp *ca, rnode *n) {
+  for (;;) {
+    pd_map_ent *first = NULL;
+    for (size_t i = 0; i < n->chans.nb && !first; i++) first = n->chans.b[i];
+    if (!first) break;
+    char *name = pd_strdup(first->key);
+    rchan *rc = first->val;
+    if (!name) return;
+    rc->subs = 1; /* keep the entry while removing members */
+    json_t *ids = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(rc->members, k, v) json_object_set_new(ids, k, json_null());
+    json_object_foreach(ids, k, v) remote_member_del(ca, n, name, k);
+    json_decref(ids);
+    remote_subs_set(ca, n, name, 0);
+    pd_free(name);
+  }
+}
+
+static void rnode_drop(pd_capp *ca, const char *id) {
+  rnode *n = pd_map_get(&ca->nodes, id);
+  if (!n) return;
+  rnode_clear(ca, n);
+  pd_map_del(&ca->nodes, id);
+  rnode_free(n);
+}
+
+/* ------------------------------------------------------------------ publish */
+static void publish_obj(pd_capp *ca, json_t *o) {
+  pd_cluster *cl = ca->cl;
+  json_object_set_new(o, "n", json_string(cl->node));
+  char *t = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (!t) return;
+  if (cl->pub && cl->pub_up) {
+    redisAsyncCommand(cl->pub, NULL, NULL, "PUBLISH %s %b", ca->rchannel, t, strlen(t));
+  } else if (!cl->stopping) {
+    if (cl->dropped++ % 1000 == 0)
+      pd_log(PD_LOG_WARN, "msg=\"redis down: cluster message not published\" dropped=%lu", cl->dropped);
+  }
+  free(t);
+}
+
+static json_t *local_state(pd_capp *ca, int want_reply) {
+  json_t *subs = json_object(), *pres = json_object();
+  pd_app *app = ca->app;
+  for (size_t i = 0; i < app->channels.nb; i++)
+    for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
+      pd_channel *ch = e->val;
+      if (!ch->nsubs) continue;
+      json_object_set_new(subs, ch->name, json_integer((json_int_t)ch->nsubs));
+      if (!ch->presence || !ch->nmembers) continue;
+      json_t *m = json_object();
+      for (size_t j = 0; j < ch->members.nb; j++)
+        for (pd_map_ent *me = ch->members.b[j]; me; me = me->next) {
+          pd_member *mm = me->val;
+          json_object_set(m, me->key, mm->user_info ? mm->user_info : json_null());
+        }
+      json_object_set_new(pres, ch->name, m);
+    }
+  return json_pack("{s:s,s:i,s:o,s:o}", "t", "state", "r", want_reply, "s", subs, "p", pres);
+}
+
+static void send_state(pd_capp *ca, int want_reply) {
+  json_t *o = local_state(ca, want_reply);
+  if (o) publish_obj(ca, o);
+}
+
+static pd_capp *capp_of(pd_app *app) {
+  pd_capp *ca = app ? app->capp : NULL;
+  return ca && !ca->cl->stopping ? ca : NULL;
+}
+
+void pd_cluster_event(pd_app *app, const char *channel, const char *event, const char *data,
+                      const char *except_socket_id) {
+  pd_capp *ca = capp_of(app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "t", "ev", "c", channel, "e", event, "d", data);
+  if (!o) return;
+  if (except_socket_id) json_object_set_new(o, "x", json_string(except_socket_id));
+  publish_obj(ca, o);
+}
+
+void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_t len,
+                      const char *except_socket_id) {
+  pd_capp *ca = capp_of(app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s,s:s%,s:s}", "t", "fr", "c", channel, "f", frame, len, "x",
+                        except_socket_id ? except_socket_id : "");
+  if (o) publish_obj(ca, o);
+}
+
+void pd_cluster_terminate(pd_app *app, const char *user_id) {
+  pd_capp *ca = capp_of(app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s}", "t", "term", "u", user_id);
+  if (o) publish_obj(ca, o);
+}
+
+void pd_cluster_local_subs(pd_channel *ch) {
+  pd_capp *ca = capp_of(ch->app);
+  if (!ca || ch->name[0] == '#') return;
+  json_t *o = json_pack("{s:s,s:s,s:I}", "t", "sub", "c", ch->name, "k", (json_int_t)ch->nsubs);
+  if (o) publish_obj(ca, o);
+}
+
+void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {
+  pd_capp *ca = capp_of(ch->app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s,s:s}", "t", joined ? "mj" : "ml", "c", ch->name, "u", user_id);
+  if (!o) return;
+  if (joined) json_object_set(o, "i", user_info ? user_info : json_null());
+  publish_obj(ca, o);
+}
+
+/* ------------------------------------------------------------------ queries */
+size_t pd_cluster_remote_subs(pd_app *app, const char *channel) {
+  pd_capp *ca = app ? app->capp : NULL;
+  size_t total = 0;
+  if (!ca) return 0;
+  for (size_t i = 0; i < ca->nodes.nb; i++)
+    for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
+      rchan *rc = pd_map_get(&((rnode *)e->val)->chans, channel);
+      if (rc && rc->subs > 0) total += (size_t)rc->subs;
+    }
+  return total;
+}
+
+int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) {
+  pd_capp *ca = app ? app->capp : NULL;
+  return ca ? member_held(ca, channel, user_id, NULL, 0) : 0;
+}
+
+void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {
+  pd_capp *ca = app ? app->capp : NULL;
+  if (!ca) return;
+  for (size_t i = 0; i < ca->nodes.nb; i++)
+    for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
+      rchan *rc = pd_map_get(&((rnode *)e->val)->chans, channel);
+      if (!rc) continue;
+      const char *k;
+      json_t *v;
+      json_object_foreach(rc->members, k, v) {
+        if (json_object_get(hash, k)) continue;
+        json_object_set(hash, k, v);
+        if (ids) json_array_append_new(ids, json_string(k));
+      }
+    }
+}
+
+void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {
+  pd_capp *ca = app ? app->capp : NULL;
+  if (!ca) return;
+  for (size_t i = 0; i < ca->nodes.nb; i++)
+    for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
+      rnode *n = e->val;
+      for (size_t j = 0; j < n->chans.nb; j++)
+        for (pd_map_ent *ce = n->chans.b[j]; ce; ce = ce->next) {
+          rchan *rc = ce->val;
+          if (rc->subs <= 0 || ce->key[0] == '#') continue;
+          if (prefix && strncmp(ce->key, prefix, strlen(prefix)) != 0) continue;
+          if (!json_object_get(obj, ce->key)) json_object_set_new(obj, ce->key, json_null());
+        }
+    }
+}
+
+uint64_t pd_cluster_node_num(const pd_server *s) { return s->cluster ? s->cluster->node_num : 0; }
+
+/* ------------------------------------------------------------------ incoming */
+static void apply_state(pd_capp *ca, rnode *n, json_t *msg) {
+  json_t *subs = json_object_get(msg, "s"), *pres = json_object_get(msg, "p");
+  if (!json_is_object(subs)) subs = NULL;
+  if (!json_is_object(pres)) pres = NULL;
+  /* removals first: members and channels the node no longer reports */
+  json_t *gone = json_array();
+  for (size_t i = 0; i < n->chans.nb; i++)
+    for (pd_map_ent *e = n->chans.b[i]; e; e = e->next) {
+      rchan *rc = e->val;
+      json_t *now = pres ? json_object_get(pres, e->key) : NULL;
+      const char *k;
+      json_t *v;
+      json_object_foreach(rc->members, k, v) if (!json_is_object(now) || !json_object_get(now, k))
+          json_array_append_new(gone, json_pack("[s,s]", e->key, k));
+      if (!subs || !json_object_get(subs, e->key)) json_array_append_new(gone, json_pack("[s]", e->key));
+    }
+  size_t i;
+  json_t *g;
+  json_array_foreach(gone, i, g) {
+    const char *c = json_string_value(json_array_get(g, 0));
+    if (json_array_size(g) == 2) remote_member_del(ca, n, c, json_string_value(json_array_get(g, 1)));
+    else remote_subs_set(ca, n, c, 0);
+  }
+  json_decref(gone);
+  const char *c;
+  json_t *v;
+  if (subs) json_object_foreach(subs, c, v) if (json_is_integer(v)) remote_subs_set(ca, n, c, (long)json_integer_value(v));
+  if (pres)
+    json_object_foreach(pres, c, v) {
+      if (!json_is_object(v)) continue;
+      const char *u;
+      json_t *info;
+      json_object_foreach(v, u, info) remote_member_add(ca, n, c, u, info);
+    }
+}
+
+static rnode *node_get(pd_capp *ca, const char *id, int *created) {
+  rnode *n = pd_map_get(&ca->nodes, id);
+  *created = 0;
+  if (n) return n;
+  n = pd_zalloc(sizeof *n);
+  if (!n) return NULL;
+  if (pd_map_put(&ca->nodes, id, n) != 0) {
+    pd_free(n);
+    return NULL;
+  }
+  *created = 1;
+  pd_log(PD_LOG_INFO, "msg=\"cluster node joined\" app=%s node=%s", ca->app->id, id);
+  return n;
+}
+
+static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
+  pd_cluster *cl = ca->cl;
+  json_t *o = json_loadb(text, len, 0, NULL);
+  const char *nid = json_string_value(json_object_get(o, "n"));
+  const char *t = json_string_value(json_object_get(o, "t"));
+  if (!nid || !t || strcmp(nid, cl->node) == 0) {
+    json_decref(o);
+    return;
+  }
+  pd_app *app = ca->app;
+  pd_server *s = cl->s;
+  const char *c = json_string_value(json_object_get(o, "c"));
+  const char *x = json_string_value(json_object_get(o, "x"));
+  if (strcmp(t, "bye") == 0) {
+    pd_log(PD_LOG_INFO, "msg=\"cluster node left\" app=%s node=%s", app->id, nid);
+    rnode_drop(ca, nid);
+    json_decref(o);
+    return;
+  }
+  int created;
+  rnode *n = node_get(ca, nid, &created);
+  if (!n) {
+    json_decref(o);
+    return;
+  }
+  n->seen_ms = pd_now_ms(s);
+  if (strcmp(t, "ev") == 0 && c) {
+    const char *e = json_string_value(json_object_get(o, "e")), *d = json_string_value(json_object_get(o, "d"));
+    if (e && d && pd_channel_name_valid(app, c))
+      pd_publish(app, c, e, d, x ? pd_server_find_socket(s, app, x) : NULL);
+  } else if (strcmp(t, "fr") == 0 && c) {
+    json_t *f = json_object_get(o, "f");
+    pd_channel *ch = pd_channel_get(app, c, 0);
+    if (json_is_string(f) && ch && ch->nsubs) {
+      pd_msg *m = pd_msg_frame(json_string_value(f), json_string_length(f));
+      if (m) {
+        pd_channel_broadcast(ch, m, x && *x ? pd_server_find_socket(s, app, x) : NULL);
+        pd_msg_unref(m);
+      }
+    }
+  } else if (strcmp(t, "sub") == 0 && c) {
+    json_t *k = json_object_get(o, "k");
+    if (json_is_integer(k)) remote_subs_set(ca, n, c, (long)json_integer_value(k));
+  } else if ((strcmp(t, "mj") == 0 || strcmp(t, "ml") == 0) && c) {
+    const char *u = json_string_value(json_object_get(o, "u"));
+    if (u && t[1] == 'j') remote_member_add(ca, n, c, u, json_object_get(o, "i"));
+    else if (u) remote_member_del(ca, n, c, u);
+  } else if (strcmp(t, "state") == 0) {
+    apply_state(ca, n, o);
+    if (json_integer_value(json_object_get(o, "r"))) send_state(ca, 0);
+  } else if (strcmp(t, "term") == 0) {
+    const char *u = json_string_value(json_object_get(o, "u"));
+    size_t cnt = 0;
+    pd_conn **list = u ? pd_user_sockets(app, u, &cnt) : NULL;
+    for (size_t i = 0; i < cnt; i++) pd_conn_close(list[i], 4009, "You got disconnected by the app");
+    pd_free(list);
+    if (u) pd_log(PD_LOG_INFO, "msg=\"terminate_connections from cluster\" app=%s user=%s connections=%zu", app->id, u, cnt);
+  }
+  /* a heartbeat (or anything) from a node we had no state of: ask for it */
+  if (created && strcmp(t, "state") != 0) send_state(ca, 1);
+  json_decref(o);
+}
+
+/* ------------------------------------------------------------------ libuv glue */
+typedef struct rev {
+  redisAsyncContext *ac;      /* NULL once hiredis let go of it */
+  uv_poll_t poll;
+  int events;
+} rev;
+
+static void rev_closed(uv_handle_t *h) { pd_free(h->data); }
+
+static void rev_io(uv_poll_t *h, int status, int events) {
+  rev *e = h->data;
+  if (status < 0) {
+    /* libuv stopped the poll (POLLERR): let hiredis see the error on the
+     * socket: a pending connect reports it, a read fails and disconnects */
+    if (!e->ac) return;
+    if (!(e->ac->c.flags & REDIS_CONNECTED)) redisAsyncHandleWrite(e->ac);
+    else redisAsyncHandleRead(e->ac);
+    if (e->ac && e->events) uv_poll_start(&e->poll, e->events, rev_io);
+    return;
+  }
+  if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
+  if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void rev_set(rev *e, int on, int bit) {
+  int ne = on ? (e->events | bit) : (e->events & ~bit);
+  if (ne == e->events) return;
+  e->events = ne;
+  if (ne) uv_poll_start(&e->poll, ne, rev_io);
+  else uv_poll_stop(&e->poll);
+}
+static void rev_add_read(void *p) { rev_set(p, 1, UV_READABLE); }
+static void rev_del_read(void *p) { rev_set(p, 0, UV_READABLE); }
+static void rev_add_write(void *p) { rev_set(p, 1, UV_WRITABLE); }
+static void rev_del_write(void *p) { rev_set(p, 0, UV_WRITABLE); }
+static void rev_cleanup(void *p) {
+  rev *e = p;
+  e->ac = NULL;
+  uv_close((uv_handle_t *)&e->poll, rev_closed);
+}
+
+static int rev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  rev *e = pd_zalloc(sizeof *e);
+  if (!e) return -1;
+  if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+    pd_free(e);
+    return -1;
+  }
+  e->ac = ac;
+  e->poll.data = e;
+  ac->ev.data = e;
+  ac->ev.addRead = rev_add_read;
+  ac->ev.delRead = rev_del_read;
+  ac->ev.addWrite = rev_add_write;
+  ac->ev.delWrite = rev_del_write;
+  ac->ev.cleanup = rev_cleanup;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ redis */
+static void retry_cb(uv_timer_t *t) {
+  pd_cluster *cl = t->data;
+  cl->retry_armed = 0;
+  pd_log(PD_LOG_DEBUG, "msg=\"redis reconnecting\" publish=%s subscribe=%s", cl->pub ? "up" : "down", cl->sub ? "up" : "down");
+  cluster_connect(cl);
+}
+
+static void arm_retry(pd_cluster *cl) {
+  if (cl->stopping || cl->retry_armed) return;
+  cl->retry_armed = 1;
+  uv_timer_start(&cl->retry, retry_cb, (uint64_t)cl->retry_ms, 0);
+  pd_log(PD_LOG_INFO, "msg=\"redis reconnect scheduled\" delay_ms=%d", cl->retry_ms);
+  cl->retry_ms = cl->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : cl->retry_ms * 2;
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
+  pd_capp *ca = priv;
+  redisReply *rep = r;
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
+  redisReply *kind = rep->element[0];
+  if (kind->type != REDIS_REPLY_STRING) return;
+  if (strcmp(kind->str, "subscribe") == 0) {
+    ca->subscribed = 1;
+    pd_log(PD_LOG_INFO, "msg=\"redis subscribed\" channel=%s", ca->rchannel);
+    if (ca->cl->pub_up) send_state(ca, 1);
+  } else if (strcmp(kind->str, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING) {
+    on_cluster_message(ca, rep->element[2]->str, rep->element[2]->len);
+  }
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *r, void *priv) {
+  redisReply *rep = r;
+  if (rep && rep->type == REDIS_REPLY_ERROR) pd_log(PD_LOG_ERROR, "msg=\"redis AUTH/SELECT failed\" error=\"%s\"", rep->str);
+}
+
+static void conn_lost(pd_cluster *cl, const redisAsyncContext *ac, const char *what) {
+  int was_up;
+  if (ac == cl->pub) {
+    was_up = cl->pub_up;
+    cl->pub = NULL;
+    cl->pub_up = 0;
+  } else if (ac == cl->sub) {
+    was_up = cl->sub_up;
+    cl->sub = NULL;
+    cl->sub_up = 0;
+    for (size_t i = 0; i < cl->napps; i++) cl->apps[i].subscribed = 0;
+  } else {
+    return;
+  }
+  if (cl->stopping) return;
+  if (was_up) pd_log(PD_LOG_WARN, "msg=\"redis connection lost; local delivery continues\" conn=%s error=\"%s\"",
+                     what, ac->errstr[0] ? ac->errstr : "closed");
+  else pd_log(PD_LOG_WARN, "msg=\"redis connect failed\" host=%s port=%d conn=%s error=\"%s\"", cl->host, cl->port, what,
+              ac->errstr[0] ? ac->errstr : "?");
+  arm_retry(cl);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  pd_cluster *cl = ac->data;
+  const char *what = ac == cl->pub ? "publish" : "subscribe";
+  if (status != REDIS_OK) {
+    conn_lost(cl, ac, what);
+    return;
+  }
+  pd_log(PD_LOG_INFO, "msg=\"redis connected\" host=%s port=%d conn=%s", cl->host, cl->port, what);
+  if (ac == cl->pub) {
+    cl->pub_up = 1;
+    for (size_t i = 0; i < cl->napps; i++)
+      if (cl->apps[i].subscribed) send_state(&cl->apps[i], 1);
+  } else {
+    cl->sub_up = 1;
+    cl->sub_up_ms = pd_now_ms(cl->s);
+    /* what we knew of the others may be stale: give them time to answer */
+    for (size_t i = 0; i < cl->napps; i++)
+      for (size_t j = 0; j < cl->apps[i].nodes.nb; j++)
+        for (pd_map_ent *e = cl->apps[i].nodes.b[j]; e; e = e->next) ((rnode *)e->val)->seen_ms = cl->sub_up_ms;
+  }
+  if (cl->pub_up && cl->sub_up) cl->retry_ms = RETRY_MIN_MS;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  pd_cluster *cl = ac->data;
+  conn_lost(cl, ac, ac == cl->pub ? "publish" : "subscribe");
+}
+
+static redisAsyncContext *open_ctx(pd_cluster *cl, int is_sub) {
+  redisAsyncContext *ac = redisAsyncConnect(cl->host, cl->port);
+  if (!ac) return NULL;
+  if (ac->err) {
+    pd_log(PD_LOG_WARN, "msg=\"redis connect failed\" host=%s port=%d error=\"%s\"", cl->host, cl->port, ac->errstr);
+    redisAsyncFree(ac);
+    return NULL;
+  }
+  ac->data = cl;
+  if (rev_attach(ac, cl->s->loop) != 0) {
+    redisAsyncFree(ac);
+    return NULL;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  if (cl->password) redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", cl->password);
+  if (is_sub) {
+    for (size_t i = 0; i < cl->napps; i++)
+      redisAsyncCommand(ac, on_sub_reply, &cl->apps[i], "SUBSCRIBE %s", cl->apps[i].rchannel);
+  } else if (cl->db) {
+    redisAsyncCommand(ac, on_auth_reply, NULL, "SELECT %d", cl->db);
+  }
+  return ac;
+}
+
+static void cluster_connect(pd_cluster *cl) {
+  if (cl->stopping) return;
+  if (!cl->pub) cl->pub = open_ctx(cl, 0), cl->pub_open_ms = pd_now_ms(cl->s);
+  if (!cl->sub) cl->sub = open_ctx(cl, 1), cl->sub_open_ms = pd_now_ms(cl->s);
+  if (!cl->pub || !cl->sub) arm_retry(cl);
+}
+
+static void hb_cb(uv_timer_t *t) {
+  pd_cluster *cl = t->data;
+  if (cl->stopping) return;
+  uint64_t now = pd_now_ms(cl->s);
+  /* a connect that neither succeeds nor fails (filtered port): start over */
+  redisAsyncContext *stuck[2] = {NULL, NULL};
+  if (cl->pub && !cl->pub_up && now - cl->pub_open_ms > CONNECT_TIMEOUT_MS) stuck[0] = cl->pub, cl->pub = NULL;
+  if (cl->sub && !cl->sub_up && now - cl->sub_open_ms > CONNECT_TIMEOUT_MS) stuck[1] = cl->sub, cl->sub = NULL;
+  for (int i = 0; i < 2; i++)
+    if (stuck[i]) {
+      pd_log(PD_LOG_WARN, "msg=\"redis connect timed out\" host=%s port=%d", cl->host, cl->port);
+      redisAsyncFree(stuck[i]);
+      arm_retry(cl);
+    }
+  for (size_t i = 0; i < cl->napps; i++) {
+    pd_capp *ca = &cl->apps[i];
+    if (!ca->subscribed) continue;
+    json_t *o = json_pack("{s:s}", "t", "hb");
+    if (o) publish_obj(ca, o);
+    for (;;) {
+      const char *stale = NULL;
+      for (size_t j = 0; j < ca->nodes.nb && !stale; j++)
+        for (pd_map_ent *e = ca->nodes.b[j]; e && !stale; e = e->next)
+          if (now - ((rnode *)e->val)->seen_ms > EXPIRE_MS) stale = e->key;
+      if (!stale) break;
+      pd_log(PD_LOG_WARN, "msg=\"cluster node expired (no heartbeat)\" app=%s node=%s", ca->app->id, stale);
+      char *id = pd_strdup(stale);
+      if (!id) break;
+      rnode_drop(ca, id);
+      pd_free(id);
+    }
+  }
+}
+
+int pd_cluster_start(pd_server *s, const char *url) {
+  char err[200];
+  pd_cluster *cl = pd_zalloc(sizeof *cl);
+  if (!cl) return -1;
+  if (pd_cluster_parse_url(url, &cl->host, &cl->port, &cl->password, &cl->db, err, sizeof err) != 0) {
+    pd_log(PD_LOG_ERROR, "msg=\"bad Redis URL\" url=\"%s\" error=\"%s\"", url, err);
+    pd_free(cl);
+    return -1;
+  }
+  uint64_t r = 0;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r) r = s->rng ^ (uint64_t)uv_hrtime();
+  if (fd >= 0) close(fd);
+  cl->node_num = r % 9000000000ull + 1000000000ull;
+  snprintf(cl->node, sizeof cl->node, "%llu", (unsigned long long)cl->node_num);
+  cl->s = s;
+  cl->retry_ms = RETRY_MIN_MS;
+  cl->napps = s->cfg->napps;
+  cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
+  if (!cl->apps) return -1;
+  for (size_t i = 0; i < cl->napps; i++) {
+    pd_capp *ca = &cl->apps[i];
+    ca->app = s->cfg->apps[i];
+    ca->cl = cl;
+    size_t l = strlen(ca->app->id) + 16;
+    ca->rchannel = pd_alloc(l);
+    if (!ca->rchannel) return -1;
+    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->id);
+    ca->app->capp = ca;
+  }
+  s->cluster = cl;
+  uv_timer_init(s->loop, &cl->retry);
+  cl->retry.data = cl;
+  uv_timer_init(s->loop, &cl->hb);
+  cl->hb.data = cl;
+  uv_timer_start(&cl->hb, hb_cb, HB_MS, HB_MS);
+  pd_log(PD_LOG_INFO, "msg=\"cluster mode\" redis_host=%s redis_port=%d node=%s", cl->host, cl->port, cl->node);
+  cluster_connect(cl);
+  return 0;
+}
+
+void pd_cluster_stop(pd_server *s) {
+  pd_cluster *cl = s->cluster;
+  if (!cl || cl->stopping) return;
+  for (size_t i = 0; i < cl->napps; i++) {
+    json_t *o = json_pack("{s:s}", "t", "bye");
+    if (o) publish_obj(&cl->apps[i], o);
+  }
+  cl->stopping = 1;
+  uv_timer_stop(&cl->retry);
+  uv_timer_stop(&cl->hb);
+  uv_close((uv_handle_t *)&cl->retry, NULL);
+  uv_close((uv_handle_t *)&cl->hb, NULL);
+  /* pending PUBLISHes (the bye) are written before the connection closes */
+  if (cl->pub) redisAsyncDisconnect(cl->pub);
+  if (cl->sub) redisAsyncDisconnect(cl->sub);
+}
+
+void pd_cluster_free(pd_server *s) {
+  pd_cluster *cl = s->cluster;
+  if (!cl) return;
+  if (!cl->stopping) pd_cluster_stop(s);
+  for (size_t i = 0; i < cl->napps; i++) {
+    pd_capp *ca = &cl->apps[i];
+    for (size_t j = 0; j < ca->nodes.nb; j++)
+      for (pd_map_ent *e = ca->nodes.b[j]; e; e = e->next) rnode_free(e->val);
+    pd_map_free(&ca->nodes);
+    pd_free(ca->rchannel);
+    ca->app->capp = NULL;
+  }
+  pd_free(cl->apps);
+  pd_free(cl->host);
+  pd_free(cl->password);
+  pd_free(cl);
+  s->cluster = NULL;
+}
+
+#else /* !PUSHERD_HAVE_HIREDIS: single node only */
+
+#include <stdio.h>
+
+int pd_cluster_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
+                         size_t errlen) {
+  snprintf(err, errlen, "this pusherd was built without hiredis");
+  return -1;
+}
+int pd_cluster_start(pd_server *s, const char *url) {
+  pd_log(PD_LOG_ERROR, "msg=\"--redis needs a pusherd built with hiredis\"");
+  return -1;
+}
+void pd_cluster_stop(pd_server *s) {}
+void pd_cluster_free(pd_server *s) {}
+uint64_t pd_cluster_node_num(const pd_server *s) { return 0; }
+void pd_cluster_event(pd_app *app, const char *channel, const char *event, const char *data,
+                      const char *except_socket_id) {}
+void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_t len,
+                      const char *except_socket_id) {}
+void pd_cluster_terminate(pd_app *app, const char *user_id) {}
+void pd_cluster_local_subs(pd_channel *ch) {}
+void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {}
+size_t pd_cluster_remote_subs(pd_app *app, const char *channel) { return 0; }
+int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) { return 0; }
+void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {}
+void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {}
+
+#endif
