@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# libpusher benchmarks, side by side with named baselines (bench/README.md).
+#
+#   bench/run.sh [--subscribers N] [--events M] [--rate R] [--http-conns K]
+#                [--recv-events E] [--recv-rate R] [--core-events E]
+#                [--runs RUNS] [--only fanout|recv] [--no-build] [--build DIR]
+#
+#   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
+#                  REST-triggered events, same C load generator (fanout_load).
+#   client_recv:   our C client vs pusher-js 8.6.0 receiving E events from
+#                  pusherd; plus callgrind instructions/event of our core.
+#
+# Every figure is the median of RUNS runs (default 3).  Servers are started
+# and stopped here, on ports 7900-7999 only; only the PIDs started here are
+# signalled.  Prints numbers; never fails on a number.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+subs=1000 events=1000 rate=0 http_conns=2
+recv_events=100000 recv_rate=20000 core_events=20000
+runs=3 only="" build=1 bdir="$root/build-bench"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --subscribers) subs=$2; shift 2 ;;
+    --events) events=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --http-conns) http_conns=$2; shift 2 ;;
+    --recv-events) recv_events=$2; shift 2 ;;
+    --recv-rate) recv_rate=$2; shift 2 ;;
+    --core-events) core_events=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --build) bdir=$2; shift 2 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+PUSHERD_PORT=7900 SOKETI_BENCH_PORT=7910 RECV_PORT=7920
+work="$(mktemp -d /tmp/pusher-bench.XXXXXX)"
+started=()   # PIDs started here (pusherd, clients)
+soketi_up=0
+
+cleanup() {
+  for p in "${started[@]}"; do kill "$p" 2>/dev/null; done
+  if [ "$soketi_up" = 1 ]; then "$root/tests/peers/soketi-down.sh" "$SOKETI_BENCH_PORT" --kill >/dev/null 2>&1; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$build" = 1 ]; then
+  echo "== building ($bdir, Release)" >&2
+  cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
+    cmake --build "$bdir" -j2 --target pusherd fanout_load client_recv client_core >>"$work/cmake.log" 2>&1 ||
+    { tail -30 "$work/cmake.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
+fi
+PUSHERD="$bdir/pusherd" LOAD="$bdir/bench/fanout_load"
+CRECV="$bdir/bench/client_recv" CCORE="$bdir/bench/client_core"
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 1 100); do port_free "$1" || return 0; sleep 0.1; done; return 1; }
+
+# Stop a PID we started: SIGTERM, wait (pusherd drains), SIGKILL after 10 s.
+stop_pid() {
+  local p=$1
+  kill "$p" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  local keep=(); for q in "${started[@]}"; do [ "$q" != "$p" ] && keep+=("$q"); done
+  started=("${keep[@]}")
+}
+
+start_pusherd() { # port -> sets SERVER_PID
+  port_free "$1" || { echo "run.sh: port $1 busy" >&2; return 1; }
+  "$PUSHERD" --port "$1" --log-level error >"$work/pusherd-$1.log" 2>&1 &
+  SERVER_PID=$!; started+=("$SERVER_PID")
+  wait_port "$1" || { echo "run.sh: pusherd did not start" >&2; cat "$work/pusherd-$1.log" >&2; return 1; }
+}
+start_soketi() { # port -> sets SERVER_PID
+  port_free "$1" || { echo "run.sh: port $1 busy" >&2; return 1; }
+  SOKETI_METRICS_ENABLED=false SOKETI_METRICS_SERVER_PORT=$(($1 + 1)) SOKETI_CLUSTER_PORT=$(($1 + 2)) \
+    "$root/tests/peers/soketi-up.sh" "$1" >"$work/soketi-up.log" 2>&1 ||
+    { cat "$work/soketi-up.log" >&2; return 1; }
+  soketi_up=1
+  SERVER_PID=$(cat "$root/tests/peers/run/soketi-$1.pid")
+}
+stop_soketi() {
+  "$root/tests/peers/soketi-down.sh" "$1" >/dev/null 2>&1
+  for _ in $(seq 1 100); do port_free "$1" && break; sleep 0.1; done
+  soketi_up=0
+}
+
+# median FILE LABEL KEY: median of KEY= over the RESULT lines with label=LABEL
+median() {
+  grep "label=$2 " "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -g |
+    awk '{v[NR]=$1} END {if (NR==0) {print "n/a"; exit} if (NR%2) m=v[(NR+1)/2]; else m=(v[NR/2]+v[NR/2+1])/2; print m}'
+}
+row() { # file title key labels... (with optional printf format in $FMT)
+  local f=$1 t=$2 k=$3; shift 3
+  printf "| %-34s" "$t"
+  for l in "$@"; do printf " | %14s" "$(median "$f" "$l" "$k")"; done
+  printf " |\n"
+}
+header() { # title labels...
+  printf "| %-34s" "$1"; shift
+  for l in "$@"; do printf " | %14s" "$l"; done; printf " |\n"
+  printf "|%s" "------------------------------------"; for _ in "$@"; do printf "|%s" "----------------:"; done; printf "|\n"
+}
+
+echo "libpusher bench $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" >&2
+
+# ------------------------------------------------------------------ server_fanout
+if [ -z "$only" ] || [ "$only" = fanout ]; then
+  F="$work/fanout.txt"; : >"$F"
+  for r in $(seq 1 "$runs"); do
+    for srv in pusherd soketi; do
+      if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
+      else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
+      sleep 0.5
+      echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
+      "$LOAD" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
+        --http-conns "$http_conns" --pid "$SERVER_PID" --label "$srv" >>"$F"
+      if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
+    done
+  done
+  echo
+  echo "server_fanout: $subs subscribers on one channel, $events REST events (rate ${rate}/s, 0 = max; $http_conns HTTP conns), median of $runs"
+  header "metric" pusherd soketi
+  row "$F" "deliveries (of $((subs * events)))" delivered pusherd soketi
+  row "$F" "throughput (deliveries/s)" throughput_msg_s pusherd soketi
+  row "$F" "latency p50 (us, trigger->recv)" p50_us pusherd soketi
+  row "$F" "latency p99 (us)" p99_us pusherd soketi
+  row "$F" "server CPU per delivery (us)" cpu_us_per_msg pusherd soketi
+  row "$F" "server CPU, publish phase (s)" cpu_s pusherd soketi
+  row "$F" "server RSS before clients (KiB)" rss_base_kb pusherd soketi
+  row "$F" "server RSS, N idle subs (KiB)" rss_idle_kb pusherd soketi
+  row "$F" "RSS growth per idle sub (KiB)" rss_idle_per_conn_kb pusherd soketi
+  row "$F" "server RSS at end (KiB)" rss_end_kb pusherd soketi
+  row "$F" "server peak RSS VmHWM (KiB)" hwm_kb pusherd soketi
+  row "$F" "connect+subscribe all (s)" connect_s pusherd soketi
+  echo
+fi
+
+# ------------------------------------------------------------------ client_recv
+if [ -z "$only" ] || [ "$only" = recv ]; then
+  R="$work/recv.txt"; : >"$R"
+  start_pusherd $RECV_PORT || exit 1
+  for r in $(seq 1 "$runs"); do
+    for cl in libpusher pusher-js; do
+      out="$work/client-$cl-$r.out"; : >"$out"
+      if [ "$cl" = libpusher ]; then
+        "$CRECV" --port $RECV_PORT --channel bench-recv --count "$recv_events" >"$out" 2>&1 &
+      else
+        node "$here/client_recv_pusherjs.cjs" --port $RECV_PORT --channel bench-recv --count "$recv_events" >"$out" 2>&1 &
+      fi
+      cpid=$!; started+=("$cpid")
+      for _ in $(seq 1 200); do grep -q READY "$out" && break; sleep 0.05; done
+      echo "== client_recv run $r/$runs: $cl (pid $cpid), $recv_events events at ${recv_rate}/s" >&2
+      "$LOAD" --port $RECV_PORT --channel bench-recv --subscribers 0 --events "$recv_events" --batch 10 \
+        --rate "$recv_rate" --label publisher >/dev/null 2>>"$work/publisher.log"
+      for _ in $(seq 1 600); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+      stop_pid "$cpid"
+      grep RESULT "$out" >>"$R" || { echo "run.sh: $cl gave no result:" >&2; cat "$out" >&2; }
+    done
+  done
+  stop_pid "$SERVER_PID"
+  # callgrind: instructions per event of our core (deterministic).
+  if command -v valgrind >/dev/null; then
+    cg="$work/callgrind.out"
+    valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no \
+      --toggle-collect=feed_events "$CCORE" --events "$core_events" >"$work/core.txt" 2>"$work/valgrind.log"
+    ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg")
+    ir_per=$(awk -v a="$ir" -v b="$core_events" 'BEGIN{printf "%.0f", a/b}')
+  else ir_per="n/a (no valgrind)"; fi
+  nat=$(for _ in $(seq 1 "$runs"); do "$CCORE" --events "$core_events"; done | tr ' ' '\n' |
+        sed -n 's/^ns_per_event=//p' | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
+  echo "client_recv: $recv_events events (~80 B frames) from pusherd at ${recv_rate}/s, median of $runs"
+  header "metric" libpusher pusher-js
+  row "$R" "events received" events libpusher pusher-js
+  row "$R" "client CPU per event (us)" cpu_us_per_event libpusher pusher-js
+  row "$R" "client CPU total (s)" cpu_s libpusher pusher-js
+  row "$R" "RSS when subscribed (KiB)" rss_ready_kb libpusher pusher-js
+  row "$R" "peak RSS (KiB)" maxrss_kb libpusher pusher-js
+  printf "| %-34s | %14s | %14s |\n" "core instructions/event (callgrind)" "$ir_per" "n/a"
+  printf "| %-34s | %14s | %14s |\n" "core ns/event (native, no I/O)" "$nat" "n/a"
+  echo
+fi
