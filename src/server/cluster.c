@@ -107,6 +107,7 @@ typedef struct pd_cluster {
   uv_timer_t retry, hb;
   int retry_ms;
   int retry_armed;
+  int timers_on;              /* retry/hb initialized (not in offline mode) */
   unsigned long dropped;
   pd_capp *apps;
   size_t napps;
@@ -282,9 +283,10 @@ static void publish_obj(pd_capp *ca, json_t *o) {
   char *t = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   if (!t) return;
+  if (pd_cluster_tap) pd_cluster_tap(ca->rchannel, t);
   if (cl->pub && cl->pub_up) {
     redisAsyncCommand(cl->pub, NULL, NULL, "PUBLISH %s %b", ca->rchannel, t, strlen(t));
-  } else if (!cl->stopping) {
+  } else if (!cl->stopping && cl->timers_on) {
     if (cl->dropped++ % 1000 == 0)
       pd_log(PD_LOG_WARN, "msg=\"redis down: cluster message not published\" dropped=%lu", cl->dropped);
   }
@@ -742,37 +744,69 @@ static void hb_cb(uv_timer_t *t) {
   }
 }
 
-int pd_cluster_start(pd_server *s, const char *url) {
-  char err[200];
+static pd_cluster *cluster_new(pd_server *s, uint64_t node_num) {
   pd_cluster *cl = pd_zalloc(sizeof *cl);
-  if (!cl) return -1;
-  if (pd_cluster_parse_url(url, &cl->host, &cl->port, &cl->password, &cl->db, err, sizeof err) != 0) {
-    pd_log(PD_LOG_ERROR, "msg=\"bad Redis URL\" url=\"%s\" error=\"%s\"", url, err);
-    pd_free(cl);
-    return -1;
+  if (!cl) return NULL;
+  if (!node_num) {
+    uint64_t r = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r) r = s->rng ^ (uint64_t)uv_hrtime();
+    if (fd >= 0) close(fd);
+    node_num = r % 9000000000ull + 1000000000ull;
   }
-  uint64_t r = 0;
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r) r = s->rng ^ (uint64_t)uv_hrtime();
-  if (fd >= 0) close(fd);
-  cl->node_num = r % 9000000000ull + 1000000000ull;
+  cl->node_num = node_num;
   snprintf(cl->node, sizeof cl->node, "%llu", (unsigned long long)cl->node_num);
   cl->s = s;
   cl->retry_ms = RETRY_MIN_MS;
   cl->napps = s->cfg->napps;
   cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
-  if (!cl->apps) return -1;
+  s->cluster = cl;
+  if (!cl->apps) goto nomem;
   for (size_t i = 0; i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
     ca->app = s->cfg->apps[i];
     ca->cl = cl;
     size_t l = strlen(ca->app->id) + 16;
     ca->rchannel = pd_alloc(l);
-    if (!ca->rchannel) return -1;
-    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->id);
     ca->app->capp = ca;
+    if (!ca->rchannel) goto nomem;
+    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->id);
   }
-  s->cluster = cl;
+  return cl;
+nomem:
+  pd_cluster_free(s);
+  return NULL;
+}
+
+void (*pd_cluster_tap)(const char *channel, const char *message);
+
+int pd_cluster_attach_offline(pd_server *s, uint64_t node_num) {
+  return cluster_new(s, node_num) ? 0 : -1;
+}
+
+void pd_cluster_inject(pd_app *app, const char *message) {
+  if (app && app->capp) on_cluster_message(app->capp, message, strlen(message));
+}
+
+int pd_cluster_start(pd_server *s, const char *url) {
+  char err[200];
+  char *host, *password;
+  int port, db;
+  if (pd_cluster_parse_url(url, &host, &port, &password, &db, err, sizeof err) != 0) {
+    pd_log(PD_LOG_ERROR, "msg=\"bad Redis URL\" url=\"%s\" error=\"%s\"", url, err);
+    return -1;
+  }
+  pd_cluster *cl = cluster_new(s, 0);
+  if (!cl) {
+    pd_free(host);
+    pd_free(password);
+    return -1;
+  }
+  cl->host = host;
+  cl->password = password;
+  cl->port = port;
+  cl->db = db;
+  cl->timers_on = 1;
   uv_timer_init(s->loop, &cl->retry);
   cl->retry.data = cl;
   uv_timer_init(s->loop, &cl->hb);
@@ -786,15 +820,17 @@ int pd_cluster_start(pd_server *s, const char *url) {
 void pd_cluster_stop(pd_server *s) {
   pd_cluster *cl = s->cluster;
   if (!cl || cl->stopping) return;
-  for (size_t i = 0; i < cl->napps; i++) {
+  for (size_t i = 0; cl->apps && i < cl->napps; i++) {
     json_t *o = json_pack("{s:s}", "t", "bye");
     if (o) publish_obj(&cl->apps[i], o);
   }
   cl->stopping = 1;
-  uv_timer_stop(&cl->retry);
-  uv_timer_stop(&cl->hb);
-  uv_close((uv_handle_t *)&cl->retry, NULL);
-  uv_close((uv_handle_t *)&cl->hb, NULL);
+  if (cl->timers_on) {
+    uv_timer_stop(&cl->retry);
+    uv_timer_stop(&cl->hb);
+    uv_close((uv_handle_t *)&cl->retry, NULL);
+    uv_close((uv_handle_t *)&cl->hb, NULL);
+  }
   /* pending PUBLISHes (the bye) are written before the connection closes */
   if (cl->pub) redisAsyncDisconnect(cl->pub);
   if (cl->sub) redisAsyncDisconnect(cl->sub);
@@ -804,13 +840,13 @@ void pd_cluster_free(pd_server *s) {
   pd_cluster *cl = s->cluster;
   if (!cl) return;
   if (!cl->stopping) pd_cluster_stop(s);
-  for (size_t i = 0; i < cl->napps; i++) {
+  for (size_t i = 0; cl->apps && i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
     for (size_t j = 0; j < ca->nodes.nb; j++)
       for (pd_map_ent *e = ca->nodes.b[j]; e; e = e->next) rnode_free(e->val);
     pd_map_free(&ca->nodes);
     pd_free(ca->rchannel);
-    ca->app->capp = NULL;
+    if (ca->app) ca->app->capp = NULL;
   }
   pd_free(cl->apps);
   pd_free(cl->host);
@@ -846,5 +882,8 @@ size_t pd_cluster_remote_subs(pd_app *app, const char *channel) { return 0; }
 int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) { return 0; }
 void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {}
 void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {}
+void (*pd_cluster_tap)(const char *channel, const char *message);
+int pd_cluster_attach_offline(pd_server *s, uint64_t node_num) { return -1; }
+void pd_cluster_inject(pd_app *app, const char *message) {}
 
 #endif

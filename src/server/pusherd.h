@@ -327,6 +327,12 @@ int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_
 void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids);
 /* Adds names of channels occupied on other nodes (value: json null) to obj. */
 void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj);
+/* Tests and fuzzers: cluster state without Redis (node_num 0 = random);
+ * messages go to pd_cluster_tap (when set) instead of Redis; inject one
+ * incoming message as if received from Redis.  -1 without hiredis. */
+int pd_cluster_attach_offline(pd_server *s, uint64_t node_num);
+extern void (*pd_cluster_tap)(const char *channel, const char *message);
+void pd_cluster_inject(pd_app *app, const char *message);
 size_t pd_channel_total_subs(pd_app *app, const char *name);      /* local + remote */
 size_t pd_channel_total_members(pd_app *app, const char *name);   /* distinct users, cluster-wide */
 void pd_channel_member_event(pd_channel *ch, int added, const char *user_id, json_t *user_info,

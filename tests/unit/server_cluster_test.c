@@ -1,0 +1,234 @@
+/* Unit tests for pusherd's cluster layer (src/server/cluster.c) without a
+ * Redis: the --redis URL parser, and the replicated remote view driven by
+ * injected messages on an offline cluster (pd_cluster_attach_offline):
+ * presence member_added/member_removed only on the first join / last leave
+ * across nodes, occupancy and member counts, node expiry by "bye",
+ * socket_id exclusion of remote events, own messages ignored, and the
+ * messages a node publishes for its local changes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pusherd.h"
+#include "core/sign.h"
+
+/* ------------------------------------------------------------ URL */
+static void test_parse_url(void **st) {
+  char *host, *pw, err[200];
+  int port, db;
+  assert_int_equal(pd_cluster_parse_url("redis://127.0.0.1:7800/3", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 7800);
+  assert_int_equal(db, 3);
+  assert_null(pw);
+  pd_free(host);
+  assert_int_equal(pd_cluster_parse_url("redis://:s3cret@example.org", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_string_equal(host, "example.org");
+  assert_int_equal(port, 6379);
+  assert_int_equal(db, 0);
+  assert_string_equal(pw, "s3cret");
+  pd_free(host);
+  pd_free(pw);
+  assert_int_equal(pd_cluster_parse_url("user:pw@h:1", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_string_equal(host, "h");
+  assert_string_equal(pw, "pw");
+  assert_int_equal(port, 1);
+  pd_free(host);
+  pd_free(pw);
+  assert_int_equal(pd_cluster_parse_url("redis://", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_string_equal(host, "127.0.0.1");
+  pd_free(host);
+  const char *bad[] = {"http://h:1", "redis://h:0", "redis://h:70000", "redis://h:x", "redis://h:1/x", "redis://h:1/-1"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_int_equal(pd_cluster_parse_url(bad[i], &host, &port, &pw, &db, err, sizeof err), -1);
+}
+
+/* ------------------------------------------------------------ remote view */
+static pd_config cfg;
+static pd_server srv;
+static json_t *tapped; /* array of published messages */
+
+static void tap(const char *channel, const char *message) {
+  assert_string_equal(channel, "pusherd:app-id");
+  json_array_append_new(tapped, json_loads(message, 0, NULL));
+}
+
+static int setup(void **st) {
+  pd_log_level = PD_LOG_OFF;
+  pd_config_init(&cfg);
+  pd_app *a = pd_app_new("app-id", "app-key", "app-secret");
+  pd_config_add_app(&cfg, a);
+  pd_server_init(&srv, NULL, &cfg);
+  assert_int_equal(pd_cluster_attach_offline(&srv, 1111111111ull), 0);
+  tapped = json_array();
+  pd_cluster_tap = tap;
+  return 0;
+}
+static int teardown(void **st) {
+  pd_cluster_tap = NULL;
+  pd_server_free(&srv);
+  pd_config_free(&cfg);
+  json_decref(tapped);
+  return 0;
+}
+
+static pd_conn *conn(const char *sid) {
+  pd_conn *c = pd_conn_new_detached(&srv);
+  c->is_ws = 1;
+  c->app = cfg.apps[0];
+  c->counted = 1;
+  cfg.apps[0]->connections++;
+  strcpy(c->socket_id, sid);
+  pd_map_put(&srv.sockets, c->socket_id, c);
+  return c;
+}
+
+static void send_text(pd_conn *c, const char *s) { pd_proto_on_text(c, (const uint8_t *)s, strlen(s)); }
+
+static void join_presence(pd_conn *c, const char *channel, const char *user) {
+  char cd[128], auth[128], msg[512];
+  snprintf(cd, sizeof cd, "{\"user_id\":\"%s\",\"user_info\":{\"n\":1}}", user);
+  assert_int_equal(pusher__sign_channel("app-key", "app-secret", c->socket_id, channel, cd, auth, sizeof auth), 0);
+  json_t *o = json_pack("{s:s,s:{s:s,s:s,s:s}}", "event", "pusher:subscribe", "data", "channel", channel, "auth", auth,
+                        "channel_data", cd);
+  char *t = json_dumps(o, JSON_COMPACT);
+  snprintf(msg, sizeof msg, "%s", t);
+  free(t);
+  json_decref(o);
+  send_text(c, msg);
+}
+
+/* the last tapped message of type t */
+static json_t *last_of(const char *t) {
+  for (size_t i = json_array_size(tapped); i-- > 0;) {
+    json_t *m = json_array_get(tapped, i);
+    if (strcmp(json_string_value(json_object_get(m, "t")), t) == 0) return m;
+  }
+  return NULL;
+}
+
+static void inject(const char *s) { pd_cluster_inject(cfg.apps[0], s); }
+
+static void test_presence_across_nodes(void **st) {
+  pd_app *app = cfg.apps[0];
+  pd_conn *a = conn("1111111111.1");
+  join_presence(a, "presence-room", "u1");
+  /* published: our subscription count and u1's first join */
+  json_t *sub = last_of("sub"), *mj = last_of("mj");
+  assert_non_null(sub);
+  assert_non_null(mj);
+  assert_string_equal(json_string_value(json_object_get(sub, "n")), "1111111111");
+  assert_int_equal(json_integer_value(json_object_get(sub, "k")), 1);
+  assert_string_equal(json_string_value(json_object_get(mj, "u")), "u1");
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(mj, "i"), "n")), 1);
+
+  /* node 2222 reports u2 on the channel: member_added to a */
+  uint64_t before = a->sent_frames;
+  inject("{\"t\":\"state\",\"n\":\"2222\",\"r\":1,\"s\":{\"presence-room\":1,\"other\":4},"
+         "\"p\":{\"presence-room\":{\"u2\":{\"x\":2}}}}");
+  assert_int_equal(a->sent_frames, before + 1);
+  /* r=1: we answered with our state */
+  json_t *st_ = last_of("state");
+  assert_non_null(st_);
+  assert_int_equal(json_integer_value(json_object_get(st_, "r")), 0);
+  assert_non_null(json_object_get(json_object_get(json_object_get(st_, "p"), "presence-room"), "u1"));
+  assert_int_equal(pd_channel_total_members(app, "presence-room"), 2);
+  assert_int_equal(pd_channel_total_subs(app, "presence-room"), 2);
+  assert_int_equal(pd_channel_total_subs(app, "other"), 4);
+  assert_true(pd_cluster_member_remote(app, "presence-room", "u2"));
+  assert_false(pd_cluster_member_remote(app, "presence-room", "u1"));
+
+  /* the presence list of a new subscriber has both */
+  pd_channel *ch = pd_channel_get(app, "presence-room", 0);
+  json_t *pj = pd_channel_presence_json(ch);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(pj, "presence"), "count")), 2);
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(json_object_get(json_object_get(pj, "presence"), "hash"), "u2"), "x")),
+                   2);
+  json_decref(pj);
+
+  /* u2 also on node 3333: no second member_added; u1 on 3333: none either */
+  before = a->sent_frames;
+  inject("{\"t\":\"mj\",\"n\":\"3333\",\"c\":\"presence-room\",\"u\":\"u2\",\"i\":null}");
+  inject("{\"t\":\"mj\",\"n\":\"3333\",\"c\":\"presence-room\",\"u\":\"u1\",\"i\":null}");
+  assert_int_equal(a->sent_frames, before);
+  assert_int_equal(pd_channel_total_members(app, "presence-room"), 2);
+  /* u2 leaves 2222 (still on 3333): nothing; 3333 says bye: member_removed u2 only */
+  inject("{\"t\":\"ml\",\"n\":\"2222\",\"c\":\"presence-room\",\"u\":\"u2\"}");
+  assert_int_equal(a->sent_frames, before);
+  inject("{\"t\":\"bye\",\"n\":\"3333\"}");
+  assert_int_equal(a->sent_frames, before + 1);
+  assert_int_equal(pd_channel_total_members(app, "presence-room"), 1);
+  /* our own messages are ignored */
+  inject("{\"t\":\"mj\",\"n\":\"1111111111\",\"c\":\"presence-room\",\"u\":\"u9\",\"i\":null}");
+  assert_int_equal(pd_channel_total_members(app, "presence-room"), 1);
+
+  /* remote-only channels for GET /channels, with a prefix */
+  json_t *l = json_object();
+  pd_cluster_remote_channels(app, NULL, l);
+  assert_non_null(json_object_get(l, "other"));
+  assert_non_null(json_object_get(l, "presence-room"));
+  json_object_clear(l);
+  pd_cluster_remote_channels(app, "oth", l);
+  assert_int_equal(json_object_size(l), 1);
+  json_decref(l);
+
+  /* leaving locally publishes ml and the new count */
+  pd_conn_leave_all(a);
+  assert_string_equal(json_string_value(json_object_get(last_of("ml"), "u")), "u1");
+  assert_int_equal(json_integer_value(json_object_get(last_of("sub"), "k")), 0);
+  pd_conn_destroy(a);
+}
+
+static void test_events_across_nodes(void **st) {
+  pd_app *app = cfg.apps[0];
+  pd_conn *a = conn("1111111111.1"), *b = conn("1111111111.2");
+  send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
+  send_text(b, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
+  uint64_t ba = a->sent_frames, bb = b->sent_frames;
+  /* a remote REST event excluding b's socket */
+  inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"news\",\"e\":\"flash\",\"d\":\"{}\",\"x\":\"1111111111.2\"}");
+  assert_int_equal(a->sent_frames, ba + 1);
+  assert_int_equal(b->sent_frames, bb);
+  /* a remote client event frame */
+  inject("{\"t\":\"fr\",\"n\":\"2222\",\"c\":\"news\",\"f\":\"{\\\"event\\\":\\\"client-x\\\"}\",\"x\":\"9.9\"}");
+  assert_int_equal(a->sent_frames, ba + 2);
+  assert_int_equal(b->sent_frames, bb + 1);
+  /* a remote subscription count change reaches local subscribers as a
+   * subscription_count event when the app has them on */
+  app->subscription_count = 1;
+  inject("{\"t\":\"sub\",\"n\":\"2222\",\"c\":\"news\",\"k\":3}");
+  assert_int_equal(a->sent_frames, ba + 3);
+  assert_int_equal(pd_channel_total_subs(app, "news"), 5);
+  /* garbage is ignored */
+  inject("not json");
+  inject("{\"t\":1}");
+  inject("{\"t\":\"ev\",\"n\":\"2222\"}");
+  inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"bad channel!\",\"e\":\"x\",\"d\":\"\"}");
+  assert_int_equal(a->sent_frames, ba + 3);
+  /* a cache channel event from another node is cached here too */
+  inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"cache-x\",\"e\":\"e\",\"d\":\"kept\"}");
+  pd_channel *cc = pd_channel_get(app, "cache-x", 0);
+  assert_non_null(cc);
+  assert_string_equal(cc->cached_json, "kept");
+  /* a local REST-style publish is announced with the excluded socket */
+  pd_cluster_event(app, "news", "e", "d", "1111111111.1");
+  json_t *ev = last_of("ev");
+  assert_string_equal(json_string_value(json_object_get(ev, "x")), "1111111111.1");
+  pd_conn_destroy(a);
+  pd_conn_destroy(b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parse_url),
+      cmocka_unit_test_setup_teardown(test_presence_across_nodes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_across_nodes, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
