@@ -12,18 +12,23 @@
 #  - Redis restart: both nodes reconnect + resubscribe; fan-out, occupancy
 #    and a presence member held across the restart are seen again
 #  - node B killed -9: node A drops B's members/channels (heartbeat timeout)
+#  - node C joins through the config file's "redis_url": our C client
+#    (pusher listen --json) on node B gets an event triggered via REST on C;
+#    C lists a presence member held on B
 #  - pusherd --help documents --redis; a bad URL is a usage error (2)
-# Ports: redis-server 7800, pusherd A 7801, pusherd B 7802.
+# Ports: redis-server 7800, pusherd A 7801, B 7802, C 7803.
 . "$(dirname "$0")/lib.sh"
 RPORT=7800
 PA=7801
 PB=7802
+PC=7803
 PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 JS="$(dirname "$0")/pusherd/redis.cjs"
 [ -x "$PUSHERD_BIN" ] || fail "pusherd is not built ($PUSHERD_BIN)"
 command -v redis-server >/dev/null || fail "redis-server not found (apt-get install redis-server)"
 command -v node >/dev/null || fail "node not found (scripts/install-deps.sh)"
 [ -d "$PEERS/clients/node_modules/pusher-js" ] || fail "pusher-js not installed: run tests/peers/setup.sh"
+[ -x "$PUSHER_BIN" ] || fail "the CLI $PUSHER_BIN is not built"
 export PEERS_CLIENTS="$PEERS/clients"
 
 "$PUSHERD_BIN" --help | grep -q -- "--redis URL" || fail "--help does not document --redis"
@@ -56,9 +61,10 @@ pusherd_start() {   # NAME PORT ARGS...
   log "pusherd $name on :$port (pid $pid) $*"
 }
 subscribed_count() { grep -c 'msg="redis subscribed"' "$RUN_DIR/$1.log" || true; }
-run_js() {   # MODE
-  node "$JS" "$PA" "$PB" "$1" >"$RUN_DIR/js-$1.out" 2>&1 || { cat "$RUN_DIR/js-$1.out"; fail "redis.cjs $1 failed"; }
-  cat "$RUN_DIR/js-$1.out"
+run_js() {   # MODE [PORT_A]: REST side on PORT_A (default node A), clients on node B
+  local pa="${2:-$PA}"
+  node "$JS" "$pa" "$PB" "$1" >"$RUN_DIR/js-$1-$pa.out" 2>&1 || { cat "$RUN_DIR/js-$1-$pa.out"; fail "redis.cjs $1 failed"; }
+  cat "$RUN_DIR/js-$1-$pa.out"
 }
 
 redis_start
@@ -78,6 +84,20 @@ HOLD_PID=$!
 _PIDS+=("$HOLD_PID")
 wait_until 10 "holder subscribed" grep -q READY "$RUN_DIR/js-hold.out" || fail "holder did not subscribe"
 run_js held
+
+# Node C: the Redis URL from its config file.
+cat >"$RUN_DIR/c.json" <<JSON
+{"redis_url":"redis://127.0.0.1:$RPORT","apps":[{"id":"app-id","key":"app-key","secret":"app-secret","client_events":true}]}
+JSON
+pusherd_start c "$PC" --config "$RUN_DIR/c.json"
+wait_until 10 "node C subscribed" eval '[ "$(subscribed_count c)" -ge 1 ]' || fail "node C did not subscribe"
+run_js held "$PC"
+listen_start cli --key "$APP_KEY" --host 127.0.0.1 --port "$PB" --no-tls cli-news
+expect_line cli "$(p_subscribed cli-news)" 20 "pusher listen on node B did not subscribe" >/dev/null
+trigger "$PC" cli-news from-c '{"via":"C"}'
+expect_line cli "$(p_event cli-news from-c '{"via":"C"}')" 20 "pusher listen on node B missed the event triggered on node C" >/dev/null
+log "pusher listen on node B got the event triggered via REST on node C"
+client_stop cli
 
 redis_stop
 wait_until 10 "both nodes notice" eval 'grep -q "redis connection lost" "$RUN_DIR/a.log" && grep -q "redis connection lost" "$RUN_DIR/b.log"' ||
