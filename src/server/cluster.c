@@ -36,7 +36,12 @@
  *       on node N.  A receiving node sends member_added / member_removed to
  *       its local subscribers only if no other node (itself included) has
  *       the user on the channel: first join / last leave across the cluster.
- *   {"t":"state","n":N,"r":0|1,"s":{CHANNEL:COUNT,..},"p":{CHANNEL:{USER_ID:INFO,..},..}}
+ *   {"t":"uo","n":N,"u":USER_ID}  /  {"t":"uf","n":N,"u":USER_ID}
+ *       user signed in: first socket on node N / last socket on N gone.
+ *       Watchlist "online"/"offline" go to a node's watchers only when no
+ *       other node (itself included) has the user signed in.
+ *   {"t":"state","n":N,"r":0|1,"s":{CHANNEL:COUNT,..},"p":{CHANNEL:{USER_ID:INFO,..},..},
+ *    "o":[USER_ID,..]}
  *       node N's full state (replaces what others knew of it); "r":1 asks
  *       every node to answer with its own state (sent on (re)subscribe and
  *       on a heartbeat from an unknown node).
@@ -50,9 +55,13 @@
  * Cluster-wide: event fan-out, client events, server-to-user events, socket_id
  * exclusion, subscription counts / occupancy / user counts / members in REST
  * and in pusher_internal:subscription_count, presence member lists in
- * subscription_succeeded, member_added/member_removed, terminate_connections.
- * Per node: max_connections, watchlist online/offline, the cache of cache
- * channels for events triggered while a node was cut off, rate limits.
+ * subscription_succeeded, member_added/member_removed, terminate_connections,
+ * watchlist online/offline (and the initial online list at sign-in).
+ * Per node: max_connections, client event rate limits, the cache of cache
+ * channels (each node caches the events it received: one triggered while a
+ * node was cut off from Redis is not in that node's cache).  Redis pub/sub
+ * ignores the /DB of the URL (it is SELECTed, but only keys use it): two
+ * clusters sharing one Redis need different app ids.
  * Two nodes joining the same new user in the same instant may both announce
  * member_added (no distributed lock).
  */
@@ -83,6 +92,7 @@ typedef struct rchan {
 typedef struct rnode {
   uint64_t seen_ms;
   pd_map chans;               /* name -> rchan* */
+  json_t *online;             /* object: user ids signed in on the node */
 } rnode;
 
 typedef struct pd_capp {
@@ -178,6 +188,7 @@ static void rnode_free(rnode *n) {
   for (size_t i = 0; i < n->chans.nb; i++)
     for (pd_map_ent *e = n->chans.b[i]; e; e = e->next) rchan_free(e->val);
   pd_map_free(&n->chans);
+  json_decref(n->online);
   pd_free(n);
 }
 
@@ -247,8 +258,32 @@ static void remote_subs_set(pd_capp *ca, rnode *n, const char *channel, long k) 
   if (ch) pd_channel_send_count(ch);
 }
 
-/* Remove every member / subscription of node n (it left or expired). */
+/* Is user signed in anywhere but on skip (local node included if local)? */
+static int user_held(pd_capp *ca, const char *uid, const rnode *skip, int local) {
+  if (local && pd_user_online_local(ca->app, uid)) return 1;
+  for (size_t i = 0; i < ca->nodes.nb; i++)
+    for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
+      rnode *n = e->val;
+      if (n != skip && json_object_get(n->online, uid)) return 1;
+    }
+  return 0;
+}
+
+static void remote_user_set(pd_capp *ca, rnode *n, const char *uid, int on) {
+  if (!!json_object_get(n->online, uid) == on) return;
+  int before = user_held(ca, uid, n, 1);
+  if (on) json_object_set_new(n->online, uid, json_true());
+  else json_object_del(n->online, uid);
+  if (!before) pd_user_notify_watchers(ca->app, uid, on ? "online" : "offline");
+}
+
+/* Remove every member / subscription / user of node n (it left or expired). */
 static void rnode_clear(pd_capp *ca, rnode *n) {
+  json_t *users = json_deep_copy(n->online);
+  const char *uid;
+  json_t *uv;
+  json_object_foreach(users, uid, uv) remote_user_set(ca, n, uid, 0);
+  json_decref(users);
   for (;;) {
     pd_map_ent *first = NULL;
     for (size_t i = 0; i < n->chans.nb && !first; i++) first = n->chans.b[i];
@@ -310,7 +345,11 @@ static json_t *local_state(pd_capp *ca, int want_reply) {
         }
       json_object_set_new(pres, ch->name, m);
     }
-  return json_pack("{s:s,s:i,s:o,s:o}", "t", "state", "r", want_reply, "s", subs, "p", pres);
+  json_t *online = json_array();
+  for (size_t i = 0; i < app->users.nb; i++)
+    for (pd_map_ent *e = app->users.b[i]; e; e = e->next)
+      if (pd_user_online_local(app, e->key)) json_array_append_new(online, json_string(e->key));
+  return json_pack("{s:s,s:i,s:o,s:o,s:o}", "t", "state", "r", want_reply, "s", subs, "p", pres, "o", online);
 }
 
 static void send_state(pd_capp *ca, int want_reply) {
@@ -354,6 +393,18 @@ void pd_cluster_local_subs(pd_channel *ch) {
   if (!ca || ch->name[0] == '#') return;
   json_t *o = json_pack("{s:s,s:s,s:I}", "t", "sub", "c", ch->name, "k", (json_int_t)ch->nsubs);
   if (o) publish_obj(ca, o);
+}
+
+void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {
+  pd_capp *ca = capp_of(app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s}", "t", online ? "uo" : "uf", "u", user_id);
+  if (o) publish_obj(ca, o);
+}
+
+int pd_cluster_user_remote(pd_app *app, const char *user_id) {
+  pd_capp *ca = app ? app->capp : NULL;
+  return ca ? user_held(ca, user_id, NULL, 0) : 0;
 }
 
 void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {
@@ -443,6 +494,17 @@ static void apply_state(pd_capp *ca, rnode *n, json_t *msg) {
     else remote_subs_set(ca, n, c, 0);
   }
   json_decref(gone);
+  json_t *on = json_object_get(msg, "o"), *now_on = json_object();
+  size_t oi;
+  json_t *ov;
+  if (json_is_array(on))
+    json_array_foreach(on, oi, ov) if (json_is_string(ov)) json_object_set_new(now_on, json_string_value(ov), json_true());
+  json_t *was_on = json_deep_copy(n->online);
+  const char *u0;
+  json_object_foreach(was_on, u0, ov) if (!json_object_get(now_on, u0)) remote_user_set(ca, n, u0, 0);
+  json_object_foreach(now_on, u0, ov) remote_user_set(ca, n, u0, 1);
+  json_decref(was_on);
+  json_decref(now_on);
   const char *c;
   json_t *v;
   if (subs) json_object_foreach(subs, c, v) if (json_is_integer(v)) remote_subs_set(ca, n, c, (long)json_integer_value(v));
@@ -461,7 +523,9 @@ static rnode *node_get(pd_capp *ca, const char *id, int *created) {
   if (n) return n;
   n = pd_zalloc(sizeof *n);
   if (!n) return NULL;
-  if (pd_map_put(&ca->nodes, id, n) != 0) {
+  n->online = json_object();
+  if (!n->online || pd_map_put(&ca->nodes, id, n) != 0) {
+    json_decref(n->online);
     pd_free(n);
     return NULL;
   }
@@ -517,6 +581,9 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
     const char *u = json_string_value(json_object_get(o, "u"));
     if (u && t[1] == 'j') remote_member_add(ca, n, c, u, json_object_get(o, "i"));
     else if (u) remote_member_del(ca, n, c, u);
+  } else if ((strcmp(t, "uo") == 0 || strcmp(t, "uf") == 0)) {
+    const char *u = json_string_value(json_object_get(o, "u"));
+    if (u) remote_user_set(ca, n, u, t[1] == 'o');
   } else if (strcmp(t, "state") == 0) {
     apply_state(ca, n, o);
     if (json_integer_value(json_object_get(o, "r"))) send_state(ca, 0);
@@ -877,10 +944,24 @@ void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_
                       const char *except_socket_id) {}
 void pd_cluster_terminate(pd_app *app, const char *user_id) {}
 void pd_cluster_local_subs(pd_channel *ch) {}
+void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {
+  pd_capp *ca = capp_of(app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:s}", "t", online ? "uo" : "uf", "u", user_id);
+  if (o) publish_obj(ca, o);
+}
+
+int pd_cluster_user_remote(pd_app *app, const char *user_id) {
+  pd_capp *ca = app ? app->capp : NULL;
+  return ca ? user_held(ca, user_id, NULL, 0) : 0;
+}
+
 void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {}
 size_t pd_cluster_remote_subs(pd_app *app, const char *channel) { return 0; }
 int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) { return 0; }
 void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {}
+void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {}
+int pd_cluster_user_remote(pd_app *app, const char *user_id) { return 0; }
 void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {}
 void (*pd_cluster_tap)(const char *channel, const char *message);
 int pd_cluster_attach_offline(pd_server *s, uint64_t node_num) { return -1; }

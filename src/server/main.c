@@ -58,11 +58,13 @@ static void usage(FILE *f) {
           "  channel), mj/ml (a user's first join / last leave of a presence channel on a\n"
           "  node), state (a node's full state; r=1 asks all to answer), hb (every 1 s;\n"
           "  a node silent for 5 s is dropped with its members), bye, term\n"
-          "  (terminate_connections).  Cluster-wide: events, client events, socket_id\n"
-          "  exclusion, server-to-user events, REST occupancy/subscription and user counts,\n"
-          "  users, presence members, member_added/removed on first join/last leave,\n"
-          "  subscription_count events, terminate_connections.  Per node: max_connections,\n"
-          "  watchlist online/offline, client event rate limits.\n");
+          "  (terminate_connections), uo/uf (a user's first / last signed-in socket on a\n"
+          "  node).  Cluster-wide: events, client events, socket_id exclusion,\n"
+          "  server-to-user events, REST occupancy/subscription and user counts, users,\n"
+          "  presence members, member_added/removed on first join/last leave,\n"
+          "  subscription_count events, terminate_connections, watchlist online/offline.\n"
+          "  Per node: max_connections, client event rate limits, cache channel caches.\n"
+          "  Pub/sub ignores /DB: clusters sharing one Redis need distinct app ids.\n");
 }
 
 static pd_server server;

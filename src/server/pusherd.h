@@ -296,6 +296,8 @@ void pd_user_signed_in(pd_conn *c, json_t *watchlist);
 void pd_user_signed_out(pd_conn *c);
 void pd_app_free_users(pd_app *app);
 pd_conn **pd_user_sockets(pd_app *app, const char *id, size_t *n);
+void pd_user_notify_watchers(pd_app *app, const char *id, const char *name);
+int pd_user_online_local(pd_app *app, const char *id);
 
 /* rest.c: a complete HTTP request; replies through pd_conn_http_reply. */
 void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len,
@@ -319,7 +321,9 @@ void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_
 void pd_cluster_terminate(pd_app *app, const char *user_id);
 void pd_cluster_local_subs(pd_channel *ch);            /* ch->nsubs changed */
 void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined);
+void pd_cluster_local_user(pd_app *app, const char *user_id, int online); /* first in / last out here */
 /* Remote view (other nodes). */
+int pd_cluster_user_remote(pd_app *app, const char *user_id);  /* signed in on another node */
 size_t pd_cluster_remote_subs(pd_app *app, const char *channel);
 int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id);
 /* Adds members present only on other nodes into hash (user_id -> info)

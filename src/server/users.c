@@ -67,6 +67,18 @@ static void notify_watchers(pd_user *u, const char *id, const char *name) {
   json_decref(ids);
 }
 
+/* Watchers of id on this node hear name ("online"/"offline"): used by
+ * cluster.c when another node is the first / last to hold the user. */
+void pd_user_notify_watchers(pd_app *app, const char *id, const char *name) {
+  pd_user *u = user_get(app, id, 0);
+  if (u) notify_watchers(u, id, name);
+}
+
+int pd_user_online_local(pd_app *app, const char *id) {
+  pd_user *u = user_get(app, id, 0);
+  return u && u->sockets;
+}
+
 /* After a successful pusher:signin (c->user_id set).  watchlist may be NULL. */
 void pd_user_signed_in(pd_conn *c, json_t *watchlist) {
   pd_app *app = c->app;
@@ -85,7 +97,11 @@ void pd_user_signed_in(pd_conn *c, json_t *watchlist) {
     }
     u->socks[u->sockets] = c;
     c->online = 1;
-    if (++u->sockets == 1) notify_watchers(u, c->user_id, "online");
+    if (++u->sockets == 1) {
+      /* online across the cluster only if no other node has the user */
+      if (!pd_cluster_user_remote(app, c->user_id)) notify_watchers(u, c->user_id, "online");
+      pd_cluster_local_user(app, c->user_id, 1);
+    }
   }
   if (!json_is_array(watchlist) || c->watching) return;
   size_t n = json_array_size(watchlist);
@@ -118,7 +134,7 @@ void pd_user_signed_in(pd_conn *c, json_t *watchlist) {
     }
     u->watchers[u->nwatchers++] = c;
     json_array_append(c->watching, v);
-    if (u->sockets) json_array_append(online, v);
+    if (u->sockets || pd_cluster_user_remote(app, id)) json_array_append(online, v);
   }
   if (json_array_size(online)) send_watch_event(c, "online", online);
   json_decref(online);
@@ -152,7 +168,10 @@ void pd_user_signed_out(pd_conn *c) {
           u->socks[j] = u->socks[u->sockets - 1];
           break;
         }
-      if (--u->sockets == 0) notify_watchers(u, c->user_id, "offline");
+      if (--u->sockets == 0) {
+        if (!pd_cluster_user_remote(app, c->user_id)) notify_watchers(u, c->user_id, "offline");
+        pd_cluster_local_user(app, c->user_id, 0);
+      }
       user_maybe_free(app, c->user_id, u);
     }
   }

@@ -8,7 +8,8 @@
 #    member_removed only on a user's first join / last leave across nodes,
 #    REST users / user_count / subscription_count on either node
 #  - GET /channels on A lists a channel occupied only on B; occupancy goes
-#  - sendToUser and terminate_connections from A reach a socket on B
+#  - sendToUser and terminate_connections from A reach a socket on B;
+#    watchlist online/offline on A for a user signed in on B
 #  - Redis restart: both nodes reconnect + resubscribe; fan-out, occupancy
 #    and a presence member held across the restart are seen again
 #  - node B killed -9: node A drops B's members/channels (heartbeat timeout)

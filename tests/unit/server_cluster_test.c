@@ -224,11 +224,54 @@ static void test_events_across_nodes(void **st) {
   pd_conn_destroy(b);
 }
 
+static void signin(pd_conn *c, const char *user_data) {
+  char auth[128], msg[1024];
+  assert_int_equal(pusher__sign_user("app-key", "app-secret", c->socket_id, user_data, auth, sizeof auth), 0);
+  json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "event", "pusher:signin", "data", "auth", auth, "user_data", user_data);
+  char *t = json_dumps(o, JSON_COMPACT);
+  snprintf(msg, sizeof msg, "%s", t);
+  free(t);
+  json_decref(o);
+  send_text(c, msg);
+}
+
+static void test_users_across_nodes(void **st) {
+  pd_app *app = cfg.apps[0];
+  app->user_auth = 1;
+  /* dave is online on node 2222 before wendy signs in here */
+  inject("{\"t\":\"uo\",\"n\":\"2222\",\"u\":\"dave\"}");
+  assert_true(pd_cluster_user_remote(app, "dave"));
+  pd_conn *w = conn("1111111111.1");
+  uint64_t before = w->sent_frames;
+  signin(w, "{\"id\":\"wendy\",\"watchlist\":[\"dave\",\"erin\"]}");
+  /* signin_success + the initial online list (dave) */
+  assert_int_equal(w->sent_frames, before + 2);
+  assert_string_equal(json_string_value(json_object_get(last_of("uo"), "u")), "wendy");
+  /* dave also on 3333: no second "online"; erin comes online on 3333: one */
+  before = w->sent_frames;
+  inject("{\"t\":\"uo\",\"n\":\"3333\",\"u\":\"dave\"}");
+  assert_int_equal(w->sent_frames, before);
+  inject("{\"t\":\"uo\",\"n\":\"3333\",\"u\":\"erin\"}");
+  assert_int_equal(w->sent_frames, before + 1);
+  /* dave leaves 2222 (still on 3333): nothing; 3333 goes: dave and erin offline */
+  inject("{\"t\":\"uf\",\"n\":\"2222\",\"u\":\"dave\"}");
+  assert_int_equal(w->sent_frames, before + 1);
+  inject("{\"t\":\"bye\",\"n\":\"3333\"}");
+  assert_int_equal(w->sent_frames, before + 3);
+  assert_false(pd_cluster_user_remote(app, "dave"));
+  /* a state snapshot listing dave online: online again */
+  inject("{\"t\":\"state\",\"n\":\"4444\",\"r\":0,\"s\":{},\"p\":{},\"o\":[\"dave\"]}");
+  assert_int_equal(w->sent_frames, before + 4);
+  pd_conn_destroy(w);
+  assert_string_equal(json_string_value(json_object_get(last_of("uf"), "u")), "wendy");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_url),
       cmocka_unit_test_setup_teardown(test_presence_across_nodes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_across_nodes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_users_across_nodes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,13 +244,29 @@ async function channelsList() {
   } finally { b.disconnect(); }
 }
 
+function watchEvent(raw, name, id) {
+  return raw.frame((f) => {
+    if (f.event !== "pusher_internal:watchlist_events") return false;
+    const d = JSON.parse(f.data);
+    return d.events.some((e) => e.name === name && e.user_ids.includes(id));
+  }, 5000, `watchlist ${name} ${id}`);
+}
+
 async function users() {
   const r = new Raw(B);
+  const w = new Raw(A);
   try {
+    // wendy on node A watches dave
+    const wsid = await w.established();
+    const wa = sdkA.authenticateUser(wsid, { id: "wendy", watchlist: ["dave"] });
+    w.send({ event: "pusher:signin", data: { auth: wa.auth, user_data: wa.user_data } });
+    await w.frame((f) => f.event === "pusher:signin_success", 5000, "wendy signin_success");
     const sid = await r.established();
     const au = sdkA.authenticateUser(sid, { id: "dave" });
     r.send({ event: "pusher:signin", data: { auth: au.auth, user_data: au.user_data } });
     await r.frame((f) => f.event === "pusher:signin_success", 5000, "signin_success");
+    await watchEvent(w, "online", "dave");
+    ok(true, "watchlist: wendy on node A hears dave (signed in on node B) come online");
     await sleep(100);
     await sdkA.sendToUser("dave", "note", { hi: 1 });
     const f = await r.frame((x) => x.event === "note", 5000, "server-to-user event");
@@ -258,7 +274,9 @@ async function users() {
     await sdkA.terminateUserConnections("dave");
     const c = await r.until((x) => x.closed, 5000, "closed");
     ok(c.code === 4009, `terminate_connections on node A closes dave's socket on node B (code ${c.code})`);
-  } catch (e) { ok(false, `users: ${e.message}`); } finally { r.ws.close(); }
+    await watchEvent(w, "offline", "dave");
+    ok(true, "watchlist: wendy on node A hears dave go offline (his socket on node B closed)");
+  } catch (e) { ok(false, `users: ${e.message}`); } finally { r.ws.close(); w.ws.close(); }
 }
 
 async function afterRestart() {
