@@ -944,18 +944,6 @@ void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_
                       const char *except_socket_id) {}
 void pd_cluster_terminate(pd_app *app, const char *user_id) {}
 void pd_cluster_local_subs(pd_channel *ch) {}
-void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {
-  pd_capp *ca = capp_of(app);
-  if (!ca) return;
-  json_t *o = json_pack("{s:s,s:s}", "t", online ? "uo" : "uf", "u", user_id);
-  if (o) publish_obj(ca, o);
-}
-
-int pd_cluster_user_remote(pd_app *app, const char *user_id) {
-  pd_capp *ca = app ? app->capp : NULL;
-  return ca ? user_held(ca, user_id, NULL, 0) : 0;
-}
-
 void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {}
 size_t pd_cluster_remote_subs(pd_app *app, const char *channel) { return 0; }
 int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) { return 0; }

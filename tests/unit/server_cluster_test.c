@@ -17,6 +17,8 @@
 #include "pusherd.h"
 #include "core/sign.h"
 
+#ifdef PUSHERD_HAVE_HIREDIS
+
 /* ------------------------------------------------------------ URL */
 static void test_parse_url(void **st) {
   char *host, *pw, err[200];
@@ -275,3 +277,26 @@ int main(void) {
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#else
+/* pusherd built without hiredis: --redis is refused, the cluster layer is inert. */
+static void test_no_hiredis(void **st) {
+  char *host, *pw, err[200];
+  int port, db;
+  assert_int_equal(pd_cluster_parse_url("redis://127.0.0.1:7800", &host, &port, &pw, &db, err, sizeof err), -1);
+  pd_config c;
+  pd_server s;
+  pd_config_init(&c);
+  pd_config_add_app(&c, pd_app_new("app-id", "app-key", "app-secret"));
+  pd_server_init(&s, NULL, &c);
+  assert_int_equal(pd_cluster_attach_offline(&s, 1), -1);
+  assert_null(s.cluster);
+  pd_server_free(&s);
+  pd_config_free(&c);
+}
+
+int main(void) {
+  pd_log_level = PD_LOG_OFF;
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_hiredis)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
+#endif
