@@ -683,6 +683,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv) {
   if (kind->type != REDIS_REPLY_STRING) return;
   if (strcmp(kind->str, "subscribe") == 0) {
     ca->subscribed = 1;
+    /* back-off starts over only once Redis really serves us (a refused AUTH
+     * connects, then drops the subscription: keep backing off) */
+    ca->cl->retry_ms = RETRY_MIN_MS;
     pd_log(PD_LOG_INFO, "msg=\"redis subscribed\" channel=%s", ca->rchannel);
     if (ca->cl->pub_up) send_state(ca, 1);
   } else if (strcmp(kind->str, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING) {
@@ -737,7 +740,6 @@ static void on_connect(const redisAsyncContext *ac, int status) {
       for (size_t j = 0; j < cl->apps[i].nodes.nb; j++)
         for (pd_map_ent *e = cl->apps[i].nodes.b[j]; e; e = e->next) ((rnode *)e->val)->seen_ms = cl->sub_up_ms;
   }
-  if (cl->pub_up && cl->sub_up) cl->retry_ms = RETRY_MIN_MS;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {

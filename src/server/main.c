@@ -31,6 +31,7 @@ static void usage(FILE *f) {
           "  --help                   this text\n"
           "\n"
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
+          "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
           "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"

@@ -16,8 +16,11 @@
 #  - node C joins through the config file's "redis_url": our C client
 #    (pusher listen --json) on node B gets an event triggered via REST on C;
 #    C lists a presence member held on B
+#  - a Redis with requirepass: redis://:PASSWORD@ subscribes; a wrong
+#    password is logged (AUTH failed) and retried with back-off
 #  - pusherd --help documents --redis; a bad URL is a usage error (2)
-# Ports: redis-server 7800, pusherd A 7801, B 7802, C 7803.
+# Ports: redis-server 7800, pusherd A 7801, B 7802, C 7803;
+#        redis-server with a password 7804, pusherd 7805 / 7806.
 . "$(dirname "$0")/lib.sh"
 RPORT=7800
 PA=7801
@@ -121,4 +124,14 @@ kill -TERM "$PID_a"
 wait_until 15 "pusherd A to exit after SIGTERM" eval '! _alive '"$PID_a" || fail "pusherd A did not exit after SIGTERM"
 rc=0; wait "$PID_a" || rc=$?
 [ "$rc" -eq 0 ] || fail "pusherd A exited with status $rc after SIGTERM (want 0)"
+# Redis with a password.
+redis-server --port 7804 --bind 127.0.0.1 --save '' --appendonly no --requirepass 's3cret' >>"$RUN_DIR/redis-pw.log" 2>&1 &
+RPW_PID=$!
+_PIDS+=("$RPW_PID")
+wait_until 10 "redis-server on :7804" eval '! _port_free 7804' || fail "redis-server with a password did not start"
+pusherd_start pw 7805 --redis "redis://:s3cret@127.0.0.1:7804/1"
+pusherd_start badpw 7806 --redis "redis://:wrong@127.0.0.1:7804"
+wait_until 10 "node with the password subscribed" eval '[ "$(subscribed_count pw)" -ge 1 ]' || fail "AUTH with the right password did not subscribe"
+wait_until 10 "wrong password logged" grep -q 'redis AUTH/SELECT failed' "$RUN_DIR/badpw.log" || fail "a wrong Redis password was not logged"
+[ "$(subscribed_count badpw)" -eq 0 ] || fail "subscribed with a wrong password?"
 log "PASS"
