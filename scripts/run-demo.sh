@@ -3,8 +3,8 @@
 # Pusher Channels server on 127.0.0.1:${DEMO_PORT:-6001}, run `pusher listen`
 # on a channel, trigger an event through the server's REST API, and show it
 # arriving at the listener; then stop everything.
-#   scripts/run-demo.sh             the server is soketi (tests/peers)
-#   scripts/run-demo.sh --pusherd   the server is our own build/pusherd
+#   scripts/run-demo.sh             the server is our own build/pusherd
+#   scripts/run-demo.sh --soketi    the server is soketi (tests/peers)
 # Needs scripts/install-deps.sh first.  Exits 0 when the event arrived.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,7 +14,7 @@ channel=demo-channel event=demo-event data='{"message":"hello from the REST API"
 peers="$root/tests/peers"
 bin="$root/build/pusher"
 started_soketi=0 listener_pid="" pusherd_pid=""
-server=soketi
+server=pusherd
 for a in "$@"; do
   case "$a" in
     --pusherd) server=pusherd ;;
