@@ -3,7 +3,12 @@
  * Runs the client in loop mode on a libuv loop owned by this file, with
  * uv_signal_t handlers for SIGINT/SIGTERM.  Output goes to stdout, one line
  * per happening, flushed per line; with --json each line is one JSON object
- * built with jansson (see print_* below and `pusher listen --help`). */
+ * built with jansson (see print_* below and `pusher listen --help`).
+ *
+ * --stdin: standard input is read on the same loop (uv_pipe_t for a pipe,
+ * FIFO or socket, uv_tty_t for a terminal, uv_fs_read for a regular file or
+ * device), split into lines, and each line is sent with pusher_trigger(). */
+#include <pusher/channels.h>
 #include <pusher/pusher.h>
 
 #include <getopt.h>
@@ -46,14 +51,31 @@ static const char LISTEN_HELP[] =
     "  --unavailable-timeout S   not connected this long => unavailable (default 30)\n"
     "  --connect-timeout S       per connection attempt (default 15)\n"
     "\n"
-    "Channel authorization (private-/presence- channels):\n"
+    "Channel authorization (private-/presence- channels) and user sign-in:\n"
     "  --auth-endpoint URL       authorization endpoint (default /pusher/auth)\n"
-    "  --auth-transport T        ajax (POST form, default) or jsonp (GET query)\n"
-    "  --auth-param K=V          extra parameter sent to the endpoint (repeatable)\n"
-    "  --auth-header 'N: V'      extra HTTP header sent to the endpoint (repeatable)\n"
-    "  --auth-origin URL         base URL for a relative --auth-endpoint\n"
+    "  --auth-transport T        ajax (POST form, default) or jsonp (GET query with\n"
+    "                            the parameters and callback=NAME; no headers)\n"
+    "  --auth-param K=V          extra parameter sent to the endpoints (repeatable)\n"
+    "  --auth-header 'N: V'      extra HTTP header sent to the endpoints (repeatable;\n"
+    "                            ajax only)\n"
+    "  --auth-origin URL         base URL for a relative --auth-endpoint and\n"
+    "                            --user-auth-endpoint\n"
     "  --user-auth-endpoint URL  user authentication endpoint (default /pusher/user-auth)\n"
-    "                            (--auth-param/--auth-header are sent there too)\n"
+    "                            (--auth-param/--auth-header/--auth-transport apply too)\n"
+    "  --signin                  sign in after connecting (and after every reconnect):\n"
+    "                            prints signed_in, then the events of the user's\n"
+    "                            #server-to-user-<id> channel as event lines\n"
+    "\n"
+    "Client events:\n"
+    "  --stdin                   read JSON lines from standard input, each sent as a\n"
+    "                            client event:\n"
+    "                              {\"channel\":\"private-x\",\"event\":\"client-typing\",\"data\":{..}}\n"
+    "                            (data optional, default {}; the channel must be one of\n"
+    "                            the CHANNELs, private- or presence-).  Reading starts\n"
+    "                            once every CHANNEL's subscription has succeeded or\n"
+    "                            failed; blank lines are skipped; a line that cannot be\n"
+    "                            sent prints an error line naming it (\"line\":N); the\n"
+    "                            end of input stops reading, not listening\n"
     "\n"
     "Output:\n"
     "  --json                    one JSON object per line (see below)\n"
@@ -67,10 +89,21 @@ static const char LISTEN_HELP[] =
     "  {\"type\":\"connecting_in\",\"delay\":SECONDS}\n"
     "  {\"type\":\"error\",\"code\":N|null,\"message\":M,\"fatal\":BOOL,\"error\":NAME}\n"
     "      code is the Pusher/WebSocket close code, null for transport errors\n"
+    "  {\"type\":\"error\",\"code\":null,\"message\":M,\"fatal\":false,\"error\":NAME,\n"
+    "   \"source\":\"stdin\",\"line\":N}   a --stdin line N that was not sent (M says why)\n"
     "  {\"type\":\"subscribed\",\"channel\":C}\n"
     "  {\"type\":\"subscription_error\",\"channel\":C,\"status\":N|null,\"message\":M}\n"
+    "      status is the auth endpoint's HTTP status (e.g. 403), null when none\n"
+    "  {\"type\":\"members\",\"channel\":C,\"count\":N,\"me\":{\"user_id\":U,\"user_info\":I}|null}\n"
+    "      after a presence- subscription succeeded (I is JSON, null when absent)\n"
+    "  {\"type\":\"member_added\",\"channel\":C,\"user_id\":U,\"user_info\":I}\n"
+    "  {\"type\":\"member_removed\",\"channel\":C,\"user_id\":U}\n"
+    "  {\"type\":\"signed_in\",\"user_id\":U}\n"
+    "  {\"type\":\"signin_error\",\"status\":N|null,\"message\":M}\n"
     "  {\"type\":\"event\",\"channel\":C,\"event\":E,\"data\":D[,\"user_id\":U]}\n"
-    "      D is the data parsed as JSON when it is JSON, else the string\n"
+    "      D is the data parsed as JSON when it is JSON, else the string; user_id is\n"
+    "      the sender of a client event on a presence channel; events sent to the\n"
+    "      signed-in user have channel \"#server-to-user-<id>\"\n"
     "\n"
     "Exit status: 0 after --count events or on SIGINT/SIGTERM; 1 after a fatal\n"
     "error (the last lines are the error and the state change into disconnected\n"
@@ -99,6 +132,8 @@ enum {
   OPT_AUTH_HEADER,
   OPT_AUTH_ORIGIN,
   OPT_USER_AUTH_ENDPOINT,
+  OPT_SIGNIN,
+  OPT_STDIN,
   OPT_JSON,
   OPT_COUNT,
 };
@@ -126,6 +161,8 @@ static const struct option LISTEN_OPTS[] = {
     {"auth-header", required_argument, NULL, OPT_AUTH_HEADER},
     {"auth-origin", required_argument, NULL, OPT_AUTH_ORIGIN},
     {"user-auth-endpoint", required_argument, NULL, OPT_USER_AUTH_ENDPOINT},
+    {"signin", no_argument, NULL, OPT_SIGNIN},
+    {"stdin", no_argument, NULL, OPT_STDIN},
     {"json", no_argument, NULL, OPT_JSON},
     {"count", required_argument, NULL, OPT_COUNT},
     {"help", no_argument, NULL, 'h'},
@@ -138,6 +175,7 @@ typedef struct listen_args {
   int port;      /* 0 = default */
   int tls;       /* 1 (default) or 0 */
   int insecure, watch_network, json;
+  int signin, use_stdin;
   long count;    /* 0 = unlimited */
   /* durations: < 0 = library default */
   double reconnect_delay, max_reconnect_delay, activity_timeout, pong_timeout,
@@ -148,6 +186,30 @@ typedef struct listen_args {
   size_t n_auth_params, n_auth_headers;
   cli_strv channels;
 } listen_args;
+
+/* Longest --stdin line accepted (client event data is capped at 10 KiB). */
+#define STDIN_MAX_LINE 65536
+
+/* --stdin: the reader of fd 0. */
+typedef struct stdin_reader {
+  enum { IN_NONE, IN_PIPE, IN_TTY, IN_FILE } kind;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } h;
+  uv_fs_t fs;        /* IN_FILE: the read in flight */
+  int fs_pending;    /* fs is in flight */
+  int open;          /* h is initialized and not closed yet */
+  int started;       /* reading was started */
+  int done;          /* EOF or read error: nothing more to read */
+  char rbuf[16384];  /* read buffer */
+  char *line;        /* the line being assembled */
+  size_t len, cap;
+  int overlong;      /* the current line went over STDIN_MAX_LINE */
+  long lineno;       /* lines seen so far */
+} stdin_reader;
 
 /* Run-time state of one `pusher listen`. */
 typedef struct listener {
@@ -162,6 +224,9 @@ typedef struct listener {
   int disconnect_on_finish;
   int exit_rc;
   int quiet;      /* print nothing more */
+  unsigned char *settled; /* per CHANNEL: first subscription outcome seen */
+  size_t n_settled;
+  stdin_reader in;
 } listener;
 
 /* ------------------------------------------------------------------ finishing */
@@ -311,36 +376,126 @@ static void on_connection(pusher_client *c, const pusher_connection_event *ev, v
   }
 }
 
-/* "pusher:subscription_error" data: {"type":..,"error":..,"status":..}. */
-static void print_subscription_error(listener *l, const pusher_event *ev) {
+/* JSON text from the library (user_info, ...) as a JSON value; NULL => null. */
+static json_t *json_from_text(const char *s, size_t n) {
+  if (s == NULL) return json_null();
+  json_t *j = json_loadb(s, n, JSON_DECODE_ANY, NULL);
+  return j ? j : json_text(s, n);
+}
+
+/* "pusher:subscription_error" / "pusher:signin_error" data:
+ * {"type":..,"error":..,"status":..}.  channel NULL for a sign-in error. */
+static void print_auth_error(listener *l, const char *type, const char *channel, const pusher_event *ev) {
   json_t *d = ev->data ? json_loadb(ev->data, ev->data_len, JSON_DECODE_ANY, NULL) : NULL;
   json_t *status = json_is_object(d) ? json_object_get(d, "status") : NULL;
   json_t *err = json_is_object(d) ? json_object_get(d, "error") : NULL;
   const char *msg = json_is_string(err) ? json_string_value(err) : NULL;
   if (msg == NULL && json_is_object(err) && json_is_string(json_object_get(err, "message")))
     msg = json_string_value(json_object_get(err, "message"));
-  if (msg == NULL && d == NULL && ev->data) msg = NULL; /* raw text below */
+  const char *what = channel ? "subscription failed" : "sign-in failed";
   if (l->args->json) {
-    json_t *o = json_line(l, "subscription_error");
-    json_object_set_new(o, "channel", json_text(ev->channel, strlen(ev->channel)));
+    json_t *o = json_line(l, type);
+    if (channel) json_object_set_new(o, "channel", json_text(channel, strlen(channel)));
     json_object_set_new(o, "status", json_is_integer(status) ? json_integer(json_integer_value(status))
                                                               : json_null());
     if (msg)
-      json_object_set_new(o, "message", json_string(msg));
+      json_object_set_new(o, "message", json_text(msg, strlen(msg)));
     else if (ev->data)
       json_object_set_new(o, "message", json_text(ev->data, ev->data_len));
     else
-      json_object_set_new(o, "message", json_string("subscription failed"));
+      json_object_set_new(o, "message", json_string(what));
     emit_json(l, o);
   } else {
+    const char *label = channel ? "subscription error: " : "sign-in error";
+    const char *m = msg ? msg : ev->data ? ev->data : what;
     if (json_is_integer(status))
-      human(l, "subscription error: %s (status %lld): %s", ev->channel,
-            (long long)json_integer_value(status), msg ? msg : "subscription failed");
+      human(l, "%s%s (status %lld): %s", label, channel ? channel : "",
+            (long long)json_integer_value(status), m);
     else
-      human(l, "subscription error: %s: %s", ev->channel,
-            msg ? msg : ev->data ? ev->data : "subscription failed");
+      human(l, "%s%s: %s", label, channel ? channel : "", m);
   }
   json_decref(d);
+}
+
+/* After a presence subscription succeeded: the members snapshot. */
+static void print_members(listener *l, const char *channel) {
+  pusher_members *m = NULL;
+  int r = pusher_channel_members(l->client, channel, &m);
+  if (r != 0) {
+    if (l->args->json) {
+      json_t *o = json_line(l, "error");
+      char msg[300];
+      snprintf(msg, sizeof msg, "cannot read the members of %s: %s", channel, pusher_strerror(r));
+      json_object_set_new(o, "code", json_null());
+      json_object_set_new(o, "message", json_text(msg, strlen(msg)));
+      json_object_set_new(o, "fatal", json_false());
+      json_object_set_new(o, "error", json_string(pusher_err_name(r)));
+      emit_json(l, o);
+    } else {
+      human(l, "error: cannot read the members of %s: %s", channel, pusher_strerror(r));
+    }
+    return;
+  }
+  size_t n = pusher_members_count(m);
+  const pusher_member *me = pusher_members_me(m);
+  if (l->args->json) {
+    json_t *o = json_line(l, "members");
+    json_object_set_new(o, "channel", json_text(channel, strlen(channel)));
+    json_object_set_new(o, "count", json_integer((json_int_t)n));
+    if (me) {
+      json_t *mo = json_object();
+      json_object_set_new(mo, "user_id", json_text(me->user_id, strlen(me->user_id)));
+      json_object_set_new(mo, "user_info",
+                          json_from_text(me->user_info, me->user_info ? strlen(me->user_info) : 0));
+      json_object_set_new(o, "me", mo);
+    } else {
+      json_object_set_new(o, "me", json_null());
+    }
+    emit_json(l, o);
+  } else if (!l->quiet) {
+    printf("[%9.3f] members of %s: %zu (me: %s)", elapsed(l), channel, n, me ? me->user_id : "unknown");
+    for (size_t i = 0; i < n; i++) {
+      const pusher_member *mb = pusher_members_at(m, i);
+      if (mb) printf("%s%s", i ? ", " : ": ", mb->user_id);
+    }
+    fputc('\n', stdout);
+    check_output(l);
+  }
+  pusher_members_free(m);
+}
+
+/* "pusher:member_added" {"user_id":..,"user_info":..} / "pusher:member_removed" {"user_id":..}. */
+static void print_member(listener *l, const pusher_event *ev, int added) {
+  json_t *d = ev->data ? json_loadb(ev->data, ev->data_len, JSON_DECODE_ANY, NULL) : NULL;
+  json_t *id = json_is_object(d) ? json_object_get(d, "user_id") : NULL;
+  json_t *info = json_is_object(d) ? json_object_get(d, "user_info") : NULL;
+  const char *uid = json_is_string(id) ? json_string_value(id) : "";
+  if (l->args->json) {
+    json_t *o = json_line(l, added ? "member_added" : "member_removed");
+    json_object_set_new(o, "channel", json_text(ev->channel, strlen(ev->channel)));
+    json_object_set_new(o, "user_id", json_text(uid, strlen(uid)));
+    if (added) json_object_set_new(o, "user_info", info ? json_incref(info) : json_null());
+    emit_json(l, o);
+  } else if (added && info && !json_is_null(info)) {
+    char *is = json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY);
+    human(l, "member added: %s %s %s", ev->channel, uid, is ? is : "");
+    free(is);
+  } else {
+    human(l, "member %s: %s %s", added ? "added" : "removed", ev->channel, uid);
+  }
+  json_decref(d);
+}
+
+static void stdin_start(listener *l);
+
+/* The first outcome of CHANNEL's subscription; --stdin starts after all. */
+static void settle(listener *l, const char *channel) {
+  size_t left = 0;
+  for (size_t i = 0; i < l->n_settled; i++) {
+    if (!l->settled[i] && strcmp(l->args->channels.v[i], channel) == 0) l->settled[i] = 1;
+    if (!l->settled[i]) left++;
+  }
+  if (left == 0 && l->args->use_stdin && !l->in.started) stdin_start(l);
 }
 
 static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
@@ -355,16 +510,25 @@ static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
     } else {
       human(l, "subscribed: %s", ev->channel);
     }
+    if (strncmp(ev->channel, "presence-", 9) == 0 && !l->finishing) print_members(l, ev->channel);
+    if (!l->finishing) settle(l, ev->channel);
     return;
   }
   if (strcmp(ev->event, "pusher:subscription_error") == 0) {
-    print_subscription_error(l, ev);
+    print_auth_error(l, "subscription_error", ev->channel, ev);
+    if (!l->finishing) settle(l, ev->channel);
     return;
   }
-  /* Already reported as a connection `error`; membership is issue 3's. */
-  if (strcmp(ev->event, "pusher:error") == 0 || strcmp(ev->event, "pusher:member_added") == 0 ||
-      strcmp(ev->event, "pusher:member_removed") == 0)
+  if (strcmp(ev->event, "pusher:member_added") == 0) {
+    print_member(l, ev, 1);
     return;
+  }
+  if (strcmp(ev->event, "pusher:member_removed") == 0) {
+    print_member(l, ev, 0);
+    return;
+  }
+  /* Already reported as a connection `error`. */
+  if (strcmp(ev->event, "pusher:error") == 0) return;
 
   if (l->args->json) {
     json_t *o = json_line(l, "event");
@@ -388,6 +552,278 @@ static void on_event(pusher_client *c, const pusher_event *ev, void *user) {
   if (strncmp(ev->event, "pusher:", 7) == 0) return;
   l->events++;
   if (l->args->count > 0 && l->events >= l->args->count) finish(l, CLI_EXIT_OK, 1);
+}
+
+/* --signin: "pusher:signin_success" / "pusher:signin_error" (user bindings;
+ * the #server-to-user-<id> events arrive through on_event). */
+static void on_user(pusher_client *c, const pusher_event *ev, void *user) {
+  listener *l = user;
+  if (l->finishing || ev->event == NULL) return;
+  if (strcmp(ev->event, "pusher:signin_success") == 0) {
+    char id[256];
+    if (pusher_user_id(c, id, sizeof id) != 0) {
+      /* not expected: the library checked the user_data's id */
+      json_t *d = ev->data ? json_loadb(ev->data, ev->data_len, 0, NULL) : NULL;
+      json_t *j = json_is_object(d) ? json_object_get(d, "id") : NULL;
+      snprintf(id, sizeof id, "%s", json_is_string(j) ? json_string_value(j) : "");
+      json_decref(d);
+    }
+    if (l->args->json) {
+      json_t *o = json_line(l, "signed_in");
+      json_object_set_new(o, "user_id", json_text(id, strlen(id)));
+      emit_json(l, o);
+    } else {
+      human(l, "signed in as %s (events to the user on #server-to-user-%s)", id, id);
+    }
+  } else if (strcmp(ev->event, "pusher:signin_error") == 0) {
+    print_auth_error(l, "signin_error", NULL, ev);
+  }
+}
+
+/* ------------------------------------------------------------------ --stdin */
+
+/* A --stdin line that was not sent: an `error` line naming it (lineno 0 =
+ * about standard input itself). */
+static void stdin_error(listener *l, long lineno, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void stdin_error(listener *l, long lineno, int err, const char *fmt, ...) {
+  char why[600], msg[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  if (lineno > 0)
+    snprintf(msg, sizeof msg, "stdin line %ld: %s", lineno, why);
+  else
+    snprintf(msg, sizeof msg, "stdin: %s", why);
+  if (l->args->json) {
+    json_t *o = json_line(l, "error");
+    json_object_set_new(o, "code", json_null());
+    json_object_set_new(o, "message", json_text(msg, strlen(msg)));
+    json_object_set_new(o, "fatal", json_false());
+    json_object_set_new(o, "error", json_string(pusher_err_name(err)));
+    json_object_set_new(o, "source", json_string("stdin"));
+    json_object_set_new(o, "line", lineno > 0 ? json_integer(lineno) : json_null());
+    emit_json(l, o);
+  } else {
+    human(l, "error: %s", msg);
+  }
+}
+
+/* Why pusher_trigger() refused, in the words of the command line. */
+static const char *trigger_reason(int err) {
+  switch (err) {
+  case PUSHER_ERR_BAD_EVENT_NAME:
+    return "client event names must start with \"client-\" (at most 200 bytes)";
+  case PUSHER_ERR_NOT_FOUND: return "not subscribed to this channel (name it as a CHANNEL argument)";
+  case PUSHER_ERR_UNSUPPORTED:
+    return "client events need a private- or presence- channel (not public, not private-encrypted-)";
+  case PUSHER_ERR_INVALID_STATE: return "not connected, or the subscription has not succeeded";
+  case PUSHER_ERR_INVALID_ARGUMENT: return "\"data\" is not valid JSON";
+  case PUSHER_ERR_TOO_LARGE: return "\"data\" is over 10 KiB";
+  case PUSHER_ERR_RATE_LIMIT: return "more than 10 client events within one second";
+  default: return pusher_strerror(err);
+  }
+}
+
+/* One complete line (without its newline). */
+static void stdin_line(listener *l, char *s, size_t n) {
+  long no = l->in.lineno;
+  if (n > 0 && s[n - 1] == '\r') n--;
+  size_t i = 0;
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  if (i == n) return; /* blank */
+  json_error_t jerr;
+  json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, &jerr);
+  if (o == NULL) {
+    stdin_error(l, no, PUSHER_ERR_JSON, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+    return;
+  }
+  json_t *ch = json_is_object(o) ? json_object_get(o, "channel") : NULL;
+  json_t *evn = json_is_object(o) ? json_object_get(o, "event") : NULL;
+  json_t *data = json_is_object(o) ? json_object_get(o, "data") : NULL;
+  if (!json_is_object(o)) {
+    stdin_error(l, no, PUSHER_ERR_INVALID_ARGUMENT,
+                "not a JSON object (want {\"channel\":..,\"event\":\"client-..\",\"data\":..})");
+  } else if (!json_is_string(ch) || json_string_length(ch) == 0) {
+    stdin_error(l, no, PUSHER_ERR_INVALID_ARGUMENT, "\"channel\" is missing or not a non-empty string");
+  } else if (!json_is_string(evn) || json_string_length(evn) == 0) {
+    stdin_error(l, no, PUSHER_ERR_INVALID_ARGUMENT, "\"event\" is missing or not a non-empty string");
+  } else if (strlen(json_string_value(ch)) != json_string_length(ch) ||
+             strlen(json_string_value(evn)) != json_string_length(evn)) {
+    stdin_error(l, no, PUSHER_ERR_INVALID_ARGUMENT, "\"channel\" or \"event\" contains a NUL character");
+  } else {
+    char *dj = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (data && dj == NULL) {
+      stdin_error(l, no, PUSHER_ERR_NOMEM, "cannot encode \"data\"");
+    } else {
+      const char *cn = json_string_value(ch), *en = json_string_value(evn);
+      int r = pusher_trigger(l->client, cn, en, dj);
+      if (r != 0) {
+        /* names may be long or odd: quote them as JSON */
+        char *qc = json_dumps(ch, JSON_ENCODE_ANY), *qe = json_dumps(evn, JSON_ENCODE_ANY);
+        stdin_error(l, no, r, "cannot send %.210s to %.210s: %s", qe ? qe : "event",
+                    qc ? qc : "channel", trigger_reason(r));
+        free(qc);
+        free(qe);
+      }
+    }
+    free(dj);
+  }
+  json_decref(o);
+}
+
+static void stdin_feed(listener *l, const char *p, size_t n) {
+  stdin_reader *in = &l->in;
+  while (n > 0 && !l->finishing) {
+    const char *nl = memchr(p, '\n', n);
+    size_t take = nl ? (size_t)(nl - p) : n;
+    if (!in->overlong) {
+      if (in->len + take > STDIN_MAX_LINE) {
+        in->overlong = 1;
+      } else {
+        if (in->len + take + 1 > in->cap) {
+          size_t cap = in->cap ? in->cap : 1024;
+          while (cap < in->len + take + 1) cap *= 2;
+          char *b = realloc(in->line, cap);
+          if (b == NULL) {
+            in->overlong = 1; /* reported as too long; nothing better to do */
+          } else {
+            in->line = b;
+            in->cap = cap;
+          }
+        }
+        if (!in->overlong) {
+          memcpy(in->line + in->len, p, take);
+          in->len += take;
+        }
+      }
+    }
+    if (nl == NULL) break;
+    in->lineno++;
+    if (in->overlong)
+      stdin_error(l, in->lineno, PUSHER_ERR_TOO_LARGE, "longer than %d bytes", STDIN_MAX_LINE);
+    else
+      stdin_line(l, in->line, in->len);
+    in->len = 0;
+    in->overlong = 0;
+    p = nl + 1;
+    n -= take + 1;
+  }
+}
+
+static void stdin_close_cb(uv_handle_t *h) {
+  (void)h;
+}
+
+/* End of input (or a read error): send a last unterminated line, stop
+ * reading; listening goes on. */
+static void stdin_end(listener *l, int err) {
+  stdin_reader *in = &l->in;
+  if (in->done) return;
+  in->done = 1;
+  if (err && !l->finishing)
+    stdin_error(l, 0, PUSHER_ERR_IO, "read error: %s (no more client events are read)", uv_strerror(err));
+  if ((in->len > 0 || in->overlong) && !l->finishing) {
+    in->lineno++;
+    if (in->overlong)
+      stdin_error(l, in->lineno, PUSHER_ERR_TOO_LARGE, "longer than %d bytes", STDIN_MAX_LINE);
+    else
+      stdin_line(l, in->line, in->len);
+  }
+  in->len = 0;
+  in->overlong = 0;
+  if (in->open) {
+    in->open = 0;
+    uv_close(&in->h.handle, stdin_close_cb);
+  }
+}
+
+static void stdin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  listener *l = h->data;
+  (void)hint;
+  *buf = uv_buf_init(l->in.rbuf, sizeof l->in.rbuf);
+}
+
+static void stdin_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  listener *l = s->data;
+  if (nread > 0) {
+    stdin_feed(l, buf->base, (size_t)nread);
+  } else if (nread < 0) {
+    stdin_end(l, nread == UV_EOF ? 0 : (int)nread);
+  }
+}
+
+static void stdin_fs_next(listener *l);
+
+static void stdin_fs_read(uv_fs_t *req) {
+  listener *l = req->data;
+  ssize_t r = req->result;
+  uv_fs_req_cleanup(req);
+  l->in.fs_pending = 0;
+  if (l->finishing || l->in.done) return;
+  if (r > 0) {
+    stdin_feed(l, l->in.rbuf, (size_t)r);
+    stdin_fs_next(l);
+  } else {
+    stdin_end(l, r == 0 ? 0 : (int)r);
+  }
+}
+
+static void stdin_fs_next(listener *l) {
+  if (l->finishing || l->in.done) return;
+  uv_buf_t b = uv_buf_init(l->in.rbuf, sizeof l->in.rbuf);
+  l->in.fs.data = l;
+  int r = uv_fs_read(&l->loop, &l->in.fs, 0, &b, 1, -1, stdin_fs_read);
+  if (r != 0)
+    stdin_end(l, r);
+  else
+    l->in.fs_pending = 1;
+}
+
+/* Start reading fd 0 (once every CHANNEL's subscription has an outcome). */
+static void stdin_start(listener *l) {
+  stdin_reader *in = &l->in;
+  in->started = 1;
+  int r;
+  switch (uv_guess_handle(0)) {
+  case UV_TTY:
+    r = uv_tty_init(&l->loop, &in->h.tty, 0, 1);
+    in->kind = IN_TTY;
+    break;
+  case UV_NAMED_PIPE:
+  case UV_TCP:
+  case UV_UDP:
+    r = uv_pipe_init(&l->loop, &in->h.pipe, 0);
+    if (r == 0) {
+      r = uv_pipe_open(&in->h.pipe, 0);
+      if (r != 0) uv_close(&in->h.handle, stdin_close_cb);
+    }
+    in->kind = IN_PIPE;
+    break;
+  case UV_FILE:
+    in->kind = IN_FILE;
+    stdin_fs_next(l);
+    return;
+  default:
+    in->done = 1;
+    stdin_error(l, 0, PUSHER_ERR_IO, "standard input is not readable (closed?): no client events are read");
+    return;
+  }
+  if (r != 0) {
+    in->done = 1;
+    stdin_error(l, 0, PUSHER_ERR_IO, "cannot read standard input: %s", uv_strerror(r));
+    return;
+  }
+  in->open = 1;
+  in->h.handle.data = l;
+  r = uv_read_start(&in->h.stream, stdin_alloc, stdin_read);
+  if (r != 0) {
+    stdin_error(l, 0, PUSHER_ERR_IO, "cannot read standard input: %s", uv_strerror(r));
+    in->done = 1;
+    in->open = 0;
+    uv_close(&in->h.handle, stdin_close_cb);
+  }
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -499,6 +935,8 @@ static int parse_args(int argc, char **argv, listen_args *a) {
       if (push_kv(&a->auth_headers, &a->n_auth_headers, k, v) != 0) return CLI_EXIT_FAIL;
       break;
     }
+    case OPT_SIGNIN: a->signin = 1; break;
+    case OPT_STDIN: a->use_stdin = 1; break;
     case OPT_JSON: a->json = 1; break;
     case OPT_COUNT:
       if (cli_parse_long(optarg, 1, 1000000000L, &a->count) != 0)
@@ -645,6 +1083,23 @@ int cli_listen(int argc, char **argv) {
     rc = CLI_EXIT_FAIL;
     goto out;
   }
+  if (a.signin) {
+    int r = pusher_user_bind(l.client, "pusher:signin_success", on_user, &l, NULL);
+    if (r == 0) r = pusher_user_bind(l.client, "pusher:signin_error", on_user, &l, NULL);
+    if (r == 0) r = pusher_signin(l.client);
+    if (r != 0) {
+      fprintf(stderr, "pusher listen: cannot sign in: %s\n", pusher_strerror(r));
+      rc = CLI_EXIT_FAIL;
+      goto out;
+    }
+  }
+  l.settled = calloc(a.channels.n, 1);
+  if (l.settled == NULL) {
+    fprintf(stderr, "pusher listen: out of memory\n");
+    rc = CLI_EXIT_FAIL;
+    goto out;
+  }
+  l.n_settled = a.channels.n;
   for (size_t i = 0; i < a.channels.n; i++) {
     int r = pusher_subscribe(l.client, a.channels.v[i]);
     if (r != 0) {
@@ -673,6 +1128,10 @@ int cli_listen(int argc, char **argv) {
   /* A requested end (count reached, signal): disconnect so that the state
    * line into disconnected is printed and the server sees a clean close. */
   if (l.disconnect_on_finish) pusher_client_disconnect(l.client);
+  if (l.in.open) {
+    l.in.open = 0;
+    uv_close(&l.in.h.handle, stdin_close_cb);
+  }
   uv_close((uv_handle_t *)&l.sigint, on_closed);
   uv_close((uv_handle_t *)&l.sigterm, on_closed);
 
@@ -685,6 +1144,8 @@ out:
   if (uv_loop_close(&l.loop) != 0) {
     /* Something is still open: not fatal for a process about to exit. */
   }
+  free(l.in.line);
+  free(l.settled);
   free_args(&a);
   return rc;
 }
