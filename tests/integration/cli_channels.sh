@@ -212,6 +212,20 @@ print("user-auth requests ok:", len(u))' || fail "user-auth requests not as expe
   log "$S: PASS"
 }
 
+# ---- --help documents the options and lines; bad values are usage errors (2)
+help="$("$PUSHER_BIN" listen --help)" || fail "listen --help failed"
+for w in --auth-endpoint --auth-transport --auth-param --auth-header --user-auth-endpoint \
+    --signin --stdin '"type":"members"' '"type":"member_added"' '"type":"member_removed"' \
+    '"type":"signed_in"' '"source":"stdin"' '#server-to-user-<id>' callback; do
+  grep -qF -- "$w" <<<"$help" || fail "listen --help does not mention $w"
+done
+for bad in "--auth-transport xhr" "--auth-param novalue" "--auth-header nocolon"; do
+  rc=0
+  # shellcheck disable=SC2086
+  "$PUSHER_BIN" listen --key k $bad private-x >/dev/null 2>"$RUN_DIR/usage.err" || rc=$?
+  [ "$rc" = 2 ] && [ -s "$RUN_DIR/usage.err" ] || fail "listen $bad: exit $rc (want 2 with a message)"
+done
+
 auth_start ajax 7260 --require-param token=abc --require-header 'X-Token: t1'
 auth_start jsonp 7261 --require-param token=abc
 auth_start refuse 7262 --refuse
