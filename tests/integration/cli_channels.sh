@@ -6,10 +6,12 @@
 #  - private subscribe via ajax (--auth-param + --auth-header required by the
 #    auth server) and presence via jsonp (--auth-param required; GET with a
 #    `callback` parameter);
-#  - --stdin: a client event from one listener arrives at the other (with
+#  - --stdin (FIFO, regular file, pipe closed before connecting): a client
+#    event from one listener arrives at the other (with
 #    user_id on presence); a non-client- event, a public channel, a channel
 #    not subscribed, invalid JSON and a line without "event" each print an
-#    `error` line naming the line; EOF on stdin does not end listen;
+#    `error` line naming the line, as do the 11th/12th of a burst (10/s);
+#    EOF on stdin does not end listen;
 #  - presence: two listeners, `members` (count + me), member_added,
 #    member_removed;
 #  - an auth server refusing (403) => subscription_error with status 403,
@@ -169,6 +171,18 @@ print("ajax requests ok:", len(r))' || fail "ajax auth requests not as expected"
   client_stop "${S}_p2"
   expect_line "${S}_p1" 'd["type"]=="member_removed" and d["channel"]=="presence-room" and d["user_id"]=="bob" and "user_info" not in d' 15 \
     "no member_removed for bob" >/dev/null
+  # 12 client events at once (stdin lines 2-13): the 11th and 12th are over
+  # the 10-per-second window and each gets an error line
+  sleep 1.2
+  local burst="" i
+  for i in $(seq 1 12); do burst+='{"channel":"presence-room","event":"client-burst","data":{"i":'"$i"'}}'$'\n'; done
+  printf '%s' "$burst" >&"${IN_FD[${S}_p1]}"
+  expect_line "${S}_p1" 'd["type"]=="error" and d["line"]==13 and d["error"]=="PUSHER_ERR_RATE_LIMIT"' 10 \
+    "no rate-limit error line for stdin line 13" >/dev/null
+  n="$(count_lines "$(out "${S}_p1")" 'd["type"]=="error" and d.get("source")=="stdin"')"
+  [ "$n" = 2 ] || fail "${S}_p1: $n stdin error lines after the burst, want 2 (lines 12 and 13)"
+  [ "$(count_lines "$(out "${S}_p1")" 'd["type"]=="error" and d["line"]==12 and "10 client events" in d["message"]')" = 1 ] ||
+    fail "${S}_p1: no rate-limit error line for stdin line 12"
   client_stop "${S}_p1"
   requests 7261 | python3 -c '
 import json, sys
