@@ -11,10 +11,9 @@
  * answered with a close frame echoing its code. */
 #include "pusherd.h"
 #include "core/mem.h"
+#include "core/ws.h"
 
 #include <string.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 struct pd_ws {
   pd_ws_callbacks cb;
@@ -27,21 +26,10 @@ struct pd_ws {
   int close_sent, close_received, failed, stop;
 };
 
+/* The frame header and the accept key are the shared core's (lib/core/ws.h);
+ * pusherd only differs in how it reports inbound messages. */
 size_t pd_ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t len) {
-  out[0] = (uint8_t)(0x80 | (opcode & 0x0f));
-  if (len < 126) {
-    out[1] = (uint8_t)len;
-    return 2;
-  }
-  if (len <= 0xffff) {
-    out[1] = 126;
-    out[2] = (uint8_t)(len >> 8);
-    out[3] = (uint8_t)len;
-    return 4;
-  }
-  out[1] = 127;
-  for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
-  return 10;
+  return pusher__ws_frame_header(out, opcode, len);
 }
 
 static void put_frame(pd_ws *ws, uint8_t op, const void *p, size_t n) {
@@ -52,17 +40,8 @@ static void put_frame(pd_ws *ws, uint8_t op, const void *p, size_t n) {
 }
 
 int pd_ws_accept_key(const char *key, char *out, size_t outlen) {
-  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  if (outlen < 29) return -1;
-  size_t kl = strlen(key);
-  if (kl > 128) return -1;
-  char buf[200];
-  memcpy(buf, key, kl);
-  memcpy(buf + kl, guid, sizeof guid - 1);
-  unsigned char d[SHA_DIGEST_LENGTH];
-  SHA1((const unsigned char *)buf, kl + sizeof guid - 1, d);
-  EVP_EncodeBlock((unsigned char *)out, d, SHA_DIGEST_LENGTH);
-  return 0;
+  if (!key || strlen(key) > 128) return -1;
+  return pusher__ws_accept_key(key, out, outlen) == 0 ? 0 : -1;
 }
 
 pd_ws *pd_ws_server_new(const char *key, size_t max_msg, const pd_ws_callbacks *cb, void *ud) {
