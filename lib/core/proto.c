@@ -54,6 +54,402 @@ static json_t *parse_capped(const char *s, size_t len, size_t flags) {
   return json_loadb(s, len, flags | JSON_ALLOW_NUL, &err);
 }
 
+/* ---- Validating JSON scanner ------------------------------------------
+ * Accepts exactly what json_loadb(JSON_DECODE_ANY [| JSON_ALLOW_NUL]) of
+ * jansson 2.x accepts, within the nesting cap of pusher__json_depth_ok, so
+ * that the answer never differs from a full parse (see proto.h).  Strict
+ * UTF-8 everywhere, \u escapes with paired surrogates, no \u0000 in keys
+ * (nor in strings without allow_nul), integers within int64.  Reals that
+ * might overflow a double are left to strtod via jansson (-1). */
+typedef struct jscan {
+  const unsigned char *p, *end;
+  int allow_nul, max_depth, unsure;
+} jscan;
+
+static void js_ws(jscan *s) {
+  while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) s->p++;
+}
+
+static int js_hex4(const unsigned char *p, unsigned *out) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned c = p[i], d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return 0;
+    v = (v << 4) | d;
+  }
+  *out = v;
+  return 1;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if invalid. */
+static size_t js_utf8(const unsigned char *p, const unsigned char *end) {
+  unsigned c = *p, cp, min;
+  size_t need;
+  if (c >= 0xC2 && c <= 0xDF) need = 1, cp = c & 0x1Fu, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF) need = 2, cp = c & 0x0Fu, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4) need = 3, cp = c & 0x07u, min = 0x10000;
+  else return 0;
+  if ((size_t)(end - p) <= need) return 0;
+  for (size_t k = 1; k <= need; k++) {
+    if ((p[k] & 0xC0u) != 0x80u) return 0;
+    cp = (cp << 6) | (p[k] & 0x3Fu);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return need + 1;
+}
+
+/* At the opening quote.  *esc is set when the string has a backslash. */
+static int js_string(jscan *s, int nul_ok, int *esc) {
+  const unsigned char *p = s->p + 1, *end = s->end;
+  for (;;) {
+    if (p >= end) return 0;
+    unsigned c = *p;
+    if (c == '"') break;
+    if (c < 0x20) return 0;
+    if (c < 0x80 && c != '\\') {
+      p++;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t n = js_utf8(p, end);
+      if (!n) return 0;
+      p += n;
+      continue;
+    }
+    if (esc) *esc = 1;
+    if (end - p < 2) return 0;
+    c = p[1];
+    if (c != 'u') {
+      if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' && c != 'r' && c != 't')
+        return 0;
+      p += 2;
+      continue;
+    }
+    unsigned v, v2;
+    if (end - p < 6 || !js_hex4(p + 2, &v)) return 0;
+    p += 6;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+      if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !js_hex4(p + 2, &v2)) return 0;
+      if (v2 < 0xDC00 || v2 > 0xDFFF) return 0;
+      p += 6;
+    } else if (v >= 0xDC00 && v <= 0xDFFF) {
+      return 0;
+    } else if (v == 0 && !nul_ok) {
+      return 0;
+    }
+  }
+  s->p = p + 1;
+  return 1;
+}
+
+static int js_isdigit(const jscan *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
+
+static int js_number(jscan *s) {
+  int neg = 0;
+  if (*s->p == '-') s->p++, neg = 1;
+  if (!js_isdigit(s)) return 0;
+  const unsigned char *ds = s->p;
+  if (*s->p == '0') {
+    s->p++;
+    if (js_isdigit(s)) return 0;
+  } else {
+    while (js_isdigit(s)) s->p++;
+  }
+  size_t nint = (size_t)(s->p - ds);
+  int real = 0;
+  if (s->p < s->end && *s->p == '.') {
+    s->p++;
+    if (!js_isdigit(s)) return 0;
+    while (js_isdigit(s)) s->p++;
+    real = 1;
+  }
+  long exp = 0;
+  if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+    int eneg = 0;
+    s->p++;
+    if (s->p < s->end && (*s->p == '+' || *s->p == '-')) eneg = *s->p++ == '-';
+    if (!js_isdigit(s)) return 0;
+    while (js_isdigit(s)) {
+      if (exp < 100000) exp = exp * 10 + (*s->p - '0');
+      s->p++;
+    }
+    if (eneg) exp = -exp;
+    real = 1;
+  }
+  if (!real) { /* strtoll range, as jansson checks it */
+    if (nint < 19) return 1;
+    if (nint > 19) return 0;
+    return memcmp(ds, neg ? "9223372036854775808" : "9223372036854775807", 19) <= 0;
+  }
+  /* The value is below 10^(nint+exp): finite when that is <= 10^308. */
+  if ((long)nint + exp > 308) s->unsure = 1;
+  return 1;
+}
+
+static int js_lit(jscan *s, const char *w, size_t n) {
+  if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0) return 0;
+  s->p += n;
+  /* jansson reads a whole run of letters as one word */
+  if (s->p < s->end && ((*s->p | 0x20) >= 'a' && (*s->p | 0x20) <= 'z')) return 0;
+  return 1;
+}
+
+/* jansson drops a NUL byte that directly ends a number or a word (its
+ * lexer cannot push a NUL back): leave such texts to jansson. */
+static int js_scalar_end(jscan *s, int ok) {
+  if (ok && s->p < s->end && *s->p == 0) s->unsure = 1;
+  return ok;
+}
+
+static int js_value(jscan *s, int depth) {
+  if (s->p >= s->end) return 0;
+  switch (*s->p) {
+  case '"':
+    return js_string(s, s->allow_nul, NULL);
+  case 't':
+    return js_scalar_end(s, js_lit(s, "true", 4));
+  case 'f':
+    return js_scalar_end(s, js_lit(s, "false", 5));
+  case 'n':
+    return js_scalar_end(s, js_lit(s, "null", 4));
+  case '[':
+    if (depth + 1 > s->max_depth) return 0;
+    s->p++;
+    js_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+      s->p++;
+      return 1;
+    }
+    for (;;) {
+      if (!js_value(s, depth + 1)) return 0;
+      js_ws(s);
+      if (s->p >= s->end) return 0;
+      if (*s->p == ']') break;
+      if (*s->p != ',') return 0;
+      s->p++;
+      js_ws(s);
+    }
+    s->p++;
+    return 1;
+  case '{':
+    if (depth + 1 > s->max_depth) return 0;
+    s->p++;
+    js_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+      s->p++;
+      return 1;
+    }
+    for (;;) {
+      if (s->p >= s->end || *s->p != '"' || !js_string(s, 0, NULL)) return 0;
+      js_ws(s);
+      if (s->p >= s->end || *s->p != ':') return 0;
+      s->p++;
+      js_ws(s);
+      if (!js_value(s, depth + 1)) return 0;
+      js_ws(s);
+      if (s->p >= s->end) return 0;
+      if (*s->p == '}') break;
+      if (*s->p != ',') return 0;
+      s->p++;
+      js_ws(s);
+    }
+    s->p++;
+    return 1;
+  default:
+    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) return js_scalar_end(s, js_number(s));
+    return 0;
+  }
+}
+
+int pusher__json_scan(const char *in, size_t len, int allow_nul, int max_depth) {
+  if (!in) return 0;
+  jscan s = {(const unsigned char *)in, (const unsigned char *)in + len, allow_nul, max_depth, 0};
+  js_ws(&s);
+  int ok = js_value(&s, 0);
+  js_ws(&s);
+  if (s.unsure) return -1;
+  return ok && s.p == s.end;
+}
+
+int pusher__json_valid(const char *in, size_t len) {
+  int r = pusher__json_scan(in, len, 1, PUSHER__JSON_MAX_DEPTH);
+  if (r >= 0) return r;
+  json_t *v = parse_capped(in, len, JSON_DECODE_ANY);
+  if (!v) return 0;
+  json_decref(v);
+  return 1;
+}
+
+/* ---- Fast decode of the common frame shape ----------------------------
+ * A valid JSON object whose "event", "channel", "user_id" and "data" are
+ * strings (or null, or absent where that is allowed) and whose top-level
+ * keys have no escapes.  Anything else is left to the jansson path, which
+ * also produces the error texts; both give the same pusher__msg. */
+typedef struct jspan {
+  const unsigned char *s;
+  size_t n;
+  int esc;
+  char kind; /* 0 absent, 's' string, 'n' null, 'o' other */
+} jspan;
+
+static size_t js_put_utf8(unsigned char *o, unsigned cp) {
+  if (cp < 0x80) {
+    o[0] = (unsigned char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (unsigned char)(0xC0 | (cp >> 6));
+    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (unsigned char)(0xE0 | (cp >> 12));
+    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (unsigned char)(0xF0 | (cp >> 18));
+  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Decoded length of a validated string span (never longer than the span). */
+static size_t js_unescape(const jspan *sp, unsigned char *o) {
+  if (!sp->esc) {
+    memcpy(o, sp->s, sp->n);
+    return sp->n;
+  }
+  const unsigned char *p = sp->s, *end = sp->s + sp->n;
+  size_t k = 0;
+  while (p < end) {
+    if (*p != '\\') {
+      o[k++] = *p++;
+      continue;
+    }
+    unsigned c = p[1], v, v2;
+    p += 2;
+    switch (c) {
+    case 'b': o[k++] = '\b'; break;
+    case 'f': o[k++] = '\f'; break;
+    case 'n': o[k++] = '\n'; break;
+    case 'r': o[k++] = '\r'; break;
+    case 't': o[k++] = '\t'; break;
+    case 'u':
+      js_hex4(p, &v);
+      p += 4;
+      if (v >= 0xD800 && v <= 0xDBFF) {
+        js_hex4(p + 2, &v2);
+        p += 6;
+        v = ((v - 0xD800) << 10) + (v2 - 0xDC00) + 0x10000;
+      }
+      k += js_put_utf8(o + k, v);
+      break;
+    default: o[k++] = (unsigned char)c; break; /* " \ / */
+    }
+  }
+  return k;
+}
+
+/* mem-allocated, NUL-terminated decoded string; NULL when out of memory. */
+static char *js_dup(const pusher_mem *mem, const jspan *sp, size_t *outlen) {
+  unsigned char *b = pusher__malloc(mem, sp->n + 1);
+  if (!b) return NULL;
+  size_t n = js_unescape(sp, b);
+  b[n] = '\0';
+  if (outlen) *outlen = n;
+  return (char *)b;
+}
+
+/* Decoded length without decoding, for the name length checks. */
+static size_t js_declen(const jspan *sp) {
+  if (!sp->esc) return sp->n;
+  size_t k = 0;
+  const unsigned char *p = sp->s, *end = sp->s + sp->n;
+  while (p < end) {
+    if (*p != '\\') {
+      k++, p++;
+    } else if (p[1] != 'u') {
+      k++, p += 2;
+    } else {
+      unsigned v;
+      js_hex4(p + 2, &v);
+      p += 6;
+      if (v >= 0xD800 && v <= 0xDBFF) k += 4, p += 6;
+      else k += v < 0x80 ? 1 : v < 0x800 ? 2 : 3;
+    }
+  }
+  return k;
+}
+
+/* 1 decoded, 0 not this shape (use jansson), PUSHER_ERR_NOMEM. */
+static int decode_fast(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out) {
+  jscan s = {(const unsigned char *)in, (const unsigned char *)in + len, 0, PUSHER__JSON_MAX_DEPTH, 0};
+  jspan ev = {0}, ch = {0}, uid = {0}, data = {0};
+  js_ws(&s);
+  if (s.p >= s.end || *s.p != '{') return 0;
+  s.p++;
+  js_ws(&s);
+  if (s.p < s.end && *s.p == '}') return 0; /* no "event" */
+  for (;;) {
+    if (s.p >= s.end || *s.p != '"') return 0;
+    const unsigned char *k = s.p + 1;
+    int kesc = 0;
+    if (!js_string(&s, 0, &kesc) || kesc) return 0;
+    size_t kn = (size_t)(s.p - 1 - k);
+    js_ws(&s);
+    if (s.p >= s.end || *s.p != ':') return 0;
+    s.p++;
+    js_ws(&s);
+    jspan *t = NULL;
+    if (kn == 5 && !memcmp(k, "event", 5)) t = &ev;
+    else if (kn == 7 && !memcmp(k, "channel", 7)) t = &ch;
+    else if (kn == 7 && !memcmp(k, "user_id", 7)) t = &uid;
+    else if (kn == 4 && !memcmp(k, "data", 4)) t = &data;
+    const unsigned char *vs = s.p;
+    if (s.p < s.end && *s.p == '"') {
+      int vesc = 0;
+      if (!js_string(&s, 0, &vesc)) return 0;
+      if (t) t->s = vs + 1, t->n = (size_t)(s.p - 1 - (vs + 1)), t->esc = vesc, t->kind = 's';
+    } else {
+      if (!js_value(&s, 1)) return 0;
+      if (t) t->kind = (s.p - vs == 4 && !memcmp(vs, "null", 4)) ? 'n' : 'o';
+    }
+    js_ws(&s);
+    if (s.p >= s.end) return 0;
+    if (*s.p == '}') break;
+    if (*s.p != ',') return 0;
+    s.p++;
+    js_ws(&s);
+  }
+  s.p++;
+  js_ws(&s);
+  if (s.p != s.end || s.unsure) return 0;
+  if (ev.kind != 's' || (ch.kind != 0 && ch.kind != 'n' && ch.kind != 's') ||
+      (uid.kind != 0 && uid.kind != 'n' && uid.kind != 's') || (data.kind != 0 && data.kind != 's'))
+    return 0;
+  size_t n = js_declen(&ev);
+  if (n == 0 || n > PUSHER__MAX_INBOUND_NAME) return 0;
+  if (ch.kind == 's' && ((n = js_declen(&ch)) == 0 || n > PUSHER__MAX_INBOUND_NAME)) return 0;
+  /* The same allocations, in the same order, as the jansson path. */
+  if (!(out->event = js_dup(mem, &ev, NULL))) goto nomem;
+  if (ch.kind == 's' && !(out->channel = js_dup(mem, &ch, NULL))) goto nomem;
+  if (uid.kind == 's' && !(out->user_id = js_dup(mem, &uid, NULL))) goto nomem;
+  if (data.kind == 's') {
+    if (!(out->data = js_dup(mem, &data, &out->data_len))) goto nomem;
+    out->data_was_string = 1;
+    out->data_is_json = pusher__json_valid(out->data, out->data_len);
+  }
+  return 1;
+nomem:
+  pusher__msg_free(mem, out);
+  return PUSHER_ERR_NOMEM;
+}
+
 void pusher__msg_free(const pusher_mem *mem, pusher__msg *m) {
   if (!m) return;
   pusher__free(mem, m->event);
@@ -70,6 +466,13 @@ int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, push
   if (!in) {
     WHY("empty message");
     return PUSHER_ERR_JSON;
+  }
+  /* Valid, within the depth cap, the usual shape: no jansson needed. */
+  int fr = decode_fast(mem, in, len, out);
+  if (fr == 1) return 0;
+  if (fr < 0) {
+    WHY("out of memory");
+    return fr;
   }
   if (!pusher__json_depth_ok(in, len, PUSHER__JSON_MAX_DEPTH)) {
     WHY("JSON nested deeper than %d levels", PUSHER__JSON_MAX_DEPTH);
@@ -137,11 +540,7 @@ int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, push
     if (!(out->data = pusher__strndup(mem, s, n))) goto fail;
     out->data_len = n;
     out->data_was_string = 1;
-    json_t *inner = parse_capped(s, n, JSON_DECODE_ANY);
-    if (inner) {
-      out->data_is_json = 1;
-      json_decref(inner);
-    }
+    out->data_is_json = pusher__json_valid(s, n);
   } else if (data) {
     int r = dump_value(mem, data, &out->data, &out->data_len);
     if (r < 0) {

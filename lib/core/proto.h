@@ -39,6 +39,18 @@ void pusher__msg_free(const pusher_mem *mem, pusher__msg *m);
  * objects/arrays deeper than max_depth; strings are skipped correctly. */
 int pusher__json_depth_ok(const char *in, size_t len, int max_depth);
 
+/* Validating JSON scan (any value at the top level, nesting capped at
+ * max_depth as pusher__json_depth_ok counts it).  It accepts exactly the texts
+ * jansson's json_loadb(JSON_DECODE_ANY, plus JSON_ALLOW_NUL when allow_nul)
+ * accepts: strict UTF-8, paired \u surrogates, no \u0000 in object keys,
+ * integers within int64.  Returns 1 valid, 0 invalid, -1 when only jansson can
+ * tell: a real number of 10^308 or more (strtod overflow) or a NUL byte right
+ * after a number or word (jansson's lexer drops it). */
+int pusher__json_scan(const char *in, size_t len, int allow_nul, int max_depth);
+/* Nonzero when the text parses as JSON within PUSHER__JSON_MAX_DEPTH (what
+ * pusher__json_parse accepts), without building it in the usual case. */
+int pusher__json_valid(const char *in, size_t len);
+
 /* Parse the data of a message as a JSON object (data that was a string is
  * parsed again; an object is already text).  Returns a new jansson reference
  * or NULL when the data is absent, not JSON, too deep or not an object. */

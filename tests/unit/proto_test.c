@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/mem.h"
 #include "core/options.h"
 #include "core/proto.h"
@@ -258,12 +260,122 @@ static void test_channel_names(void **st) {
   assert_false(pusher__channel_name_valid(n));
 }
 
+/* The validating scanner behind data_is_json: it must agree with jansson
+ * (json_loadb, JSON_DECODE_ANY | JSON_ALLOW_NUL, depth cap) on every text. */
+static void test_json_scanner(void **st) {
+  (void)st;
+  static const struct {
+    const char *text;
+    size_t len; /* 0: strlen */
+    int valid;
+  } cases[] = {
+      {"0", 0, 1}, {"-0", 0, 1}, {"12", 0, 1}, {"-12.5e+3", 0, 1}, {"1E-2", 0, 1}, {"0.0", 0, 1},
+      {"9223372036854775807", 0, 1}, {"-9223372036854775808", 0, 1},
+      {"9223372036854775808", 0, 0}, {"-9223372036854775809", 0, 0}, {"123456789012345678901", 0, 0},
+      {"1e308", 0, 1}, {"1.5e308", 0, 1}, {"1e309", 0, 0}, {"-1e400", 0, 0}, {"1e-400", 0, 1},
+      {"0.0001e310", 0, 1}, {"123e306", 0, 1},
+      {"01", 0, 0}, {"-", 0, 0}, {"-01", 0, 0}, {"1.", 0, 0}, {".5", 0, 0}, {"1e", 0, 0}, {"1e+", 0, 0},
+      {"+1", 0, 0}, {"0x10", 0, 0}, {"1 2", 0, 0}, {"NaN", 0, 0}, {"Infinity", 0, 0},
+      {"true", 0, 1}, {"false", 0, 1}, {"null", 0, 1}, {"tru", 0, 0}, {"truex", 0, 0}, {"nulll", 0, 0},
+      {"True", 0, 0}, {"true1", 0, 0},
+      {"\"\"", 0, 1}, {"\"abc\"", 0, 1}, {"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", 0, 1}, {"\"\\a\"", 0, 0},
+      {"\"\\u00e9\\u00E9\"", 0, 1}, {"\"\\u12\"", 0, 0}, {"\"\\u12g4\"", 0, 0}, {"\"\\", 0, 0},
+      {"\"\\ud83d\\ude00\"", 0, 1}, {"\"\\ud83d\"", 0, 0}, {"\"\\ud83dx\"", 0, 0},
+      {"\"\\ud83d\\u0041\"", 0, 0}, {"\"\\ude00\"", 0, 0}, {"\"\\ude00\\ud83d\"", 0, 0},
+      {"\"\\u0000\"", 0, 1}, {"{\"\\u0000\":1}", 0, 0}, {"{\"a\\u0000b\":1}", 0, 0},
+      {"{\"a\":\"\\u0000\"}", 0, 1},
+      {"\"a\nb\"", 0, 0}, {"\"a\tb\"", 0, 0}, {"\"\x7f\"", 0, 1}, {"\"abc", 0, 0},
+      {"\"\xc3\xa9\"", 0, 1}, {"\"\xe2\x82\xac\"", 0, 1}, {"\"\xf0\x9f\x98\x80\"", 0, 1},
+      {"\"\xc3\"", 0, 0}, {"\"\xc0\xaf\"", 0, 0}, {"\"\xed\xa0\x80\"", 0, 0}, {"\"\xf4\x90\x80\x80\"", 0, 0},
+      {"\"\xe0\x80\xaf\"", 0, 0}, {"\"\x80\"", 0, 0}, {"\"\xff\"", 0, 0}, {"\xc3\xa9", 0, 0},
+      {"[]", 0, 1}, {"{}", 0, 1}, {" [ 1 , [ ] , { } ] ", 0, 1}, {"\t\r\n{\"a\" : {\"b\":[true,null]}}\n", 0, 1},
+      {"[1,]", 0, 0}, {"[,1]", 0, 0}, {"[1 2]", 0, 0}, {"{\"a\"}", 0, 0}, {"{\"a\":}", 0, 0},
+      {"{\"a\":1,}", 0, 0}, {"{a:1}", 0, 0}, {"{1:1}", 0, 0}, {"{\"a\":1", 0, 0}, {"[", 0, 0}, {"]", 0, 0},
+      {"{\"a\":1,\"a\":2}", 0, 1}, {"[1]]", 0, 0}, {"{} {}", 0, 0}, {"1 x", 0, 0}, {"[1]\v", 0, 0},
+      {"", 0, 0}, {"   ", 0, 0}, {"\f1", 0, 0}, {"1\0", 2, 1}, {"[1\0]", 4, 1}, {"true\0", 5, 1}, {"{\"a\":null\0}", 11, 1}, {"[1]\0", 4, 0},
+      {"1 \0", 3, 0}, {"1\0\0", 3, 0}, {"\0", 1, 0}, {"\"a\0b\"", 5, 0}, {"[1]", 3, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *t = cases[i].text;
+    size_t n = cases[i].len ? cases[i].len : strlen(t);
+    struct json_t *v = pusher__json_parse(t, n);
+    int jansson = v != NULL;
+    if (v) json_decref(v);
+    if (jansson != cases[i].valid || pusher__json_valid(t, n) != cases[i].valid) {
+      print_error("case %zu <%s>: expected %d, jansson %d, scanner %d\n", i, t, cases[i].valid, jansson,
+                  pusher__json_valid(t, n));
+      fail();
+    }
+  }
+  assert_int_equal(pusher__json_scan("1e309", 5, 1, 64), -1); /* left to strtod */
+  assert_int_equal(pusher__json_scan("\"\\u0000\"", 8, 0, 64), 0);
+  assert_int_equal(pusher__json_scan("\"\\u0000\"", 8, 1, 64), 1);
+  /* nesting: the cap of pusher__json_depth_ok */
+  char deep[1000];
+  for (int d = 63; d <= 65; d++) {
+    size_t k = 0;
+    for (int i = 0; i < d; i++) deep[k++] = '[';
+    for (int i = 0; i < d; i++) deep[k++] = ']';
+    assert_int_equal(pusher__json_valid(deep, k), d <= PUSHER__JSON_MAX_DEPTH);
+    k = 0;
+    for (int i = 0; i < d; i++) k += (size_t)sprintf(deep + k, "{\"a\":");
+    deep[k++] = '1';
+    for (int i = 0; i < d; i++) deep[k++] = '}';
+    assert_int_equal(pusher__json_valid(deep, k), d <= PUSHER__JSON_MAX_DEPTH);
+  }
+}
+
+/* The jansson-free decode path gives the same message as the jansson path. */
+static void test_decode_fast_path(void **st) {
+  (void)st;
+  pusher__msg m;
+  assert_int_equal(decode(" {\"event\":\"a\\u00e9\\ud83d\\ude00\\n\\/\",\"channel\":\"c\\\"h\",\"x\":[{\"y\":1.5e3}],"
+                          "\"user_id\":\"u\\u0041\",\"data\":\"{\\\"k\\\":[1,true]}\"} ",
+                          &m),
+                   0);
+  assert_string_equal(m.event, "a\xc3\xa9\xf0\x9f\x98\x80\n/");
+  assert_string_equal(m.channel, "c\"h");
+  assert_string_equal(m.user_id, "uA");
+  assert_string_equal(m.data, "{\"k\":[1,true]}");
+  assert_int_equal(m.data_len, 14);
+  assert_true(m.data_was_string);
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  /* last duplicate wins, null channel, string data that is not JSON */
+  assert_int_equal(decode("{\"event\":1,\"event\":\"e\",\"channel\":null,\"data\":\"[1,\"}", &m), 0);
+  assert_string_equal(m.event, "e");
+  assert_null(m.channel);
+  assert_null(m.user_id);
+  assert_string_equal(m.data, "[1,");
+  assert_false(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  /* escaped key: left to jansson, same result */
+  assert_int_equal(decode("{\"ev\\u0065nt\":\"e\",\"data\":\"\\\"s\\\"\"}", &m), 0);
+  assert_string_equal(m.event, "e");
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  /* \u0000 is refused in the frame itself */
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":\"a\\u0000\"}", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{\"event\":\"e\",\"n\":1e999}", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{\"event\":\"e\",\"n\":99999999999999999999}", &m), PUSHER_ERR_JSON);
+  assert_int_equal(decode("{\"event\":\"\"}", &m), PUSHER_ERR_PROTO);
+  assert_int_equal(decode("{\"event\":\"\\ud83d\"}", &m), PUSHER_ERR_JSON);
+  /* data of a string with a real that only strtod can judge */
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":\"[1e309, 2e300]\"}", &m), 0);
+  assert_false(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode("{\"event\":\"e\",\"data\":\"[1e308, 2e-300]\"}", &m), 0);
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decode_double_encoded), cmocka_unit_test(test_decode_object_string_absent),
       cmocka_unit_test(test_decode_errors),         cmocka_unit_test(test_depth_cap),
       cmocka_unit_test(test_encoders),              cmocka_unit_test(test_options),
-      cmocka_unit_test(test_channel_names),
+      cmocka_unit_test(test_channel_names),         cmocka_unit_test(test_json_scanner),
+      cmocka_unit_test(test_decode_fast_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
