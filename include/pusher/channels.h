@@ -191,7 +191,13 @@ PUSHER_EXTERN int pusher_trigger(pusher_client *c, const char *channel, const ch
  * fails to open causes one re-authorization (new shared_secret) and a retry;
  * if it still fails, or the payload is malformed, the event is not
  * delivered and the channel gets "pusher:decryption_error" with data
- * {"event":<name>,"error":<message>}. */
+ * {"event":<name>,"error":<message>}.
+ * Events held while the new key is on its way (at most 64 per channel; a
+ * 65th gets "pusher:decryption_error" at once) are not dropped silently
+ * when the channel is unsubscribed or the connection ends before the key
+ * arrives: each gets its own "pusher:decryption_error" {"event":<name>,
+ * "error":"dropped: ..."} on the channel (after the state change or the
+ * unsubscribe; the channel's bindings hear it even once unsubscribed). */
 
 /* ======================================================================
  * User sign-in
@@ -202,7 +208,20 @@ PUSHER_EXTERN int pusher_trigger(pusher_client *c, const char *channel, const ch
  * params/headers/transport.  Outcome through pusher_user_bind:
  *   "pusher:signin_success"  data = the user_data JSON
  *   "pusher:signin_error"    data {"type":"AuthError","error":..,"status":..}
- * then every event of the "#server-to-user-<id>" channel. */
+ * then every event of the "#server-to-user-<id>" channel.
+ * A connection-level pusher:error answering the pending pusher:signin (e.g.
+ * soketi/pusherd: 4009 then a close) gives, after the connection's `error`
+ * event, "pusher:signin_error" {"type":"ServerError","error":<message>,
+ * "status":<code or null>}; the close is then handled as usual.  (4302, a
+ * truncated watchlist, accompanies a successful sign-in and is not one.)
+ *
+ * Presence with sign-in (PROTOCOL.md 3.3, as pusher-js): an auth reply
+ * without channel_data for a presence- channel while a sign-in is under way
+ * waits for "pusher:signin_success", then subscribes without channel_data
+ * (the signature covers socket_id:channel only) with the signed-in user id
+ * as me; if the sign-in fails, the channel gets "pusher:subscription_error"
+ * after the "pusher:signin_error".  Without any pusher_signin() such a reply
+ * is a "pusher:subscription_error" at once. */
 PUSHER_EXTERN int pusher_signin(pusher_client *c);
 /* The signed-in user's id into buf.  PUSHER_ERR_INVALID_STATE when not
  * signed in (also between a disconnect and the next signin_success),

@@ -68,6 +68,8 @@ typedef struct chan {
   pusher__tstamp rekey_deadline;
   struct pend *pend;   /* encrypted events waiting for the new key */
   size_t npend;
+  char *wait_auth;     /* presence: auth of a reply without channel_data,
+                          waiting for the pending sign-in (PROTOCOL.md 3.3) */
 } chan;
 
 enum { CK_PUBLIC, CK_PRIVATE, CK_PRESENCE, CK_ENCRYPTED };
@@ -78,6 +80,14 @@ struct pend {
   char *data;
   size_t len;
   char *user_id;
+};
+/* Held encrypted events dropped because their channel was unsubscribed or
+ * the connection ended: reported as pusher:decryption_error once the
+ * outermost engine call unwinds (never from inside a state change). */
+struct dropped {
+  char *channel;
+  char *event;
+  const char *why;
 };
 #define MAX_PENDING_DECRYPT 64
 #define CLIENT_EVENT_MAX_DATA 10240
@@ -147,6 +157,9 @@ struct pusher__conn {
   /* client events: send times of the last CLIENT_EVENT_RATE events */
   pusher__tstamp trig[CLIENT_EVENT_RATE];
   size_t ntrig, trig_head;
+  /* held encrypted events to report as dropped (see struct dropped) */
+  struct dropped *drop;
+  size_t ndrop, adrop;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -194,7 +207,10 @@ static void sweep(pusher__conn *c) {
   c->need_sweep = 0;
 }
 
+static void flush_dropped(pusher__conn *c);
+
 static void leave(pusher__conn *c) {
+  if (c->depth == 1 && c->ndrop && !c->dead) flush_dropped(c);
   if (--c->depth > 0) return;
   if (c->need_sweep) sweep(c);
   for (size_t i = 0; i < c->nretired; i++) pusher__ws_del(c->retired[i]);
@@ -212,7 +228,27 @@ static int chan_kind(const char *name) {
   return CK_PUBLIC;
 }
 
-static void clear_pending(pusher__conn *c, chan *ch) {
+static void free_drops(const pusher_mem *m, struct dropped *d, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    pusher__free(m, d[i].channel);
+    pusher__free(m, d[i].event);
+  }
+  pusher__free(m, d);
+}
+
+/* Discard ch's held encrypted events; with why != NULL each is queued to be
+ * reported as pusher:decryption_error {"event":..,"error":why}. */
+static void drop_pending(pusher__conn *c, chan *ch, const char *why) {
+  for (size_t i = 0; why && i < ch->npend; i++) {
+    if (grow(c->m, (void **)&c->drop, &c->adrop, c->ndrop + 1, sizeof *c->drop)) break;
+    struct dropped *d = &c->drop[c->ndrop];
+    d->channel = pusher__strdup(c->m, ch->name);
+    d->event = ch->pend[i].event; /* moved */
+    d->why = why;
+    if (!d->channel) break;
+    ch->pend[i].event = NULL;
+    c->ndrop++;
+  }
   for (size_t i = 0; i < ch->npend; i++) {
     pusher__free(c->m, ch->pend[i].event);
     pusher__free(c->m, ch->pend[i].data);
@@ -222,6 +258,8 @@ static void clear_pending(pusher__conn *c, chan *ch) {
   ch->pend = NULL;
   ch->npend = 0;
 }
+
+static void clear_pending(pusher__conn *c, chan *ch) { drop_pending(c, ch, NULL); }
 
 static chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
   for (size_t i = 0; i < c->nchans; i++)
@@ -234,6 +272,7 @@ static chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
 
 static void free_chan(pusher__conn *c, chan *ch) {
   clear_pending(c, ch);
+  pusher__free(c->m, ch->wait_auth);
   pusher__members_free(&ch->members);
   sodium_memzero(ch->key, sizeof ch->key);
   pusher__free(c->m, ch->name);
@@ -305,14 +344,16 @@ static void error_event(pusher__conn *c, int code, int err, const char *msg, int
   emit_conn(c, &ev);
 }
 
-static void dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
-                     size_t data_len, int is_json, const char *user_id) {
+/* force: the channel's bindings hear it even if it has left the table
+ * (reports about a channel that was just unsubscribed). */
+static void dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
+                        size_t data_len, int is_json, const char *user_id, int force) {
   if (c->dead) return;
   pusher_event ev = {channel, event, data, data_len, is_json, user_id};
   /* As pusher-js: channel bindings hear their channel only while it is in
    * the table (e.g. not events still in flight after unsubscribe); global
    * bindings hear everything. */
-  int known = channel && find_chan(c, channel, NULL) != NULL;
+  int known = channel && (force || find_chan(c, channel, NULL) != NULL);
   size_t n = c->nebs;
   for (size_t i = 0; i < n && i < c->nebs; i++) {
     const ebind *b = &c->ebs[i];
@@ -324,6 +365,11 @@ static void dispatch(pusher__conn *c, const char *channel, const char *event, co
     cb((pusher_client *)c->owner, &ev, ud);
     if (c->dead) return;
   }
+}
+
+static void dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
+                     size_t data_len, int is_json, const char *user_id) {
+  dispatch_ex(c, channel, event, data, data_len, is_json, user_id, 0);
 }
 
 /* Channel event "pusher:subscription_error" {"type":..,"error":..,"status":..}. */
@@ -359,7 +405,9 @@ static void reset_channels(pusher__conn *c) {
     ch->rekey_req = 0;
     ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
     pusher__members_reset(&ch->members);
-    clear_pending(c, ch);
+    drop_pending(c, ch, "dropped: the connection ended while the event waited for the channel's new key");
+    pusher__free(c->m, ch->wait_auth);
+    ch->wait_auth = NULL;
   }
   /* the sign-in belongs to the connection; it is redone on the next one */
   c->user_req = 0;
@@ -655,6 +703,26 @@ static void decryption_error(pusher__conn *c, const char *channel, const char *e
   dispatch_json(c, channel, "pusher:decryption_error", v);
 }
 
+/* Report the held encrypted events that were dropped (leave() calls this
+ * when the outermost engine call unwinds). */
+static void flush_dropped(pusher__conn *c) {
+  for (int guard = 0; guard < 64 && c->ndrop && !c->dead; guard++) {
+    struct dropped *d = c->drop;
+    size_t n = c->ndrop;
+    c->drop = NULL;
+    c->ndrop = c->adrop = 0;
+    for (size_t i = 0; i < n && !c->dead; i++) {
+      char *text;
+      size_t tn;
+      json_t *v = json_pack("{s:s,s:s}", "event", d[i].event, "error", d[i].why);
+      if (pusher__proto_dump(c->m, v, &text, &tn) != 0) continue;
+      dispatch_ex(c, d[i].channel, "pusher:decryption_error", text, tn, 1, NULL, 1);
+      pusher__free(c->m, text);
+    }
+    free_drops(c->m, d, n);
+  }
+}
+
 /* Deliver a decrypted plaintext as pusher-js does (JSON.parse with a raw
  * string fallback): a JSON string is delivered as its content, other JSON
  * as its text, anything else as is. */
@@ -845,13 +913,84 @@ static void presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, i
   }
 }
 
-/* {"type":"AuthError","error":..,"status":..} to the user bindings. */
-static void signin_error(pusher__conn *c, const char *msg, int status) {
+static void presence_waits_fail(pusher__conn *c, const char *msg);
+
+/* {"type":type,"error":..,"status":..} to the user bindings; presence
+ * subscriptions waiting for the sign-in then fail. */
+static void signin_error_typed(pusher__conn *c, const char *type, const char *msg, int status) {
   char *text;
   size_t n;
-  if (pusher__proto_encode_subscription_error(c->m, "AuthError", msg, status, &text, &n) != 0) return;
-  dispatch_kind(c, BK_USER, NULL, "pusher:signin_error", text, n, 1);
-  pusher__free(c->m, text);
+  uint64_t e = c->epoch;
+  if (pusher__proto_encode_subscription_error(c->m, type, msg, status, &text, &n) == 0) {
+    dispatch_kind(c, BK_USER, NULL, "pusher:signin_error", text, n, 1);
+    pusher__free(c->m, text);
+  }
+  if (!c->dead && c->epoch == e) presence_waits_fail(c, msg);
+}
+
+static void signin_error(pusher__conn *c, const char *msg, int status) {
+  signin_error_typed(c, "AuthError", msg, status);
+}
+
+/* A sign-in is under way on this connection (user auth requested or
+ * pusher:signin sent, no answer yet). */
+static int signin_pending(const pusher__conn *c) {
+  return c->signin_wanted && !c->user_id[0] && (c->user_req || c->signin_sent);
+}
+
+/* Send pusher:subscribe for a presence channel whose auth reply had no
+ * channel_data, as the signed-in user (signature over socket_id:channel). */
+static int presence_subscribe_signed_in(pusher__conn *c, chan *ch, const char *auth) {
+  char why[200], name[PUSHER__MAX_CHANNEL_NAME + 1];
+  char *t;
+  size_t tn;
+  snprintf(name, sizeof name, "%s", ch->name);
+  int rc = pusher__proto_dump(c->m, json_pack("{s:s}", "user_id", c->user_id), &t, &tn);
+  snprintf(why, sizeof why, "out of memory");
+  if (rc == 0) {
+    rc = pusher__members_set_me(&ch->members, t, tn, why, sizeof why);
+    pusher__free(c->m, t);
+  }
+  if (rc == 0) rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, NULL, &t, &tn);
+  if (rc == 0) rc = send_text(c, t, tn);
+  if (rc == 0) {
+    ch->sent = 1;
+    return 0;
+  }
+  sub_error(c, name, "AuthError", why, 0);
+  return rc;
+}
+
+/* After signin_success: subscribe the presence channels that waited for it. */
+static void presence_waits_resume(pusher__conn *c) {
+  uint64_t e = c->epoch;
+  for (size_t guard = 0; guard < 100000 && !c->dead && c->epoch == e && c->user_id[0]; guard++) {
+    chan *ch = NULL;
+    for (size_t i = 0; i < c->nchans && !ch; i++)
+      if (c->chans[i]->wait_auth) ch = c->chans[i];
+    if (!ch) return;
+    char *auth = ch->wait_auth;
+    ch->wait_auth = NULL;
+    (void)presence_subscribe_signed_in(c, ch, auth);
+    pusher__free(c->m, auth);
+  }
+}
+
+/* The sign-in failed: the presence channels waiting for it fail too. */
+static void presence_waits_fail(pusher__conn *c, const char *msg) {
+  uint64_t e = c->epoch;
+  char m2[300];
+  snprintf(m2, sizeof m2, "presence auth reply without channel_data and the user sign-in failed: %s",
+           msg ? msg : "unknown error");
+  for (size_t guard = 0; guard < 100000 && !c->dead && c->epoch == e; guard++) {
+    chan *ch = NULL;
+    for (size_t i = 0; i < c->nchans && !ch; i++)
+      if (c->chans[i]->wait_auth) ch = c->chans[i];
+    if (!ch) return;
+    pusher__free(c->m, ch->wait_auth);
+    ch->wait_auth = NULL;
+    sub_error(c, ch->name, "AuthError", m2, 0);
+  }
 }
 
 static void request_signin(pusher__conn *c) {
@@ -900,9 +1039,11 @@ static void handle_signin_success(pusher__conn *c, const pusher__msg *msg) {
   /* the server-to-user channel is not in the channel table (as pusher-js) */
   if (pusher__proto_encode_subscribe(c->m, c->user_chan, "", NULL, &t, &n) == 0) (void)send_text(c, t, n);
   json_t *chk = pusher__json_parse(udt, strlen(udt));
+  uint64_t e = c->epoch;
   dispatch_kind(c, BK_USER, NULL, "pusher:signin_success", udt, strlen(udt), chk != NULL);
   json_decref(chk);
   pusher__free(c->m, udt);
+  if (!c->dead && c->epoch == e) presence_waits_resume(c);
 }
 
 /* {"events":[{"name":"online","user_ids":[..]},..]} to the watchlist bindings. */
@@ -1018,7 +1159,13 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
     json_decref(o);
     uint64_t e = c->epoch;
+    /* a connection-level pusher:error while our pusher:signin is unanswered
+     * (soketi/pusherd: 4009 then close) is the sign-in's failure; 4302 (the
+     * watchlist was truncated) accompanies a sign-in that succeeds */
+    int signin_failed = !msg.channel && c->signin_sent && !c->user_id[0] && code != 4302;
+    if (signin_failed) c->signin_sent = 0;
     error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
+    if (signin_failed && !c->dead && c->epoch == e) signin_error_typed(c, "ServerError", m2, code);
     if (msg.channel && !c->dead && c->epoch == e) {
       dispatch(c, msg.channel, "pusher:error", msg.data, msg.data_len, msg.data_is_json, NULL);
       /* a server refusing a subscription with pusher:error (as Pusher and
@@ -1207,6 +1354,7 @@ void pusher__conn_del(pusher__conn *c) {
     pusher__free(&mem, c->ebs[i].event);
   }
   pusher__free(&mem, c->ebs);
+  free_drops(&mem, c->drop, c->ndrop);
   pusher__free(&mem, c->app_key);
   pusher__free(&mem, c->host);
   pusher__free(&mem, c->path);
@@ -1363,6 +1511,7 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   size_t idx;
   chan *ch = find_chan(c, channel, &idx);
   if (!ch) return PUSHER_ERR_NOT_FOUND;
+  enter(c);
   c->now = now;
   if (c->established && ch->sent) {
     char *t;
@@ -1371,7 +1520,9 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   }
   memmove(&c->chans[idx], &c->chans[idx + 1], (c->nchans - idx - 1) * sizeof *c->chans);
   c->nchans--;
+  drop_pending(c, ch, "dropped: the channel was unsubscribed while the event waited for its new key");
   free_chan(c, ch);
+  leave(c);
   return 0;
 }
 
@@ -1481,16 +1632,22 @@ static int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_s
     if (channel_data) {
       rc = pusher__members_set_me(&ch->members, channel_data, strlen(channel_data), why, sizeof why);
     } else if (c->user_id[0]) { /* signed in: the server takes the user from the sign-in */
-      char *t;
-      size_t tn;
-      rc = pusher__proto_dump(c->m, json_pack("{s:s}", "user_id", c->user_id), &t, &tn);
-      if (rc == 0) {
-        rc = pusher__members_set_me(&ch->members, t, tn, why, sizeof why);
-        pusher__free(c->m, t);
+      return presence_subscribe_signed_in(c, ch, auth);
+    } else if (signin_pending(c)) { /* as pusher-js: wait for signin_success */
+      char *a2 = pusher__strdup(c->m, auth);
+      if (!a2) {
+        sub_error(c, name, "AuthError", "out of memory", 0);
+        return PUSHER_ERR_NOMEM;
       }
+      pusher__free(c->m, ch->wait_auth);
+      ch->wait_auth = a2;
+      return 0;
     } else {
       rc = PUSHER_ERR_PROTO;
-      snprintf(why, sizeof why, "no channel_data in the auth reply of a presence channel");
+      snprintf(why, sizeof why, "%s",
+               c->signin_wanted ? "no channel_data in the auth reply of a presence channel, and the user is not signed in"
+                                : "no channel_data in the auth reply of a presence channel (required unless the user "
+                                  "signs in first: pusher_signin)");
     }
     if (rc) {
       char m2[260];

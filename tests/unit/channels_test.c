@@ -521,12 +521,237 @@ static void test_reauth_and_signin(void **st) {
   h_free(&h);
 }
 
+/* ------------------------------------------------------------------ issue-3 gaps */
+
+static void on_conn_error(pusher_client *owner, const pusher_connection_event *ev, void *ud) {
+  logf_("conn:%s|%d|%s|%s", ev->name, ev->code, ev->message ? ev->message : "(null)", ev->fatal ? "fatal" : "-");
+}
+
+static void on_chan_only(pusher_client *owner, const pusher_event *ev, void *ud) {
+  logf_("chan:%s|%s", ev->channel ? ev->channel : "-", ev->event);
+}
+
+static size_t occurrences(const char *needle) {
+  size_t n = 0;
+  for (const char *p = strstr(LOG, needle); p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+/* PROTOCOL.md 3.3: a presence auth reply without channel_data while a
+ * sign-in is under way waits for signin_success, then subscribes as the
+ * signed-in user without channel_data; a failed sign-in fails it; no
+ * sign-in at all: subscription_error at once. */
+static void test_presence_without_channel_data_uses_signin(void **st) {
+  H h;
+  h_new(&h);
+  assert_int_equal(pusher__conn_user_bind(h.c, NULL, on_user, &h, NULL), 0);
+  assert_int_equal(pusher__conn_subscribe(h.c, PRES, now), 0);
+  assert_int_equal(pusher__conn_signin(h.c, now), 0);
+  h_connect(&h);
+  assert_int_equal(h.user_calls, 1);
+  assert_int_equal(h.auth_calls, 1);
+  assert_string_equal(h.auth_chan, PRES);
+  fs_clear_msgs(&h.fs);
+  clear_log();
+  /* the auth reply comes first: nothing is sent, no error */
+  assert_int_equal(pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:psig", NULL, NULL, now), 0);
+  assert_int_equal(fs_count(&h.fs, PRES), 0);
+  assert_string_equal(LOG, "");
+  assert_int_equal(pusher__conn_user_auth_result(h.c, h.user_req, 0, 200, NULL, "app-key:u", "{\"id\":\"u7\"}", now), 0);
+  assert_int_equal(fs_count(&h.fs, "pusher:signin"), 1);
+  assert_int_equal(fs_count(&h.fs, PRES), 0);
+  assert_string_equal(LOG, "");
+  /* signin_success: the server-to-user channel, then the waiting presence channel, signed over socket_id:channel */
+  fs_clear_msgs(&h.fs);
+  srv(&h, "pusher:signin_success", NULL, "{\"user_data\":\"{\\\"id\\\":\\\"u7\\\"}\"}");
+  assert_string_equal(LOG, "user:pusher:signin_success|{\"id\":\"u7\"}");
+  assert_int_equal(h.fs.nmsgs, 2);
+  assert_string_equal(h.fs.msgs[0], "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"\",\"channel\":\"#server-to-user-u7\"}}");
+  assert_string_equal(h.fs.msgs[1], "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"app-key:psig\",\"channel\":\"presence-room\"}}");
+  clear_log();
+  srv(&h, "pusher_internal:subscription_succeeded", PRES,
+      "{\"presence\":{\"ids\":[\"u7\",\"a\"],\"hash\":{\"u7\":null,\"a\":null},\"count\":2}}");
+  assert_string_equal(LOG, "presence-room|pusher:subscription_succeeded|{\"count\":2,\"me\":{\"user_id\":\"u7\",\"user_info\":null},"
+                           "\"members\":[{\"user_id\":\"u7\",\"user_info\":null},{\"user_id\":\"a\",\"user_info\":null}]}");
+  pusher_members *m = NULL;
+  assert_int_equal(pusher__conn_channel_members(h.c, PRES, &m), 0);
+  assert_string_equal(pusher_members_me(m)->user_id, "u7");
+  pusher_members_free(m);
+  /* already signed in: a reply without channel_data subscribes at once */
+  assert_int_equal(pusher__conn_subscribe(h.c, "presence-two", now), 0);
+  fs_clear_msgs(&h.fs);
+  clear_log();
+  assert_int_equal(pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:p2", NULL, NULL, now), 0);
+  assert_string_equal(fs_last(&h.fs), "{\"event\":\"pusher:subscribe\",\"data\":{\"auth\":\"app-key:p2\",\"channel\":\"presence-two\"}}");
+  assert_string_equal(LOG, "");
+  assert_int_equal(pusher__conn_unsubscribe(h.c, "presence-two", now), 0);
+  /* reconnect: the reply waits again; the user authentication fails => signin_error, then subscription_error */
+  h_reconnect(&h);
+  assert_int_equal(h.user_calls, 2);
+  assert_string_equal(h.auth_chan, PRES);
+  fs_clear_msgs(&h.fs);
+  clear_log();
+  assert_int_equal(pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:psig2", NULL, NULL, now), 0);
+  assert_string_equal(LOG, "");
+  pusher__conn_user_auth_result(h.c, h.user_req, PUSHER_ERR_HTTP, 403, "HTTP 403", NULL, NULL, now);
+  assert_string_equal(LOG, "user:pusher:signin_error|{\"type\":\"AuthError\",\"error\":\"HTTP 403\",\"status\":403} "
+                           "presence-room|pusher:subscription_error|{\"type\":\"AuthError\",\"error\":\"presence auth reply "
+                           "without channel_data and the user sign-in failed: HTTP 403\",\"status\":null}");
+  assert_int_equal(fs_count(&h.fs, PRES), 0);
+  /* a disconnect while waiting: nothing is sent, nothing reported, the wait is forgotten */
+  h_reconnect(&h);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:psig3", NULL, NULL, now);
+  clear_log();
+  h_reconnect(&h);
+  assert_int_equal(h.user_calls, 4);
+  fs_clear_msgs(&h.fs);
+  pusher__conn_user_auth_result(h.c, h.user_req, 0, 200, NULL, "app-key:u", "{\"id\":\"u7\"}", now);
+  srv(&h, "pusher:signin_success", NULL, "{\"user_data\":\"{\\\"id\\\":\\\"u7\\\"}\"}");
+  assert_int_equal(fs_count(&h.fs, "psig3"), 0);
+  assert_string_equal(LOG, "user:pusher:signin_success|{\"id\":\"u7\"}");
+  h_free(&h);
+
+  /* no sign-in requested at all: subscription_error at once, nothing sent */
+  h_new(&h);
+  pusher__conn_subscribe(h.c, PRES, now);
+  h_connect(&h);
+  fs_clear_msgs(&h.fs);
+  clear_log();
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:psig", NULL, NULL, now);
+  assert_string_equal(LOG, "presence-room|pusher:subscription_error|{\"type\":\"AuthError\",\"error\":\"no channel_data in the "
+                           "auth reply of a presence channel (required unless the user signs in first: pusher_signin)\","
+                           "\"status\":200}");
+  assert_int_equal(fs_count(&h.fs, PRES), 0);
+  h_free(&h);
+}
+
+/* A connection-level pusher:error answering a pending pusher:signin =>
+ * "pusher:signin_error" {"type":"ServerError",..} after the error event,
+ * then the usual close handling. */
+static void test_signin_server_error(void **st) {
+  H h;
+  h_new(&h);
+  pusher__conn_user_bind(h.c, NULL, on_user, &h, NULL);
+  assert_int_equal(pusher__conn_connection_bind(h.c, "error", on_conn_error, &h, NULL), 0);
+  pusher__conn_subscribe(h.c, PRES, now);
+  pusher__conn_signin(h.c, now);
+  h_connect(&h);
+  /* a pusher:error before the pusher:signin is sent is not the sign-in's */
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"data\":{\"code\":4201,\"message\":\"early\"}}", now);
+  assert_string_equal(LOG, "conn:error|4201|early|-");
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:psig", NULL, NULL, now); /* waits */
+  pusher__conn_user_auth_result(h.c, h.user_req, 0, 200, NULL, "app-key:u", "{\"id\":\"u1\"}", now);
+  clear_log();
+  /* soketi / pusherd: pusher:error 4009, then close 4009 */
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"data\":{\"code\":4009,\"message\":\"Connection not authorized.\"}}", now);
+  assert_string_equal(LOG, "conn:error|4009|Connection not authorized.|- "
+                           "user:pusher:signin_error|{\"type\":\"ServerError\",\"error\":\"Connection not authorized.\",\"status\":4009} "
+                           "presence-room|pusher:subscription_error|{\"type\":\"AuthError\",\"error\":\"presence auth reply without "
+                           "channel_data and the user sign-in failed: Connection not authorized.\",\"status\":null}");
+  assert_int_equal(pusher__conn_state(h.c), PUSHER_STATE_CONNECTED);
+  clear_log();
+  fs_send_close(&h.fs, 4009, "Connection not authorized.", now);
+  assert_string_equal(LOG, "conn:error|4009|Connection not authorized.|fatal");
+  assert_int_equal(pusher__conn_state(h.c), PUSHER_STATE_DISCONNECTED);
+  /* code null: status null */
+  pusher__conn_unsubscribe(h.c, PRES, now);
+  h_connect(&h);
+  assert_int_equal(h.user_calls, 2);
+  pusher__conn_user_auth_result(h.c, h.user_req, 0, 200, NULL, "app-key:bad", "{\"id\":\"u1\"}", now);
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"data\":{\"code\":null,\"message\":\"Invalid signature\"}}", now);
+  assert_string_equal(LOG, "conn:error|0|Invalid signature|- "
+                           "user:pusher:signin_error|{\"type\":\"ServerError\",\"error\":\"Invalid signature\",\"status\":null}");
+  /* answered once: a further pusher:error is no sign-in error */
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"data\":{\"code\":4301,\"message\":\"again\"}}", now);
+  assert_string_equal(LOG, "conn:error|4301|again|-");
+  /* 4302 (watchlist truncated) accompanies a successful sign-in: no signin_error */
+  h_reconnect(&h);
+  pusher__conn_user_auth_result(h.c, h.user_req, 0, 200, NULL, "app-key:u", "{\"id\":\"u1\"}", now);
+  clear_log();
+  fs_send_text(&h.fs, "{\"event\":\"pusher:error\",\"data\":{\"code\":4302,\"message\":\"watchlist too long\"}}", now);
+  srv(&h, "pusher:signin_success", NULL, "{\"user_data\":\"{\\\"id\\\":\\\"u1\\\"}\"}");
+  assert_string_equal(LOG, "conn:error|4302|watchlist too long|- user:pusher:signin_success|{\"id\":\"u1\"}");
+  assert_int_equal(occurrences("signin_error"), 0);
+  h_free(&h);
+}
+
+/* Encrypted events held for re-keying are reported, not dropped silently,
+ * when the connection ends or the channel is unsubscribed. */
+static void test_held_encrypted_events_reported(void **st) {
+  H h;
+  h_new(&h);
+  pusher__conn_subscribe(h.c, ENC, now);
+  assert_int_equal(pusher__conn_bind(h.c, ENC, "pusher:decryption_error", on_chan_only, &h, NULL), 0);
+  h_connect(&h);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:sig", NULL, KEY_F, now);
+  srv(&h, "pusher_internal:subscription_succeeded", ENC, "{}");
+  clear_log();
+  srv(&h, "e1", ENC, PAYLOAD_G); /* MAC failure: held, re-authorization */
+  srv(&h, "e2", ENC, PAYLOAD_F); /* held too */
+  assert_string_equal(LOG, "");
+  uint64_t rekey = h.auth_req;
+  /* disconnect: both reported, in order, after the state change */
+  assert_int_equal(pusher__conn_disconnect(h.c, now), 0);
+  assert_string_equal(LOG,
+                      "private-encrypted-bla|pusher:decryption_error|{\"event\":\"e1\",\"error\":\"dropped: the connection ended "
+                      "while the event waited for the channel's new key\"} "
+                      "chan:private-encrypted-bla|pusher:decryption_error "
+                      "private-encrypted-bla|pusher:decryption_error|{\"event\":\"e2\",\"error\":\"dropped: the connection ended "
+                      "while the event waited for the channel's new key\"} "
+                      "chan:private-encrypted-bla|pusher:decryption_error");
+  assert_int_equal(pusher__conn_auth_result(h.c, rekey, 0, 200, NULL, "app-key:late", NULL, KEY_F, now), PUSHER_ERR_NOT_FOUND);
+  /* transport lost (io_failed): reported too */
+  h_connect(&h);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:sig", NULL, KEY_F, now);
+  srv(&h, "pusher_internal:subscription_succeeded", ENC, "{}");
+  srv(&h, "e3", ENC, PAYLOAD_G);
+  clear_log();
+  fs_drop(&h.fs, PUSHER_ERR_IO, now);
+  assert_string_equal(LOG,
+                      "private-encrypted-bla|pusher:decryption_error|{\"event\":\"e3\",\"error\":\"dropped: the connection ended "
+                      "while the event waited for the channel's new key\"} "
+                      "chan:private-encrypted-bla|pusher:decryption_error");
+  now = pusher__conn_expiry(h.c);
+  pusher__conn_handle_expiry(h.c, now);
+  h_connect(&h);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:sig", NULL, KEY_F, now);
+  srv(&h, "pusher_internal:subscription_succeeded", ENC, "{}");
+  /* unsubscribe: reported to the channel's own bindings as well */
+  srv(&h, "e4", ENC, PAYLOAD_G);
+  clear_log();
+  assert_int_equal(pusher__conn_unsubscribe(h.c, ENC, now), 0);
+  assert_string_equal(LOG,
+                      "private-encrypted-bla|pusher:decryption_error|{\"event\":\"e4\",\"error\":\"dropped: the channel was "
+                      "unsubscribed while the event waited for its new key\"} "
+                      "chan:private-encrypted-bla|pusher:decryption_error");
+  assert_int_equal(fs_count(&h.fs, "pusher:unsubscribe"), 1);
+  /* the 65th held event is refused at once (64 held at most), all 64 reported on unsubscribe */
+  pusher__conn_subscribe(h.c, ENC, now);
+  pusher__conn_auth_result(h.c, h.auth_req, 0, 200, NULL, "app-key:sig", NULL, KEY_F, now);
+  srv(&h, "pusher_internal:subscription_succeeded", ENC, "{}");
+  clear_log();
+  for (int i = 0; i < 65; i++) srv(&h, "ex", ENC, PAYLOAD_G);
+  assert_string_equal(LOG, "private-encrypted-bla|pusher:decryption_error|{\"event\":\"ex\",\"error\":\"too many events waiting "
+                           "for the channel's new key\"} chan:private-encrypted-bla|pusher:decryption_error");
+  clear_log();
+  pusher__conn_unsubscribe(h.c, ENC, now);
+  assert_int_equal(occurrences("private-encrypted-bla|pusher:decryption_error|{\"event\":\"ex\",\"error\":\"dropped: the channel was unsubscribed"), 64);
+  assert_int_equal(occurrences("chan:"), 64);
+  h_free(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_members_consistency),
       cmocka_unit_test(test_encrypted),
       cmocka_unit_test(test_client_events),
       cmocka_unit_test(test_reauth_and_signin),
+      cmocka_unit_test(test_presence_without_channel_data_uses_signin),
+      cmocka_unit_test(test_signin_server_error),
+      cmocka_unit_test(test_held_encrypted_events_reported),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
