@@ -38,6 +38,12 @@
  *  - If a function that takes a callback returns an error, that callback is
  *    never called.
  *  - After pusher_client_del() returns, no callback of that client runs.
+ *  - Deleting from a callback: until that callback returns, the handle stays
+ *    valid and every call answers as for a dead client (state disconnected,
+ *    commands PUSHER_ERR_INVALID_STATE).  Calls that other threads had
+ *    already begun (e.g. the pusher_client_connect() whose state change ran
+ *    the deleting callback) return normally; no call may begin after the
+ *    delete.  The full rules: docs/lifetime.md.
  *
  * Caps (every buffer has one; the defaults are in pusher_client_options):
  * inbound message size (max_message_size, 256 KiB), outbound queue
@@ -143,9 +149,11 @@ PUSHER_EXTERN void pusher_client_options_default(pusher_client_options *o);
  * and *out untouched.  With auto_connect the client starts connecting. */
 PUSHER_EXTERN int pusher_client_new(pusher_client **out, const char *app_key,
                                     const pusher_client_options *opts);
-/* Disconnect and free.  NULL is a no-op.  Safe from inside a callback (the
- * free is deferred; no further callback runs).  In threaded mode it joins the
- * loop thread unless called from it. */
+/* Disconnect and free.  NULL is a no-op.  Safe from inside any callback
+ * (the free is deferred; no further callback runs) and from any thread in
+ * threaded mode.  In threaded mode it joins the loop thread unless called
+ * from it.  No call on c may begin afterwards (see "Threading and callback
+ * guarantees" above and docs/lifetime.md). */
 PUSHER_EXTERN void pusher_client_del(pusher_client *c);
 
 /* initialized/disconnected/failed -> connecting.  No-op when already

@@ -56,6 +56,11 @@
  *  - in loop mode outside a callback: frees the engine at once, closes the
  *    handles; the memory goes in the last close callback (keep running the
  *    loop).
+ * In threaded mode the client's memory (and `mu`, `cond`) is freed only when
+ * no other thread is inside a public call on it (`busy`, see hold()/drop()):
+ * a call that began before a callback deleted the client may still be
+ * blocked on `mu` or waking from `cond`.  The rules and their reasons:
+ * docs/lifetime.md.
  *
  * Transports carry the engine's generation number; every asynchronous libuv
  * callback first checks that its transport is still the live one (`dead`
@@ -68,6 +73,8 @@
  */
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -237,6 +244,7 @@ struct pusher_client {
   int deleting;
   int torn_down;
   int joiner; /* a foreign thread is joining the loop thread */
+  atomic_int busy; /* public calls in progress on any thread (see "Lifetime") */
   /* authorization (see "Authorization" above) */
   char *app_key;
   char *auth_origin, *auth_endpoint, *user_auth_endpoint;
@@ -300,8 +308,32 @@ static void teardown(pusher_client *c);
 static void kv_free(const pusher_mem *m, pusher_kv *v, size_t n);
 static void on_timer(uv_timer_t *t);
 
+/* Lifetime: a public call counts itself in `busy` before it first touches
+ * the client and uncounts itself as its very last access; the memory (and
+ * the mutex, which other threads may be blocked on or about to re-take) is
+ * freed only once `busy` is back to 0.  See docs/lifetime.md. */
+static void hold(pusher_client *c) {
+  if (c->threaded) atomic_fetch_add(&c->busy, 1);
+}
+
+static void drop(pusher_client *c) {
+  if (c->threaded) atomic_fetch_sub(&c->busy, 1); /* last access to c */
+}
+
+/* Before freeing a deleted client: wait until no other thread is inside a
+ * public call on it.  Such calls only need the mutex for a moment (a call
+ * waiting for the loop thread was completed by teardown()), so this is
+ * short; no lock is held while waiting. */
+static void wait_idle(pusher_client *c) {
+  for (unsigned n = 0; atomic_load(&c->busy) != 0; n++) {
+    if (n < 100) sched_yield();
+    else uv_sleep(1);
+  }
+}
+
 /* Every engine call is bracketed by enter()/leave(). */
 static void enter(pusher_client *c) {
+  hold(c);
   if (c->threaded) uv_mutex_lock(&c->mu);
   c->depth++;
 }
@@ -321,8 +353,11 @@ static void leave(pusher_client *c) {
     }
   }
   c->depth--;
+  /* Wake the loop under the mutex: teardown() (which closes the async
+   * handle) cannot run concurrently. */
+  if (wake && !c->torn_down) uv_async_send(&c->async);
   if (c->threaded) uv_mutex_unlock(&c->mu);
-  if (wake) uv_async_send(&c->async);
+  drop(c);
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -1174,6 +1209,7 @@ static void on_async(uv_async_t *a) {
 static int do_op(pusher_client *c, enum call_op op, const char *str, int num) {
   if (!c) return PUSHER_ERR_INVALID_ARGUMENT;
   if (c->threaded) {
+    hold(c);
     uv_mutex_lock(&c->mu);
     if (!on_loop_thread(c)) {
       int r = PUSHER_ERR_INVALID_STATE;
@@ -1182,13 +1218,18 @@ static int do_op(pusher_client *c, enum call_op op, const char *str, int num) {
         *c->calls_tail = &k;
         c->calls_tail = &k.next;
         uv_async_send(&c->async);
+        /* Completed by the loop thread, or cancelled by teardown() when a
+         * callback deletes the client meanwhile; `busy` keeps the client
+         * (and this mutex) alive until we are out. */
         while (!k.done) uv_cond_wait(&c->cond, &c->mu);
         r = k.result;
       }
       uv_mutex_unlock(&c->mu);
+      drop(c);
       return r;
     }
     uv_mutex_unlock(&c->mu);
+    drop(c);
   }
   enter(c);
   int r = run_op(c, op, str, num);
@@ -1233,7 +1274,13 @@ static void loop_main(void *arg) {
   uv_mutex_lock(&c->mu);
   int joined = c->joiner;
   uv_mutex_unlock(&c->mu);
-  if (!joined) free_all(c); /* deleted from a callback: nobody joins us */
+  if (joined) return; /* the deleting thread frees */
+  /* Deleted from a callback: nobody joins us.  Other threads may still be
+   * inside calls that began before the delete (a pusher_client_connect()
+   * whose state change ran the deleting callback, blocked on the mutex or
+   * just woken from the condition variable): let them out first. */
+  wait_idle(c);
+  free_all(c);
 }
 
 /* ------------------------------------------------------------------ API */
@@ -1378,9 +1425,11 @@ void pusher_client_del(pusher_client *c) {
     pusher__conn_del(c->conn); /* depth 0 in the engine: freed now */
     c->conn = NULL;
     c->depth--;
+    uv_async_send(&c->async); /* under mu: the handle is not closed yet */
     uv_mutex_unlock(&c->mu);
-    uv_async_send(&c->async);
     uv_thread_join(&c->loop_tid);
+    drop(c);
+    wait_idle(c); /* calls still leaving on other threads */
     free_all(c);
     return;
   }
@@ -1400,14 +1449,17 @@ int pusher_client_disconnect(pusher_client *c) { return do_op(c, OP_DISCONNECT, 
 
 pusher_state pusher_client_state(pusher_client *c) {
   if (!c) return PUSHER_STATE_DISCONNECTED;
+  hold(c);
   if (c->threaded) uv_mutex_lock(&c->mu);
   pusher_state s = c->conn && !c->deleting ? pusher__conn_state(c->conn) : PUSHER_STATE_DISCONNECTED;
   if (c->threaded) uv_mutex_unlock(&c->mu);
+  drop(c);
   return s;
 }
 
 int pusher_client_socket_id(pusher_client *c, char *buf, size_t len) {
   if (!c || !buf || len == 0) return PUSHER_ERR_INVALID_ARGUMENT;
+  hold(c);
   if (c->threaded) uv_mutex_lock(&c->mu);
   int r;
   const char *sid = c->conn && !c->deleting ? pusher__conn_socket_id(c->conn) : NULL;
@@ -1420,6 +1472,7 @@ int pusher_client_socket_id(pusher_client *c, char *buf, size_t len) {
     r = 0;
   }
   if (c->threaded) uv_mutex_unlock(&c->mu);
+  drop(c);
   return r;
 }
 
@@ -1456,9 +1509,11 @@ int pusher_unsubscribe(pusher_client *c, const char *channel) {
 
 int pusher_channel_subscribed(pusher_client *c, const char *channel) {
   if (!c) return 0;
+  hold(c);
   if (c->threaded) uv_mutex_lock(&c->mu);
   int r = c->conn && !c->deleting ? pusher__conn_channel_subscribed(c->conn, channel) : 0;
   if (c->threaded) uv_mutex_unlock(&c->mu);
+  drop(c);
   return r;
 }
 
