@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/conn_internal.h"
@@ -97,6 +98,163 @@ void dispatch_json(pusher__conn *c, const char *channel, const char *event, json
   pusher__free(c->m, text);
 }
 
+/* ------------------------------------------------------------------ message routing */
+
+/* pusher:error on an open connection.  A connection-level one while our
+ * pusher:signin is unanswered (soketi/pusherd: 4009 then a close) is the
+ * sign-in's failure; 4302 (a truncated watchlist) accompanies a sign-in that
+ * succeeds.  One naming a channel whose subscription is pending fails it
+ * (Pusher and pusherd refuse a bad signature that way). */
+static void msg_error(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  json_t *o = pusher__msg_data_object(msg);
+  int code = json_code(o);
+  char m2[300];
+  snprintf(m2, sizeof m2, "%s", json_message(o, msg->data && !msg->data_is_json ? msg->data : "pusher:error"));
+  json_decref(o);
+  uint64_t e = c->epoch;
+  int signin_failed = !msg->channel && c->signin_sent && !c->user_id[0] && code != 4302;
+  if (signin_failed) c->signin_sent = 0;
+  error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
+  if (signin_failed && !c->dead && c->epoch == e) signin_error_typed(c, "ServerError", m2, code);
+  if (msg->channel && !c->dead && c->epoch == e) {
+    dispatch(c, msg->channel, "pusher:error", msg->data, msg->data_len, msg->data_is_json, NULL);
+    chan *ch = !c->dead && c->epoch == e ? find_chan(c, msg->channel, NULL) : NULL;
+    if (ch && ch->sent && !ch->subscribed) sub_error(c, msg->channel, "ServerError", m2, code);
+  }
+}
+
+static void msg_ping(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)msg, (void)now;
+  char *t;
+  size_t n;
+  if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);
+}
+
+static void msg_pong(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)c, (void)msg, (void)now; /* the activity is recorded for every message */
+}
+
+static void msg_established_again(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)msg, (void)now;
+  error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
+}
+
+static void msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
+  if (!msg->channel) {
+    error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
+  } else if (ch && ch->kind == CK_PRESENCE) {
+    presence_succeeded(c, ch, msg);
+  } else if (ch) {
+    ch->subscribed = 1;
+    dispatch(c, msg->channel, "pusher:subscription_succeeded", msg->data, msg->data_len, msg->data_is_json, NULL);
+  }
+}
+
+static void msg_member(pusher__conn *c, const pusher__msg *msg, int added) {
+  chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
+  if (ch && ch->kind == CK_PRESENCE) presence_change(c, ch, msg, added);
+}
+
+static void msg_member_added(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  msg_member(c, msg, 1);
+}
+
+static void msg_member_removed(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  msg_member(c, msg, 0);
+}
+
+/* pusher_internal:subscription_count => the channel event pusher:subscription_count */
+static void msg_subscription_count(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  if (msg->channel && find_chan(c, msg->channel, NULL))
+    dispatch(c, msg->channel, "pusher:subscription_count", msg->data, msg->data_len, msg->data_is_json, NULL);
+}
+
+/* Connection-level (the user's watchlist): surfaced as pusher:watchlist_events
+ * to the global bindings, then as online/offline to the watchlist bindings. */
+static void msg_watchlist(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  uint64_t e = c->epoch;
+  dispatch(c, NULL, "pusher:watchlist_events", msg->data, msg->data_len, msg->data_is_json, NULL);
+  if (!c->dead && c->epoch == e) handle_watchlist(c, msg);
+}
+
+static void msg_signin_success(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  (void)now;
+  handle_signin_success(c, msg);
+}
+
+/* Every other event: a channel event (decrypted on private-encrypted
+ * channels), or an event of the signed-in user's server-to-user channel. */
+static void msg_event(pusher__conn *c, const pusher__msg *msg) {
+  const char *ev = msg->event;
+  chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
+  if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) {
+    encrypted_event(c, ch, msg);
+  } else if (!ch && msg->channel && c->user_chan[0] && strcmp(msg->channel, c->user_chan) == 0) {
+    uint64_t e = c->epoch;
+    dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
+    if (!c->dead && c->epoch == e && strncmp(ev, "pusher:", 7) != 0)
+      dispatch_kind(c, BK_USER, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json);
+  } else {
+    dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
+  }
+}
+
+typedef void (*msg_handler)(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
+
+/* The protocol's own messages on an open connection, sorted by name for
+ * bsearch.  Anything else named pusher_internal:* is reported and ignored;
+ * other events (pusher:* included) are channel events. */
+static const struct route {
+  const char *event;
+  msg_handler fn;
+} routes[] = {
+    {"pusher:connection_established", msg_established_again},
+    {"pusher:error", msg_error},
+    {"pusher:ping", msg_ping},
+    {"pusher:pong", msg_pong},
+    {"pusher:signin_success", msg_signin_success},
+    {"pusher_internal:member_added", msg_member_added},
+    {"pusher_internal:member_removed", msg_member_removed},
+    {"pusher_internal:subscription_count", msg_subscription_count},
+    {"pusher_internal:subscription_succeeded", msg_subscription_succeeded},
+    {"pusher_internal:watchlist_events", msg_watchlist},
+};
+
+static int route_cmp(const void *key, const void *elem) {
+  return strcmp(key, ((const struct route *)elem)->event);
+}
+
+static const struct route *find_route(const char *event) {
+  if (strncmp(event, "pusher", 6) != 0) return NULL; /* the common case: an application event */
+  return bsearch(event, routes, sizeof routes / sizeof routes[0], sizeof routes[0], route_cmp);
+}
+
+/* Before pusher:connection_established: that message, or a refusal. */
+static void handshake_message(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+  const char *ev = msg->event;
+  if (strcmp(ev, "pusher:connection_established") == 0) {
+    handle_established(c, msg, now);
+  } else if (strcmp(ev, "pusher:error") == 0) {
+    json_t *o = pusher__msg_data_object(msg);
+    int code = json_code(o);
+    char m2[300];
+    snprintf(m2, sizeof m2, "%s", json_message(o, msg->data && !msg->data_is_json ? msg->data : "pusher:error"));
+    json_decref(o);
+    lose(c, code ? classify(code) : A_BACKOFF, code, code ? PUSHER_ERR_CLOSED : PUSHER_ERR_REMOTE, m2, now);
+  } else {
+    char m2[300];
+    snprintf(m2, sizeof m2, "invalid handshake: unexpected first message \"%s\"", ev);
+    lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
+  }
+}
+
 void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now) {
   pusher__msg msg;
   char why[200];
@@ -115,95 +273,18 @@ void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__ts
     }
     return;
   }
-  const char *ev = msg.event;
   if (!c->established) {
-    if (strcmp(ev, "pusher:connection_established") == 0) {
-      handle_established(c, &msg, now);
-    } else if (strcmp(ev, "pusher:error") == 0) {
-      json_t *o = pusher__msg_data_object(&msg);
-      int code = json_code(o);
-      char m2[300];
-      snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
-      json_decref(o);
-      lose(c, code ? classify(code) : A_BACKOFF, code, code ? PUSHER_ERR_CLOSED : PUSHER_ERR_REMOTE, m2, now);
-    } else {
-      char m2[300];
-      snprintf(m2, sizeof m2, "invalid handshake: unexpected first message \"%s\"", ev);
-      lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
-    }
-    pusher__msg_free(c->m, &msg);
-    return;
-  }
-  if (strcmp(ev, "pusher:ping") == 0) {
-    char *t;
-    size_t n;
-    if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);
-  } else if (strcmp(ev, "pusher:pong") == 0) {
-    /* activity already recorded */
-  } else if (strcmp(ev, "pusher:error") == 0) {
-    json_t *o = pusher__msg_data_object(&msg);
-    int code = json_code(o);
-    char m2[300];
-    snprintf(m2, sizeof m2, "%s", json_message(o, msg.data && !msg.data_is_json ? msg.data : "pusher:error"));
-    json_decref(o);
-    uint64_t e = c->epoch;
-    /* a connection-level pusher:error while our pusher:signin is unanswered
-     * (soketi/pusherd: 4009 then close) is the sign-in's failure; 4302 (the
-     * watchlist was truncated) accompanies a sign-in that succeeds */
-    int signin_failed = !msg.channel && c->signin_sent && !c->user_id[0] && code != 4302;
-    if (signin_failed) c->signin_sent = 0;
-    error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
-    if (signin_failed && !c->dead && c->epoch == e) signin_error_typed(c, "ServerError", m2, code);
-    if (msg.channel && !c->dead && c->epoch == e) {
-      dispatch(c, msg.channel, "pusher:error", msg.data, msg.data_len, msg.data_is_json, NULL);
-      /* a server refusing a subscription with pusher:error (as Pusher and
-       * pusherd do for a bad signature): the pending subscription fails */
-      chan *ch = !c->dead && c->epoch == e ? find_chan(c, msg.channel, NULL) : NULL;
-      if (ch && ch->sent && !ch->subscribed) sub_error(c, msg.channel, "ServerError", m2, code);
-    }
-  } else if (strcmp(ev, "pusher:connection_established") == 0) {
-    error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
-  } else if (strcmp(ev, "pusher_internal:subscription_succeeded") == 0) {
-    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
-    if (!msg.channel) {
-      error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
-    } else if (ch && ch->kind == CK_PRESENCE) {
-      presence_succeeded(c, ch, &msg);
-    } else if (ch) {
-      ch->subscribed = 1;
-      dispatch(c, msg.channel, "pusher:subscription_succeeded", msg.data, msg.data_len, msg.data_is_json, NULL);
-    }
-  } else if (strcmp(ev, "pusher_internal:member_added") == 0 ||
-             strcmp(ev, "pusher_internal:member_removed") == 0) {
-    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
-    if (ch && ch->kind == CK_PRESENCE) presence_change(c, ch, &msg, strcmp(ev + 16, "member_added") == 0);
-  } else if (strcmp(ev, "pusher_internal:subscription_count") == 0) {
-    char pub[64];
-    snprintf(pub, sizeof pub, "pusher:%s", ev + strlen("pusher_internal:"));
-    if (msg.channel && find_chan(c, msg.channel, NULL))
-      dispatch(c, msg.channel, pub, msg.data, msg.data_len, msg.data_is_json, NULL);
-  } else if (strcmp(ev, "pusher_internal:watchlist_events") == 0) {
-    /* connection-level (user watchlist): surfaced as pusher:watchlist_events */
-    uint64_t e = c->epoch;
-    dispatch(c, NULL, "pusher:watchlist_events", msg.data, msg.data_len, msg.data_is_json, NULL);
-    if (!c->dead && c->epoch == e) handle_watchlist(c, &msg);
-  } else if (strcmp(ev, "pusher:signin_success") == 0) {
-    handle_signin_success(c, &msg);
-  } else if (strncmp(ev, "pusher_internal:", 16) == 0) {
-    char m2[300];
-    snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", ev);
-    error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
+    handshake_message(c, &msg, now);
   } else {
-    chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
-    if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) {
-      encrypted_event(c, ch, &msg);
-    } else if (!ch && msg.channel && c->user_chan[0] && strcmp(msg.channel, c->user_chan) == 0) {
-      uint64_t e = c->epoch;
-      dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
-      if (!c->dead && c->epoch == e && strncmp(ev, "pusher:", 7) != 0)
-        dispatch_kind(c, BK_USER, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json);
+    const struct route *r = find_route(msg.event);
+    if (r) {
+      r->fn(c, &msg, now);
+    } else if (strncmp(msg.event, "pusher_internal:", 16) == 0) {
+      char m2[300];
+      snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", msg.event);
+      error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
     } else {
-      dispatch(c, msg.channel, ev, msg.data, msg.data_len, msg.data_is_json, msg.user_id);
+      msg_event(c, &msg);
     }
   }
   pusher__msg_free(c->m, &msg);
