@@ -34,7 +34,7 @@ static uint64_t sec_ms(double s) {
 void enter(pusher__conn *c) { c->depth++; }
 
 void leave(pusher__conn *c) {
-  if (c->depth == 1 && c->ndrop && !c->dead) flush_dropped(c);
+  if (c->depth == 1 && c->ndrop && !c->dead) finish(flush_dropped(c));
   if (--c->depth > 0) return;
   if (c->need_sweep) sweep(c);
   for (size_t i = 0; i < c->nretired; i++) pusher__ws_del(c->retired[i]);
@@ -54,24 +54,61 @@ static double jittered(pusher__conn *c, double d) {
   return d * (0.5 + 0.5 * rand_unit(c));
 }
 
-static void emit_state(pusher__conn *c, pusher_state prev) {
+/* "state_change" then the state's own event: one change, heard whole (the
+ * second part even when a state_change callback changed the course). */
+static FLOW_CHECK flow emit_state(pusher__conn *c, pusher_state prev) {
+  uint64_t k = course(c);
   pusher_connection_event ev;
   memset(&ev, 0, sizeof ev);
   ev.previous = prev;
   ev.current = c->state;
   ev.socket_id = c->state == PUSHER_STATE_CONNECTED ? c->socket_id : NULL;
   ev.name = "state_change";
-  emit_conn(c, &ev);
-  if (c->dead) return;
+  flow f = emit_conn(c, &ev);
+  if (c->dead) return STOP;
   ev.name = pusher_state_name(c->state);
-  emit_conn(c, &ev);
+  f = emit_conn(c, &ev);
+  return f == STOP ? STOP : still(c, k);
 }
 
-static void set_state(pusher__conn *c, pusher_state s) {
-  if (c->state == s) return;
+static FLOW_CHECK flow set_state(pusher__conn *c, pusher_state s) {
+  if (c->state == s) return GO;
   pusher_state prev = c->state;
   c->state = s;
-  emit_state(c, prev);
+  return emit_state(c, prev);
+}
+
+/* The delegate's moments, as callbacks that may change the course. */
+static FLOW_CHECK flow dlg_did_connect(pusher__conn *c) {
+  if (!c->dlg.did_connect) return GO;
+  uint64_t k = course(c);
+  c->dlg.did_connect((pusher_client *)c->owner, c->socket_id, c->dlg_user);
+  return still(c, k);
+}
+
+static FLOW_CHECK flow dlg_did_disconnect(pusher__conn *c, const pusher_connection_event *ev, int will) {
+  if (!c->dlg.did_disconnect) return GO;
+  uint64_t k = course(c);
+  c->dlg.did_disconnect((pusher_client *)c->owner, ev, will, c->dlg_user);
+  return still(c, k);
+}
+
+static FLOW_CHECK flow dlg_failed(pusher__conn *c, const pusher_connection_event *ev) {
+  if (!c->dlg.failed) return GO;
+  uint64_t k = course(c);
+  c->dlg.failed((pusher_client *)c->owner, ev, c->dlg_user);
+  return still(c, k);
+}
+
+/* *will: the delegate's answer (1 without a delegate); *delay may change. */
+static FLOW_CHECK flow dlg_will_reconnect(pusher__conn *c, double *delay, int *will) {
+  *will = 1;
+  if (!c->dlg.will_reconnect) return GO;
+  uint64_t k = course(c);
+  *will = c->dlg.will_reconnect((pusher_client *)c->owner, delay, c->dlg_user);
+  if (!(*delay >= 0)) *delay = 0;
+  if (*delay > 86400) *delay = 86400;
+  return still(c, k);
 }
 
 static pusher_connection_event make_error(int code, int err, const char *msg, int fatal) {
@@ -85,9 +122,9 @@ static pusher_connection_event make_error(int code, int err, const char *msg, in
   return ev;
 }
 
-void error_event(pusher__conn *c, int code, int err, const char *msg, int fatal) {
+flow error_event(pusher__conn *c, int code, int err, const char *msg, int fatal) {
   pusher_connection_event ev = make_error(code, err, msg, fatal);
-  emit_conn(c, &ev);
+  return emit_conn(c, &ev);
 }
 
 static void retire_ws(pusher__conn *c) {
@@ -207,7 +244,7 @@ static uint64_t stable_ms(const pusher__conn *c) {
 
 /* The current attempt or connection ended.  code: close/pusher:error code
  * (0 = none), err: pusher_error, msg: text. */
-void lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now) {
+flow lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now) {
   int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
   pusher_connection_event ev = make_error(code, err, msg, act == A_FATAL);
   if (was_connected && now - c->connected_at >= stable_ms(c)) {
@@ -216,24 +253,15 @@ void lose(pusher__conn *c, action act, int code, int err, const char *msg, pushe
   }
   if (act == A_FATAL) {
     close_transport(c, 1);
-    uint64_t e = c->epoch;
     c->retry_at = c->unavailable_at = PUSHER__NEVER;
     c->fails = c->fails_4200 = 0;
     reset_channels(c);
-    emit_conn(c, &ev);
-    if (c->dead || c->epoch != e) return;
-    set_state(c, PUSHER_STATE_DISCONNECTED);
-    if (c->dead || c->epoch != e) return;
-    if (was_connected && c->dlg.did_disconnect) {
-      c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
-      if (c->dead || c->epoch != e) return;
-    }
-    if (c->dlg.failed) c->dlg.failed((pusher_client *)c->owner, &ev, c->dlg_user);
-    return;
+    if (emit_conn(c, &ev) || set_state(c, PUSHER_STATE_DISCONNECTED)) return STOP;
+    if (was_connected && dlg_did_disconnect(c, &ev, 0)) return STOP;
+    return dlg_failed(c, &ev);
   }
   close_transport(c, 0);
   reset_channels(c);
-  uint64_t e = c->epoch;
   double delay = 0;
   switch (act) {
   case A_TLS:
@@ -264,39 +292,24 @@ void lose(pusher__conn *c, action act, int code, int err, const char *msg, pushe
     break;
   }
   /* As pusher-js (getCloseError): a normal close (1000/1001) is no error. */
-  if (!(err == PUSHER_ERR_CLOSED && (code == 1000 || code == 1001))) {
-    emit_conn(c, &ev);
-    if (c->dead || c->epoch != e) return;
-  }
-  int will = 1;
-  if (c->dlg.will_reconnect) {
-    will = c->dlg.will_reconnect((pusher_client *)c->owner, &delay, c->dlg_user);
-    if (c->dead || c->epoch != e) return;
-    if (!(delay >= 0)) delay = 0;
-    if (delay > 86400) delay = 86400;
-  }
+  if (!(err == PUSHER_ERR_CLOSED && (code == 1000 || code == 1001)) && emit_conn(c, &ev)) return STOP;
+  int will;
+  if (dlg_will_reconnect(c, &delay, &will)) return STOP;
   if (!will) {
     c->retry_at = c->unavailable_at = PUSHER__NEVER;
-    set_state(c, PUSHER_STATE_DISCONNECTED);
-    if (c->dead || c->epoch != e) return;
-    if (was_connected && c->dlg.did_disconnect)
-      c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
-    return;
+    if (set_state(c, PUSHER_STATE_DISCONNECTED)) return STOP;
+    return was_connected ? dlg_did_disconnect(c, &ev, 0) : GO;
   }
   if (c->state == PUSHER_STATE_CONNECTED || c->state == PUSHER_STATE_INITIALIZED) {
     c->unavailable_at = add_ms(now, c->unavailable_ms);
-    set_state(c, PUSHER_STATE_CONNECTING);
-    if (c->dead || c->epoch != e) return;
+    if (set_state(c, PUSHER_STATE_CONNECTING)) return STOP;
   }
-  if (was_connected && c->dlg.did_disconnect) {
-    c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 1, c->dlg_user);
-    if (c->dead || c->epoch != e) return;
-  }
-  if (c->state != PUSHER_STATE_CONNECTING && c->state != PUSHER_STATE_UNAVAILABLE) return;
+  if (was_connected && dlg_did_disconnect(c, &ev, 1)) return STOP;
+  if (c->state != PUSHER_STATE_CONNECTING && c->state != PUSHER_STATE_UNAVAILABLE) return GO;
   uint64_t ms = sec_ms(delay);
   if (ms == 0) {
     start_attempt(c, now);
-    return;
+    return GO;
   }
   pusher_connection_event ci;
   memset(&ci, 0, sizeof ci);
@@ -304,7 +317,7 @@ void lose(pusher__conn *c, action act, int code, int err, const char *msg, pushe
   ci.previous = ci.current = c->state;
   ci.delay = delay;
   c->retry_at = add_ms(now, ms);
-  emit_conn(c, &ci);
+  return emit_conn(c, &ci);
 }
 
 int json_code(json_t *o) {
@@ -325,14 +338,13 @@ const char *json_message(json_t *o, const char *dflt) {
   return (v && json_is_string(v)) ? json_string_value(v) : dflt;
 }
 
-void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+flow handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   json_t *o = pusher__msg_data_object(msg);
   json_t *sid = o ? json_object_get(o, "socket_id") : NULL;
   if (!sid || !json_is_string(sid) || json_string_length(sid) == 0 ||
       json_string_length(sid) >= sizeof c->socket_id || strlen(json_string_value(sid)) != json_string_length(sid)) {
     json_decref(o);
-    lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, "invalid pusher:connection_established (no usable socket_id)", now);
-    return;
+    return lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, "invalid pusher:connection_established (no usable socket_id)", now);
   }
   memcpy(c->socket_id, json_string_value(sid), json_string_length(sid) + 1);
   c->activity_ms = c->activity_opt_ms;
@@ -352,14 +364,9 @@ void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp 
   c->pong_at = PUSHER__NEVER;
   pusher_state prev = c->state;
   c->state = PUSHER_STATE_CONNECTED;
-  uint64_t e = c->epoch;
-  subscribe_all(c);
-  if (c->dead || c->epoch != e) return;
-  request_signin(c);
-  if (c->dead || c->epoch != e) return;
-  if (prev != PUSHER_STATE_CONNECTED) emit_state(c, prev);
-  if (c->dead || c->epoch != e) return;
-  if (c->dlg.did_connect) c->dlg.did_connect((pusher_client *)c->owner, c->socket_id, c->dlg_user);
+  if (subscribe_all(c) || request_signin(c)) return STOP;
+  if (prev != PUSHER_STATE_CONNECTED && emit_state(c, prev)) return STOP;
+  return dlg_did_connect(c);
 }
 
 static int current(const pusher__conn *c) { return !c->dead && c->live && c->recv_gen == c->gen; }
@@ -369,7 +376,7 @@ static void on_ws_open(void *ud) { (void)ud; }
 static void on_ws_text(const uint8_t *msg, size_t len, void *ud) {
   pusher__conn *c = ud;
   if (!current(c)) return;
-  handle_message(c, msg, len, c->now);
+  finish(handle_message(c, msg, len, c->now));
 }
 
 static void on_ws_close(uint16_t code, const char *reason, size_t reason_len, void *ud) {
@@ -378,13 +385,13 @@ static void on_ws_close(uint16_t code, const char *reason, size_t reason_len, vo
   char m2[200];
   if (reason_len) snprintf(m2, sizeof m2, "%.*s", (int)(reason_len > 190 ? 190 : reason_len), reason);
   else snprintf(m2, sizeof m2, "connection closed by the server (code %u)", (unsigned)code);
-  lose(c, classify(code), code, PUSHER_ERR_CLOSED, m2, c->now);
+  finish(lose(c, classify(code), code, PUSHER_ERR_CLOSED, m2, c->now));
 }
 
 static void on_ws_error(int err, const char *detail, void *ud) {
   pusher__conn *c = ud;
   if (!current(c)) return;
-  lose(c, A_BACKOFF, 0, err, detail, c->now);
+  finish(lose(c, A_BACKOFF, 0, err, detail, c->now));
 }
 
 static int percent_append(pusher__buf *b, const char *s) {
@@ -510,10 +517,8 @@ int pusher__conn_connect(pusher__conn *c, pusher__tstamp now) {
   c->fails = c->fails_4200 = 0;
   c->tls = c->encrypted;
   c->epoch++;
-  uint64_t e = c->epoch;
   c->unavailable_at = add_ms(now, c->unavailable_ms);
-  set_state(c, PUSHER_STATE_CONNECTING);
-  if (!c->dead && c->epoch == e) start_attempt(c, now);
+  if (set_state(c, PUSHER_STATE_CONNECTING) == GO) start_attempt(c, now);
   leave(c);
   return 0;
 }
@@ -525,13 +530,10 @@ int pusher__conn_disconnect(pusher__conn *c, pusher__tstamp now) {
   c->now = now;
   int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
   close_transport(c, 1);
-  uint64_t e = c->epoch;
   c->retry_at = c->unavailable_at = PUSHER__NEVER;
   c->fails = c->fails_4200 = 0;
   reset_channels(c);
-  set_state(c, PUSHER_STATE_DISCONNECTED);
-  if (!c->dead && c->epoch == e && was_connected && c->dlg.did_disconnect)
-    c->dlg.did_disconnect((pusher_client *)c->owner, NULL, 0, c->dlg_user);
+  if (set_state(c, PUSHER_STATE_DISCONNECTED) == GO && was_connected) finish(dlg_did_disconnect(c, NULL, 0));
   leave(c);
   return 0;
 }
@@ -542,15 +544,12 @@ void pusher__conn_fail(pusher__conn *c, int err, const char *detail, pusher__tst
   c->now = now;
   int was_connected = c->established && c->state == PUSHER_STATE_CONNECTED;
   close_transport(c, 1);
-  uint64_t e = c->epoch;
   c->retry_at = c->unavailable_at = PUSHER__NEVER;
   reset_channels(c);
   pusher_connection_event ev = make_error(0, err ? err : PUSHER_ERR_CONFIG, detail, 1);
-  emit_conn(c, &ev);
-  if (!c->dead && c->epoch == e) set_state(c, PUSHER_STATE_FAILED);
-  if (!c->dead && c->epoch == e && was_connected && c->dlg.did_disconnect)
-    c->dlg.did_disconnect((pusher_client *)c->owner, &ev, 0, c->dlg_user);
-  if (!c->dead && c->epoch == e && c->dlg.failed) c->dlg.failed((pusher_client *)c->owner, &ev, c->dlg_user);
+  if (emit_conn(c, &ev) == GO && set_state(c, PUSHER_STATE_FAILED) == GO &&
+      (!was_connected || dlg_did_disconnect(c, &ev, 0) == GO))
+    finish(dlg_failed(c, &ev));
   leave(c);
 }
 
@@ -590,7 +589,7 @@ void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now) {
   retire_ws(c);
   if (c->ws) {
     c->recv_gen = gen;
-    lose(c, A_BACKOFF, 0, PUSHER_ERR_NOMEM, "out of memory", now);
+    finish(lose(c, A_BACKOFF, 0, PUSHER_ERR_NOMEM, "out of memory", now));
     leave(c);
     return;
   }
@@ -600,7 +599,7 @@ void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now) {
   if (rc < 0) {
     c->ws = NULL;
     c->recv_gen = gen;
-    lose(c, A_BACKOFF, 0, rc, "cannot start the WebSocket handshake", now);
+    finish(lose(c, A_BACKOFF, 0, rc, "cannot start the WebSocket handshake", now));
   }
   leave(c);
 }
@@ -609,7 +608,7 @@ void pusher__conn_io_failed(pusher__conn *c, uint64_t gen, int err, const char *
   if (!c || c->dead || gen != c->gen || !c->live) return;
   enter(c);
   c->now = now;
-  lose(c, A_BACKOFF, 0, err ? err : PUSHER_ERR_IO, detail, now);
+  finish(lose(c, A_BACKOFF, 0, err ? err : PUSHER_ERR_IO, detail, now));
   leave(c);
 }
 
@@ -661,7 +660,7 @@ void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
   for (int round = 0; round < 8 && !c->dead; round++) {
     if (c->state == PUSHER_STATE_CONNECTING && c->unavailable_at <= now) {
       c->unavailable_at = PUSHER__NEVER;
-      set_state(c, PUSHER_STATE_UNAVAILABLE);
+      finish(set_state(c, PUSHER_STATE_UNAVAILABLE));
       continue;
     }
     if ((c->state == PUSHER_STATE_CONNECTING || c->state == PUSHER_STATE_UNAVAILABLE) && c->retry_at <= now) {
@@ -672,12 +671,12 @@ void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
     if (c->live && !c->established && c->attempt_deadline <= now) {
       c->attempt_deadline = PUSHER__NEVER;
       c->recv_gen = c->gen;
-      lose(c, A_BACKOFF, 0, PUSHER_ERR_TIMEOUT, "connection attempt timed out", now);
+      finish(lose(c, A_BACKOFF, 0, PUSHER_ERR_TIMEOUT, "connection attempt timed out", now));
       continue;
     }
     if (c->live && c->established && c->pong_at <= now) {
       c->pong_at = PUSHER__NEVER;
-      lose(c, A_NOW, 0, PUSHER_ERR_TIMEOUT, "no pusher:pong within the pong timeout", now);
+      finish(lose(c, A_NOW, 0, PUSHER_ERR_TIMEOUT, "no pusher:pong within the pong timeout", now));
       continue;
     }
     if (c->live && c->established && c->activity_at <= now) {
@@ -686,10 +685,12 @@ void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
     }
     break;
   }
-  /* answers to auth requests that did not come in time */
+  /* answers to auth requests that did not come in time (each is its own
+   * transition: the loop looks at the state afresh every time) */
+  int rc;
   for (int guard = 0; guard < 10000 && !c->dead && c->live && c->established; guard++) {
     if (c->user_req && c->user_deadline <= now) {
-      user_auth_result(c, PUSHER_ERR_TIMEOUT, 0, "user authentication timed out", NULL, NULL);
+      finish(user_auth_result(c, PUSHER_ERR_TIMEOUT, 0, "user authentication timed out", NULL, NULL, &rc));
       continue;
     }
     chan *late = NULL;
@@ -700,7 +701,7 @@ void pusher__conn_handle_expiry(pusher__conn *c, pusher__tstamp now) {
       else if (ch->rekey_req && ch->rekey_deadline <= now) late = ch, rekey = 1;
     }
     if (!late) break;
-    auth_result(c, late, rekey, PUSHER_ERR_TIMEOUT, 0, "authorization timed out", NULL, NULL, NULL);
+    finish(auth_result(c, late, rekey, PUSHER_ERR_TIMEOUT, 0, "authorization timed out", NULL, NULL, NULL, &rc));
   }
   leave(c);
 }

@@ -30,6 +30,12 @@
  * re-entrant: a callback may call any pusher__conn_* function, including
  * pusher__conn_del (deferred until the outermost dispatch unwinds; the
  * runtime must check pusher__conn_is_dead() after each call and free then).
+ * A callback that changes the connection's course (connect, disconnect,
+ * fail, delete) ends the transition that ran it: nothing more of that
+ * transition happens and none of its remaining events is delivered, except
+ * that every binding of the event being delivered still hears it.  Inside
+ * the engine this is one mechanism, the `flow` result of every function
+ * that can run a callback (conn_internal.h), checked by the compiler.
  *
  * Policy as implemented in conn.c (its header comment has the details):
  * back-off reconnect_delay * 2^(n-1) capped at max_reconnect_delay (every

@@ -39,37 +39,37 @@ void free_chan(pusher__conn *c, chan *ch) {
 }
 
 /* Channel event "pusher:subscription_error" {"type":..,"error":..,"status":..}. */
-void sub_error(pusher__conn *c, const char *channel, const char *type, const char *msg,
-                      int status) {
+flow sub_error(pusher__conn *c, const char *channel, const char *type, const char *msg, int status) {
   char *text;
   size_t n;
-  if (pusher__proto_encode_subscription_error(c->m, type, msg, status, &text, &n) != 0) return;
-  dispatch(c, channel, "pusher:subscription_error", text, n, 1, NULL);
+  if (pusher__proto_encode_subscription_error(c->m, type, msg, status, &text, &n) != 0) return GO;
+  flow f = dispatch(c, channel, "pusher:subscription_error", text, n, 1, NULL);
   pusher__free(c->m, text);
+  return f;
 }
 
-static void send_subscribe(pusher__conn *c, chan *ch) {
+/* pusher:subscribe for ch on this connection, or its authorization first
+ * (the runtime's hook only records the request: no callback runs there). */
+static FLOW_CHECK flow send_subscribe(pusher__conn *c, chan *ch) {
   ch->done_gen = c->gen;
   if (needs_auth(ch->name)) {
-    if (!c->hooks.request_channel_auth) {
-      sub_error(c, ch->name, "AuthError", "no channel authorizer is configured", 0);
-      return;
-    }
+    if (!c->hooks.request_channel_auth)
+      return sub_error(c, ch->name, "AuthError", "no channel authorizer is configured", 0);
     ch->auth_req = ++c->next_req;
     ch->auth_deadline = c->auth_timeout_ms ? add_ms(c->now, c->auth_timeout_ms) : PUSHER__NEVER;
     c->hooks.request_channel_auth(c, ch->name, c->socket_id, ch->auth_req, c->hook_user);
-    return;
+    return GO;
   }
   char *t;
   size_t n;
   int rc = pusher__proto_encode_subscribe(c->m, ch->name, "", NULL, &t, &n);
   if (rc == 0) rc = send_text(c, t, n);
-  if (rc == 0) ch->sent = 1;
-  else error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
+  if (rc != 0) return error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
+  ch->sent = 1;
+  return GO;
 }
 
-void subscribe_all(pusher__conn *c) {
-  uint64_t e = c->epoch;
+flow subscribe_all(pusher__conn *c) {
   for (;;) {
     chan *ch = NULL;
     for (size_t i = 0; i < c->nchans; i++)
@@ -77,9 +77,8 @@ void subscribe_all(pusher__conn *c) {
         ch = c->chans[i];
         break;
       }
-    if (!ch) return;
-    send_subscribe(c, ch);
-    if (c->dead || c->epoch != e || !c->established) return;
+    if (!ch) return GO;
+    if (send_subscribe(c, ch) || !c->established) return STOP;
   }
 }
 
@@ -103,7 +102,7 @@ int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp 
   if (c->established && c->state == PUSHER_STATE_CONNECTED) {
     enter(c);
     c->now = now;
-    send_subscribe(c, ch);
+    finish(send_subscribe(c, ch));
     leave(c);
   }
   return 0;
@@ -170,21 +169,21 @@ static chan *chan_by_req(const pusher__conn *c, uint64_t req_id, int *rekey) {
   return NULL;
 }
 
-int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, const char *message,
-                       const char *auth, const char *channel_data, const char *shared_secret_b64) {
-  if (rekey) {
-    rekey_done(c, ch, err < 0 || !auth ? (err < 0 ? err : PUSHER_ERR_AUTH) : 0,
-               message ? message : (err < 0 ? NULL : "no auth in the answer"), shared_secret_b64);
-    return 0;
-  }
+/* The answer to ch's authorization request (rekey: to its re-authorization
+ * after a MAC failure); *rc: what pusher__conn_auth_result returns. */
+flow auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, const char *message,
+                 const char *auth, const char *channel_data, const char *shared_secret_b64, int *result) {
+  *result = 0;
+  if (rekey)
+    return rekey_done(c, ch, err < 0 || !auth ? (err < 0 ? err : PUSHER_ERR_AUTH) : 0,
+                      message ? message : (err < 0 ? NULL : "no auth in the answer"), shared_secret_b64);
   ch->auth_req = 0;
   ch->auth_deadline = PUSHER__NEVER;
   char name[PUSHER__MAX_CHANNEL_NAME + 1];
   snprintf(name, sizeof name, "%s", ch->name);
   if (err < 0 || !auth) {
-    sub_error(c, name, "AuthError", message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"),
-              http_status);
-    return 0;
+    return sub_error(c, name, "AuthError",
+                     message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"), http_status);
   }
   char why[200];
   if (ch->kind == CK_ENCRYPTED) {
@@ -193,8 +192,7 @@ int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, 
     if (!shared_secret_b64 || pusher__crypto_key_from_b64(shared_secret_b64, key, w2, sizeof w2) != 0) {
       snprintf(why, sizeof why, "%s%s", shared_secret_b64 ? "invalid shared_secret: " : "no shared_secret in the auth reply",
                shared_secret_b64 ? w2 : "");
-      sub_error(c, name, "AuthError", why, http_status);
-      return 0;
+      return sub_error(c, name, "AuthError", why, http_status);
     }
     memcpy(ch->key, key, sizeof key);
     ch->have_key = 1;
@@ -205,16 +203,16 @@ int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, 
     if (channel_data) {
       rc = pusher__members_set_me(&ch->members, channel_data, strlen(channel_data), why, sizeof why);
     } else if (c->user_id[0]) { /* signed in: the server takes the user from the sign-in */
-      return presence_subscribe_signed_in(c, ch, auth);
+      return presence_subscribe_signed_in(c, ch, auth, result);
     } else if (signin_pending(c)) { /* as pusher-js: wait for signin_success */
       char *a2 = pusher__strdup(c->m, auth);
       if (!a2) {
-        sub_error(c, name, "AuthError", "out of memory", 0);
-        return PUSHER_ERR_NOMEM;
+        *result = PUSHER_ERR_NOMEM;
+        return sub_error(c, name, "AuthError", "out of memory", 0);
       }
       pusher__free(c->m, ch->wait_auth);
       ch->wait_auth = a2;
-      return 0;
+      return GO;
     } else {
       rc = PUSHER_ERR_PROTO;
       snprintf(why, sizeof why, "%s",
@@ -225,8 +223,7 @@ int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, 
     if (rc) {
       char m2[260];
       snprintf(m2, sizeof m2, "%s%s", channel_data ? "invalid channel_data: " : "", why);
-      sub_error(c, name, "AuthError", m2, http_status);
-      return 0;
+      return sub_error(c, name, "AuthError", m2, http_status);
     }
   }
   if (shared_secret_b64) {
@@ -238,10 +235,11 @@ int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, 
   }
   char *t;
   size_t n;
-  int rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
-  if (rc == 0) rc = send_text(c, t, n);
-  if (rc == 0) ch->sent = 1;
-  return rc;
+  int e = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
+  if (e == 0) e = send_text(c, t, n);
+  if (e == 0) ch->sent = 1;
+  *result = e;
+  return GO;
 }
 
 int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http_status,
@@ -254,7 +252,8 @@ int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http
   if (!ch || !c->established || c->state != PUSHER_STATE_CONNECTED) return PUSHER_ERR_NOT_FOUND;
   enter(c);
   c->now = now;
-  int rc = auth_result(c, ch, rekey, err, http_status, message, auth, channel_data, shared_secret_b64);
+  int rc;
+  finish(auth_result(c, ch, rekey, err, http_status, message, auth, channel_data, shared_secret_b64, &rc));
   leave(c);
   return rc;
 }

@@ -28,8 +28,9 @@ void sweep(pusher__conn *c) {
   c->need_sweep = 0;
 }
 
-void emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
-  if (c->dead) return;
+flow emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
+  if (c->dead) return STOP;
+  uint64_t k = course(c);
   size_t n = c->ncbs;
   for (size_t i = 0; i < n && i < c->ncbs; i++) {
     if (c->cbs[i].dead) continue;
@@ -37,15 +38,17 @@ void emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
     pusher_connection_cb cb = c->cbs[i].cb;
     void *ud = c->cbs[i].ud;
     cb((pusher_client *)c->owner, ev, ud);
-    if (c->dead) return;
+    if (c->dead) return STOP;
   }
+  return still(c, k);
 }
 
 /* force: the channel's bindings hear it even if it has left the table
  * (reports about a channel that was just unsubscribed). */
-void dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
-                        size_t data_len, int is_json, const char *user_id, int force) {
-  if (c->dead) return;
+flow dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
+                 size_t data_len, int is_json, const char *user_id, int force) {
+  if (c->dead) return STOP;
+  uint64_t k = course(c);
   pusher_event ev = {channel, event, data, data_len, is_json, user_id};
   /* As pusher-js: channel bindings hear their channel only while it is in
    * the table (e.g. not events still in flight after unsubscribe); global
@@ -60,19 +63,21 @@ void dispatch_ex(pusher__conn *c, const char *channel, const char *event, const 
     pusher_event_cb cb = b->cb;
     void *ud = b->ud;
     cb((pusher_client *)c->owner, &ev, ud);
-    if (c->dead) return;
+    if (c->dead) return STOP;
   }
+  return still(c, k);
 }
 
-void dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
-                     size_t data_len, int is_json, const char *user_id) {
-  dispatch_ex(c, channel, event, data, data_len, is_json, user_id, 0);
+flow dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
+              size_t data_len, int is_json, const char *user_id) {
+  return dispatch_ex(c, channel, event, data, data_len, is_json, user_id, 0);
 }
 
 /* Deliver to the user (BK_USER) or watchlist (BK_WATCHLIST) bindings. */
-void dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
-                          const char *data, size_t data_len, int is_json) {
-  if (c->dead) return;
+flow dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
+                   const char *data, size_t data_len, int is_json) {
+  if (c->dead) return STOP;
+  uint64_t k = course(c);
   pusher_event ev = {channel, event, data, data_len, is_json, NULL};
   size_t n = c->nebs;
   for (size_t i = 0; i < n && i < c->nebs; i++) {
@@ -82,20 +87,19 @@ void dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *e
     pusher_event_cb cb = b->cb;
     void *ud = b->ud;
     cb((pusher_client *)c->owner, &ev, ud);
-    if (c->dead) return;
+    if (c->dead) return STOP;
   }
+  return still(c, k);
 }
 
 /* Dispatch the JSON value v (consumed) as the data of a channel event. */
-void dispatch_json(pusher__conn *c, const char *channel, const char *event, json_t *v) {
+flow dispatch_json(pusher__conn *c, const char *channel, const char *event, json_t *v) {
   char *text;
   size_t n;
-  if (pusher__proto_dump(c->m, v, &text, &n) != 0) {
-    error_event(c, 0, PUSHER_ERR_NOMEM, "out of memory", 0);
-    return;
-  }
-  dispatch(c, channel, event, text, n, 1, NULL);
+  if (pusher__proto_dump(c->m, v, &text, &n) != 0) return error_event(c, 0, PUSHER_ERR_NOMEM, "out of memory", 0);
+  flow f = dispatch(c, channel, event, text, n, 1, NULL);
   pusher__free(c->m, text);
+  return f;
 }
 
 /* ------------------------------------------------------------------ message routing */
@@ -105,108 +109,104 @@ void dispatch_json(pusher__conn *c, const char *channel, const char *event, json
  * sign-in's failure; 4302 (a truncated watchlist) accompanies a sign-in that
  * succeeds.  One naming a channel whose subscription is pending fails it
  * (Pusher and pusherd refuse a bad signature that way). */
-static void msg_error(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_error(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
   json_t *o = pusher__msg_data_object(msg);
   int code = json_code(o);
   char m2[300];
   snprintf(m2, sizeof m2, "%s", json_message(o, msg->data && !msg->data_is_json ? msg->data : "pusher:error"));
   json_decref(o);
-  uint64_t e = c->epoch;
   int signin_failed = !msg->channel && c->signin_sent && !c->user_id[0] && code != 4302;
   if (signin_failed) c->signin_sent = 0;
-  error_event(c, code, PUSHER_ERR_REMOTE, m2, 0);
-  if (signin_failed && !c->dead && c->epoch == e) signin_error_typed(c, "ServerError", m2, code);
-  if (msg->channel && !c->dead && c->epoch == e) {
-    dispatch(c, msg->channel, "pusher:error", msg->data, msg->data_len, msg->data_is_json, NULL);
-    chan *ch = !c->dead && c->epoch == e ? find_chan(c, msg->channel, NULL) : NULL;
-    if (ch && ch->sent && !ch->subscribed) sub_error(c, msg->channel, "ServerError", m2, code);
-  }
+  if (error_event(c, code, PUSHER_ERR_REMOTE, m2, 0)) return STOP;
+  if (signin_failed && signin_error_typed(c, "ServerError", m2, code)) return STOP;
+  if (!msg->channel) return GO;
+  if (dispatch(c, msg->channel, "pusher:error", msg->data, msg->data_len, msg->data_is_json, NULL)) return STOP;
+  chan *ch = find_chan(c, msg->channel, NULL);
+  if (ch && ch->sent && !ch->subscribed) return sub_error(c, msg->channel, "ServerError", m2, code);
+  return GO;
 }
 
-static void msg_ping(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_ping(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)msg, (void)now;
   char *t;
   size_t n;
   if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);
+  return GO;
 }
 
-static void msg_pong(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_pong(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)c, (void)msg, (void)now; /* the activity is recorded for every message */
+  return GO;
 }
 
-static void msg_established_again(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_established_again(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)msg, (void)now;
-  error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
+  return error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
 }
 
-static void msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
-  if (!msg->channel) {
-    error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
-  } else if (ch && ch->kind == CK_PRESENCE) {
-    presence_succeeded(c, ch, msg);
-  } else if (ch) {
-    ch->subscribed = 1;
-    dispatch(c, msg->channel, "pusher:subscription_succeeded", msg->data, msg->data_len, msg->data_is_json, NULL);
-  }
+  if (!msg->channel)
+    return error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
+  if (!ch) return GO;
+  if (ch->kind == CK_PRESENCE) return presence_succeeded(c, ch, msg);
+  ch->subscribed = 1;
+  return dispatch(c, msg->channel, "pusher:subscription_succeeded", msg->data, msg->data_len, msg->data_is_json,
+                  NULL);
 }
 
-static void msg_member(pusher__conn *c, const pusher__msg *msg, int added) {
+static flow msg_member(pusher__conn *c, const pusher__msg *msg, int added) {
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
-  if (ch && ch->kind == CK_PRESENCE) presence_change(c, ch, msg, added);
+  return ch && ch->kind == CK_PRESENCE ? presence_change(c, ch, msg, added) : GO;
 }
 
-static void msg_member_added(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_member_added(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
-  msg_member(c, msg, 1);
+  return msg_member(c, msg, 1);
 }
 
-static void msg_member_removed(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_member_removed(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
-  msg_member(c, msg, 0);
+  return msg_member(c, msg, 0);
 }
 
 /* pusher_internal:subscription_count => the channel event pusher:subscription_count */
-static void msg_subscription_count(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_subscription_count(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
-  if (msg->channel && find_chan(c, msg->channel, NULL))
-    dispatch(c, msg->channel, "pusher:subscription_count", msg->data, msg->data_len, msg->data_is_json, NULL);
+  if (!msg->channel || !find_chan(c, msg->channel, NULL)) return GO;
+  return dispatch(c, msg->channel, "pusher:subscription_count", msg->data, msg->data_len, msg->data_is_json, NULL);
 }
 
 /* Connection-level (the user's watchlist): surfaced as pusher:watchlist_events
  * to the global bindings, then as online/offline to the watchlist bindings. */
-static void msg_watchlist(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_watchlist(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
-  uint64_t e = c->epoch;
-  dispatch(c, NULL, "pusher:watchlist_events", msg->data, msg->data_len, msg->data_is_json, NULL);
-  if (!c->dead && c->epoch == e) handle_watchlist(c, msg);
+  if (dispatch(c, NULL, "pusher:watchlist_events", msg->data, msg->data_len, msg->data_is_json, NULL)) return STOP;
+  return handle_watchlist(c, msg);
 }
 
-static void msg_signin_success(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow msg_signin_success(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   (void)now;
-  handle_signin_success(c, msg);
+  return handle_signin_success(c, msg);
 }
 
 /* Every other event: a channel event (decrypted on private-encrypted
  * channels), or an event of the signed-in user's server-to-user channel. */
-static void msg_event(pusher__conn *c, const pusher__msg *msg) {
+static flow msg_event(pusher__conn *c, const pusher__msg *msg) {
   const char *ev = msg->event;
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
-  if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) {
-    encrypted_event(c, ch, msg);
-  } else if (!ch && msg->channel && c->user_chan[0] && strcmp(msg->channel, c->user_chan) == 0) {
-    uint64_t e = c->epoch;
-    dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
-    if (!c->dead && c->epoch == e && strncmp(ev, "pusher:", 7) != 0)
-      dispatch_kind(c, BK_USER, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json);
-  } else {
-    dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
+  if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) return encrypted_event(c, ch, msg);
+  if (!ch && msg->channel && c->user_chan[0] && strcmp(msg->channel, c->user_chan) == 0) {
+    if (dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id)) return STOP;
+    if (strncmp(ev, "pusher:", 7) == 0) return GO;
+    return dispatch_kind(c, BK_USER, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json);
   }
+  return dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
 }
 
-typedef void (*msg_handler)(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
+typedef flow (*msg_handler)(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
 
 /* The protocol's own messages on an open connection, sorted by name for
  * bsearch.  Anything else named pusher_internal:* is reported and ignored;
@@ -237,25 +237,22 @@ static const struct route *find_route(const char *event) {
 }
 
 /* Before pusher:connection_established: that message, or a refusal. */
-static void handshake_message(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
+static flow handshake_message(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
   const char *ev = msg->event;
-  if (strcmp(ev, "pusher:connection_established") == 0) {
-    handle_established(c, msg, now);
-  } else if (strcmp(ev, "pusher:error") == 0) {
+  if (strcmp(ev, "pusher:connection_established") == 0) return handle_established(c, msg, now);
+  char m2[300];
+  if (strcmp(ev, "pusher:error") == 0) {
     json_t *o = pusher__msg_data_object(msg);
     int code = json_code(o);
-    char m2[300];
     snprintf(m2, sizeof m2, "%s", json_message(o, msg->data && !msg->data_is_json ? msg->data : "pusher:error"));
     json_decref(o);
-    lose(c, code ? classify(code) : A_BACKOFF, code, code ? PUSHER_ERR_CLOSED : PUSHER_ERR_REMOTE, m2, now);
-  } else {
-    char m2[300];
-    snprintf(m2, sizeof m2, "invalid handshake: unexpected first message \"%s\"", ev);
-    lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
+    return lose(c, code ? classify(code) : A_BACKOFF, code, code ? PUSHER_ERR_CLOSED : PUSHER_ERR_REMOTE, m2, now);
   }
+  snprintf(m2, sizeof m2, "invalid handshake: unexpected first message \"%s\"", ev);
+  return lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
 }
 
-void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now) {
+flow handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now) {
   pusher__msg msg;
   char why[200];
   int rc = pusher__proto_decode(c->m, (const char *)text, len, &msg, why, sizeof why);
@@ -264,30 +261,28 @@ void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__ts
     c->pong_at = PUSHER__NEVER;
   }
   if (rc < 0) {
-    if (!c->established) {
-      char m2[260];
-      snprintf(m2, sizeof m2, "invalid handshake: %s", why);
-      lose(c, A_BACKOFF, 0, rc, m2, now);
-    } else {
-      error_event(c, 0, rc, why, 0);
-    }
-    return;
+    if (c->established) return error_event(c, 0, rc, why, 0);
+    char m2[260];
+    snprintf(m2, sizeof m2, "invalid handshake: %s", why);
+    return lose(c, A_BACKOFF, 0, rc, m2, now);
   }
+  flow f;
   if (!c->established) {
-    handshake_message(c, &msg, now);
+    f = handshake_message(c, &msg, now);
   } else {
     const struct route *r = find_route(msg.event);
     if (r) {
-      r->fn(c, &msg, now);
+      f = r->fn(c, &msg, now);
     } else if (strncmp(msg.event, "pusher_internal:", 16) == 0) {
       char m2[300];
       snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", msg.event);
-      error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
+      f = error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
     } else {
-      msg_event(c, &msg);
+      f = msg_event(c, &msg);
     }
   }
   pusher__msg_free(c->m, &msg);
+  return f;
 }
 
 static size_t live_bindings(const pusher__conn *c) {

@@ -44,15 +44,17 @@ void drop_pending(pusher__conn *c, chan *ch, const char *why) {
 void clear_pending(pusher__conn *c, chan *ch) { drop_pending(c, ch, NULL); }
 
 /* "pusher:decryption_error" {"event":..,"error":..} on channel. */
-static void decryption_error(pusher__conn *c, const char *channel, const char *event, const char *why) {
+static FLOW_CHECK flow decryption_error(pusher__conn *c, const char *channel, const char *event,
+                                        const char *why) {
   json_t *v = json_pack("{s:s,s:s}", "event", event, "error", why);
   if (!v) v = json_pack("{s:s,s:s}", "event", "(invalid name)", "error", "decryption failed");
-  dispatch_json(c, channel, "pusher:decryption_error", v);
+  return dispatch_json(c, channel, "pusher:decryption_error", v);
 }
 
 /* Report the held encrypted events that were dropped (leave() calls this
- * when the outermost engine call unwinds). */
-void flush_dropped(pusher__conn *c) {
+ * when the outermost engine call unwinds).  Every report is delivered even
+ * when a callback changes the course; only the engine's death stops them. */
+flow flush_dropped(pusher__conn *c) {
   for (int guard = 0; guard < 64 && c->ndrop && !c->dead; guard++) {
     struct dropped *d = c->drop;
     size_t n = c->ndrop;
@@ -63,29 +65,33 @@ void flush_dropped(pusher__conn *c) {
       size_t tn;
       json_t *v = json_pack("{s:s,s:s}", "event", d[i].event, "error", d[i].why);
       if (pusher__proto_dump(c->m, v, &text, &tn) != 0) continue;
-      dispatch_ex(c, d[i].channel, "pusher:decryption_error", text, tn, 1, NULL, 1);
+      flow f = dispatch_ex(c, d[i].channel, "pusher:decryption_error", text, tn, 1, NULL, 1);
       pusher__free(c->m, text);
+      if (f == STOP && c->dead) break;
     }
     free_drops(c->m, d, n);
   }
+  return c->dead ? STOP : GO;
 }
 
 /* Deliver a decrypted plaintext as pusher-js does (JSON.parse with a raw
  * string fallback): a JSON string is delivered as its content, other JSON
  * as its text, anything else as is. */
-static void deliver_plain(pusher__conn *c, const char *channel, const char *event, const char *plain,
-                          size_t len, const char *user_id) {
+static FLOW_CHECK flow deliver_plain(pusher__conn *c, const char *channel, const char *event, const char *plain,
+                                     size_t len, const char *user_id) {
   json_t *v = pusher__json_parse(plain, len);
+  flow f;
   if (v && json_is_string(v)) {
     const char *sv = json_string_value(v);
     size_t sl = json_string_length(v);
     json_t *inner = pusher__json_parse(sv, sl);
-    dispatch(c, channel, event, sv, sl, inner != NULL, user_id);
+    f = dispatch(c, channel, event, sv, sl, inner != NULL, user_id);
     json_decref(inner);
   } else {
-    dispatch(c, channel, event, plain, len, v != NULL, user_id);
+    f = dispatch(c, channel, event, plain, len, v != NULL, user_id);
   }
   json_decref(v);
+  return f;
 }
 
 static int hold_event(pusher__conn *c, chan *ch, const pusher__msg *msg) {
@@ -117,35 +123,31 @@ static void start_rekey(pusher__conn *c, chan *ch) {
   c->hooks.request_channel_auth(c, ch->name, c->socket_id, ch->rekey_req, c->hook_user);
 }
 
-void encrypted_event(pusher__conn *c, chan *ch, const pusher__msg *msg) {
+flow encrypted_event(pusher__conn *c, chan *ch, const pusher__msg *msg) {
   char why[200];
   if (ch->rekey_req) { /* a new key is on its way: retry with it */
-    int rc = hold_event(c, ch, msg);
-    if (rc) decryption_error(c, msg->channel, msg->event, "too many events waiting for the channel's new key");
-    return;
+    if (hold_event(c, ch, msg) == 0) return GO;
+    return decryption_error(c, msg->channel, msg->event, "too many events waiting for the channel's new key");
   }
-  if (!ch->have_key) {
-    decryption_error(c, msg->channel, msg->event, "no shared_secret for this channel");
-    return;
-  }
+  if (!ch->have_key) return decryption_error(c, msg->channel, msg->event, "no shared_secret for this channel");
   char *plain = NULL;
   size_t plen = 0;
   int rc = pusher__crypto_decrypt_event(c->m, ch->key, msg->data ? msg->data : "", msg->data ? msg->data_len : 0,
                                         &plain, &plen, why, sizeof why);
   if (rc == 0) {
-    deliver_plain(c, msg->channel, msg->event, plain, plen, msg->user_id);
+    flow f = deliver_plain(c, msg->channel, msg->event, plain, plen, msg->user_id);
     pusher__free(c->m, plain);
-    return;
+    return f;
   }
   if (rc == PUSHER_ERR_DECRYPT && c->hooks.request_channel_auth && hold_event(c, ch, msg) == 0) {
     start_rekey(c, ch);
-    return;
+    return GO;
   }
-  decryption_error(c, msg->channel, msg->event, why[0] ? why : pusher_strerror(rc));
+  return decryption_error(c, msg->channel, msg->event, why[0] ? why : pusher_strerror(rc));
 }
 
 /* The answer to a re-authorization: retry the held events with the new key. */
-void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const char *secret) {
+flow rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const char *secret) {
   char name[PUSHER__MAX_CHANNEL_NAME + 1];
   char why[200];
   snprintf(name, sizeof name, "%s", ch->name);
@@ -179,12 +181,12 @@ void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const c
   }
   uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
   memcpy(key, ch->key, sizeof key);
-  uint64_t e = c->epoch;
-  for (size_t i = 0; i < nheld; i++) {
+  flow f = GO;
+  /* the held events, in order, while the channel is still there */
+  for (size_t i = 0; i < nheld && f == GO && find_chan(c, name, NULL); i++) {
     struct pend *p = &held[i];
-    if (c->dead || c->epoch != e || !find_chan(c, name, NULL)) break;
     if (!ok) {
-      decryption_error(c, name, p->event, why);
+      f = decryption_error(c, name, p->event, why);
       continue;
     }
     char *plain = NULL;
@@ -192,12 +194,12 @@ void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const c
     char w3[200];
     int rc = pusher__crypto_decrypt_event(c->m, key, p->data, p->len, &plain, &plen, w3, sizeof w3);
     if (rc == 0) {
-      deliver_plain(c, name, p->event, plain, plen, p->user_id);
+      f = deliver_plain(c, name, p->event, plain, plen, p->user_id);
       pusher__free(c->m, plain);
     } else {
       char w4[260];
       snprintf(w4, sizeof w4, "%s (also with the re-authorized key)", w3[0] ? w3 : pusher_strerror(rc));
-      decryption_error(c, name, p->event, w4);
+      f = decryption_error(c, name, p->event, w4);
     }
   }
   sodium_memzero(key, sizeof key);
@@ -207,4 +209,5 @@ void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const c
     pusher__free(c->m, held[i].user_id);
   }
   pusher__free(c->m, held);
+  return f;
 }

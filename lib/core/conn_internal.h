@@ -157,6 +157,27 @@ struct pusher__conn {
   size_t ndrop, adrop;
 };
 
+/* ------------------------------------------------------------------ re-entrancy
+ *
+ * An application callback may change the connection's course: connect,
+ * disconnect, fail, or delete the engine (pusher__conn_del during a
+ * dispatch only marks it dead).  The course is `epoch`, bumped by every such
+ * change (start_attempt, close_transport, pusher__conn_connect).  Every
+ * engine function that can run a callback, directly or through another,
+ * returns a `flow`: GO while the transition that called it may go on, STOP
+ * once a callback has changed the course or killed the engine; the caller
+ * then stops at once and returns STOP itself.  FLOW_CHECK makes an ignored
+ * result a compile error (-Werror), so no transition can forget the check;
+ * the outermost callers, after which nothing of the transition is left, say
+ * so with finish().  Every binding of one event still hears it (as
+ * pusher-js's emitter does) before STOP takes effect. */
+typedef enum flow { GO = 0, STOP = 1 } flow;
+#define FLOW_CHECK __attribute__((warn_unused_result))
+
+static inline uint64_t course(const pusher__conn *c) { return c->epoch; }
+static inline flow still(const pusher__conn *c, uint64_t k) { return c->dead || c->epoch != k ? STOP : GO; }
+static inline void finish(flow f) { (void)f; }
+
 /* ------------------------------------------------------------------ small helpers */
 
 static inline pusher__tstamp add_ms(pusher__tstamp now, uint64_t ms) {
@@ -227,53 +248,53 @@ void clear_pending(pusher__conn *c, chan *ch);
 chan *find_chan(const pusher__conn *c, const char *name, size_t *idx);
 void free_chan(pusher__conn *c, chan *ch);
 /* conn_dispatch.c */
-void emit_conn(pusher__conn *c, const pusher_connection_event *ev);
+FLOW_CHECK flow emit_conn(pusher__conn *c, const pusher_connection_event *ev);
 /* conn.c */
-void error_event(pusher__conn *c, int code, int err, const char *msg, int fatal);
+FLOW_CHECK flow error_event(pusher__conn *c, int code, int err, const char *msg, int fatal);
 /* conn_dispatch.c */
-void dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
+FLOW_CHECK flow dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
                         size_t data_len, int is_json, const char *user_id, int force);
-void dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
+FLOW_CHECK flow dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
                      size_t data_len, int is_json, const char *user_id);
 /* conn_channels.c */
-void sub_error(pusher__conn *c, const char *channel, const char *type, const char *msg,
+FLOW_CHECK flow sub_error(pusher__conn *c, const char *channel, const char *type, const char *msg,
                       int status);
 /* conn.c */
 int send_text(pusher__conn *c, char *text, size_t len);
 action classify(int code);
-void lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now);
+FLOW_CHECK flow lose(pusher__conn *c, action act, int code, int err, const char *msg, pusher__tstamp now);
 /* conn_channels.c */
-void subscribe_all(pusher__conn *c);
+FLOW_CHECK flow subscribe_all(pusher__conn *c);
 /* conn.c */
 int json_code(json_t *o);
 const char *json_message(json_t *o, const char *dflt);
 /* conn_dispatch.c */
-void dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
+FLOW_CHECK flow dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
                           const char *data, size_t data_len, int is_json);
-void dispatch_json(pusher__conn *c, const char *channel, const char *event, json_t *v);
+FLOW_CHECK flow dispatch_json(pusher__conn *c, const char *channel, const char *event, json_t *v);
 /* conn_encrypted.c */
-void flush_dropped(pusher__conn *c);
-void encrypted_event(pusher__conn *c, chan *ch, const pusher__msg *msg);
-void rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const char *secret);
+FLOW_CHECK flow flush_dropped(pusher__conn *c);
+FLOW_CHECK flow encrypted_event(pusher__conn *c, chan *ch, const pusher__msg *msg);
+FLOW_CHECK flow rekey_done(pusher__conn *c, chan *ch, int err, const char *message, const char *secret);
 /* conn_presence.c */
-void presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg);
-void presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, int added);
+FLOW_CHECK flow presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg);
+FLOW_CHECK flow presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, int added);
 /* conn_signin.c */
-void signin_error_typed(pusher__conn *c, const char *type, const char *msg, int status);
+FLOW_CHECK flow signin_error_typed(pusher__conn *c, const char *type, const char *msg, int status);
 int signin_pending(const pusher__conn *c);
-int presence_subscribe_signed_in(pusher__conn *c, chan *ch, const char *auth);
-void request_signin(pusher__conn *c);
-void handle_signin_success(pusher__conn *c, const pusher__msg *msg);
-void handle_watchlist(pusher__conn *c, const pusher__msg *msg);
+FLOW_CHECK flow presence_subscribe_signed_in(pusher__conn *c, chan *ch, const char *auth, int *result);
+FLOW_CHECK flow request_signin(pusher__conn *c);
+FLOW_CHECK flow handle_signin_success(pusher__conn *c, const pusher__msg *msg);
+FLOW_CHECK flow handle_watchlist(pusher__conn *c, const pusher__msg *msg);
 /* conn.c */
-void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
+FLOW_CHECK flow handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
 /* conn_dispatch.c */
-void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now);
+FLOW_CHECK flow handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now);
 /* conn_channels.c */
-int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, const char *message,
-                       const char *auth, const char *channel_data, const char *shared_secret_b64);
+FLOW_CHECK flow auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status, const char *message,
+                       const char *auth, const char *channel_data, const char *shared_secret_b64, int *result);
 /* conn_signin.c */
-int user_auth_result(pusher__conn *c, int err, int http_status, const char *message, const char *auth,
-                            const char *user_data);
+FLOW_CHECK flow user_auth_result(pusher__conn *c, int err, int http_status, const char *message, const char *auth,
+                            const char *user_data, int *result);
 
 #endif

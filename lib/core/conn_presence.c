@@ -12,15 +12,14 @@ static json_t *member_json(const pusher__member *mb) {
   return json_pack("{s:s,s:o}", "user_id", mb->id, "user_info", info ? info : json_null());
 }
 
-void presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg) {
+flow presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg) {
   char why[200] = "subscription_succeeded without data";
   int rc = msg->data ? pusher__members_load(&ch->members, msg->data, msg->data_len, why, sizeof why)
                      : PUSHER_ERR_PROTO;
   if (rc) {
     char m2[260];
     snprintf(m2, sizeof m2, "invalid presence data: %s", why);
-    sub_error(c, msg->channel, "ProtocolError", m2, 0);
-    return;
+    return sub_error(c, msg->channel, "ProtocolError", m2, 0);
   }
   ch->subscribed = 1;
   json_t *arr = json_array();
@@ -39,28 +38,30 @@ void presence_succeeded(pusher__conn *c, chan *ch, const pusher__msg *msg) {
     json_decref(arr);
     json_decref(mej);
   }
-  dispatch_json(c, msg->channel, "pusher:subscription_succeeded", v);
+  return dispatch_json(c, msg->channel, "pusher:subscription_succeeded", v);
 }
 
-void presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, int added) {
+/* A member joined (added) or left.  Only a change of the member list (first
+ * connection of a user, last one gone) is an event for the application. */
+flow presence_change(pusher__conn *c, chan *ch, const pusher__msg *msg, int added) {
   char why[200] = "no data";
   int emit = 0, rc;
   if (added) {
     const pusher__member *mb = NULL;
     rc = msg->data ? pusher__members_add(&ch->members, msg->data, msg->data_len, &emit, &mb, why, sizeof why)
                    : PUSHER_ERR_PROTO;
-    if (rc == 0 && emit && mb) dispatch_json(c, msg->channel, "pusher:member_added", member_json(mb));
+    if (rc == 0 && emit && mb) return dispatch_json(c, msg->channel, "pusher:member_added", member_json(mb));
   } else {
     char id[PUSHER__MEMBER_ID_MAX + 1];
     rc = msg->data ? pusher__members_remove(&ch->members, msg->data, msg->data_len, &emit, id, why, sizeof why)
                    : PUSHER_ERR_PROTO;
-    if (rc == 0 && emit) dispatch_json(c, msg->channel, "pusher:member_removed", json_pack("{s:s}", "user_id", id));
+    if (rc == 0 && emit)
+      return dispatch_json(c, msg->channel, "pusher:member_removed", json_pack("{s:s}", "user_id", id));
   }
-  if (rc) {
-    char m2[300];
-    snprintf(m2, sizeof m2, "invalid %s: %s", msg->event, why);
-    error_event(c, 0, rc, m2, 0);
-  }
+  if (rc == 0) return GO;
+  char m2[300];
+  snprintf(m2, sizeof m2, "invalid %s: %s", msg->event, why);
+  return error_event(c, 0, rc, m2, 0);
 }
 
 int pusher__conn_channel_members(const pusher__conn *c, const char *channel, struct pusher_members **out) {
