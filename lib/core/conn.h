@@ -142,7 +142,7 @@ int pusher__conn_auth_result(pusher__conn *c, uint64_t req_id, int err, int http
  * (0 = no deadline, the default). */
 void pusher__conn_set_auth_timeout(pusher__conn *c, uint64_t ms);
 
-/* ---- issue 3: presence, encrypted channels, client events, sign-in ----
+/* ---- presence, encrypted channels, client events, sign-in ----
  *
  * Presence: the auth reply's channel_data sets `me`; subscription_succeeded
  * loads the member set (core/members.h) and is surfaced as

@@ -1,4 +1,4 @@
-/* Pusher signatures (PROTOCOL.md §6.1, §9.3, §10), shared by the client,
+/* Pusher signatures (docs/protocol.md §6.1, §9.3, §10), shared by the client,
  * the `pusher` CLI and the server pusherd.
  *
  *  - hex HMAC-SHA256 and hex MD5 primitives (lowercase hex);

@@ -77,23 +77,8 @@ struct wreq {
  * may invoke callbacks: executed by the loop thread, the caller waits. */
 enum call_op { OP_CONNECT, OP_DISCONNECT, OP_SET_NETWORK, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_SIGNIN };
 
-/* ---------------------------------------------------------------------------
- * Authorization (issue 3)
- *
- * The engine asks for a channel authorization / user authentication through
- * its hooks; the hooks only record a `job` (no I/O and no application
- * callback inside the engine).  pump() starts the jobs on the loop thread:
- * either an HTTP request to the auth endpoint (uv/http.h) or a call of the
- * application's custom authorizer/authenticator with a pusher_auth_request.
- * HTTP completions answer the engine from their libuv callback.  Custom
- * answers may come from any thread: pusher_auth_request_complete/_fail
- * put the request on its `link`'s answer list under the global `g_link_mu`
- * and wake the loop (threaded mode; in loop mode they run the client's
- * pump directly); pump() hands the answers to the engine.  A link outlives
- * its client while requests the application has not answered yet refer to
- * it (refcount under g_link_mu), so a late answer after pusher_client_del()
- * is accepted and ignored.  Lock order: g_link_mu is never held while
- * taking the client's mutex. */
+/* Authorization state (auth.c has the design: jobs, links, answers from any
+ * thread). */
 struct link;
 struct pusher_auth_request {
   struct link *link;
@@ -179,7 +164,7 @@ struct pusher_client {
   int torn_down;
   int joiner; /* a foreign thread is joining the loop thread */
   atomic_int busy; /* public calls in progress on any thread (see "Lifetime") */
-  /* authorization (see "Authorization" above) */
+  /* authorization (see auth.c) */
   char *app_key;
   char *auth_origin, *auth_endpoint, *user_auth_endpoint;
   int jsonp;

@@ -1,6 +1,6 @@
 /* Issue 3 through the engine with the fake server: presence members kept
  * exact (every ordering of add/remove/resubscribe), encrypted channels
- * (PROTOCOL.md §12 F/G vectors, one re-authorization on a MAC failure),
+ * (docs/protocol.md §12 F/G vectors, one re-authorization on a MAC failure),
  * client events (name, channel kind, size, 10/s), re-authorization and
  * re-sign-in after a reconnect, auth deadlines, cache_miss and
  * subscription_count. */
@@ -537,7 +537,7 @@ static size_t occurrences(const char *needle) {
   return n;
 }
 
-/* PROTOCOL.md 3.3: a presence auth reply without channel_data while a
+/* docs/protocol.md §3.3: a presence auth reply without channel_data while a
  * sign-in is under way waits for signin_success, then subscribes as the
  * signed-in user without channel_data; a failed sign-in fails it; no
  * sign-in at all: subscription_error at once. */

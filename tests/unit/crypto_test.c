@@ -1,5 +1,5 @@
 /* Unit tests: lib/core/crypto.c — base64, shared-secret derivation (vector
- * F), secretbox open/seal (vector G and the extra vector of PROTOCOL.md §12),
+ * F), secretbox open/seal (vector G and the extra vector of docs/protocol.md §12),
  * payload parse errors. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -89,7 +89,7 @@ static void test_frame_fixture_and_ids_only(void **st) {
   (void)st;
   pusher__members m;
   pusher__members_init(&m, NULL);
-  /* PROTOCOL.md §12 J */
+  /* docs/protocol.md §12 J */
   assert_int_equal(load(&m, "{\"presence\":{\"count\":1,\"ids\":[\"123\"],\"hash\":{\"123\":{\"twitter\":\"hamchapman\"}}}}"), 0);
   expect_set(&m, "123");
   assert_string_equal(pusher__members_get(&m, "123")->info_json, "{\"twitter\":\"hamchapman\"}");

@@ -1,4 +1,4 @@
-/* Unit tests: lib/core/sign.c against every signing vector of PROTOCOL.md
+/* Unit tests: lib/core/sign.c against every signing vector of docs/protocol.md
  * §12 (A channel/user/presence auth, B REST worked example, C pusher-http-go
  * REST, D pusher-http-node REST, E pusher-http-node authenticate, H webhooks,
  * I primitives) plus validation, verification and edge cases. */
