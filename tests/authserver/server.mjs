@@ -27,7 +27,8 @@
 import { createRequire } from 'node:module';
 import http from 'node:http';
 
-const require = createRequire('/work/main/tests/peers/clients/node_modules/');
+// the npm peers installed by tests/peers/setup.sh, found from this file's place
+const require = createRequire(new URL('../peers/clients/node_modules/', import.meta.url));
 const Pusher = require('pusher');
 
 function parseArgs(argv) {

@@ -7,7 +7,8 @@
 // soketi answers REST errors with 200 + {"error":..}: both are checked.
 import { createRequire } from 'node:module';
 
-const require = createRequire(`${process.env.PEERS_CLIENTS || '/work/main/tests/peers/clients'}/node_modules/`);
+const require = createRequire(process.env.PEERS_CLIENTS ? `${process.env.PEERS_CLIENTS}/node_modules/`
+                                                   : new URL('../peers/clients/node_modules/', import.meta.url));
 const Pusher = require('pusher');
 
 const [port, master, mode, a, b, json] = process.argv.slice(2);
