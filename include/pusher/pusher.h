@@ -135,6 +135,12 @@ typedef struct pusher_client_options {
 
 /* Fill o with the defaults listed above. */
 PUSHER_EXTERN void pusher_client_options_default(pusher_client_options *o);
+/* Check o as pusher_client_new() does, without creating anything: 0 when
+ * usable, else PUSHER_ERR_INVALID_ARGUMENT and a one-line reason naming the
+ * field (e.g. "ws_port must be 1..65535") in why (may be NULL; truncated to
+ * whylen).  Borrows o.  Any thread. */
+PUSHER_EXTERN int pusher_client_options_check(const pusher_client_options *o, char *why,
+                                              size_t whylen);
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -220,6 +226,12 @@ typedef struct pusher_event {
 } pusher_event;
 
 typedef void (*pusher_event_cb)(pusher_client *c, const pusher_event *ev, void *user_data);
+
+/* Nonzero when name is a valid channel name: 1-200 bytes of
+ * [A-Za-z0-9_-=@,.;] (the server SDKs' rule).  Any thread. */
+PUSHER_EXTERN int pusher_channel_name_valid(const char *name);
+/* Nonzero when socket_id has the form digits "." digits (at most 64 bytes). */
+PUSHER_EXTERN int pusher_socket_id_valid(const char *socket_id);
 
 /* Subscribe (also while not connected: sent on connect, and again after
  * every reconnect).  PUSHER_ERR_EXISTS if already subscribed,
