@@ -74,6 +74,10 @@ rc=0; "$PUSHER_BIN" trigger "${T[@]}" rest-a tls '{}' >/dev/null 2>"$RUN_DIR/err
 [ "$rc" = 1 ] && grep -q "does not speak TLS on this port: use --no-tls" "$RUN_DIR/err" ||
   fail "trigger with TLS to a plain port: exit $rc, $(cat "$RUN_DIR/err")"
 log "trigger over TLS to a plain port: $(cat "$RUN_DIR/err")"
+listen_start tls --key "$APP_KEY" --host 127.0.0.1 --port "$PORT" rest-a
+expect_line tls 'd and d.get("type")=="error" and d.get("error")=="PUSHER_ERR_TLS" and "does not speak TLS on this port: use --no-tls / encrypted = 0" in d.get("message","")' 20 \
+  "listen over TLS to a plain port did not say to use --no-tls" >/dev/null
+client_stop tls
 rc=0; "$PUSHER_BIN" listen --key "$APP_KEY" --no-tls private-x >/dev/null 2>"$RUN_DIR/err" || rc=$?
 [ "$rc" = 2 ] && grep -q -- "--auth-origin" "$RUN_DIR/err" && ! grep -q "auth_origin" "$RUN_DIR/err" ||
   fail "listen private-x without an auth origin: exit $rc, $(cat "$RUN_DIR/err")"
