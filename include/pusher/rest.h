@@ -14,9 +14,10 @@
  *     pusher_rest_del(r);
  *   }
  *
- * Requests are signed as the HTTP API reference describes (auth_version
- * 1.0: HMAC-SHA256 of "METHOD\nPATH\nsorted query", body_md5 for a body;
- * docs/protocol.md) and sent with libcurl's easy interface.
+ * Requests are signed as Pusher's HTTP API reference describes
+ * (https://pusher.com/docs/channels/library_auth_reference/rest-api/,
+ * auth_version 1.0: hex HMAC-SHA256 of "METHOD\nPATH\nsorted query", with
+ * body_md5 for a body) and sent with libcurl's easy interface.
  *
  * Synchronous: every request function blocks the calling thread until the
  * reply (or the timeout) and calls no callback.  Do not call them on a

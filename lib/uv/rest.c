@@ -4,7 +4,8 @@
  * requests (connection reuse).  The request is signed by lib/core/sign.c
  * (auth_version 1.0); bodies are built with jansson; private-encrypted-
  * channels are sealed with lib/core/crypto.c, a fresh random nonce per
- * event (docs/protocol.md). */
+ * event, with the key SHA-256(channel || master key) as the server SDKs
+ * derive it. */
 #include <pusher/rest.h>
 #include <pusher/version.h>
 
