@@ -74,7 +74,8 @@ typedef struct pusher_auth_result {
   const char *user_data;     /* user authentication: the exact JSON text signed */
 } pusher_auth_result;
 
-/* Answer a request with a result; it is validated exactly like an HTTP
+/* Answer a request with a result (takes ownership of req, which is freed;
+ * borrows res, whose strings are copied); it is validated exactly like an HTTP
  * reply (auth shape, channel_data for presence, shared_secret for encrypted,
  * user_data with a string id for sign-in).  An invalid result fails the
  * request (subscription_error / signin_error with the reason) and returns
@@ -82,7 +83,8 @@ typedef struct pusher_auth_result {
  * then not consumed). */
 PUSHER_EXTERN int pusher_auth_request_complete(pusher_auth_request *req,
                                                const pusher_auth_result *res);
-/* Refuse: the subscription fails with status (e.g. 403; 0 = none) and message. */
+/* Refuse: the subscription fails with status (e.g. 403; 0 = none) and
+ * message (borrowed).  Takes ownership of req, which is freed. */
 PUSHER_EXTERN int pusher_auth_request_fail(pusher_auth_request *req, int status,
                                            const char *message);
 /* While req is unanswered: its socket_id, and its channel (NULL for a user

@@ -39,6 +39,13 @@
  *    never called.
  *  - After pusher_client_del() returns, no callback of that client runs.
  *
+ * Memory and ownership: every pointer argument is borrowed (read during the
+ * call only; strings and arrays the client keeps are copied) unless its
+ * comment says the function "takes ownership of" it.  Every object given
+ * out through an out-parameter belongs to the caller and names its free
+ * function (pusher_client_del, pusher_members_free).  include/pusher/rest.h
+ * follows the same convention.
+ *
  * Caps (every buffer has one; the defaults are in pusher_client_options):
  * inbound message size (max_message_size, 256 KiB), outbound queue
  * (max_send_queue, 1 MiB), JSON nesting depth (64), channel count
