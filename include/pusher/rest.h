@@ -40,8 +40,11 @@
 extern "C" {
 #endif
 
+/* A REST client for one app (opaque). */
 typedef struct pusher_rest pusher_rest;
 
+/* Options: fill with pusher_rest_options_default(), then set at least
+ * app_id, key and secret. */
 typedef struct pusher_rest_options {
   const char *app_id;  /* Required: [A-Za-z0-9_.-]{1,128} */
   const char *key;     /* Required: the app key */
@@ -81,7 +84,7 @@ PUSHER_EXTERN void pusher_rest_del(pusher_rest *r);
 typedef struct pusher_rest_reply {
   long status;      /* HTTP status; 0 when no reply arrived */
   char *body;       /* the reply body, or NULL when no reply arrived */
-  size_t body_len;
+  size_t body_len;  /* length of body in bytes */
 } pusher_rest_reply;
 
 /* Free the body and zero the struct.  NULL is a no-op. */
