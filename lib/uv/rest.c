@@ -220,6 +220,13 @@ static int looks_like_plain_server(const char *err) {
          strstr(err, "http request");
 }
 
+/* The URL without its signed query string, for error details. */
+static const char *strip_query(char *url) {
+  char *q = strchr(url, '?');
+  if (q) *q = '\0';
+  return url;
+}
+
 static int curl_error(pusher_rest *r, CURLcode cc, const char *errbuf, const char *url) {
   const char *what = errbuf[0] ? errbuf : curl_easy_strerror(cc);
   switch (cc) {
@@ -338,7 +345,7 @@ static int perform(pusher_rest *r, const char *method, const char *path, const p
   else if (sink.nomem)
     rv = fail(r, PUSHER_ERR_NOMEM, "out of memory");
   else if (cc != CURLE_OK)
-    rv = curl_error(r, cc, errbuf, url);
+    rv = curl_error(r, cc, errbuf, strip_query(url));
   else
     rv = finish_reply(r, status, &sink, reply);
   curl_slist_free_all(hdrs);

@@ -195,7 +195,9 @@ static int report(const trigger_args *a, pusher_rest *r, int rv, const pusher_re
     return CLI_EXIT_FAIL;
   }
   if (rv != 0) {
-    fprintf(stderr, "pusher trigger: %s\n", pusher_rest_error_detail(r));
+    char msg[600];
+    cli_option_names(pusher_rest_error_detail(r), msg, sizeof msg);
+    fprintf(stderr, "pusher trigger: %s\n", msg);
     return CLI_EXIT_FAIL;
   }
   printf("%s%s", text, nl || tl == 0 ? "" : "\n");

@@ -55,12 +55,20 @@ expect_line c "$(p_event rest-a b1 '"x"')" 10 "b1 on rest-a" >/dev/null
 expect_line c "$(p_event rest-b b2 '[1,2]')" 10 "b2 on rest-b" >/dev/null
 expect_line c "$(p_event private-encrypted-rest sealed '{"secret":true}')" 10 "the sealed event, decrypted" >/dev/null
 expect_line c "$(p_event rest-a ev4 '{"last":true}')" 10 "ev4 on rest-a" >/dev/null
+# pusher trigger on an encrypted channel: with the master key it is sealed
+# and the listener decrypts it; without, the error names the option.
+T=(--host 127.0.0.1 --port "$PORT" --app-id "$APP_ID" --key "$APP_KEY" --secret "$APP_SECRET")
+"$PUSHER_BIN" trigger --no-tls "${T[@]}" --encryption-master-key "$MASTER" private-encrypted-rest \
+  cli-sealed '{"c":1}' >/dev/null 2>"$RUN_DIR/err" || fail "trigger with the master key: $(cat "$RUN_DIR/err")"
+expect_line c "$(p_event private-encrypted-rest cli-sealed '{"c":1}')" 10 "the CLI's sealed event, decrypted" >/dev/null
+rc=0; "$PUSHER_BIN" trigger --no-tls "${T[@]}" private-encrypted-rest x '{}' >/dev/null 2>"$RUN_DIR/err" || rc=$?
+[ "$rc" = 1 ] && grep -q -- "--encryption-master-key" "$RUN_DIR/err" ||
+  fail "trigger on an encrypted channel without the key: exit $rc, $(cat "$RUN_DIR/err")"
 [ "$(count_lines "$(out c)" 'd and d.get("event")=="ev3"')" = 0 ] || fail "ev3 reached the excluded socket"
 [ "$(count_lines "$(out c)" 'd and d.get("event")=="never"')" = 0 ] || fail "an event with a wrong signature arrived"
 client_stop c
 
 # ---- the CLI's errors say what to do
-T=(--host 127.0.0.1 --port "$PORT" --app-id "$APP_ID" --key "$APP_KEY" --secret "$APP_SECRET")
 for name in pusher:foo pusher_internal:member_added; do
   rc=0; "$PUSHER_BIN" trigger --no-tls "${T[@]}" rest-a "$name" '{}' >/dev/null 2>"$RUN_DIR/err" || rc=$?
   [ "$rc" = 2 ] && grep -q "reserved by Pusher" "$RUN_DIR/err" ||
