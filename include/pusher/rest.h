@@ -110,8 +110,9 @@ typedef struct pusher_rest_event {
  * pusher_rest_reply_free() whatever the return value.
  * Returns 0 when the server answered 2xx with no "error" member in a JSON
  * body (soketi reports some errors with 200 that way), else:
- *   PUSHER_ERR_INVALID_ARGUMENT  r/channels/ev NULL, n out of range, or the
- *                                data not valid UTF-8
+ *   PUSHER_ERR_INVALID_ARGUMENT  r/channels/ev NULL, n out of range, a
+ *                                socket_id not of the form 123.456, or the
+ *                                name, data or info not valid UTF-8
  *   PUSHER_ERR_BAD_CHANNEL_NAME  a channel name is invalid
  *   PUSHER_ERR_BAD_EVENT_NAME    ev->name empty, too long or reserved
  *   PUSHER_ERR_UNSUPPORTED       an encrypted channel among others, or

@@ -392,6 +392,12 @@ static int is_encrypted(const char *channel) {
   return strncmp(channel, ENC_PREFIX, sizeof ENC_PREFIX - 1) == 0;
 }
 
+static int utf8_ok(const char *s) {
+  json_t *j = json_string(s); /* jansson validates UTF-8 */
+  json_decref(j);
+  return j != NULL;
+}
+
 static int check_event(pusher_rest *r, const pusher_rest_event *ev) {
   if (ev == NULL) return fail(r, PUSHER_ERR_INVALID_ARGUMENT, "the event is NULL");
   size_t n = ev->name ? strlen(ev->name) : 0;
@@ -403,6 +409,8 @@ static int check_event(pusher_rest *r, const pusher_rest_event *ev) {
                 "'%.200s': event names starting with 'pusher:' or 'pusher_internal:' are "
                 "reserved by Pusher",
                 ev->name);
+  if (!utf8_ok(ev->name) || (ev->info && !utf8_ok(ev->info)))
+    return fail(r, PUSHER_ERR_INVALID_ARGUMENT, "the event name and info must be valid UTF-8");
   if (ev->socket_id && !pusher__valid_socket_id(ev->socket_id))
     return fail(r, PUSHER_ERR_INVALID_ARGUMENT, "socket_id '%.64s' is not of the form 123.456",
                 ev->socket_id);

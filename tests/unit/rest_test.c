@@ -117,6 +117,9 @@ static void test_refusals_before_request(void **st) {
   ev.data = "\xff\xfe";
   assert_int_equal(pusher_rest_trigger(r, one, 1, &ev, NULL), PUSHER_ERR_INVALID_ARGUMENT);
   ev.data = "{}";
+  ev.name = "bad-\xc3";
+  assert_int_equal(pusher_rest_trigger(r, one, 1, &ev, NULL), PUSHER_ERR_INVALID_ARGUMENT);
+  ev.name = "my-event";
 
   /* Encrypted channels need the master key, and must be alone. */
   const char *enc[] = {"private-encrypted-x"};
