@@ -57,6 +57,7 @@ typedef void (*pusher_user_authenticator_cb)(pusher_client *c, pusher_auth_reque
 PUSHER_EXTERN int pusher_client_set_channel_authorizer(pusher_client *c,
                                                        pusher_channel_authorizer_cb cb,
                                                        void *user_data);
+/* The same for user authentication (pusher_signin()). */
 PUSHER_EXTERN int pusher_client_set_user_authenticator(pusher_client *c,
                                                        pusher_user_authenticator_cb cb,
                                                        void *user_data);
@@ -74,7 +75,8 @@ typedef struct pusher_auth_result {
   const char *user_data;     /* user authentication: the exact JSON text signed */
 } pusher_auth_result;
 
-/* Answer a request with a result; it is validated exactly like an HTTP
+/* Answer a request with a result (takes ownership of req, which is freed;
+ * borrows res, whose strings are copied); it is validated exactly like an HTTP
  * reply (auth shape, channel_data for presence, shared_secret for encrypted,
  * user_data with a string id for sign-in).  An invalid result fails the
  * request (subscription_error / signin_error with the reason) and returns
@@ -82,12 +84,15 @@ typedef struct pusher_auth_result {
  * then not consumed). */
 PUSHER_EXTERN int pusher_auth_request_complete(pusher_auth_request *req,
                                                const pusher_auth_result *res);
-/* Refuse: the subscription fails with status (e.g. 403; 0 = none) and message. */
+/* Refuse: the subscription fails with status (e.g. 403; 0 = none) and
+ * message (borrowed).  Takes ownership of req, which is freed. */
 PUSHER_EXTERN int pusher_auth_request_fail(pusher_auth_request *req, int status,
                                            const char *message);
 /* While req is unanswered: its socket_id, and its channel (NULL for a user
  * authentication request). */
 PUSHER_EXTERN const char *pusher_auth_request_socket_id(const pusher_auth_request *req);
+/* While req is unanswered: its channel, NULL for a user authentication
+ * request. */
 PUSHER_EXTERN const char *pusher_auth_request_channel(const pusher_auth_request *req);
 
 /* For applications that sign locally (custom authorizer) and use encrypted
@@ -109,6 +114,7 @@ PUSHER_EXTERN int pusher_shared_secret(const char *channel, const char *master_k
  * only).  Header names must be HTTP tokens and values free of CR/LF;
  * param names/values valid UTF-8 (else PUSHER_ERR_INVALID_ARGUMENT). */
 PUSHER_EXTERN int pusher_client_set_auth_params(pusher_client *c, const pusher_kv *params, size_t n);
+/* The same for auth_headers (ajax transport only). */
 PUSHER_EXTERN int pusher_client_set_auth_headers(pusher_client *c, const pusher_kv *headers, size_t n);
 
 /* Provider alternative (pusher-js paramsProvider / headersProvider): called
@@ -117,12 +123,19 @@ PUSHER_EXTERN int pusher_client_set_auth_headers(pusher_client *c, const pusher_
  * of the configured ones.  Returning nonzero fails that request with the
  * returned pusher_error. */
 typedef struct pusher_auth_extra pusher_auth_extra;
+/* The provider: see above. */
 typedef int (*pusher_auth_provider_cb)(pusher_client *c, const char *channel,
                                        pusher_auth_extra *extra, void *user_data);
+/* Install (cb != NULL) or remove (cb NULL) the provider, for requests
+ * started afterwards. */
 PUSHER_EXTERN int pusher_client_set_auth_provider(pusher_client *c, pusher_auth_provider_cb cb,
                                                   void *user_data);
+/* From inside the provider: add a parameter (name and value copied; both
+ * valid UTF-8, name not empty, else PUSHER_ERR_INVALID_ARGUMENT). */
 PUSHER_EXTERN int pusher_auth_extra_add_param(pusher_auth_extra *x, const char *name,
                                               const char *value);
+/* From inside the provider: add a header (copied; an HTTP token name and a
+ * value without CR/LF, else PUSHER_ERR_INVALID_ARGUMENT). */
 PUSHER_EXTERN int pusher_auth_extra_add_header(pusher_auth_extra *x, const char *name,
                                                const char *value);
 
@@ -148,21 +161,26 @@ typedef struct pusher_member {
   const char *user_info; /* compact JSON text, NULL when the server sent none */
 } pusher_member;
 
+/* An immutable snapshot of a presence channel's members (opaque). */
 typedef struct pusher_members pusher_members;
 
-/* Snapshot of a subscribed presence channel's members.  PUSHER_ERR_NOT_FOUND
+/* Snapshot of a subscribed presence channel's members, into *out (the
+ * caller's; free it with pusher_members_free()).  PUSHER_ERR_NOT_FOUND
  * (not in the channel table), PUSHER_ERR_UNSUPPORTED (not presence-),
  * PUSHER_ERR_INVALID_STATE (subscription not succeeded yet). */
 PUSHER_EXTERN int pusher_channel_members(pusher_client *c, const char *channel,
                                          pusher_members **out);
-/* Implemented: */
+/* The number of members. */
 PUSHER_EXTERN size_t pusher_members_count(const pusher_members *m);
 /* i in [0, count), server order then arrival order; NULL beyond. */
 PUSHER_EXTERN const pusher_member *pusher_members_at(const pusher_members *m, size_t i);
+/* The member with this user_id, NULL if none.  Members returned by these
+ * accessors live as long as the snapshot. */
 PUSHER_EXTERN const pusher_member *pusher_members_get(const pusher_members *m, const char *user_id);
 /* This connection's member (from the auth reply's channel_data), NULL if
  * unknown.  It stays available even if a member_removed named it. */
 PUSHER_EXTERN const pusher_member *pusher_members_me(const pusher_members *m);
+/* Free a snapshot.  NULL is a no-op. */
 PUSHER_EXTERN void pusher_members_free(pusher_members *m);
 
 /* ======================================================================

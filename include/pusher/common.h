@@ -68,11 +68,11 @@ PUSHER_EXTERN int pusher_err_is_fatal(int err);
 /* Per-instance allocator.  NULL (or a NULL function) means libc.  The library
  * never calls malloc/free directly. */
 typedef struct pusher_mem {
-  void *user;
-  void *(*malloc)(size_t size, void *user);
-  void (*free)(void *ptr, void *user);
-  void *(*calloc)(size_t n, size_t size, void *user);
-  void *(*realloc)(void *ptr, size_t size, void *user);
+  void *user;                                          /* passed to each function */
+  void *(*malloc)(size_t size, void *user);            /* as malloc(3) */
+  void (*free)(void *ptr, void *user);                 /* as free(3) */
+  void *(*calloc)(size_t n, size_t size, void *user);  /* as calloc(3) */
+  void *(*realloc)(void *ptr, size_t size, void *user); /* as realloc(3) */
 } pusher_mem;
 
 /* Randomness source: fill buf with n random bytes.  Used for WebSocket
@@ -82,8 +82,8 @@ typedef void (*pusher_rand_fn)(uint8_t *buf, size_t n, void *user);
 
 /* A name/value pair (auth params, auth headers). */
 typedef struct pusher_kv {
-  const char *name;
-  const char *value;
+  const char *name;  /* e.g. "token" or "Authorization" */
+  const char *value; /* the value, UTF-8 */
 } pusher_kv;
 
 /* Runtime version check: returns the version string if the library's

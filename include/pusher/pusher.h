@@ -45,6 +45,13 @@
  *    the deleting callback) return normally; no call may begin after the
  *    delete.  The full rules: docs/lifetime.md.
  *
+ * Memory and ownership: every pointer argument is borrowed (read during the
+ * call only; strings and arrays the client keeps are copied) unless its
+ * comment says the function "takes ownership of" it.  Every object given
+ * out through an out-parameter belongs to the caller and names its free
+ * function (pusher_client_del, pusher_members_free).  include/pusher/rest.h
+ * follows the same convention.
+ *
  * Caps (every buffer has one; the defaults are in pusher_client_options):
  * inbound message size (max_message_size, 256 KiB), outbound queue
  * (max_send_queue, 1 MiB), JSON nesting depth (64), channel count
@@ -63,6 +70,7 @@
 extern "C" {
 #endif
 
+/* A client: one Pusher connection and its channels (opaque). */
 typedef struct pusher_client pusher_client;
 struct uv_loop_s;
 
@@ -91,6 +99,8 @@ typedef enum pusher_auth_transport {
 
 typedef struct pusher_delegate pusher_delegate;
 
+/* Client options: fill with pusher_client_options_default(), then change
+ * what you need.  For a local pusherd: encrypted = 0, ws_host, ws_port. */
 typedef struct pusher_client_options {
   /* --- options of the Pusher documentation --- */
   int encrypted;               /* TLS (wss). Default 1. */
@@ -98,9 +108,9 @@ typedef struct pusher_client_options {
   const char *auth_endpoint;   /* Default "/pusher/auth"; relative => joined to auth_origin */
   pusher_auth_transport auth_transport; /* Default PUSHER_AUTH_AJAX */
   const pusher_kv *auth_params;   /* auth.params: extra form/query pairs (copied) */
-  size_t auth_params_count;
+  size_t auth_params_count;      /* number of auth_params */
   const pusher_kv *auth_headers;  /* auth.headers: extra headers, ajax only (copied) */
-  size_t auth_headers_count;
+  size_t auth_headers_count;     /* number of auth_headers */
   int disable_stats;           /* Accepted for compatibility; libpusher never sends stats. */
   int disable_flash;           /* Accepted for compatibility; there is no Flash transport. */
   double reconnect_delay;      /* Seconds before the first retry. Default 5 (libPusher). */
@@ -122,7 +132,7 @@ typedef struct pusher_client_options {
   double connect_timeout;      /* Per attempt: TCP+TLS+WebSocket+handshake, seconds. Default 15 */
   int jitter;                  /* Randomize retry delays (0.5x..1x). Default 1 */
   pusher_rand_fn rand;         /* Randomness; NULL = OpenSSL CSPRNG */
-  void *rand_user;
+  void *rand_user;             /* passed to rand */
   const char *ca_file;         /* PEM CA bundle for TLS; NULL = system default */
   const char *ca_path;         /* CA directory; NULL = system default */
   int tls_insecure;            /* 1 = skip certificate and host verification (testing only) */
@@ -135,12 +145,18 @@ typedef struct pusher_client_options {
   const char *client_name;     /* `client=` query value. Default "libpusher-c" */
   struct uv_loop_s *loop;      /* NULL = own loop thread (threaded mode) */
   const pusher_delegate *delegate; /* libPusher-style delegate (copied); may be NULL */
-  void *delegate_user;
+  void *delegate_user;         /* passed to the delegate's functions */
   const pusher_mem *mem;       /* NULL = libc */
 } pusher_client_options;
 
 /* Fill o with the defaults listed above. */
 PUSHER_EXTERN void pusher_client_options_default(pusher_client_options *o);
+/* Check o as pusher_client_new() does, without creating anything: 0 when
+ * usable, else PUSHER_ERR_INVALID_ARGUMENT and a one-line reason naming the
+ * field (e.g. "ws_port must be 1..65535") in why (may be NULL; truncated to
+ * whylen).  Borrows o.  Any thread. */
+PUSHER_EXTERN int pusher_client_options_check(const pusher_client_options *o, char *why,
+                                              size_t whylen);
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -177,10 +193,11 @@ PUSHER_EXTERN int pusher_client_set_network(pusher_client *c, int online);
 
 typedef uint64_t pusher_bind_id; /* 0 is never a valid id */
 
+/* What a connection event callback receives (valid during the call). */
 typedef struct pusher_connection_event {
   const char *name;        /* "state_change", a state name, "connecting_in" or "error" */
   pusher_state previous;   /* state_change and state events */
-  pusher_state current;
+  pusher_state current;    /* state_change and state events: the new state */
   const char *socket_id;   /* "connected" / state_change into connected; else NULL */
   double delay;            /* connecting_in: seconds until the next attempt */
   int code;                /* error: the Pusher/WebSocket close code, or 0 if none */
@@ -189,6 +206,7 @@ typedef struct pusher_connection_event {
   int fatal;               /* error: no automatic retry will follow */
 } pusher_connection_event;
 
+/* A connection event callback (see pusher_connection_bind()). */
 typedef void (*pusher_connection_cb)(pusher_client *c, const pusher_connection_event *ev,
                                      void *user_data);
 
@@ -198,6 +216,8 @@ typedef void (*pusher_connection_cb)(pusher_client *c, const pusher_connection_e
 PUSHER_EXTERN int pusher_connection_bind(pusher_client *c, const char *event,
                                          pusher_connection_cb cb, void *user_data,
                                          pusher_bind_id *id);
+/* Remove a binding made by pusher_connection_bind().  PUSHER_ERR_NOT_FOUND
+ * for an unknown id, PUSHER_ERR_INVALID_ARGUMENT for id 0. */
 PUSHER_EXTERN int pusher_connection_unbind(pusher_client *c, pusher_bind_id id);
 
 /* libPusher's delegate moments.  Any member may be NULL. */
@@ -222,12 +242,19 @@ typedef struct pusher_event {
   const char *event;       /* e.g. "my-event", "pusher:subscription_succeeded" */
   const char *data;        /* the data as text: the string itself when the wire
                               carried a string, else the JSON text; NULL if absent */
-  size_t data_len;
+  size_t data_len;         /* length of data in bytes */
   int data_is_json;        /* data parses as JSON */
   const char *user_id;     /* sender of a client event on presence channels, else NULL */
 } pusher_event;
 
+/* A channel event callback (see pusher_bind()). */
 typedef void (*pusher_event_cb)(pusher_client *c, const pusher_event *ev, void *user_data);
+
+/* Nonzero when name is a valid channel name: 1-200 bytes of
+ * [A-Za-z0-9_-=@,.;] (the server SDKs' rule).  Any thread. */
+PUSHER_EXTERN int pusher_channel_name_valid(const char *name);
+/* Nonzero when socket_id has the form digits "." digits (at most 64 bytes). */
+PUSHER_EXTERN int pusher_socket_id_valid(const char *socket_id);
 
 /* Subscribe (also while not connected: sent on connect, and again after
  * every reconnect).  PUSHER_ERR_EXISTS if already subscribed,
@@ -235,6 +262,8 @@ typedef void (*pusher_event_cb)(pusher_client *c, const pusher_event *ev, void *
  * the channel event "pusher:subscription_succeeded", failure as
  * "pusher:subscription_error" with data {"type":..,"error":..,"status":..}. */
 PUSHER_EXTERN int pusher_subscribe(pusher_client *c, const char *channel);
+/* Leave a channel (pusher:unsubscribe when connected) and drop it from
+ * the table; its bindings stay.  PUSHER_ERR_NOT_FOUND when not in the table. */
 PUSHER_EXTERN int pusher_unsubscribe(pusher_client *c, const char *channel);
 /* Nonzero when the channel is in the table and its subscription succeeded. */
 PUSHER_EXTERN int pusher_channel_subscribed(pusher_client *c, const char *channel);
@@ -243,6 +272,8 @@ PUSHER_EXTERN int pusher_channel_subscribed(pusher_client *c, const char *channe
  * connection-level events); event NULL = every event (bind_global). */
 PUSHER_EXTERN int pusher_bind(pusher_client *c, const char *channel, const char *event,
                               pusher_event_cb cb, void *user_data, pusher_bind_id *id);
+/* Remove a binding made by pusher_bind(), pusher_user_bind() or
+ * pusher_watchlist_bind().  PUSHER_ERR_NOT_FOUND for an unknown id. */
 PUSHER_EXTERN int pusher_unbind(pusher_client *c, pusher_bind_id id);
 
 #ifdef __cplusplus

@@ -117,3 +117,7 @@ int pusher__options_validate(const pusher_client_options *o, char *why, size_t w
   if (o->auth_endpoint && !*o->auth_endpoint) BAD("auth_endpoint must not be empty");
   return 0;
 }
+
+int pusher_client_options_check(const pusher_client_options *o, char *why, size_t whylen) {
+  return pusher__options_validate(o, why, whylen);
+}

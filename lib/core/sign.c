@@ -1,6 +1,9 @@
 /* Pusher signatures: see sign.h. */
 #include "core/sign.h"
 
+#include <pusher/pusher.h>
+#include <pusher/rest.h>
+
 #include "core/mem.h"
 
 #include <openssl/core_names.h>
@@ -484,4 +487,26 @@ int pusher__rest_verify(const pusher_mem *mem, const char *method, const char *p
   }
   pusher__free(mem, sts);
   return rc;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int pusher_channel_name_valid(const char *name) { return pusher__valid_channel_name(name); }
+
+int pusher_socket_id_valid(const char *socket_id) { return pusher__valid_socket_id(socket_id); }
+
+size_t pusher_auth_size(const char *app_key) { return pusher__auth_size(app_key); }
+
+int pusher_auth_sign_channel(const char *app_key, const char *secret, const char *socket_id,
+                             const char *channel, const char *channel_data, char *out,
+                             size_t outlen) {
+  if (!pusher__valid_socket_id(socket_id) || !pusher__valid_channel_name(channel))
+    return PUSHER_ERR_INVALID_ARGUMENT;
+  return pusher__sign_channel(app_key, secret, socket_id, channel, channel_data, out, outlen);
+}
+
+int pusher_auth_sign_user(const char *app_key, const char *secret, const char *socket_id,
+                          const char *user_data, char *out, size_t outlen) {
+  if (!pusher__valid_socket_id(socket_id)) return PUSHER_ERR_INVALID_ARGUMENT;
+  return pusher__sign_user(app_key, secret, socket_id, user_data, out, outlen);
 }

@@ -24,6 +24,8 @@ struct pusher__tls {
   BIO *wbio; /* SSL -> network */
   int done;
   int err;
+  uint8_t first[5]; /* the first bytes from the server, to explain failures */
+  size_t nfirst;
   char host[256];
   char detail[400];
 };
@@ -140,6 +142,7 @@ void pusher__tls_free(pusher__tls *t) {
 }
 
 int pusher__tls_feed(pusher__tls *t, const uint8_t *in, size_t len) {
+  for (size_t i = 0; i < len && t->nfirst < sizeof t->first; i++) t->first[t->nfirst++] = in[i];
   while (len > 0) {
     size_t n = 0;
     if (BIO_write_ex(t->rbio, in, len, &n) != 1 || n == 0) return PUSHER_ERR_NOMEM;
@@ -147,6 +150,12 @@ int pusher__tls_feed(pusher__tls *t, const uint8_t *in, size_t len) {
     len -= n;
   }
   return 0;
+}
+
+/* The server answered our ClientHello with plain HTTP ("HTTP/1.1 400 ..."):
+ * a TLS record starts with a content type byte of 20..23, never 'H'. */
+static int plain_http(const pusher__tls *t) {
+  return t->nfirst == sizeof t->first && memcmp(t->first, "HTTP/", 5) == 0;
 }
 
 /* Turn an SSL_* failure into t->err / t->detail. */
@@ -173,8 +182,11 @@ static int set_error(pusher__tls *t, int ret) {
   }
   char reason[160];
   ossl_reason(reason, sizeof(reason), e == SSL_ERROR_SYSCALL ? "unexpected EOF" : "protocol error");
-  snprintf(t->detail, sizeof(t->detail), "TLS %s failed: %s", t->done ? "session" : "handshake",
-           reason);
+  snprintf(t->detail, sizeof(t->detail), "TLS %s failed: %s%s", t->done ? "session" : "handshake",
+           reason,
+           !t->done && plain_http(t)
+               ? ": the server does not speak TLS on this port: use --no-tls / encrypted = 0"
+               : "");
   t->err = PUSHER_ERR_TLS;
   return t->err;
 }

@@ -105,3 +105,41 @@ int cli_split_header(char *s, char **name, char **value) {
   *value = v;
   return 0;
 }
+
+/* The library names options as in the C API; say the command-line flags. */
+void cli_option_names(const char *in, char *out, size_t outlen) {
+  static const char *const names[][2] = {
+      {"max_reconnect_delay", "--max-reconnect-delay"},
+      {"reconnect_delay", "--reconnect-delay"},
+      {"activity_timeout", "--activity-timeout"},
+      {"pong_timeout", "--pong-timeout"},
+      {"unavailable_timeout", "--unavailable-timeout"},
+      {"connect_timeout", "--connect-timeout"},
+      {"ws_host", "--host"},
+      {"ws_port", "--port"},
+      {"wss_port", "--port"},
+      {"cluster", "--cluster"},
+      {"auth_params", "--auth-param"},
+      {"auth_headers", "--auth-header"},
+      {"ca_file/ca_path", "--ca-file/--ca-path"},
+      {"encryption_master_key", "--encryption-master-key"},
+      {"auth_origin", "--auth-origin"},
+  };
+  size_t o = 0;
+  while (*in && o + 1 < outlen) {
+    size_t i, k = sizeof names / sizeof names[0];
+    for (i = 0; i < k; i++) {
+      size_t n = strlen(names[i][0]);
+      if (strncmp(in, names[i][0], n) == 0) break;
+    }
+    if (i < k) {
+      int w = snprintf(out + o, outlen - o, "%s", names[i][1]);
+      if (w < 0 || (size_t)w >= outlen - o) break;
+      o += (size_t)w;
+      in += strlen(names[i][0]);
+    } else {
+      out[o++] = *in++;
+    }
+  }
+  out[o] = '\0';
+}

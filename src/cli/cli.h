@@ -47,4 +47,8 @@ int cli_split_param(char *s, char **k, char **v);
  * empty or not an HTTP token, or the value contains CR/LF. */
 int cli_split_header(char *s, char **name, char **value);
 
+/* Copy in to out, naming options as the command line does ("--host", not
+ * the library's "ws_host"): for library messages shown to CLI users. */
+void cli_option_names(const char *in, char *out, size_t outlen);
+
 #endif

@@ -21,8 +21,6 @@
 #include <uv.h>
 
 #include "cli.h"
-#include "core/options.h"
-#include "core/sign.h"
 
 static const char LISTEN_HELP[] =
     "Usage: pusher listen [options] CHANNEL...\n"
@@ -858,6 +856,34 @@ static void free_args(listen_args *a) {
 }
 
 /* 0 = go on, -1 = exit 0 (help shown), else exit code. */
+static int absolute_url(const char *s) {
+  return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* Private and presence channels (and --signin) are authorized by an HTTP
+ * endpoint; a relative endpoint (the default /pusher/auth) needs the
+ * server's origin.  Say so now, in the command line's terms, rather than as
+ * a subscription error naming the library's option. */
+static int check_auth_origin(const listen_args *a) {
+  if (a->auth_origin) return 0;
+  const char *ep = a->auth_endpoint ? a->auth_endpoint : "/pusher/auth";
+  for (size_t i = 0; i < a->channels.n; i++) {
+    const char *ch = a->channels.v[i];
+    if ((strncmp(ch, "private-", 8) == 0 || strncmp(ch, "presence-", 9) == 0) && !absolute_url(ep))
+      return cli_usage_error("listen",
+                             "channel '%s' needs authorization: give --auth-origin URL (your "
+                             "auth server, e.g. http://127.0.0.1:3000) or an absolute "
+                             "--auth-endpoint URL",
+                             ch);
+  }
+  const char *uep = a->user_auth_endpoint ? a->user_auth_endpoint : "/pusher/user-auth";
+  if (a->signin && !absolute_url(uep))
+    return cli_usage_error("listen",
+                           "--signin needs --auth-origin URL (your auth server) or an "
+                           "absolute --user-auth-endpoint URL");
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, listen_args *a) {
   memset(a, 0, sizeof *a);
   a->tls = 1;
@@ -951,7 +977,7 @@ static int parse_args(int argc, char **argv, listen_args *a) {
     }
   }
   for (int i = optind; i < argc; i++) {
-    if (!pusher__valid_channel_name(argv[i]))
+    if (!pusher_channel_name_valid(argv[i]))
       return cli_usage_error("listen",
                              "'%s' is not a valid channel name (1-200 characters of "
                              "A-Z a-z 0-9 _ - = @ , . ;)",
@@ -964,7 +990,7 @@ static int parse_args(int argc, char **argv, listen_args *a) {
   if (a->key == NULL)
     return cli_usage_error("listen", "no app key: use --key KEY or set PUSHER_APP_KEY");
   if (a->channels.n == 0) return cli_usage_error("listen", "no CHANNEL given");
-  return 0;
+  return check_auth_origin(a);
 }
 
 static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop_t *loop) {
@@ -1003,42 +1029,6 @@ static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop
   o->client_name = "libpusher-cli";
 }
 
-/* The library names options as in the C API; say the command-line flags. */
-static void cli_option_names(const char *in, char *out, size_t outlen) {
-  static const char *const names[][2] = {
-      {"max_reconnect_delay", "--max-reconnect-delay"},
-      {"reconnect_delay", "--reconnect-delay"},
-      {"activity_timeout", "--activity-timeout"},
-      {"pong_timeout", "--pong-timeout"},
-      {"unavailable_timeout", "--unavailable-timeout"},
-      {"connect_timeout", "--connect-timeout"},
-      {"ws_host", "--host"},
-      {"ws_port", "--port"},
-      {"wss_port", "--port"},
-      {"cluster", "--cluster"},
-      {"auth_params", "--auth-param"},
-      {"auth_headers", "--auth-header"},
-      {"ca_file/ca_path", "--ca-file/--ca-path"},
-  };
-  size_t o = 0;
-  while (*in && o + 1 < outlen) {
-    size_t i, k = sizeof names / sizeof names[0];
-    for (i = 0; i < k; i++) {
-      size_t n = strlen(names[i][0]);
-      if (strncmp(in, names[i][0], n) == 0) break;
-    }
-    if (i < k) {
-      int w = snprintf(out + o, outlen - o, "%s", names[i][1]);
-      if (w < 0 || (size_t)w >= outlen - o) break;
-      o += (size_t)w;
-      in += strlen(names[i][0]);
-    } else {
-      out[o++] = *in++;
-    }
-  }
-  out[o] = '\0';
-}
-
 /* ------------------------------------------------------------------ main */
 
 static void on_closed(uv_handle_t *h) { (void)h; }
@@ -1065,7 +1055,7 @@ int cli_listen(int argc, char **argv) {
   fill_options(&a, &o, &l.loop);
   /* The library's own rules (ranges, combinations), with its reason. */
   char why[256];
-  rc = pusher__options_validate(&o, why, sizeof why);
+  rc = pusher_client_options_check(&o, why, sizeof why);
   if (rc == 0) rc = pusher_client_new(&l.client, a.key, &o);
   else l.client = NULL;
   if (rc != 0) {

@@ -1,22 +1,20 @@
 /* `pusher trigger [options] CHANNEL[,CHANNEL...] EVENT [DATA]`: publish an
  * event through the Pusher HTTP API (POST /apps/<id>/events), or with
  * --batch a stream of events (POST /apps/<id>/batch_events, at most 10 per
- * request).  Requests are signed with lib/core/sign.h (auth_version 1.0, as
- * the official server SDKs do) and sent with libcurl's easy interface. */
+ * request).  Built on the public REST client, include/pusher/rest.h, which
+ * signs the requests (auth_version 1.0, as the official server SDKs do). */
+#include <pusher/channels.h>
 #include <pusher/pusher.h>
+#include <pusher/rest.h>
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/mem.h"
-#include "core/sign.h"
 
 #define BATCH_MAX 10
 #define CHANNELS_MAX 100
@@ -52,6 +50,10 @@ static const char TRIGGER_HELP[] =
     "  --insecure          do not verify the server certificate (testing only)\n"
     "  --socket-id ID      exclude the connection with this socket_id\n"
     "  --info ATTRS        ask for channel attributes, e.g. subscription_count\n"
+    "  --encryption-master-key B64\n"
+    "                      the app's encryption master key (base64 of 32 bytes;\n"
+    "                      env PUSHER_ENCRYPTION_MASTER_KEY): needed to trigger on a\n"
+    "                      private-encrypted- channel, whose data is encrypted here\n"
     "  --batch             read events as JSON lines from standard input\n"
     "  --timeout S         HTTP timeout in seconds (default 30)\n"
     "  -v, --verbose       print the request line and the HTTP status to stderr\n"
@@ -60,6 +62,8 @@ static const char TRIGGER_HELP[] =
     "The server's reply body is printed on standard output.  A reply that is not\n"
     "2xx, or a 2xx JSON reply with an \"error\" member (soketi reports errors\n"
     "that way), is a failure: the body is printed on standard error.\n"
+    "Event names starting with 'pusher:' or 'pusher_internal:' are reserved by\n"
+    "Pusher and refused.\n"
     "Exit status: 0 success, 1 failure (HTTP, network), 2 bad usage.\n";
 
 enum {
@@ -77,6 +81,7 @@ enum {
   OPT_INFO,
   OPT_BATCH,
   OPT_TIMEOUT,
+  OPT_MASTER_KEY,
 };
 
 static const struct option TRIGGER_OPTS[] = {
@@ -94,13 +99,14 @@ static const struct option TRIGGER_OPTS[] = {
     {"info", required_argument, NULL, OPT_INFO},
     {"batch", no_argument, NULL, OPT_BATCH},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"encryption-master-key", required_argument, NULL, OPT_MASTER_KEY},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 typedef struct trigger_args {
-  const char *app_id, *key, *secret, *cluster, *host, *ca_file, *socket_id, *info;
+  const char *app_id, *key, *secret, *cluster, *host, *ca_file, *socket_id, *info, *master_key;
   int port, tls, insecure, batch, verbose;
   double timeout;
   char *channels_arg; /* "a,b,c" (argv, split in place) */
@@ -148,203 +154,164 @@ static int valid_event_name(const char *s) {
   return n > 0 && n <= EVENT_NAME_MAX;
 }
 
+/* Event names starting with these are reserved by Pusher. */
+static int reserved_event_name(const char *s) {
+  return strncmp(s, "pusher:", 7) == 0 || strncmp(s, "pusher_internal:", 16) == 0;
+}
+
 /* ------------------------------------------------------------------ HTTP */
 
-typedef struct reply {
-  char *data;
-  size_t len;
-  int too_large;
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *user) {
-  reply *r = user;
-  size_t n = size * nmemb;
-  if (r->len + n > REPLY_MAX) {
-    r->too_large = 1;
-    return 0;
-  }
-  char *nd = realloc(r->data, r->len + n + 1);
-  if (nd == NULL) return 0;
-  memcpy(nd + r->len, p, n);
-  r->len += n;
-  nd[r->len] = '\0';
-  r->data = nd;
-  return n;
-}
-
-/* A 2xx reply is still a failure when it is a JSON object with "error". */
-static int reply_has_error(const reply *r) {
-  if (r->data == NULL) return 0;
-  json_t *j = json_loadb(r->data, r->len, 0, NULL);
-  int bad = json_is_object(j) && json_object_get(j, "error") != NULL;
-  json_decref(j);
-  return bad;
-}
-
-/* POST body to path, signed.  Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
-static int post_signed(const trigger_args *a, const char *path, const char *body) {
-  char *query = NULL;
-  int rc = pusher__rest_sign(NULL, "POST", path, NULL, 0, body, strlen(body), a->key, a->secret,
-                             (int64_t)time(NULL), &query, NULL);
-  if (rc != 0) {
-    fprintf(stderr, "pusher trigger: cannot sign the request: %s\n", pusher_strerror(rc));
-    return CLI_EXIT_FAIL;
-  }
-  char default_host[300];
-  const char *host = a->host;
-  if (host == NULL) {
-    snprintf(default_host, sizeof default_host, "api-%s.pusher.com", a->cluster ? a->cluster : "mt1");
-    host = default_host;
-  }
-  int port = a->port ? a->port : (a->tls ? 443 : 80);
-  int v6 = strchr(host, ':') != NULL && host[0] != '[';
-  size_t ulen = strlen(host) + strlen(path) + strlen(query) + 64;
-  char *url = malloc(ulen);
-  if (url == NULL) {
-    pusher__free(NULL, query);
-    return CLI_EXIT_FAIL;
-  }
-  snprintf(url, ulen, "%s://%s%s%s:%d%s?%s", a->tls ? "https" : "http", v6 ? "[" : "", host,
-           v6 ? "]" : "", port, path, query);
-  pusher__free(NULL, query);
-
-  CURL *h = curl_easy_init();
-  if (h == NULL) {
-    free(url);
-    fprintf(stderr, "pusher trigger: cannot initialize libcurl\n");
-    return CLI_EXIT_FAIL;
-  }
-  char errbuf[CURL_ERROR_SIZE] = "";
-  reply r = {0};
-  struct curl_slist *hdrs = NULL;
-  hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-  hdrs = curl_slist_append(hdrs, "Expect:");
-  char ua[64];
-  snprintf(ua, sizeof ua, "libpusher-cli/%s", PUSHER_VERSION);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, ua);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(a->timeout * 1000.0));
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (a->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, a->ca_file);
-  if (a->insecure) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
-  if (a->verbose) fprintf(stderr, "> POST %s\n> %s\n", url, body);
-
-  CURLcode cc = curl_easy_perform(h);
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  rc = CLI_EXIT_OK;
-  if (cc != CURLE_OK) {
-    if (r.too_large)
-      fprintf(stderr, "pusher trigger: the reply is larger than %u bytes\n", REPLY_MAX);
-    else
-      fprintf(stderr, "pusher trigger: %s: %s\n", curl_easy_strerror(cc), errbuf[0] ? errbuf : url);
-    rc = CLI_EXIT_FAIL;
-  } else {
-    if (a->verbose) fprintf(stderr, "< HTTP %ld\n", status);
-    const char *text = r.data ? r.data : "";
-    size_t tl = strlen(text);
-    int nl = tl > 0 && text[tl - 1] == '\n';
-    if (status < 200 || status > 299 || reply_has_error(&r)) {
-      fprintf(stderr, "pusher trigger: HTTP %ld: %s%s", status, tl ? text : "(empty reply)",
-              nl ? "" : "\n");
-      rc = CLI_EXIT_FAIL;
-    } else {
-      printf("%s%s", text, nl || tl == 0 ? "" : "\n");
-      fflush(stdout);
-    }
-  }
-  free(r.data);
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(h);
-  free(url);
+static int rest_open(const trigger_args *a, pusher_rest **out) {
+  pusher_rest_options o;
+  pusher_rest_options_default(&o);
+  o.app_id = a->app_id;
+  o.key = a->key;
+  o.secret = a->secret;
+  if (a->cluster) o.cluster = a->cluster;
+  o.host = a->host;
+  o.port = a->port;
+  o.tls = a->tls;
+  o.ca_file = a->ca_file;
+  o.tls_insecure = a->insecure;
+  o.timeout = a->timeout;
+  o.max_reply = REPLY_MAX;
+  o.encryption_master_key = a->master_key;
+  int rc = pusher_rest_new(out, &o);
+  if (rc != 0)
+    fprintf(stderr, "pusher trigger: cannot create the REST client: %s\n", pusher_strerror(rc));
   return rc;
+}
+
+/* Print the outcome of one request.  Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+static int report(const trigger_args *a, pusher_rest *r, int rv, const pusher_rest_reply *rep) {
+  const char *text = rep->body ? rep->body : "";
+  size_t tl = rep->body_len;
+  int nl = tl > 0 && text[tl - 1] == '\n';
+  if (a->verbose && rep->status) fprintf(stderr, "< HTTP %ld\n", rep->status);
+  if (rv == PUSHER_ERR_HTTP) {
+    fprintf(stderr, "pusher trigger: HTTP %ld: %s%s", rep->status, tl ? text : "(empty reply)",
+            nl ? "" : "\n");
+    return CLI_EXIT_FAIL;
+  }
+  if (rv != 0) {
+    char msg[600];
+    cli_option_names(pusher_rest_error_detail(r), msg, sizeof msg);
+    fprintf(stderr, "pusher trigger: %s\n", msg);
+    return CLI_EXIT_FAIL;
+  }
+  printf("%s%s", text, nl || tl == 0 ? "" : "\n");
+  fflush(stdout);
+  return CLI_EXIT_OK;
+}
+
+static void verbose_request(const trigger_args *a, const char *what) {
+  if (!a->verbose) return;
+  char host[300];
+  if (a->host)
+    snprintf(host, sizeof host, "%s", a->host);
+  else
+    snprintf(host, sizeof host, "api-%s.pusher.com", a->cluster ? a->cluster : "mt1");
+  fprintf(stderr, "> POST %s://%s:%d/apps/%s/%s\n", a->tls ? "https" : "http", host,
+          a->port ? a->port : (a->tls ? 443 : 80), a->app_id, what);
 }
 
 /* ------------------------------------------------------------------ requests */
 
-static char *dump(json_t *o) {
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
-  return s;
+/* DATA from the command line, or all of standard input (one trailing
+ * newline removed).  *owned is what to free.  Returns 0 or an exit status. */
+static int read_data(const trigger_args *a, const char **data, char **owned) {
+  *owned = NULL;
+  *data = a->data;
+  if (a->data == NULL) {
+    size_t len = 0;
+    if (isatty(STDIN_FILENO))
+      fprintf(stderr, "pusher trigger: reading DATA from standard input (end it with Ctrl-D)\n");
+    char *in = read_stdin(&len);
+    if (in == NULL) return CLI_EXIT_FAIL;
+    if (len > 0 && in[len - 1] == '\n') in[--len] = '\0';
+    if (len > 0 && in[len - 1] == '\r') in[--len] = '\0';
+    if (strlen(in) != len) {
+      fprintf(stderr, "pusher trigger: standard input contains a NUL byte\n");
+      free(in);
+      return CLI_EXIT_FAIL;
+    }
+    *data = *owned = in;
+  }
+  json_t *probe = json_string(*data); /* jansson checks UTF-8 */
+  if (probe == NULL) {
+    fprintf(stderr, "pusher trigger: DATA is not valid UTF-8\n");
+    free(*owned);
+    *owned = NULL;
+    return a->data ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+  }
+  json_decref(probe);
+  return 0;
 }
 
 static int trigger_one(const trigger_args *a) {
-  json_t *body = json_object(), *chans = json_array();
+  const char *chans[CHANNELS_MAX];
   char *save = NULL;
   size_t n = 0;
   for (char *ch = strtok_r(a->channels_arg, ",", &save); ch; ch = strtok_r(NULL, ",", &save)) {
-    if (!pusher__valid_channel_name(ch)) {
-      json_decref(body);
-      json_decref(chans);
+    if (!pusher_channel_name_valid(ch))
       return cli_usage_error("trigger",
                              "'%s' is not a valid channel name (1-200 characters of "
                              "A-Z a-z 0-9 _ - = @ , . ;)",
                              ch);
+    if (n == CHANNELS_MAX) {
+      n++;
+      break;
     }
-    json_array_append_new(chans, json_string(ch));
-    n++;
+    chans[n++] = ch;
   }
-  if (n == 0 || n > CHANNELS_MAX) {
-    json_decref(body);
-    json_decref(chans);
+  if (n == 0 || n > CHANNELS_MAX)
     return cli_usage_error("trigger", "give 1 to %d channels, separated by commas", CHANNELS_MAX);
-  }
 
-  char *stdin_data = NULL;
-  const char *data = a->data;
-  if (data == NULL) {
-    size_t len = 0;
-    if (isatty(STDIN_FILENO))
-      fprintf(stderr, "pusher trigger: reading DATA from standard input (end it with Ctrl-D)\n");
-    stdin_data = read_stdin(&len);
-    if (stdin_data == NULL) {
-      json_decref(body);
-      json_decref(chans);
-      return CLI_EXIT_FAIL;
-    }
-    if (len > 0 && stdin_data[len - 1] == '\n') stdin_data[--len] = '\0';
-    if (len > 0 && stdin_data[len - 1] == '\r') stdin_data[--len] = '\0';
-    if (strlen(stdin_data) != len) {
-      fprintf(stderr, "pusher trigger: standard input contains a NUL byte\n");
-      free(stdin_data);
-      json_decref(body);
-      json_decref(chans);
-      return CLI_EXIT_FAIL;
-    }
-    data = stdin_data;
+  char *owned = NULL;
+  pusher_rest_event ev = {.name = a->event, .socket_id = a->socket_id, .info = a->info};
+  int rc = read_data(a, &ev.data, &owned);
+  if (rc != 0) return rc;
+  pusher_rest *r = NULL;
+  if (rest_open(a, &r) != 0) {
+    free(owned);
+    return CLI_EXIT_FAIL;
   }
-  json_t *jdata = json_string(data);
-  if (jdata == NULL) {
-    fprintf(stderr, "pusher trigger: DATA is not valid UTF-8\n");
-    free(stdin_data);
-    json_decref(body);
-    json_decref(chans);
-    return a->data ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
-  }
-  json_object_set_new(body, "name", json_string(a->event));
-  json_object_set_new(body, "data", jdata);
-  json_object_set_new(body, "channels", chans);
-  if (a->socket_id) json_object_set_new(body, "socket_id", json_string(a->socket_id));
-  if (a->info) json_object_set_new(body, "info", json_string(a->info));
-  free(stdin_data);
+  pusher_rest_reply rep;
+  verbose_request(a, "events");
+  int rv = pusher_rest_trigger(r, chans, n, &ev, &rep);
+  rc = report(a, r, rv, &rep);
+  pusher_rest_reply_free(&rep);
+  pusher_rest_del(r);
+  free(owned);
+  return rc;
+}
 
-  char *text = dump(body);
-  if (text == NULL) return CLI_EXIT_FAIL;
-  char path[512];
-  snprintf(path, sizeof path, "/apps/%s/events", a->app_id);
-  int rc = post_signed(a, path, text);
-  free(text);
+/* Send events[0..n) (JSON objects checked by trigger_batch) in batches. */
+static int send_batches(const trigger_args *a, json_t *events) {
+  pusher_rest *r = NULL;
+  if (rest_open(a, &r) != 0) return CLI_EXIT_FAIL;
+  int rc = CLI_EXIT_OK;
+  size_t total = json_array_size(events);
+  for (size_t i = 0; rc == CLI_EXIT_OK && i < total; i += BATCH_MAX) {
+    pusher_rest_event evs[BATCH_MAX];
+    size_t k = 0;
+    for (size_t j = i; j < i + BATCH_MAX && j < total; j++, k++) {
+      json_t *o = json_array_get(events, j);
+      evs[k] = (pusher_rest_event){
+          .channel = json_string_value(json_object_get(o, "channel")),
+          .name = json_string_value(json_object_get(o, "name")),
+          .data = json_string_value(json_object_get(o, "data")),
+          .socket_id = json_string_value(json_object_get(o, "socket_id")),
+          .info = a->info,
+      };
+    }
+    pusher_rest_reply rep;
+    verbose_request(a, "batch_events");
+    int rv = pusher_rest_trigger_batch(r, evs, k, &rep);
+    rc = report(a, r, rv, &rep);
+    pusher_rest_reply_free(&rep);
+  }
+  pusher_rest_del(r);
   return rc;
 }
 
@@ -378,13 +345,15 @@ static int trigger_batch(const trigger_args *a) {
         name = json_object_get(o, "name");
         data = json_object_get(o, "data");
         sid = json_object_get(o, "socket_id");
-        if (!json_is_string(ch) || !pusher__valid_channel_name(json_string_value(ch)))
+        if (!json_is_string(ch) || !pusher_channel_name_valid(json_string_value(ch)))
           why = "\"channel\" is missing or not a valid channel name";
         else if (!json_is_string(name) || !valid_event_name(json_string_value(name)))
           why = "\"name\" is missing or not a string of 1-200 characters";
+        else if (reserved_event_name(json_string_value(name)))
+          why = "\"name\" starts with 'pusher:' or 'pusher_internal:' (reserved by Pusher)";
         else if (data == NULL)
           why = "\"data\" is missing";
-        else if (sid && (!json_is_string(sid) || !pusher__valid_socket_id(json_string_value(sid))))
+        else if (sid && (!json_is_string(sid) || !pusher_socket_id_valid(json_string_value(sid))))
           why = "\"socket_id\" is not of the form 123.456";
       }
       if (why) {
@@ -405,7 +374,6 @@ static int trigger_batch(const trigger_args *a) {
           json_object_set(ev, "socket_id", sid);
         else if (a->socket_id)
           json_object_set_new(ev, "socket_id", json_string(a->socket_id));
-        if (a->info) json_object_set_new(ev, "info", json_string(a->info));
         json_array_append_new(events, ev);
       }
       json_decref(o);
@@ -417,22 +385,7 @@ static int trigger_batch(const trigger_args *a) {
     fprintf(stderr, "pusher trigger: --batch: no events on standard input\n");
     rc = CLI_EXIT_FAIL;
   }
-  char path[512];
-  snprintf(path, sizeof path, "/apps/%s/batch_events", a->app_id);
-  for (size_t i = 0; rc == CLI_EXIT_OK && i < json_array_size(events); i += BATCH_MAX) {
-    json_t *batch = json_array();
-    for (size_t j = i; j < i + BATCH_MAX && j < json_array_size(events); j++)
-      json_array_append(batch, json_array_get(events, j));
-    json_t *body = json_object();
-    json_object_set_new(body, "batch", batch);
-    char *text = dump(body);
-    if (text == NULL) {
-      rc = CLI_EXIT_FAIL;
-      break;
-    }
-    rc = post_signed(a, path, text);
-    free(text);
-  }
+  if (rc == CLI_EXIT_OK) rc = send_batches(a, events);
   json_decref(events);
   return rc;
 }
@@ -448,6 +401,7 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
   a->secret = cli_env("PUSHER_APP_SECRET");
   a->host = cli_env("PUSHER_HOST");
   a->cluster = cli_env("PUSHER_CLUSTER");
+  a->master_key = cli_env("PUSHER_ENCRYPTION_MASTER_KEY");
   const char *env_port = cli_env("PUSHER_PORT");
   if (env_port && cli_parse_port(env_port, &a->port) != 0)
     return cli_usage_error("trigger", "PUSHER_PORT='%s' is not a port number (1-65535)", env_port);
@@ -475,12 +429,13 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
     case OPT_CA_FILE: a->ca_file = optarg; break;
     case OPT_INSECURE: a->insecure = 1; break;
     case OPT_SOCKET_ID:
-      if (!pusher__valid_socket_id(optarg))
+      if (!pusher_socket_id_valid(optarg))
         return cli_usage_error("trigger", "--socket-id: '%s' is not of the form 123.456", optarg);
       a->socket_id = optarg;
       break;
     case OPT_INFO: a->info = optarg; break;
     case OPT_BATCH: a->batch = 1; break;
+    case OPT_MASTER_KEY: a->master_key = optarg; break;
     case OPT_TIMEOUT:
       if (cli_parse_seconds(optarg, &a->timeout) != 0 || a->timeout <= 0 || a->timeout > 86400)
         return cli_usage_error("trigger", "--timeout: '%s' is not a duration in seconds", optarg);
@@ -505,6 +460,11 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
     a->data = npos == 3 ? argv[optind + 2] : NULL;
     if (!valid_event_name(a->event))
       return cli_usage_error("trigger", "EVENT must be 1-%d characters", EVENT_NAME_MAX);
+    if (reserved_event_name(a->event))
+      return cli_usage_error("trigger",
+                             "EVENT '%s': names starting with 'pusher:' or 'pusher_internal:' "
+                             "are reserved by Pusher",
+                             a->event);
   }
   if (a->app_id == NULL)
     return cli_usage_error("trigger", "no app id: use --app-id ID or set PUSHER_APP_ID");
@@ -518,6 +478,9 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
       return cli_usage_error("trigger", "app id '%s' has characters other than A-Z a-z 0-9 - _ .",
                              a->app_id);
   if (strlen(a->app_id) > 128) return cli_usage_error("trigger", "app id is too long");
+  char probe[45];
+  if (a->master_key && pusher_shared_secret("private-encrypted-x", a->master_key, probe) != 0)
+    return cli_usage_error("trigger", "--encryption-master-key: not base64 of 32 bytes");
   return 0;
 }
 
@@ -525,11 +488,5 @@ int cli_trigger(int argc, char **argv) {
   trigger_args a;
   int rc = parse_args(argc, argv, &a);
   if (rc != 0) return rc < 0 ? CLI_EXIT_OK : rc;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    fprintf(stderr, "pusher trigger: cannot initialize libcurl\n");
-    return CLI_EXIT_FAIL;
-  }
-  rc = a.batch ? trigger_batch(&a) : trigger_one(&a);
-  curl_global_cleanup();
-  return rc;
+  return a.batch ? trigger_batch(&a) : trigger_one(&a);
 }
