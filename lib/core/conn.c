@@ -93,6 +93,11 @@ struct dropped {
 #define CLIENT_EVENT_MAX_DATA 10240
 #define CLIENT_EVENT_RATE 10
 #define CLIENT_EVENT_WINDOW_MS 1000
+/* Pings a server may send per second, counted apart for WebSocket pings
+ * and pusher:ping messages (include/pusher/pusher.h, "Caps"); each one costs
+ * an answer, so a flood past this fails the connection. */
+#define PING_RATE 100
+#define PING_WINDOW_MS 1000
 
 typedef enum action { A_BACKOFF, A_TLS, A_RETRY, A_NOW, A_FATAL } action;
 
@@ -134,6 +139,8 @@ struct pusher__conn {
   pusher__tstamp connected_at;
   unsigned fails, fails_4200;
   char socket_id[64];
+  pusher__tstamp ping_window_end; /* the ping budgets are refilled then */
+  unsigned pusher_pings;          /* pusher:ping messages in this window */
 
   chan **chans;
   size_t nchans, achans;
@@ -1147,6 +1154,13 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     return;
   }
   if (strcmp(ev, "pusher:ping") == 0) {
+    if (++c->pusher_pings > PING_RATE) {
+      char m2[100];
+      snprintf(m2, sizeof m2, "pusher:ping flood: more than %u in a second", PING_RATE);
+      lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
+      pusher__msg_free(c->m, &msg);
+      return;
+    }
     char *t;
     size_t n;
     if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);
@@ -1836,6 +1850,7 @@ void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now) {
     leave(c);
     return;
   }
+  c->ping_window_end = 0; /* the first bytes of this transport refill the budgets */
   pusher__ws_config cfg = {c->m, c->rand, c->rand_user, c->max_msg, c->max_out};
   pusher__ws_callbacks cb = {on_ws_open, on_ws_text, on_ws_close, on_ws_error};
   int rc = pusher__ws_client_new(&c->ws, &cfg, c->host_header, c->path, NULL, &cb, c);
@@ -1851,6 +1866,14 @@ void pusher__conn_io_failed(pusher__conn *c, uint64_t gen, int err, const char *
   if (!c || c->dead || gen != c->gen || !c->live) return;
   enter(c);
   c->now = now;
+  /* say where the stream was cut: "connection closed by peer in the middle
+   * of a frame" tells more than the bare EOF */
+  const char *cut = err == PUSHER_ERR_IO && c->ws ? pusher__ws_cut_point(c->ws) : NULL;
+  char d2[300];
+  if (cut && detail) {
+    snprintf(d2, sizeof d2, "%s %s", detail, cut);
+    detail = d2;
+  }
   lose(c, A_BACKOFF, 0, err ? err : PUSHER_ERR_IO, detail, now);
   leave(c);
 }
@@ -1860,6 +1883,11 @@ void pusher__conn_io_recv(pusher__conn *c, uint64_t gen, const uint8_t *in, size
   enter(c);
   c->now = now;
   c->recv_gen = gen;
+  if (now >= c->ping_window_end) {
+    c->ping_window_end = add_ms(now, PING_WINDOW_MS);
+    c->pusher_pings = 0;
+    pusher__ws_set_ping_budget(c->ws, PING_RATE);
+  }
   (void)pusher__ws_recv(c->ws, in, len);
   leave(c);
 }
