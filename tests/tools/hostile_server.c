@@ -303,6 +303,27 @@ static void sp_ping_flood(hconn *k) {
   k->refill = refill_pings;
 }
 
+/* The same at the Pusher level: pusher:ping messages, each owed a
+ * pusher:pong; nothing is read. */
+static void refill_pusher_pings(hconn *k) {
+  static uint8_t pings[FLOOD_CHUNK];
+  static size_t len;
+  static const char msg[] = "{\"event\":\"pusher:ping\",\"data\":{}}";
+  if (!len)
+    for (; len + sizeof(msg) + 1 <= sizeof(pings); len += sizeof(msg) + 1) {
+      pings[len] = 0x81;
+      pings[len + 1] = (uint8_t)(sizeof(msg) - 1);
+      memcpy(pings + len + 2, msg, sizeof(msg) - 1);
+    }
+  k->refills++;
+  send_bytes(k, pings, len);
+}
+
+static void sp_pusher_ping_flood(hconn *k) {
+  uv_read_stop((uv_stream_t *)&k->h);
+  k->refill = refill_pusher_pings;
+}
+
 /* Section 5.2: a 64-bit length of 256 MiB; only 64 KiB of it follows. */
 static void sp_len_256mib(hconn *k) {
   static const uint8_t hdr[] = {0x81, 0x7F, 0, 0, 0, 0, 0x10, 0, 0, 0};
@@ -395,6 +416,7 @@ static const scenario SCENARIOS[] = {
     {"binary-frame", HS_EST, B("\x82\x02{}"), END_STAY, NULL, NULL},
     /* floods, stalls and cuts */
     {"ping-flood", HS_EST, NULL, 0, END_STAY, sp_ping_flood, NULL},
+    {"pusher-ping-flood", HS_EST, NULL, 0, END_STAY, sp_pusher_ping_flood, NULL},
     {"close-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_FIN, NULL, NULL},
     {"reset-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_RST, NULL, NULL},
     {"close-mid-header", HS_EST, B("\x81"), END_FIN, NULL, NULL},
