@@ -5,9 +5,11 @@
 # all, plain text to a TLS client), frames of every invalid shape (reserved
 # bits and opcodes, masked server frames, long or fragmented control frames,
 # fragmentation errors, non-minimal lengths, a 256 MiB length header, bad
-# close codes and payloads, invalid UTF-8, binary), a ping flood, cuts in the
-# middle of a frame, and Pusher-level garbage (not JSON, no event, no
-# socket_id, messages over max_message_size, silence after connecting).
+# close codes and payloads, invalid UTF-8, binary), ping floods (WebSocket
+# and pusher:ping), cuts in the middle of a frame, a header or a frame that
+# trickles in a byte at a time and never ends, and Pusher-level garbage (not
+# JSON, no event, no socket_id, JSON nested 100000 deep, \u0000 and lone
+# surrogates, messages over max_message_size, silence after connecting).
 #
 # Every scenario runs one `pusher listen --json` client; the checks and their
 # bounds (error name and message, first back-off delay, CPU time while the

@@ -52,6 +52,7 @@ typedef struct scenario {
   void (*special)(hconn *k); /* called after the blob, if not NULL */
   const char *garbage; /* text message sent after the first subscription
                           succeeded, followed by a good event "after" */
+  char *(*make_garbage)(void); /* or this one's result (freed after use) */
 } scenario;
 
 struct hconn {
@@ -71,6 +72,9 @@ struct hconn {
   uint64_t rx, tx;
   char key[64];
   int subscribed;
+  uv_timer_t trickle; /* trickle scenarios: one byte per tick */
+  int trickle_on;
+  const char *trickle_bytes;
 };
 
 static uv_loop_t *loop;
@@ -99,32 +103,43 @@ static void log_ev(const hconn *k, const char *ev) {
 
 /* ------------------------------------------------------------------ I/O */
 
-static void on_closed(uv_handle_t *h) {
-  hconn *k = h->data;
+static void on_freed(hconn *k) {
   log_ev(k, "closed");
   pusher__free(NULL, k->buf);
   pusher__free(NULL, k);
 }
 
-static void conn_close(hconn *k) {
-  if (k->closing) return;
+static void on_trickle_closed(uv_handle_t *h) { on_freed(h->data); }
+
+static void on_closed(uv_handle_t *h) {
+  hconn *k = h->data;
+  if (k->trickle_on) {
+    k->trickle.data = k;
+    uv_close((uv_handle_t *)&k->trickle, on_trickle_closed);
+    return;
+  }
+  on_freed(k);
+}
+
+static void unlink_conn(hconn *k) {
   k->closing = 1;
   for (hconn **pp = &conns; *pp; pp = &(*pp)->next)
     if (*pp == k) {
       *pp = k->next;
       break;
     }
+  if (k->trickle_on) uv_timer_stop(&k->trickle);
+}
+
+static void conn_close(hconn *k) {
+  if (k->closing) return;
+  unlink_conn(k);
   uv_close((uv_handle_t *)&k->h, on_closed);
 }
 
 static void conn_reset(hconn *k) {
   if (k->closing) return;
-  k->closing = 1;
-  for (hconn **pp = &conns; *pp; pp = &(*pp)->next)
-    if (*pp == k) {
-      *pp = k->next;
-      break;
-    }
+  unlink_conn(k);
   if (uv_tcp_close_reset(&k->h, on_closed) != 0) uv_close((uv_handle_t *)&k->h, on_closed);
 }
 
@@ -324,6 +339,46 @@ static void sp_pusher_ping_flood(hconn *k) {
   k->refill = refill_pusher_pings;
 }
 
+/* One byte every 100 ms, for ever: a reply header or a frame that never
+ * completes, though bytes keep coming. */
+static void on_trickle(uv_timer_t *t) {
+  hconn *k = t->data;
+  send_bytes(k, k->trickle_bytes, 1);
+}
+
+static void start_trickle(hconn *k, const char *bytes) {
+  if (uv_timer_init(loop, &k->trickle) != 0) return;
+  k->trickle.data = k;
+  k->trickle_on = 1;
+  k->trickle_bytes = bytes;
+  uv_timer_start(&k->trickle, on_trickle, 100, 100);
+}
+
+static void sp_trickle_header(hconn *k) {
+  send_str(k, "HTTP/1.1 101 Switching Protocols\r\nX-Slow: ");
+  start_trickle(k, "a");
+}
+
+static void sp_trickle_frame(hconn *k) {
+  static const uint8_t hdr[] = {0x81, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0}; /* 64 KiB */
+  send_bytes(k, hdr, sizeof(hdr));
+  start_trickle(k, "a");
+}
+
+/* {"event":"deep","channel":"c1","data":[[[...]]]}, nested 100000 deep. */
+static char *deep_json(void) {
+  static const char pre[] = "{\"event\":\"deep\",\"channel\":\"c1\",\"data\":";
+  size_t depth = 100000, n = sizeof(pre) - 1 + 2 * depth + 1;
+  char *s = pusher__malloc(NULL, n + 1);
+  if (!s) return NULL;
+  memcpy(s, pre, sizeof(pre) - 1);
+  memset(s + sizeof(pre) - 1, '[', depth);
+  memset(s + sizeof(pre) - 1 + depth, ']', depth);
+  s[n - 1] = '}';
+  s[n] = '\0';
+  return s;
+}
+
 /* Section 5.2: a 64-bit length of 256 MiB; only 64 KiB of it follows. */
 static void sp_len_256mib(hconn *k) {
   static const uint8_t hdr[] = {0x81, 0x7F, 0, 0, 0, 0, 0x10, 0, 0, 0};
@@ -371,66 +426,73 @@ static void sp_huge_fragmented(hconn *k) {
 
 static const scenario SCENARIOS[] = {
     /* --- HTTP upgrade (RFC 6455 section 4.1, 4.2.2) --- */
-    {"garbage-before-101", HS_NONE, NULL, 0, END_STAY, sp_garbage_101, NULL},
-    {"wrong-accept", HS_NONE, NULL, 0, END_STAY, sp_wrong_accept, NULL},
-    {"missing-accept", HS_NONE, NULL, 0, END_STAY, sp_missing_accept, NULL},
-    {"endless-header", HS_NONE, NULL, 0, END_STAY, sp_endless_header, NULL},
-    {"never-answer", HS_NONE, NULL, 0, END_STAY, NULL, NULL},
-    {"silent-after-101", HS_101, NULL, 0, END_STAY, NULL, NULL},
-    {"http-200", HS_NONE, B("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), END_FIN, NULL, NULL},
+    {"garbage-before-101", HS_NONE, NULL, 0, END_STAY, sp_garbage_101, NULL, NULL},
+    {"wrong-accept", HS_NONE, NULL, 0, END_STAY, sp_wrong_accept, NULL, NULL},
+    {"missing-accept", HS_NONE, NULL, 0, END_STAY, sp_missing_accept, NULL, NULL},
+    {"endless-header", HS_NONE, NULL, 0, END_STAY, sp_endless_header, NULL, NULL},
+    {"never-answer", HS_NONE, NULL, 0, END_STAY, NULL, NULL, NULL},
+    {"trickle-header", HS_NONE, NULL, 0, END_STAY, sp_trickle_header, NULL, NULL},
+    {"silent-after-101", HS_101, NULL, 0, END_STAY, NULL, NULL, NULL},
+    {"http-200", HS_NONE, B("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), END_FIN, NULL, NULL, NULL},
     /* --- frames of invalid shape (section 5.2 unless noted) --- */
     /* RSV1 is the per-message-deflate bit (RFC 7692); nothing was negotiated */
-    {"rsv1-compressed", HS_EST, B("\xC1\x05" "hello"), END_STAY, NULL, NULL},
-    {"rsv2", HS_EST, B("\xA1\x02{}"), END_STAY, NULL, NULL},
-    {"rsv3", HS_EST, B("\x91\x02{}"), END_STAY, NULL, NULL},
-    {"opcode-reserved-data", HS_EST, B("\x83\x01x"), END_STAY, NULL, NULL},
-    {"opcode-reserved-control", HS_EST, B("\x8B\x00"), END_STAY, NULL, NULL},
+    {"rsv1-compressed", HS_EST, B("\xC1\x05" "hello"), END_STAY, NULL, NULL, NULL},
+    {"rsv2", HS_EST, B("\xA1\x02{}"), END_STAY, NULL, NULL, NULL},
+    {"rsv3", HS_EST, B("\x91\x02{}"), END_STAY, NULL, NULL, NULL},
+    {"opcode-reserved-data", HS_EST, B("\x83\x01x"), END_STAY, NULL, NULL, NULL},
+    {"opcode-reserved-control", HS_EST, B("\x8B\x00"), END_STAY, NULL, NULL, NULL},
     /* section 5.1: a server must not mask; mask key 0 keeps the payload */
-    {"masked-frame", HS_EST, B("\x81\xA8\x00\x00\x00\x00" EST_EVENT), END_STAY, NULL, NULL},
+    {"masked-frame", HS_EST, B("\x81\xA8\x00\x00\x00\x00" EST_EVENT), END_STAY, NULL, NULL, NULL},
     /* section 5.5: control frames carry at most 125 bytes and are not fragmented */
     {"control-too-long", HS_EST,
      B("\x89\x7E\x00\x7E"
        "0123456789012345678901234567890123456789012345678901234567890123456789"
        "01234567890123456789012345678901234567890123456789012345"),
-     END_STAY, NULL, NULL},
-    {"control-fragmented", HS_EST, B("\x09\x01p\x80\x01q"), END_STAY, NULL, NULL},
+     END_STAY, NULL, NULL, NULL},
+    {"control-fragmented", HS_EST, B("\x09\x01p\x80\x01q"), END_STAY, NULL, NULL, NULL},
     /* section 5.4: fragmentation rules */
-    {"continuation-first", HS_EST, B("\x80\x03" "abc"), END_STAY, NULL, NULL},
-    {"data-inside-fragment", HS_EST, B("\x01\x01{\x81\x01}"), END_STAY, NULL, NULL},
+    {"continuation-first", HS_EST, B("\x80\x03" "abc"), END_STAY, NULL, NULL, NULL},
+    {"data-inside-fragment", HS_EST, B("\x01\x01{\x81\x01}"), END_STAY, NULL, NULL, NULL},
     /* section 5.2: "the minimal number of bytes MUST be used"; 64-bit MSB 0 */
-    {"length-16-nonminimal", HS_EST, B("\x81\x7E\x00\x02{}"), END_STAY, NULL, NULL},
+    {"length-16-nonminimal", HS_EST, B("\x81\x7E\x00\x02{}"), END_STAY, NULL, NULL, NULL},
     {"length-64-nonminimal", HS_EST, B("\x81\x7F\x00\x00\x00\x00\x00\x00\x00\x02{}"), END_STAY,
-     NULL, NULL},
+     NULL, NULL, NULL},
     {"length-64-msb", HS_EST, B("\x81\x7F\x80\x00\x00\x00\x00\x00\x00\x02{}"), END_STAY, NULL,
-     NULL},
-    {"length-256mib", HS_EST, NULL, 0, END_STAY, sp_len_256mib, NULL},
+     NULL, NULL},
+    {"length-256mib", HS_EST, NULL, 0, END_STAY, sp_len_256mib, NULL, NULL},
     /* section 5.5.1 and 7.4: close payloads */
-    {"close-code-1005", HS_EST, B("\x88\x02\x03\xED"), END_STAY, NULL, NULL},
-    {"close-code-999", HS_EST, B("\x88\x02\x03\xE7"), END_STAY, NULL, NULL},
-    {"close-code-5000", HS_EST, B("\x88\x02\x13\x88"), END_STAY, NULL, NULL},
-    {"close-one-byte", HS_EST, B("\x88\x01\x03"), END_STAY, NULL, NULL},
-    {"close-bad-utf8", HS_EST, B("\x88\x04\x03\xE8\xC3\x28"), END_STAY, NULL, NULL},
+    {"close-code-1005", HS_EST, B("\x88\x02\x03\xED"), END_STAY, NULL, NULL, NULL},
+    {"close-code-999", HS_EST, B("\x88\x02\x03\xE7"), END_STAY, NULL, NULL, NULL},
+    {"close-code-5000", HS_EST, B("\x88\x02\x13\x88"), END_STAY, NULL, NULL, NULL},
+    {"close-one-byte", HS_EST, B("\x88\x01\x03"), END_STAY, NULL, NULL, NULL},
+    {"close-bad-utf8", HS_EST, B("\x88\x04\x03\xE8\xC3\x28"), END_STAY, NULL, NULL, NULL},
     /* section 8.1: text must be UTF-8 */
-    {"text-bad-utf8", HS_EST, B("\x81\x03\"\xFF\""), END_STAY, NULL, NULL},
-    {"text-truncated-utf8", HS_EST, B("\x01\x02\"\xE2\x80\x01\x82"), END_STAY, NULL, NULL},
-    {"binary-frame", HS_EST, B("\x82\x02{}"), END_STAY, NULL, NULL},
+    {"text-bad-utf8", HS_EST, B("\x81\x03\"\xFF\""), END_STAY, NULL, NULL, NULL},
+    {"text-truncated-utf8", HS_EST, B("\x01\x02\"\xE2\x80\x01\x82"), END_STAY, NULL, NULL, NULL},
+    {"binary-frame", HS_EST, B("\x82\x02{}"), END_STAY, NULL, NULL, NULL},
     /* floods, stalls and cuts */
-    {"ping-flood", HS_EST, NULL, 0, END_STAY, sp_ping_flood, NULL},
-    {"pusher-ping-flood", HS_EST, NULL, 0, END_STAY, sp_pusher_ping_flood, NULL},
-    {"close-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_FIN, NULL, NULL},
-    {"reset-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_RST, NULL, NULL},
-    {"close-mid-header", HS_EST, B("\x81"), END_FIN, NULL, NULL},
+    {"ping-flood", HS_EST, NULL, 0, END_STAY, sp_ping_flood, NULL, NULL},
+    {"pusher-ping-flood", HS_EST, NULL, 0, END_STAY, sp_pusher_ping_flood, NULL, NULL},
+    {"close-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_FIN, NULL, NULL, NULL},
+    {"reset-mid-frame", HS_EST, B("\x81\x7E\x01\x00{\"event\":\"cut"), END_RST, NULL, NULL, NULL},
+    {"close-mid-header", HS_EST, B("\x81"), END_FIN, NULL, NULL, NULL},
+    {"trickle-frame", HS_EST, NULL, 0, END_STAY, sp_trickle_frame, NULL, NULL},
     /* --- Pusher protocol garbage --- */
-    {"not-json-first", HS_101, B("\x81\x0Fhello, not JSON"), END_STAY, NULL, NULL},
-    {"no-event-first", HS_101, B("\x81\x0B{\"data\":{}}"), END_STAY, NULL, NULL},
+    {"not-json-first", HS_101, B("\x81\x0Fhello, not JSON"), END_STAY, NULL, NULL, NULL},
+    {"no-event-first", HS_101, B("\x81\x0B{\"data\":{}}"), END_STAY, NULL, NULL, NULL},
     {"no-socket-id", HS_101,
      B("\x81\x35{\"event\":\"pusher:connection_established\",\"data\":\"{}\"}"), END_STAY,
-     NULL, NULL},
-    {"not-json", HS_EST, NULL, 0, END_STAY, NULL, "hello, not JSON"},
-    {"no-event", HS_EST, NULL, 0, END_STAY, NULL, "{\"channel\":\"c1\",\"data\":\"{}\"}"},
-    {"huge-message", HS_EST, NULL, 0, END_STAY, sp_huge, NULL},
-    {"huge-fragmented", HS_EST, NULL, 0, END_STAY, sp_huge_fragmented, NULL},
-    {"silent-after-established", HS_EST, NULL, 0, END_STAY, NULL, NULL},
+     NULL, NULL, NULL},
+    {"not-json", HS_EST, NULL, 0, END_STAY, NULL, "hello, not JSON", NULL},
+    {"no-event", HS_EST, NULL, 0, END_STAY, NULL, "{\"channel\":\"c1\",\"data\":\"{}\"}", NULL},
+    {"deep-json", HS_EST, NULL, 0, END_STAY, NULL, NULL, deep_json},
+    {"nul-in-json", HS_EST, NULL, 0, END_STAY, NULL,
+     "{\"event\":\"e\\u0000vil\",\"channel\":\"c1\",\"data\":\"a\\u0000b\"}", NULL},
+    {"lone-surrogate", HS_EST, NULL, 0, END_STAY, NULL,
+     "{\"event\":\"e\",\"channel\":\"c1\",\"data\":\"\\ud800\"}", NULL},
+    {"huge-message", HS_EST, NULL, 0, END_STAY, sp_huge, NULL, NULL},
+    {"huge-fragmented", HS_EST, NULL, 0, END_STAY, sp_huge_fragmented, NULL, NULL},
+    {"silent-after-established", HS_EST, NULL, 0, END_STAY, NULL, NULL, NULL},
 };
 
 static const scenario *find_scenario(const char *name, size_t n) {
@@ -460,8 +522,14 @@ static void on_subscribe(hconn *k, const char *channel) {
            "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"%s\",\"data\":\"{}\"}",
            channel);
   send_text(k, out);
-  if (k->subscribed++ || !k->sc->garbage) return;
-  send_text(k, k->sc->garbage);
+  if (k->subscribed++ || (!k->sc->garbage && !k->sc->make_garbage)) return;
+  if (k->sc->make_garbage) {
+    char *g = k->sc->make_garbage();
+    if (g) send_text(k, g);
+    pusher__free(NULL, g);
+  } else {
+    send_text(k, k->sc->garbage);
+  }
   snprintf(out, sizeof(out), "{\"event\":\"after\",\"channel\":\"%s\",\"data\":\"{\\\"n\\\":1}\"}",
            channel);
   send_text(k, out);
@@ -575,8 +643,9 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     }
   }
   if (k->closing || !k->upgraded) return;
-  if (k->sc && k->sc->garbage) client_frames(k);
-  if (k->len > MAX_CLIENT_INPUT || !k->sc || !k->sc->garbage) k->len = 0; /* not looked at */
+  int parse = k->sc && (k->sc->garbage || k->sc->make_garbage);
+  if (parse) client_frames(k);
+  if (k->len > MAX_CLIENT_INPUT || !parse) k->len = 0; /* not looked at */
 }
 
 static hconn *accept_conn(uv_stream_t *l) {
@@ -600,7 +669,7 @@ static void on_accept(uv_stream_t *l, int status) {
   if (status == 0) (void)accept_conn(l);
 }
 
-static const scenario RAW = {"tls-plaintext", HS_NONE, NULL, 0, END_STAY, NULL, NULL};
+static const scenario RAW = {"tls-plaintext", HS_NONE, NULL, 0, END_STAY, NULL, NULL, NULL};
 
 static void on_raw_accept(uv_stream_t *l, int status) {
   if (status < 0) return;

@@ -56,6 +56,7 @@ SCENARIOS = [
     ("missing-accept", HS, r"^missing Sec-WebSocket-Accept$", RECONNECT, []),
     ("endless-header", HS, r"^HTTP reply header over 16384 bytes$", RECONNECT, []),
     ("never-answer", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
+    ("trickle-header", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
     ("silent-after-101", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
     ("http-200", HS, r"^unexpected HTTP status 200 OK$", RECONNECT, []),
     ("tls-plaintext", "PUSHER_ERR_TLS", r"^TLS handshake failed", RECONNECT, ["--tls", "--insecure"]),
@@ -86,11 +87,16 @@ SCENARIOS = [
     ("close-mid-frame", "PUSHER_ERR_IO", r"connection closed by peer in the middle of a frame", RECONNECT, []),
     ("reset-mid-frame", "PUSHER_ERR_IO", r"(closed by peer|reset)", RECONNECT, []),
     ("close-mid-header", "PUSHER_ERR_IO", r"connection closed by peer in the middle of a frame", RECONNECT, []),
+    ("trickle-frame", "PUSHER_ERR_TIMEOUT", r"^no pusher:pong within the pong timeout$",
+     RECONNECT, ["--activity-timeout", "1", "--pong-timeout", "1"]),
     ("not-json-first", "PUSHER_ERR_JSON", r"^invalid handshake: invalid JSON", RECONNECT, []),
     ("no-event-first", "PUSHER_ERR_PROTO", r'^invalid handshake: message has no "event"$', RECONNECT, []),
     ("no-socket-id", "PUSHER_ERR_PROTO", r"no usable socket_id", RECONNECT, []),
     ("not-json", "PUSHER_ERR_JSON", r"^invalid JSON", STAY, []),
     ("no-event", "PUSHER_ERR_PROTO", r'^message has no "event"$', STAY, []),
+    ("deep-json", "PUSHER_ERR_JSON", r"^JSON nested deeper than 64 levels$", STAY, []),
+    ("nul-in-json", "PUSHER_ERR_JSON", r"\\u0000 is not allowed", STAY, []),
+    ("lone-surrogate", "PUSHER_ERR_JSON", r"invalid Unicode", STAY, []),
     ("huge-message", "PUSHER_ERR_MSG_TOO_LARGE", r"^message over 262144 bytes$", RECONNECT, []),
     ("huge-fragmented", "PUSHER_ERR_MSG_TOO_LARGE", r"^message over 262144 bytes$", RECONNECT, []),
     ("silent-after-established", "PUSHER_ERR_TIMEOUT", r"^no pusher:pong within the pong timeout$",
@@ -232,7 +238,7 @@ class Case:
             self.bad("client peak RSS %d KiB (max %d)" % (self.row["hwm_kib"], RSS_MAX))
 
     def check_reconnect(self, proc, out, idx, t_err):
-        now_retry = self.name == "silent-after-established"   # pong timeout: retry at once
+        now_retry = "pong timeout" in self.pattern   # pong timeout: retry at once (conn.c)
         if not now_retry:
             ci = wait_for(lambda: next((d for d in read_lines(out)[idx + 1:]
                                         if d.get("type") == "connecting_in"), None), 5, proc)
