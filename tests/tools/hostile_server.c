@@ -6,7 +6,8 @@
  * Plain TCP on 127.0.0.1.  The HTTP request of each connection is read (up
  * to 16 KiB); the scenario is the app key in its path (/app/<scenario>?...),
  * so one server runs every scenario and each client picks its own with
- * `pusher listen --key <scenario>`.  An unknown name gets a 404.  On
+ * `pusher listen --key <scenario>`; "<scenario>.<tag>" runs the same
+ * scenario under another name in the log.  An unknown name gets a 404.  On
  * --raw-port every connection gets a plain-text HTTP reply at once, before
  * reading anything: a TLS client sees garbage instead of a ServerHello.
  * --list prints the scenario names, one a line, and exits.
@@ -16,8 +17,8 @@
  * table below say which rule each one breaks).
  *
  * stdout: one JSON line per happening, flushed at once:
- *   {"t":EPOCH_S,"conn":N,"scenario":S,"ev":"request"}  request read
- *   {"t":EPOCH_S,"conn":N,"scenario":S,"ev":"closed","rx":B,"tx":B}
+ *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"request"}  request read
+ *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"closed","rx":B,"tx":B}
  * SIGTERM/SIGINT: close every connection and exit 0. */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -72,6 +73,7 @@ struct hconn {
   uint64_t rx, tx;
   char key[64];
   int subscribed;
+  char appkey[64]; /* the app key as sent; the log names it */
   uv_timer_t trickle; /* trickle scenarios: one byte per tick */
   int trickle_on;
   const char *trickle_bytes;
@@ -93,8 +95,8 @@ static double now_s(void) {
 }
 
 static void log_ev(const hconn *k, const char *ev) {
-  printf("{\"t\":%.6f,\"conn\":%d,\"scenario\":\"%s\",\"ev\":\"%s\"", now_s(), k->id,
-         k->sc ? k->sc->name : "", ev);
+  printf("{\"t\":%.6f,\"conn\":%d,\"scenario\":\"%s\",\"key\":\"%s\",\"ev\":\"%s\"", now_s(), k->id,
+         k->sc ? k->sc->name : "", k->appkey[0] ? k->appkey : (k->sc ? k->sc->name : ""), ev);
   if (strcmp(ev, "closed") == 0)
     printf(",\"rx\":%llu,\"tx\":%llu", (unsigned long long)k->rx, (unsigned long long)k->tx);
   printf("}\n");
@@ -585,7 +587,9 @@ static void on_request(hconn *k, size_t hl) {
   const char *app = strstr(req, "/app/");
   const char *eol = strstr(req, "\r\n");
   const char *name = app && eol && app < eol ? app + 5 : "";
-  size_t nl = strcspn(name, "? \r");
+  size_t kl = strcspn(name, "? \r");
+  size_t nl = strcspn(name, ".? \r"); /* "<scenario>.<tag>": same scenario */
+  snprintf(k->appkey, sizeof(k->appkey), "%.*s", (int)kl, name);
   for (char *line = strstr(req, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
     if (strncasecmp(line + 2, "Sec-WebSocket-Key:", 18) == 0) {
       const char *v = line + 20;

@@ -46,13 +46,17 @@ RSS_MAX = 128 * 1024  # KiB
 PARALLEL = 6
 TICK = os.sysconf("SC_CLK_TCK")
 
-RECONNECT, STAY = "reconnect", "stay"
+RECONNECT, STAY, UNAVAILABLE = "reconnect", "stay", "unavailable"
 # name: (error name, message pattern, mode, extra client arguments)
 HS = "PUSHER_ERR_HANDSHAKE"
 WS = "PUSHER_ERR_WEBSOCKET"
 SCENARIOS = [
     ("garbage-before-101", HS, r'^malformed HTTP status line ".*garbage', RECONNECT, []),
     ("wrong-accept", HS, r"^Sec-WebSocket-Accept mismatch$", RECONNECT, []),
+    # the same, kept up past unavailable_timeout: state unavailable, every
+    # retry after max_reconnect_delay (1 s) jittered to 0.5..1 s
+    ("wrong-accept.unavailable", HS, r"^Sec-WebSocket-Accept mismatch$", UNAVAILABLE,
+     ["--unavailable-timeout", "1.5"]),
     ("missing-accept", HS, r"^missing Sec-WebSocket-Accept$", RECONNECT, []),
     ("endless-header", HS, r"^HTTP reply header over 16384 bytes$", RECONNECT, []),
     ("never-answer", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
@@ -123,10 +127,10 @@ def read_lines(path):
     return out
 
 
-def server_requests(name):
-    """Epoch times of the server's "request" lines for scenario name."""
+def server_requests(key):
+    """Epoch times of the server's "request" lines for app key key."""
     return [d["t"] for d in read_lines(SERVER_LOG)
-            if d.get("scenario") == name and d.get("ev") == "request"]
+            if d.get("key") == key and d.get("ev") == "request"]
 
 
 def cpu_ticks(pid):
@@ -220,6 +224,8 @@ class Case:
             self.bad("message %r does not match /%s/" % (e.get("message"), self.pattern))
         if self.mode == STAY:
             self.check_stay(proc, out, idx)
+        elif self.mode == UNAVAILABLE:
+            self.check_unavailable(proc, out)
         else:
             self.check_reconnect(proc, out, idx, t_err)
 
@@ -289,6 +295,36 @@ class Case:
         if any(d.get("type") == "state" and d.get("current") in ("disconnected", "failed")
                for d in lines):
             self.bad("the client gave up (disconnected/failed) instead of retrying")
+        self.row["errors"] = sum(1 for d in lines if d.get("type") == "error")
+
+    def check_unavailable(self, proc, out):
+        def unavailable():
+            return next((i for i, d in enumerate(read_lines(out))
+                         if d.get("type") == "state" and d.get("current") == "unavailable"), None)
+        u = wait_for(unavailable, 1.5 + 5, proc)
+        if u is None:
+            self.bad("never went unavailable (unavailable_timeout 1.5 s)")
+            return
+        t_u = read_lines(out)[u].get("t", 0.0)
+        if not 1.5 - 0.05 <= t_u <= 1.5 + scaled(1.0):
+            self.bad("unavailable at t=%.3f, want about 1.5" % t_u)
+
+        def retries():
+            ds = [d for d in read_lines(out)[u + 1:] if d.get("type") == "connecting_in"]
+            return ds if len(ds) >= 2 else None
+        ds = wait_for(retries, 2 + 5, proc)
+        if not ds:
+            self.bad("fewer than 2 retries while unavailable")
+            return
+        self.row["announced"] = ds[0].get("delay")
+        for d in ds:
+            if not 0.5 - 1e-3 <= d.get("delay", -1) <= 1.0 + 1e-3:
+                self.bad("retry delay %r while unavailable, want 0.5..1 (max_reconnect_delay 1)" % d.get("delay"))
+        self.cpu_window(proc)
+        lines = read_lines(out)
+        later = [d.get("current") for d in lines[u + 1:] if d.get("type") == "state"]
+        if later:
+            self.bad("left unavailable for %s while the server kept failing" % later)
         self.row["errors"] = sum(1 for d in lines if d.get("type") == "error")
 
     def check_stay(self, proc, out, idx):
