@@ -16,7 +16,9 @@
 # server misbehaves, peak RSS, exit status 0 after SIGTERM, i.e. no leak under
 # ASan) are described in hostile/check.py, which prints a table of the
 # figures.  HOSTILE_ONLY=REGEX runs a subset.
-# Ports: hostile_server 7470 (WebSocket scenarios) and 7471 (raw, for TLS).
+# Eleven of the scenarios run again inside TLS.
+# Ports: hostile_server 7470 (WebSocket scenarios), 7471 (plain text to a TLS
+# client), 7472 (the scenarios inside TLS).
 . "$(dirname "$0")/lib.sh"
 SERVER_BIN="$PUSHER_BUILD_DIR/tests/hostile_server"
 [ -x "$PUSHER_BIN" ] || fail "the CLI $PUSHER_BIN is not built"
@@ -24,13 +26,14 @@ SERVER_BIN="$PUSHER_BUILD_DIR/tests/hostile_server"
 command -v python3 >/dev/null || fail "python3 not found"
 _port_free 7470 || fail "port 7470 is in use"
 _port_free 7471 || fail "port 7471 is in use"
+_port_free 7472 || fail "port 7472 is in use"
 
-"$SERVER_BIN" --port 7470 --raw-port 7471 >"$RUN_DIR/server.log" 2>"$RUN_DIR/server.err" &
+"$SERVER_BIN" --port 7470 --raw-port 7471 --tls-port 7472 >"$RUN_DIR/server.log" 2>"$RUN_DIR/server.err" &
 SERVER_PID=$!
 _PIDS+=("$SERVER_PID")
 echo "$SERVER_PID $(readlink -f "$SERVER_BIN")" >>"$RUN_DIR/.pids"
 wait_until 10 "hostile_server on :7470" eval '! _port_free 7470' || fail "hostile_server did not start"
-log "hostile_server on :7470/:7471 (pid $SERVER_PID)"
+log "hostile_server on :7470/:7471/:7472 (pid $SERVER_PID)"
 
 # Every scenario the server knows is checked (a new one without a check fails).
 python3 - "$SERVER_BIN" "$(dirname "$0")/hostile/check.py" <<'PY' || fail "scenario lists differ"
@@ -43,7 +46,7 @@ if srv != chk:
 PY
 
 rc=0
-python3 "$(dirname "$0")/hostile/check.py" "$PUSHER_BIN" "$RUN_DIR/server.log" 7470 7471 "$RUN_DIR" "$MULT" \
+python3 "$(dirname "$0")/hostile/check.py" "$PUSHER_BIN" "$RUN_DIR/server.log" 7470 7471 7472 "$RUN_DIR" "$MULT" \
   | tee "$RUN_DIR/table.md" || rc=$?
 [ "$rc" -eq 0 ] || fail "hostile-server checks failed (see above)"
 

@@ -1,7 +1,7 @@
 /* hostile_server: a WebSocket server that misbehaves on purpose, to test
  * how the client survives hostile peers (tests/integration/hostile_servers.sh).
  *
- *   hostile_server --port P [--raw-port Q] [--list]
+ *   hostile_server --port P [--raw-port Q] [--tls-port R] [--list]
  *
  * Plain TCP on 127.0.0.1.  The HTTP request of each connection is read (up
  * to 16 KiB); the scenario is the app key in its path (/app/<scenario>?...),
@@ -21,7 +21,10 @@
  *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"closed","rx":B,"tx":B}
  * SIGTERM/SIGINT: close every connection and exit 0. */
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,14 +77,17 @@ struct hconn {
   char key[64];
   int subscribed;
   char appkey[64]; /* the app key as sent; the log names it */
+  SSL *ssl;         /* --tls-port connections */
+  BIO *rbio, *wbio; /* memory BIOs: ciphertext in and out */
   uv_timer_t trickle; /* trickle scenarios: one byte per tick */
   int trickle_on;
   const char *trickle_bytes;
 };
 
 static uv_loop_t *loop;
-static uv_tcp_t listener, raw_listener;
-static int raw_on;
+static uv_tcp_t listener, raw_listener, tls_listener;
+static int raw_on, tls_on;
+static SSL_CTX *tls_ctx;
 static uv_signal_t sigterm, sigint;
 static hconn *conns;
 static int next_id;
@@ -107,6 +113,7 @@ static void log_ev(const hconn *k, const char *ev) {
 
 static void on_freed(hconn *k) {
   log_ev(k, "closed");
+  if (k->ssl) SSL_free(k->ssl); /* frees the BIOs too */
   pusher__free(NULL, k->buf);
   pusher__free(NULL, k);
 }
@@ -172,7 +179,7 @@ static void on_written(uv_write_t *req, int status) {
   while (k->refill && !k->closing && k->inflight < 2) k->refill(k);
 }
 
-static void send_bytes(hconn *k, const void *p, size_t n) {
+static void sock_send(hconn *k, const void *p, size_t n) {
   if (k->closing || !n) return;
   wreq *w = pusher__malloc(NULL, sizeof(*w) + n);
   if (!w) {
@@ -190,6 +197,27 @@ static void send_bytes(hconn *k, const void *p, size_t n) {
     return;
   }
   k->inflight++;
+}
+
+/* Move the TLS session's ciphertext to the socket. */
+static void tls_flush(hconn *k) {
+  uint8_t buf[16384];
+  int n;
+  while (!k->closing && (n = BIO_read(k->wbio, buf, sizeof(buf))) > 0) sock_send(k, buf, (size_t)n);
+}
+
+/* Plaintext out: through TLS on --tls-port connections. */
+static void send_bytes(hconn *k, const void *p, size_t n) {
+  if (k->closing || !n) return;
+  if (!k->ssl) {
+    sock_send(k, p, n);
+    return;
+  }
+  if (SSL_write(k->ssl, p, (int)n) != (int)n) { /* memory BIO: all or error */
+    conn_close(k);
+    return;
+  }
+  tls_flush(k);
 }
 
 static void send_str(hconn *k, const char *s) { send_bytes(k, s, strlen(s)); }
@@ -613,9 +641,15 @@ static void on_request(hconn *k, size_t hl) {
   run_scenario(k);
 }
 
+static uint8_t tls_in[65536]; /* ciphertext just read */
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   hconn *k = h->data;
   (void)hint;
+  if (k->ssl) {
+    *b = uv_buf_init((char *)tls_in, sizeof(tls_in));
+    return;
+  }
   if (k->alloc - k->len < 65536) {
     uint8_t *nb = pusher__realloc(NULL, k->buf, k->len + 65536);
     if (!nb) {
@@ -628,15 +662,63 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init((char *)k->buf + k->len, (unsigned)(k->alloc - k->len));
 }
 
+static void on_plain(hconn *k);
+
+/* Ciphertext in: handshake, then decrypt into k->buf. */
+static void on_tls_read(hconn *k, const uint8_t *p, size_t n) {
+  if (BIO_write(k->rbio, p, (int)n) != (int)n) {
+    conn_close(k);
+    return;
+  }
+  if (!SSL_is_init_finished(k->ssl)) {
+    int r = SSL_do_handshake(k->ssl);
+    tls_flush(k);
+    if (r <= 0 && SSL_get_error(k->ssl, r) != SSL_ERROR_WANT_READ) {
+      conn_close(k);
+      return;
+    }
+    if (r <= 0) return;
+  }
+  for (;;) {
+    if (k->alloc - k->len < 16384) {
+      uint8_t *nb = pusher__realloc(NULL, k->buf, k->len + 65536);
+      if (!nb) {
+        conn_close(k);
+        return;
+      }
+      k->buf = nb;
+      k->alloc = k->len + 65536;
+    }
+    int r = SSL_read(k->ssl, k->buf + k->len, (int)(k->alloc - k->len));
+    if (r <= 0) {
+      int e = SSL_get_error(k->ssl, r);
+      tls_flush(k);
+      if (e != SSL_ERROR_WANT_READ) conn_close(k);
+      return;
+    }
+    k->len += (size_t)r;
+    on_plain(k);
+    if (k->closing) return;
+  }
+}
+
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   hconn *k = st->data;
-  (void)b;
   if (n < 0) {
     conn_close(k); /* EOF or error: the client is gone */
     return;
   }
-  k->len += (size_t)n;
   k->rx += (uint64_t)n;
+  if (k->ssl) {
+    on_tls_read(k, (const uint8_t *)b->base, (size_t)n);
+    return;
+  }
+  k->len += (size_t)n;
+  on_plain(k);
+}
+
+/* New plaintext at the end of k->buf. */
+static void on_plain(hconn *k) {
   if (!k->upgraded) {
     uint8_t *end = memmem(k->buf, k->len, "\r\n\r\n", 4);
     if (end) {
@@ -673,6 +755,50 @@ static void on_accept(uv_stream_t *l, int status) {
   if (status == 0) (void)accept_conn(l);
 }
 
+static void on_tls_accept(uv_stream_t *l, int status) {
+  if (status < 0) return;
+  hconn *k = accept_conn(l);
+  if (!k) return;
+  k->ssl = SSL_new(tls_ctx);
+  k->rbio = BIO_new(BIO_s_mem());
+  k->wbio = BIO_new(BIO_s_mem());
+  if (!k->ssl || !k->rbio || !k->wbio) {
+    BIO_free(k->rbio);
+    BIO_free(k->wbio);
+    conn_close(k);
+    return;
+  }
+  SSL_set_bio(k->ssl, k->rbio, k->wbio);
+  SSL_set_accept_state(k->ssl);
+}
+
+/* A throw-away P-256 key and a self-signed certificate for 127.0.0.1. */
+static SSL_CTX *make_tls_ctx(void) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  EVP_PKEY *key = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  int ok = ctx && key && x;
+  if (ok) {
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_NAME *nm = X509_get_subject_name(x);
+    ok = X509_set_pubkey(x, key) == 1 &&
+         X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0) == 1 &&
+         X509_set_issuer_name(x, nm) == 1 && X509_sign(x, key, EVP_sha256()) > 0 &&
+         SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  }
+  X509_free(x);
+  EVP_PKEY_free(key);
+  if (!ok) {
+    ERR_print_errors_fp(stderr);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
 static const scenario RAW = {"tls-plaintext", HS_NONE, NULL, 0, END_STAY, NULL, NULL, NULL};
 
 static void on_raw_accept(uv_stream_t *l, int status) {
@@ -698,6 +824,7 @@ static void on_signal(uv_signal_t *s, int sig) {
   while (conns) conn_close(conns);
   uv_close((uv_handle_t *)&listener, NULL);
   if (raw_on) uv_close((uv_handle_t *)&raw_listener, NULL);
+  if (tls_on) uv_close((uv_handle_t *)&tls_listener, NULL);
   uv_walk(loop, close_walk, NULL);
 }
 
@@ -713,18 +840,20 @@ static int listen_on(uv_tcp_t *t, int port, uv_connection_cb cb) {
 }
 
 int main(int argc, char **argv) {
-  int port = 0, raw_port = 0;
+  int port = 0, raw_port = 0, tls_port = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
       port = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--raw-port") == 0 && i + 1 < argc) {
       raw_port = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--tls-port") == 0 && i + 1 < argc) {
+      tls_port = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--list") == 0) {
       for (size_t s = 0; s < sizeof(SCENARIOS) / sizeof(SCENARIOS[0]); s++) printf("%s\n", SCENARIOS[s].name);
       printf("%s\n", RAW.name);
       return 0;
     } else {
-      fprintf(stderr, "usage: hostile_server --port P [--raw-port Q] [--list]\n");
+      fprintf(stderr, "usage: hostile_server --port P [--raw-port Q] [--tls-port R] [--list]\n");
       return 2;
     }
   }
@@ -739,12 +868,19 @@ int main(int argc, char **argv) {
     if (listen_on(&raw_listener, raw_port, on_raw_accept) < 0) return 1;
     raw_on = 1;
   }
+  if (tls_port > 0) {
+    tls_ctx = make_tls_ctx();
+    if (!tls_ctx || listen_on(&tls_listener, tls_port, on_tls_accept) < 0) return 1;
+    tls_on = 1;
+  }
   uv_signal_init(loop, &sigterm);
   uv_signal_start_oneshot(&sigterm, on_signal, SIGTERM);
   uv_signal_init(loop, &sigint);
   uv_signal_start_oneshot(&sigint, on_signal, SIGINT);
-  fprintf(stderr, "hostile_server: listening on 127.0.0.1:%d%s\n", port, raw_port ? " (+raw)" : "");
+  fprintf(stderr, "hostile_server: listening on 127.0.0.1:%d%s%s\n", port, raw_port ? " (+raw)" : "",
+          tls_port ? " (+tls)" : "");
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  SSL_CTX_free(tls_ctx);
   return 0;
 }

@@ -3,7 +3,7 @@
 tests/tools/hostile_server.c with one `pusher listen --json` client each and
 check what the client does.  Used by tests/integration/hostile_servers.sh.
 
-  check.py PUSHER_BIN SERVER_LOG PORT RAW_PORT RUN_DIR MULT
+  check.py PUSHER_BIN SERVER_LOG PORT RAW_PORT TLS_PORT RUN_DIR MULT
 
 For every scenario the client must print an `error` line with the expected
 error name (pusher_error, include/pusher/common.h) and a message matching the
@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 
-PUSHER, SERVER_LOG, PORT, RAW_PORT, RUN_DIR, MULT = sys.argv[1:7]
+PUSHER, SERVER_LOG, PORT, RAW_PORT, TLS_PORT, RUN_DIR, MULT = sys.argv[1:8]
 MULT = float(MULT)
 CPU_WINDOW = 2.0   # seconds of wall clock
 CPU_MAX = 20.0     # percent of one core
@@ -107,6 +107,14 @@ SCENARIOS = [
      RECONNECT, ["--activity-timeout", "1", "--pong-timeout", "1"]),
 ]
 
+# The same misbehaviour inside TLS (--tls-port; app key "<scenario>.tls"):
+# the client's TLS read path (lib/uv/client.c, tls.c) meets it instead.
+TLS_ARGS = ["--tls", "--insecure"]
+TLS_SAME = ["endless-header", "never-answer", "rsv1-compressed", "length-256mib", "ping-flood",
+            "pusher-ping-flood", "close-mid-frame", "reset-mid-frame", "trickle-frame", "not-json",
+            "huge-fragmented"]
+SCENARIOS += [(n + ".tls", e, p, m, x + TLS_ARGS) for (n, e, p, m, x) in SCENARIOS if n in TLS_SAME]
+
 
 def scaled(s):
     return s * MULT
@@ -171,7 +179,7 @@ class Case:
     def run(self):
         out = os.path.join(RUN_DIR, "client-%s.out" % self.name)
         errf = os.path.join(RUN_DIR, "client-%s.err" % self.name)
-        port = RAW_PORT if self.name == "tls-plaintext" else PORT
+        port = RAW_PORT if self.name == "tls-plaintext" else TLS_PORT if self.name.endswith(".tls") else PORT
         args = [PUSHER, "listen", "--json", "--host", "127.0.0.1", "--port", port,
                 "--no-tls", "--key", self.name, "--reconnect-delay", "0.5",
                 "--max-reconnect-delay", "1", "--connect-timeout", "2",
