@@ -120,7 +120,8 @@ typedef struct pusher_client_options {
   int wss_port;                /* Port with TLS. Default 443 */
   const char *ws_path;         /* Prefix before /app/<key>. Default "" */
   double activity_timeout;     /* Seconds of inbound silence before we ping.
-                                  Default 120; never longer than the server's. */
+                                  Default 120; never longer than the server's
+                                  (a server asking for less than 1 s gets 1 s). */
   double pong_timeout;         /* Seconds to wait for the pong. Default 30 */
   double unavailable_timeout;  /* Seconds of not connecting before `unavailable`. Default 30 */
   double max_reconnect_delay;  /* Back-off ceiling, seconds. Default 10 */

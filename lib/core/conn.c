@@ -98,6 +98,9 @@ struct dropped {
  * an answer, so a flood past this fails the connection. */
 #define PING_RATE 100
 #define PING_WINDOW_MS 1000
+/* The shortest activity_timeout a server may ask for: shorter would have us
+ * ping it in a loop (pusher.h, activity_timeout). */
+#define MIN_SERVER_ACTIVITY_MS 1000
 
 typedef enum action { A_BACKOFF, A_TLS, A_RETRY, A_NOW, A_FATAL } action;
 
@@ -1094,6 +1097,7 @@ static void handle_established(pusher__conn *c, const pusher__msg *msg, pusher__
   if (at && json_is_number(at)) {
     double s = json_number_value(at);
     uint64_t ms = sec_ms(s);
+    if (ms > 0 && ms < MIN_SERVER_ACTIVITY_MS) ms = MIN_SERVER_ACTIVITY_MS;
     if (ms > 0 && ms < c->activity_ms) c->activity_ms = ms;
   }
   json_decref(o);

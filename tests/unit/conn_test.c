@@ -1471,6 +1471,44 @@ static void test_cut_detail(void **st) {
   t_free(&t);
 }
 
+/* A server asking for activity_timeout 0.001 (and answering every ping at
+ * once) would be pinged in a loop; the server's value is floored at 1 s. */
+static void test_server_activity_floor(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t.o.activity_timeout = 120;
+  t_new(&t);
+  assert_int_equal(pusher__conn_connect(t.c, now), 0);
+  assert_int_equal(fs_io(&t.fs), PUSHER__IO_OPEN);
+  assert_int_equal(fs_accept(&t.fs, now), 0);
+  fs_send_text(&t.fs,
+               "{\"event\":\"pusher:connection_established\",\"data\":\"{\\\"socket_id\\\":\\\"1.1\\\","
+               "\\\"activity_timeout\\\":0.001}\"}",
+               now);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTED);
+  size_t answered = 0;
+  for (int step = 0; step < 100; step++) { /* 10 s in 100 ms steps */
+    advance(&t, 100);
+    for (size_t n = fs_count(&t.fs, "pusher:ping"); answered < n; answered++)
+      fs_send_text(&t.fs, "{\"event\":\"pusher:pong\",\"data\":{}}", now);
+  }
+  assert_true(answered >= 9);
+  assert_true(answered <= 10);
+  assert_int_equal(err_events, 0);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTED);
+  t_free(&t);
+
+  /* the client's own shorter setting still applies */
+  t_init(&t);
+  t.o.activity_timeout = 0.5;
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  advance(&t, 501);
+  assert_int_equal(fs_count(&t.fs, "pusher:ping"), 1);
+  t_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_states_and_url),
@@ -1490,6 +1528,7 @@ int main(void) {
       cmocka_unit_test(test_ping_flood_websocket),
       cmocka_unit_test(test_ping_flood_pusher),
       cmocka_unit_test(test_cut_detail),
+      cmocka_unit_test(test_server_activity_floor),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_set_network),
       cmocka_unit_test(test_disconnect),
