@@ -18,8 +18,12 @@
  *
  * stdout: one JSON line per happening, flushed at once:
  *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"request"}  request read
+ *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"ping"}     a pusher:ping answered
  *   {"t":EPOCH_S,"conn":N,"scenario":S,"key":K,"ev":"closed","rx":B,"tx":B}
  * SIGTERM/SIGINT: close every connection and exit 0. */
+/* The scenario table leaves trailing fields out (they are 0/NULL). */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -57,6 +61,8 @@ typedef struct scenario {
   const char *garbage; /* text message sent after the first subscription
                           succeeded, followed by a good event "after" */
   char *(*make_garbage)(void); /* or this one's result (freed after use) */
+  int pong;            /* answer pusher:ping */
+  const char *established; /* connection_established data, if not the usual */
 } scenario;
 
 struct hconn {
@@ -289,8 +295,8 @@ static void send_established(hconn *k) {
   char est[256];
   snprintf(est, sizeof(est),
            "{\"event\":\"pusher:connection_established\",\"data\":\"{\\\"socket_id\\\":\\\"1.%d\\\","
-           "\\\"activity_timeout\\\":120}\"}",
-           k->id);
+           "\\\"activity_timeout\\\":%s}\"}",
+           k->id, k->sc->established ? k->sc->established : "120");
   send_text(k, est);
 }
 
@@ -520,6 +526,8 @@ static const scenario SCENARIOS[] = {
      "{\"event\":\"e\\u0000vil\",\"channel\":\"c1\",\"data\":\"a\\u0000b\"}", NULL},
     {"lone-surrogate", HS_EST, NULL, 0, END_STAY, NULL,
      "{\"event\":\"e\",\"channel\":\"c1\",\"data\":\"\\ud800\"}", NULL},
+    /* a server asking to be pinged after 1 ms of silence, and answering */
+    {"tiny-activity-timeout", HS_EST, NULL, 0, END_STAY, NULL, NULL, NULL, 1, "0.001"},
     {"huge-message", HS_EST, NULL, 0, END_STAY, sp_huge, NULL, NULL},
     {"huge-fragmented", HS_EST, NULL, 0, END_STAY, sp_huge_fragmented, NULL, NULL},
     {"silent-after-established", HS_EST, NULL, 0, END_STAY, NULL, NULL, NULL},
@@ -573,6 +581,10 @@ static void on_client_text(hconn *k, const char *msg, size_t len) {
   json_t *data = json_object_get(j, "data");
   const char *ch = json_string_value(json_object_get(data, "channel"));
   if (ev && ch && strcmp(ev, "pusher:subscribe") == 0 && strlen(ch) < 200) on_subscribe(k, ch);
+  if (ev && strcmp(ev, "pusher:ping") == 0 && k->sc->pong) {
+    log_ev(k, "ping");
+    send_text(k, "{\"event\":\"pusher:pong\",\"data\":{}}");
+  }
   json_decref(j);
 }
 
@@ -729,7 +741,7 @@ static void on_plain(hconn *k) {
     }
   }
   if (k->closing || !k->upgraded) return;
-  int parse = k->sc && (k->sc->garbage || k->sc->make_garbage);
+  int parse = k->sc && (k->sc->garbage || k->sc->make_garbage || k->sc->pong);
   if (parse) client_frames(k);
   if (k->len > MAX_CLIENT_INPUT || !parse) k->len = 0; /* not looked at */
 }

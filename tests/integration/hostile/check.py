@@ -46,7 +46,7 @@ RSS_MAX = 128 * 1024  # KiB
 PARALLEL = 6
 TICK = os.sysconf("SC_CLK_TCK")
 
-RECONNECT, STAY, UNAVAILABLE = "reconnect", "stay", "unavailable"
+RECONNECT, STAY, UNAVAILABLE, QUIET = "reconnect", "stay", "unavailable", "quiet"
 # name: (error name, message pattern, mode, extra client arguments)
 HS = "PUSHER_ERR_HANDSHAKE"
 WS = "PUSHER_ERR_WEBSOCKET"
@@ -101,6 +101,9 @@ SCENARIOS = [
     ("deep-json", "PUSHER_ERR_JSON", r"^JSON nested deeper than 64 levels$", STAY, []),
     ("nul-in-json", "PUSHER_ERR_JSON", r"\\u0000 is not allowed", STAY, []),
     ("lone-surrogate", "PUSHER_ERR_JSON", r"invalid Unicode", STAY, []),
+    # no error: the server's activity_timeout 0.001 is floored at 1 s, so the
+    # client pings at most once a second (the server answers every ping)
+    ("tiny-activity-timeout", None, None, QUIET, []),
     ("huge-message", "PUSHER_ERR_MSG_TOO_LARGE", r"^message over 262144 bytes$", RECONNECT, []),
     ("huge-fragmented", "PUSHER_ERR_MSG_TOO_LARGE", r"^message over 262144 bytes$", RECONNECT, []),
     ("silent-after-established", "PUSHER_ERR_TIMEOUT", r"^no pusher:pong within the pong timeout$",
@@ -213,6 +216,9 @@ class Case:
             self.bad("fatal error: %s" % fatal[0])
 
     def drive(self, proc, out):
+        if self.mode == QUIET:
+            self.check_quiet(proc, out)
+            return
         def first_error():
             for i, d in enumerate(read_lines(out)):
                 if d.get("type") == "error":
@@ -304,6 +310,30 @@ class Case:
                for d in lines):
             self.bad("the client gave up (disconnected/failed) instead of retrying")
         self.row["errors"] = sum(1 for d in lines if d.get("type") == "error")
+
+    def check_quiet(self, proc, out):
+        def connected():
+            return next((d for d in read_lines(out)
+                         if d.get("type") == "state" and d.get("current") == "connected"), None)
+        if not wait_for(connected, 10, proc):
+            self.bad("never connected")
+            return
+        t0 = time.time()
+        self.cpu_window(proc)
+        t1 = time.time()
+        pings = [d for d in read_lines(SERVER_LOG)
+                 if d.get("key") == self.name and d.get("ev") == "ping" and t0 <= d["t"] <= t1]
+        self.row["pings"] = len(pings)
+        self.row["error"] = "(no error: %d pings in %.1f s)" % (len(pings), t1 - t0)
+        self.row["message"] = "connected, pinging at most once a second"
+        if len(pings) > (t1 - t0) / 1.0 + 1:
+            self.bad("%d pings in %.1fs: more than one a second" % (len(pings), t1 - t0))
+        lines = read_lines(out)
+        if any(d.get("type") == "error" for d in lines):
+            self.bad("unexpected error line")
+        states = [d.get("current") for d in lines if d.get("type") == "state"]
+        if states != ["connecting", "connected"]:
+            self.bad("states %s, want connecting then connected only" % states)
 
     def check_unavailable(self, proc, out):
         def unavailable():
