@@ -319,6 +319,21 @@ static void sp_wrong_accept(hconn *k) {
   send_established(k);
 }
 
+/* Section 4.1: an extension or subprotocol the client did not offer. */
+static void sp_101_plus(hconn *k, const char *extra) {
+  char acc[64], line[256];
+  accept_for(k->key, acc);
+  snprintf(line, sizeof(line), "Sec-WebSocket-Accept: %s\r\n%s", acc, extra);
+  send_101_with(k, line);
+  send_established(k);
+}
+
+static void sp_unoffered_extension(hconn *k) {
+  sp_101_plus(k, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+}
+
+static void sp_unoffered_protocol(hconn *k) { sp_101_plus(k, "Sec-WebSocket-Protocol: mqtt\r\n"); }
+
 static void sp_missing_accept(hconn *k) {
   send_101_with(k, "");
   send_established(k);
@@ -465,6 +480,8 @@ static const scenario SCENARIOS[] = {
     {"garbage-before-101", HS_NONE, NULL, 0, END_STAY, sp_garbage_101, NULL, NULL},
     {"wrong-accept", HS_NONE, NULL, 0, END_STAY, sp_wrong_accept, NULL, NULL},
     {"missing-accept", HS_NONE, NULL, 0, END_STAY, sp_missing_accept, NULL, NULL},
+    {"unoffered-extension", HS_NONE, NULL, 0, END_STAY, sp_unoffered_extension, NULL, NULL},
+    {"unoffered-protocol", HS_NONE, NULL, 0, END_STAY, sp_unoffered_protocol, NULL, NULL},
     {"endless-header", HS_NONE, NULL, 0, END_STAY, sp_endless_header, NULL, NULL},
     {"never-answer", HS_NONE, NULL, 0, END_STAY, NULL, NULL, NULL},
     {"trickle-header", HS_NONE, NULL, 0, END_STAY, sp_trickle_header, NULL, NULL},

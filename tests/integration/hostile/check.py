@@ -58,6 +58,8 @@ SCENARIOS = [
     ("wrong-accept.unavailable", HS, r"^Sec-WebSocket-Accept mismatch$", UNAVAILABLE,
      ["--unavailable-timeout", "1.5"]),
     ("missing-accept", HS, r"^missing Sec-WebSocket-Accept$", RECONNECT, []),
+    ("unoffered-extension", HS, r"^server selected an extension we did not offer$", RECONNECT, []),
+    ("unoffered-protocol", HS, r"^server selected a subprotocol we did not offer$", RECONNECT, []),
     ("endless-header", HS, r"^HTTP reply header over 16384 bytes$", RECONNECT, []),
     ("never-answer", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
     ("trickle-header", "PUSHER_ERR_TIMEOUT", r"^connection attempt timed out$", RECONNECT, []),
