@@ -66,7 +66,7 @@ struct pusher__ws {
   int sc_frag;          /* inside a fragmented data message */
   int sc_close;         /* the current frame is a close frame */
   uint8_t sc_cbuf[125]; /* its payload */
-  size_t sc_clen, sc_ctotal;
+  size_t sc_clen;
   char why[128];        /* the first rule broken ("" = none seen) */
   uint16_t why_code;    /* the close code wslay gives that rule: 1002 or 1007 */
   long ping_budget;     /* client: pings still allowed (-1 = no cap) */
