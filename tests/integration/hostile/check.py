@@ -236,6 +236,8 @@ class Case:
                         t_err=t_err)
         if e.get("error") != self.err:
             self.bad("error %s, want %s" % (e.get("error"), self.err))
+        if e.get("code") is not None:   # no scenario sends a valid close code
+            self.bad("error code %r, want null" % e.get("code"))
         if not re.search(self.pattern, e.get("message") or ""):
             self.bad("message %r does not match /%s/" % (e.get("message"), self.pattern))
         if self.mode == STAY:
