@@ -67,6 +67,8 @@ struct pusher__ws {
   int sc_close;         /* the current frame is a close frame */
   uint8_t sc_cbuf[125]; /* its payload */
   size_t sc_clen;
+  uint8_t hold[2 + 4 + 125]; /* an incomplete close frame (see client_feed) */
+  size_t hold_len;
   char why[128];        /* the first rule broken ("" = none seen) */
   uint16_t why_code;    /* the close code wslay gives that rule: 1002 or 1007 */
   long ping_budget;     /* client: pings still allowed (-1 = no cap) */
@@ -280,8 +282,13 @@ static unsigned header_size(const uint8_t *h, unsigned have) {
   return 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
 }
 
-static void scan(pusher__ws *ws, const uint8_t *p, size_t n) {
+/* Scan p[0..n).  With stop_at_close, stop before the first byte of a close
+ * frame and return how many bytes were scanned; else (or once a broken rule
+ * was found) return n. */
+static size_t scan(pusher__ws *ws, const uint8_t *p, size_t n, int stop_at_close) {
+  size_t total = n;
   while (n && !ws->why[0]) {
+    if (stop_at_close && !ws->sc_have && !ws->sc_left && (*p & 0x0Fu) == 8) return total - n;
     if (ws->sc_left) {
       size_t k = n < ws->sc_left ? n : (size_t)ws->sc_left;
       if (ws->sc_close && ws->sc_clen + k <= sizeof ws->sc_cbuf) {
@@ -314,6 +321,7 @@ static void scan(pusher__ws *ws, const uint8_t *p, size_t n) {
     ws->sc_left = len;
     if (!len && ws->sc_close) scan_close(ws);
   }
+  return total;
 }
 
 /* ------------------------------------------------------------------ wslay glue */
@@ -665,6 +673,65 @@ static int hs_feed(pusher__ws *ws, const uint8_t *in, size_t len, size_t *used) 
 
 /* ------------------------------------------------------------------ recv */
 
+/* One wslay_event_recv over in[0..len) (recv_cb serves it). */
+static int feed_wslay(pusher__ws *ws, const uint8_t *in, size_t len) {
+  ws->in = in;
+  ws->in_len = len;
+  ws->in_wslay = 1;
+  int r = wslay_event_recv(ws->ctx);
+  ws->in_wslay = 0;
+  ws->in = NULL;
+  ws->in_len = 0;
+  return r;
+}
+
+/* Size of the held close frame once its header is known (else 2).  Only a
+ * close frame of at most 125 payload bytes is held: a longer one is already
+ * a broken rule. */
+static size_t hold_want(const pusher__ws *ws) {
+  if (ws->hold_len < 2) return 2;
+  return header_size(ws->hold, 2) + (ws->hold[1] & 0x7Fu);
+}
+
+/* Client: feed wslay so that every close frame reaches it in one piece, in
+ * a wslay_event_recv of its own.  wslay 1.1 checks the close reason's UTF-8
+ * per received chunk and skips the first 2 bytes of every chunk, so a valid
+ * reason split across reads could fail as bad UTF-8 (and a 4001 close turn
+ * into a retry).  The bytes of an incomplete close frame (at most 131) wait
+ * in ws->hold for the rest. */
+static int client_feed(pusher__ws *ws, const uint8_t *in, size_t len) {
+  int r = 0;
+  while (len && r == 0 && !ws->err && !ws->close_pending &&
+         wslay_event_get_read_enabled(ws->ctx)) {
+    if (ws->hold_len) {
+      size_t want = hold_want(ws), k = want - ws->hold_len;
+      if (k > len) k = len;
+      memcpy(ws->hold + ws->hold_len, in, k);
+      scan(ws, in, k, 0);
+      ws->hold_len += k;
+      in += k;
+      len -= k;
+      if (!ws->why[0] && ws->hold_len < hold_want(ws)) continue;
+      r = feed_wslay(ws, ws->hold, ws->hold_len);
+      ws->hold_len = 0;
+      continue;
+    }
+    size_t n = scan(ws, in, len, 1);
+    if (n) {
+      r = feed_wslay(ws, in, n);
+      in += n;
+      len -= n;
+      continue;
+    }
+    ws->hold[0] = in[0]; /* a close frame starts here */
+    scan(ws, in, 1, 0);
+    ws->hold_len = 1;
+    in++;
+    len--;
+  }
+  return r;
+}
+
 /* Deliver the gathered error (last action: the caller may drop ws). */
 static int report_err(pusher__ws *ws) {
   int err = ws->err;
@@ -700,14 +767,7 @@ int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len) {
     ws->busy = 0;
     return flush(ws);
   }
-  if (!ws->server) scan(ws, in, len);
-  ws->in = in;
-  ws->in_len = len;
-  ws->in_wslay = 1;
-  int r = wslay_event_recv(ws->ctx);
-  ws->in_wslay = 0;
-  ws->in = NULL;
-  ws->in_len = 0;
+  int r = ws->server ? feed_wslay(ws, in, len) : client_feed(ws, in, len);
   int fr = flush(ws); /* also after r < 0: wslay queued a close frame */
   if (r < 0) {
     ws->wslay_dead = 1;
