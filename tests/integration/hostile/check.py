@@ -10,12 +10,18 @@ error name (pusher_error, include/pusher/common.h) and a message matching the
 expected pattern, and then, as include/pusher/pusher.h and lib/core/conn.c
 document, either
   - reconnect: a `connecting_in` line with the first back-off delay
-    (reconnect_delay 0.5 s, jittered to 0.25..0.5 s), never `failed` or
-    `disconnected`, and the server sees a new connection no sooner than the
-    announced delay (a client that retried at once would be a hot loop), or
+    (reconnect_delay 0.5 s, jittered to 0.25..0.5 s; none after a pong
+    timeout, which retries at once), never `failed` or `disconnected`; the
+    next attempt, timed on the client's own clock (from the error line to
+    the next attempt's outcome), starts no sooner than announced (a client
+    that retried at once would be a hot loop) and at most 1 s (scaled)
+    later, and the server sees it, or
+  - unavailable: kept failing past unavailable_timeout, the state becomes
+    `unavailable` and every retry waits max_reconnect_delay, jittered, or
   - stay: Pusher-level garbage on an open connection is an `error` only (as
     pusher-js's MessageParseError): the next good event is delivered and no
-    second connection is made.
+    second connection is made, or
+  - quiet: no error at all, and the client's pings stay at one a second.
 While the server keeps misbehaving (every new connection gets the same
 treatment) the client's CPU time is read from /proc/PID/stat (utime+stime)
 over a CPU_WINDOW-second wall-clock window and must stay under CPU_MAX of one
