@@ -56,9 +56,20 @@
  * inbound message size (max_message_size, 256 KiB), outbound queue
  * (max_send_queue, 1 MiB), JSON nesting depth (64), channel count
  * (max_channels, 1000), bindings per client (10000), channel name 200 bytes,
- * event name 200 bytes, client event data 10 KiB.  Exceeding a cap is a
- * defined error (PUSHER_ERR_TOO_LARGE / PUSHER_ERR_LIMIT) or, for inbound
- * data, an `error` event and a reconnect — never a crash or unbounded growth.
+ * event name 200 bytes, client event data 10 KiB, pings from the server
+ * 100 a second (WebSocket pings and pusher:ping messages, each counted apart).
+ * Exceeding a cap is a defined error (PUSHER_ERR_TOO_LARGE / PUSHER_ERR_LIMIT)
+ * or, for inbound data, an `error` event and a reconnect — never a crash or
+ * unbounded growth.
+ *
+ * A server that breaks the protocol (a bad HTTP upgrade reply, a frame
+ * RFC 6455 forbids, a ping flood, a stream cut in the middle of a frame, a
+ * first message that is not pusher:connection_established) gets the same:
+ * an `error` event naming what was wrong (error PUSHER_ERR_HANDSHAKE,
+ * _WEBSOCKET, _MSG_TOO_LARGE, _PROTO, _JSON, _IO or _TIMEOUT) and a
+ * reconnect with back-off.  A malformed Pusher message on an established
+ * connection (not JSON, no "event") is an `error` event only, as in
+ * pusher-js; the connection stays up.
  */
 #ifndef PUSHER_PUSHER_H
 #define PUSHER_PUSHER_H
@@ -125,7 +136,8 @@ typedef struct pusher_client_options {
   int wss_port;                /* Port with TLS. Default 443 */
   const char *ws_path;         /* Prefix before /app/<key>. Default "" */
   double activity_timeout;     /* Seconds of inbound silence before we ping.
-                                  Default 120; never longer than the server's. */
+                                  Default 120; never longer than the server's
+                                  (a server asking for less than 1 s gets 1 s). */
   double pong_timeout;         /* Seconds to wait for the pong. Default 30 */
   double unavailable_timeout;  /* Seconds of not connecting before `unavailable`. Default 30 */
   double max_reconnect_delay;  /* Back-off ceiling, seconds. Default 10 */

@@ -352,6 +352,7 @@ flow handle_established(pusher__conn *c, const pusher__msg *msg, pusher__tstamp 
   if (at && json_is_number(at)) {
     double s = json_number_value(at);
     uint64_t ms = sec_ms(s);
+    if (ms > 0 && ms < MIN_SERVER_ACTIVITY_MS) ms = MIN_SERVER_ACTIVITY_MS;
     if (ms > 0 && ms < c->activity_ms) c->activity_ms = ms;
   }
   json_decref(o);
@@ -593,6 +594,7 @@ void pusher__conn_io_opened(pusher__conn *c, uint64_t gen, pusher__tstamp now) {
     leave(c);
     return;
   }
+  c->ping_window_end = 0; /* the first bytes of this transport refill the budgets */
   pusher__ws_config cfg = {c->m, c->rand, c->rand_user, c->max_msg, c->max_out};
   pusher__ws_callbacks cb = {on_ws_open, on_ws_text, on_ws_close, on_ws_error};
   int rc = pusher__ws_client_new(&c->ws, &cfg, c->host_header, c->path, NULL, &cb, c);
@@ -608,6 +610,14 @@ void pusher__conn_io_failed(pusher__conn *c, uint64_t gen, int err, const char *
   if (!c || c->dead || gen != c->gen || !c->live) return;
   enter(c);
   c->now = now;
+  /* say where the stream was cut: "connection closed by peer in the middle
+   * of a frame" tells more than the bare EOF */
+  const char *cut = err == PUSHER_ERR_IO && c->ws ? pusher__ws_cut_point(c->ws) : NULL;
+  char d2[300];
+  if (cut && detail) {
+    snprintf(d2, sizeof d2, "%s %s", detail, cut);
+    detail = d2;
+  }
   finish(lose(c, A_BACKOFF, 0, err ? err : PUSHER_ERR_IO, detail, now));
   leave(c);
 }
@@ -617,6 +627,11 @@ void pusher__conn_io_recv(pusher__conn *c, uint64_t gen, const uint8_t *in, size
   enter(c);
   c->now = now;
   c->recv_gen = gen;
+  if (now >= c->ping_window_end) {
+    c->ping_window_end = add_ms(now, PING_WINDOW_MS);
+    c->pusher_pings = 0;
+    pusher__ws_set_ping_budget(c->ws, PING_RATE);
+  }
   (void)pusher__ws_recv(c->ws, in, len);
   leave(c);
 }

@@ -128,7 +128,12 @@ static flow msg_error(pusher__conn *c, const pusher__msg *msg, pusher__tstamp no
 }
 
 static flow msg_ping(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
-  (void)msg, (void)now;
+  (void)msg;
+  if (++c->pusher_pings > PING_RATE) {
+    char m2[100];
+    snprintf(m2, sizeof m2, "pusher:ping flood: more than %u in a second", PING_RATE);
+    return lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
+  }
   char *t;
   size_t n;
   if (pusher__proto_encode_pong(c->m, &t, &n) == 0) (void)send_text(c, t, n);

@@ -88,6 +88,14 @@ struct dropped {
 #define CLIENT_EVENT_MAX_DATA 10240
 #define CLIENT_EVENT_RATE 10
 #define CLIENT_EVENT_WINDOW_MS 1000
+/* Pings a server may send per second, counted apart for WebSocket pings
+ * and pusher:ping messages (include/pusher/pusher.h, "Caps"); each one costs
+ * an answer, so a flood past this fails the connection. */
+#define PING_RATE 100
+#define PING_WINDOW_MS 1000
+/* The shortest activity_timeout a server may ask for: shorter would have us
+ * ping it in a loop (pusher.h, activity_timeout). */
+#define MIN_SERVER_ACTIVITY_MS 1000
 
 typedef enum action { A_BACKOFF, A_TLS, A_RETRY, A_NOW, A_FATAL } action;
 
@@ -129,6 +137,8 @@ struct pusher__conn {
   pusher__tstamp connected_at;
   unsigned fails, fails_4200;
   char socket_id[64];
+  pusher__tstamp ping_window_end; /* the ping budgets are refilled then */
+  unsigned pusher_pings;          /* pusher:ping messages in this window */
 
   chan **chans;
   size_t nchans, achans;

@@ -6,6 +6,7 @@
  *   - helpers (accept key, frame header, UTF-8 validation). */
 #include "core/ws.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,23 @@ struct pusher__ws {
   int close_queued;
   int wslay_dead; /* wslay_event_send/recv returned < 0: never call it again */
   int failed; /* sticky error code once unusable (0 = fine) */
+
+  /* client: a frame-header scanner run over the input before wslay, only
+   * to name the RFC 6455 rule a bad frame broke (wslay reports a bare
+   * "protocol error"); see scan() */
+  uint8_t sc_hdr[14];
+  unsigned sc_have;     /* header bytes gathered */
+  uint64_t sc_left;     /* payload bytes of the current frame not seen yet */
+  int sc_frag;          /* inside a fragmented data message */
+  int sc_close;         /* the current frame is a close frame */
+  uint8_t sc_cbuf[125]; /* its payload */
+  size_t sc_clen;
+  uint8_t hold[2 + 4 + 125]; /* an incomplete close frame (see client_feed) */
+  size_t hold_len;
+  char why[128];        /* the first rule broken ("" = none seen) */
+  uint16_t why_code;    /* the close code wslay gives that rule: 1002 or 1007 */
+  long ping_budget;     /* client: pings still allowed (-1 = no cap) */
+  unsigned long ping_cap;
 
   /* events gathered inside wslay callbacks, delivered after it returns */
   int err;
@@ -190,6 +208,122 @@ size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_le
   return 10;
 }
 
+/* ------------------------------------------------------------------ client frame scanner */
+
+/* wslay answers every broken rule with close 1002 (1007 for bad UTF-8) and a
+ * bare error code.  To say which rule a server broke, the client also runs
+ * the frame headers (and close payloads, at most 125 bytes) through this
+ * scanner before wslay sees them.  It decides nothing: wslay still fails the
+ * connection; the scanner only supplies the words.  It stops at the first
+ * broken rule.  References are to RFC 6455. */
+
+static void scan_why(pusher__ws *ws, uint16_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void scan_why(pusher__ws *ws, uint16_t code, const char *fmt, ...) {
+  if (ws->why[0]) return;
+  ws->why_code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ws->why, sizeof ws->why, fmt, ap);
+  va_end(ap);
+}
+
+/* Section 7.4: the codes a close frame may carry (as wslay checks them). */
+static int close_code_ok(unsigned code) {
+  return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
+         (code >= 3000 && code <= 4999);
+}
+
+/* The close frame's payload is complete (section 5.5.1). */
+static void scan_close(pusher__ws *ws) {
+  const uint8_t *c = ws->sc_cbuf;
+  size_t n = ws->sc_clen;
+  unsigned code = n >= 2 ? (unsigned)c[0] << 8 | c[1] : 0;
+  if (n == 1)
+    scan_why(ws, 1002, "close frame with a 1-byte payload (a close body starts with a 2-byte code)");
+  else if (n >= 2 && !close_code_ok(code))
+    scan_why(ws, 1002, "invalid close code %u", code);
+  else if (n > 2 && !utf8_valid(c + 2, n - 2))
+    scan_why(ws, 1007, "invalid UTF-8 in the close reason");
+}
+
+/* A complete frame header: sections 5.2 (bits, lengths), 5.1 (masking),
+ * 5.4 (fragmentation) and 5.5 (control frames). */
+static void scan_header(pusher__ws *ws, uint64_t len, unsigned lenbytes) {
+  unsigned b0 = ws->sc_hdr[0], op = b0 & 0x0Fu, fin = b0 >> 7, rsv = (b0 >> 4) & 7u;
+  int ctrl = op >= 8;
+  if (lenbytes == 8 && (len >> 63))
+    scan_why(ws, 1002, "64-bit payload length with the most significant bit set");
+  else if ((lenbytes == 2 && len < 126) || (lenbytes == 8 && len < 65536))
+    scan_why(ws, 1002, "non-minimal payload length (%llu in the %u-bit form)",
+             (unsigned long long)len, lenbytes * 8);
+  else if (rsv & 4)
+    scan_why(ws, 1002, "reserved bit RSV1 set: a compressed frame, but compression was not negotiated");
+  else if (rsv)
+    scan_why(ws, 1002, "reserved bit RSV%u set (no extension was negotiated)", (rsv & 2) ? 2u : 3u);
+  else if (ws->sc_hdr[1] & 0x80)
+    scan_why(ws, 1002, "masked frame from the server (section 5.1: servers never mask)");
+  else if ((op >= 3 && op <= 7) || op >= 0xB)
+    scan_why(ws, 1002, "reserved opcode 0x%x", op);
+  else if (op == 0 && !ws->sc_frag)
+    scan_why(ws, 1002, "continuation frame without a message to continue");
+  else if (op != 0 && !ctrl && ws->sc_frag)
+    scan_why(ws, 1002, "new data frame inside a fragmented message");
+  if (op == 1 || op == 2) ws->sc_frag = !fin;
+  else if (op == 0 && fin) ws->sc_frag = 0;
+  ws->sc_close = op == 8;
+  ws->sc_clen = 0;
+}
+
+/* Header size once its first two bytes are known (0 = not yet known). */
+static unsigned header_size(const uint8_t *h, unsigned have) {
+  if (have < 2) return 0;
+  unsigned l7 = h[1] & 0x7Fu;
+  return 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
+}
+
+/* Scan p[0..n).  With stop_at_close, stop before the first byte of a close
+ * frame and return how many bytes were scanned; else (or once a broken rule
+ * was found) return n. */
+static size_t scan(pusher__ws *ws, const uint8_t *p, size_t n, int stop_at_close) {
+  size_t total = n;
+  while (n && !ws->why[0]) {
+    if (stop_at_close && !ws->sc_have && !ws->sc_left && (*p & 0x0Fu) == 8) return total - n;
+    if (ws->sc_left) {
+      size_t k = n < ws->sc_left ? n : (size_t)ws->sc_left;
+      if (ws->sc_close && ws->sc_clen + k <= sizeof ws->sc_cbuf) {
+        memcpy(ws->sc_cbuf + ws->sc_clen, p, k);
+        ws->sc_clen += k;
+      }
+      p += k;
+      n -= k;
+      ws->sc_left -= k;
+      if (!ws->sc_left && ws->sc_close) scan_close(ws);
+      continue;
+    }
+    ws->sc_hdr[ws->sc_have++] = *p++;
+    n--;
+    if (ws->sc_have == 2 && (ws->sc_hdr[0] & 0x08)) {
+      /* a control frame: wslay judges its size and FIN from these 2 bytes */
+      unsigned op = ws->sc_hdr[0] & 0x0Fu, l7 = ws->sc_hdr[1] & 0x7Fu;
+      if (l7 > 125)
+        scan_why(ws, 1002, "control frame (opcode 0x%x) with a payload over 125 bytes", op);
+      else if (!(ws->sc_hdr[0] & 0x80))
+        scan_why(ws, 1002, "fragmented control frame (opcode 0x%x)", op);
+    }
+    unsigned need = header_size(ws->sc_hdr, ws->sc_have);
+    if (!need || ws->sc_have < need) continue;
+    unsigned l7 = ws->sc_hdr[1] & 0x7Fu, lenbytes = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+    uint64_t len = lenbytes ? 0 : l7;
+    for (unsigned i = 0; i < lenbytes; i++) len = len << 8 | ws->sc_hdr[2 + i];
+    ws->sc_have = 0;
+    scan_header(ws, len, lenbytes);
+    ws->sc_left = len;
+    if (!len && ws->sc_close) scan_close(ws);
+  }
+  return total;
+}
+
 /* ------------------------------------------------------------------ wslay glue */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -256,6 +390,21 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     set_err(ws, PUSHER_ERR_WEBSOCKET, "binary frames are not supported");
     break;
   case WSLAY_CONNECTION_CLOSE: {
+    if (!ws->server && arg->msg_length == 1) {
+      /* wslay takes it for a close without a code; section 5.5.1 does not */
+      fail_inside(ws, 1002, "close frame with a 1-byte payload");
+      set_err(ws, PUSHER_ERR_WEBSOCKET, "%s",
+              ws->why[0] ? ws->why : "close frame with a 1-byte payload");
+      return;
+    }
+    if (!ws->server && arg->msg_length > 2 && !utf8_valid(msg + 2, arg->msg_length - 2)) {
+      /* wslay 1.1 checks the reason's UTF-8 per received chunk, skipping the
+       * first 2 bytes of every chunk: split across reads, a bad reason
+       * gets through.  Check the whole reason (section 5.5.1). */
+      fail_inside(ws, 1007, "invalid UTF-8 in the close reason");
+      set_err(ws, PUSHER_ERR_WEBSOCKET, "invalid UTF-8 in the close reason");
+      return;
+    }
     ws->close_pending = 1;
     ws->close_code = arg->status_code ? arg->status_code : 1005;
     size_t rl = arg->msg_length >= 2 ? arg->msg_length - 2 : 0;
@@ -265,7 +414,16 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     ws->close_reason_len = rl;
     break;
   }
-  default: /* ping (pong queued by wslay), pong */
+  case WSLAY_PING: /* wslay has queued the pong */
+    if (!ws->server && ws->ping_budget == 0) {
+      fail_inside(ws, 1008, "ping flood");
+      set_err(ws, PUSHER_ERR_WEBSOCKET, "ping flood: more than %lu WebSocket pings in a second",
+              ws->ping_cap);
+    } else if (ws->ping_budget > 0) {
+      ws->ping_budget--;
+    }
+    break;
+  default: /* pong */
     break;
   }
 }
@@ -336,6 +494,7 @@ int pusher__ws_client_new(pusher__ws **out, const pusher__ws_config *cfg,
   pusher__ws *ws;
   int r = ws_alloc(&ws, cfg, 0, cb, user_data);
   if (r) return r;
+  ws->ping_budget = -1;
   uint8_t nonce[16];
   fill_rand(ws, nonce, sizeof nonce);
   char key[32];
@@ -514,6 +673,65 @@ static int hs_feed(pusher__ws *ws, const uint8_t *in, size_t len, size_t *used) 
 
 /* ------------------------------------------------------------------ recv */
 
+/* One wslay_event_recv over in[0..len) (recv_cb serves it). */
+static int feed_wslay(pusher__ws *ws, const uint8_t *in, size_t len) {
+  ws->in = in;
+  ws->in_len = len;
+  ws->in_wslay = 1;
+  int r = wslay_event_recv(ws->ctx);
+  ws->in_wslay = 0;
+  ws->in = NULL;
+  ws->in_len = 0;
+  return r;
+}
+
+/* Size of the held close frame once its header is known (else 2).  Only a
+ * close frame of at most 125 payload bytes is held: a longer one is already
+ * a broken rule. */
+static size_t hold_want(const pusher__ws *ws) {
+  if (ws->hold_len < 2) return 2;
+  return header_size(ws->hold, 2) + (ws->hold[1] & 0x7Fu);
+}
+
+/* Client: feed wslay so that every close frame reaches it in one piece, in
+ * a wslay_event_recv of its own.  wslay 1.1 checks the close reason's UTF-8
+ * per received chunk and skips the first 2 bytes of every chunk, so a valid
+ * reason split across reads could fail as bad UTF-8 (and a 4001 close turn
+ * into a retry).  The bytes of an incomplete close frame (at most 131) wait
+ * in ws->hold for the rest. */
+static int client_feed(pusher__ws *ws, const uint8_t *in, size_t len) {
+  int r = 0;
+  while (len && r == 0 && !ws->err && !ws->close_pending &&
+         wslay_event_get_read_enabled(ws->ctx)) {
+    if (ws->hold_len) {
+      size_t want = hold_want(ws), k = want - ws->hold_len;
+      if (k > len) k = len;
+      memcpy(ws->hold + ws->hold_len, in, k);
+      scan(ws, in, k, 0);
+      ws->hold_len += k;
+      in += k;
+      len -= k;
+      if (!ws->why[0] && ws->hold_len < hold_want(ws)) continue;
+      r = feed_wslay(ws, ws->hold, ws->hold_len);
+      ws->hold_len = 0;
+      continue;
+    }
+    size_t n = scan(ws, in, len, 1);
+    if (n) {
+      r = feed_wslay(ws, in, n);
+      in += n;
+      len -= n;
+      continue;
+    }
+    ws->hold[0] = in[0]; /* a close frame starts here */
+    scan(ws, in, 1, 0);
+    ws->hold_len = 1;
+    in++;
+    len--;
+  }
+  return r;
+}
+
 /* Deliver the gathered error (last action: the caller may drop ws). */
 static int report_err(pusher__ws *ws) {
   int err = ws->err;
@@ -549,18 +767,12 @@ int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len) {
     ws->busy = 0;
     return flush(ws);
   }
-  ws->in = in;
-  ws->in_len = len;
-  ws->in_wslay = 1;
-  int r = wslay_event_recv(ws->ctx);
-  ws->in_wslay = 0;
-  ws->in = NULL;
-  ws->in_len = 0;
+  int r = ws->server ? feed_wslay(ws, in, len) : client_feed(ws, in, len);
   int fr = flush(ws); /* also after r < 0: wslay queued a close frame */
   if (r < 0) {
     ws->wslay_dead = 1;
-    set_err(ws, r == WSLAY_ERR_NOMEM ? PUSHER_ERR_NOMEM : PUSHER_ERR_WEBSOCKET,
-            "WebSocket protocol error (bad frame)");
+    set_err(ws, r == WSLAY_ERR_NOMEM ? PUSHER_ERR_NOMEM : PUSHER_ERR_WEBSOCKET, "%s",
+            ws->why[0] && r != WSLAY_ERR_NOMEM ? ws->why : "WebSocket protocol error (bad frame)");
   } else if (!ws->err && !ws->close_pending && !wslay_event_get_read_enabled(ws->ctx) &&
              !wslay_event_get_close_received(ws->ctx)) {
     /* wslay failed the connection itself (it queued a close frame). */
@@ -569,6 +781,8 @@ int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len) {
     ws->close_queued = 1;
     if (code == 1009)
       set_err(ws, PUSHER_ERR_MSG_TOO_LARGE, "message over %zu bytes", ws->max_msg);
+    else if (ws->why[0] && code == ws->why_code)
+      set_err(ws, PUSHER_ERR_WEBSOCKET, "%s", ws->why);
     else if (code == 1007)
       set_err(ws, PUSHER_ERR_WEBSOCKET, "invalid UTF-8 in text message");
     else
@@ -669,4 +883,17 @@ int pusher__ws_close_sent(const pusher__ws *ws) {
 
 int pusher__ws_close_received(const pusher__ws *ws) {
   return ws && wslay_event_get_close_received(ws->ctx);
+}
+
+void pusher__ws_set_ping_budget(pusher__ws *ws, unsigned long n) {
+  if (!ws || ws->server) return;
+  ws->ping_budget = n > (unsigned long)LONG_MAX ? LONG_MAX : (long)n;
+  ws->ping_cap = n;
+}
+
+const char *pusher__ws_cut_point(const pusher__ws *ws) {
+  if (!ws || ws->server || ws->failed) return NULL;
+  if (ws->state == ST_HANDSHAKE) return "during the WebSocket handshake";
+  if (ws->sc_have || ws->sc_left) return "in the middle of a frame";
+  return NULL;
 }

@@ -17,7 +17,9 @@
  * PUSHER_ERR_MSG_TOO_LARGE), handshake reply header <= 16 KiB, outbound
  * queue <= max_out bytes (over => PUSHER_ERR_TOO_LARGE from send_*).
  * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET.
- * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET.  Control frames we
+ * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET.  In client mode the
+ * error detail names the rule a bad server frame broke (e.g. "reserved bit
+ * RSV1 set: ...", "invalid close code 1005"), not just "protocol error".  Control frames we
  * must write (pongs, close replies) may use up to 64 KiB beyond max_out; past
  * that (a peer that pings but never reads) => PUSHER_ERR_TOO_LARGE.
  * wslay 1.1 allocates its own frame/queue memory with libc malloc (it has no
@@ -92,6 +94,16 @@ int pusher__ws_is_open(const pusher__ws *ws);      /* handshake done, not closed
 int pusher__ws_close_sent(const pusher__ws *ws);
 int pusher__ws_close_received(const pusher__ws *ws);
 
+/* Client: allow n more pings from the server.  The caller refills the
+ * budget once per period (lib/core/conn.c: every second) and n is quoted in
+ * the error.  The ping after the budget is spent fails the connection:
+ * close 1008, on_error(PUSHER_ERR_WEBSOCKET, "ping flood: ...").  Until the
+ * first call there is no cap.  Server mode: no effect. */
+void pusher__ws_set_ping_budget(pusher__ws *ws, unsigned long n);
+/* Client: where an abrupt end of the byte stream (EOF, reset) cuts it:
+ * "during the WebSocket handshake", "in the middle of a frame", or NULL
+ * (between frames, after an error, or in server mode).  For error text. */
+const char *pusher__ws_cut_point(const pusher__ws *ws);
 /* Sec-WebSocket-Accept for a key: base64(SHA1(key + GUID)); out >= 29 bytes. */
 int pusher__ws_accept_key(const char *key, char *out, size_t outlen);
 /* Encode an unmasked server frame header (FIN set) for opcode and payload

@@ -21,6 +21,7 @@ static uint64_t now;
 static char LOG[1 << 17];
 static int state_events[6];
 static int err_events, proto_errs;
+static char last_err_msg[300];
 static uint8_t rand_bytes[4];
 static int rand_fixed;
 
@@ -82,6 +83,7 @@ static void on_conn(pusher_client *owner, const pusher_connection_event *ev, voi
   } else if (strcmp(ev->name, "error") == 0) {
     logf_("err:%d:%s%s", ev->code, pusher_err_name(ev->error), ev->fatal ? ":fatal" : "");
     assert_non_null(ev->message);
+    snprintf(last_err_msg, sizeof last_err_msg, "%s", ev->message);
     err_events++;
     if (ev->error == PUSHER_ERR_PROTO || ev->error == PUSHER_ERR_JSON) proto_errs++;
   } else {
@@ -1389,6 +1391,124 @@ static void test_out_of_memory(void **st) {
   print_message("out of memory: failed each of %ld allocations in turn\n", total);
 }
 
+/* A server may send 100 pings a second, counted apart for WebSocket pings
+ * and pusher:ping messages; one more in the same second fails the
+ * connection (error, then the usual back-off).  A new second, a new budget. */
+static void ping_flood(int websocket) {
+  T t;
+  t_init(&t);
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  static const uint8_t wsping[2] = {0x89, 0x00};
+  static const char pping[] = "{\"event\":\"pusher:ping\",\"data\":{}}";
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 100; i++) {
+      if (websocket) fs_send_raw(&t.fs, wsping, sizeof wsping, now);
+      else fs_send_text(&t.fs, pping, now);
+    }
+    assert_int_equal(err_events, 0);
+    advance(&t, 1000);
+  }
+  for (int i = 0; i < 100; i++) {
+    if (websocket) fs_send_raw(&t.fs, wsping, sizeof wsping, now);
+    else fs_send_text(&t.fs, pping, now);
+  }
+  advance(&t, 999);
+  assert_int_equal(err_events, 0);
+  clear_log();
+  if (websocket) fs_send_raw(&t.fs, wsping, sizeof wsping, now);
+  else fs_send_text(&t.fs, pping, now);
+  assert_int_equal(err_events, 1);
+  if (websocket) {
+    assert_true(has("err:0:PUSHER_ERR_WEBSOCKET"));
+    assert_string_equal(last_err_msg, "ping flood: more than 100 WebSocket pings in a second");
+  } else {
+    assert_true(has("err:0:PUSHER_ERR_PROTO"));
+    assert_string_equal(last_err_msg, "pusher:ping flood: more than 100 in a second");
+  }
+  assert_true(has("connected>connecting"));
+  assert_true(has("in:5"));
+  t_free(&t);
+}
+
+static void test_ping_flood_websocket(void **st) {
+  (void)st;
+  ping_flood(1);
+}
+
+static void test_ping_flood_pusher(void **st) {
+  (void)st;
+  ping_flood(0);
+}
+
+/* An abrupt end of the stream says where it cut: inside a frame, or in
+ * the WebSocket handshake; between frames the transport's words stand. */
+static void test_cut_detail(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  fs_send_raw(&t.fs, "\x81\x05he", 4, now);
+  fs_drop(&t.fs, PUSHER_ERR_IO, now);
+  assert_string_equal(last_err_msg, "connection reset in the middle of a frame");
+  t_free(&t);
+
+  t_init(&t);
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  fs_drop(&t.fs, PUSHER_ERR_IO, now);
+  assert_string_equal(last_err_msg, "connection reset");
+  t_free(&t);
+
+  t_init(&t);
+  t_new(&t);
+  assert_int_equal(pusher__conn_connect(t.c, now), 0);
+  assert_int_equal(fs_io(&t.fs), PUSHER__IO_OPEN);
+  pusher__conn_io_opened(t.c, t.fs.gen, now);
+  pusher__conn_io_failed(t.c, t.fs.gen, PUSHER_ERR_IO, "connection closed by peer", now);
+  assert_string_equal(last_err_msg, "connection closed by peer during the WebSocket handshake");
+  t_free(&t);
+}
+
+/* A server asking for activity_timeout 0.001 (and answering every ping at
+ * once) would be pinged in a loop; the server's value is floored at 1 s. */
+static void test_server_activity_floor(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t.o.activity_timeout = 120;
+  t_new(&t);
+  assert_int_equal(pusher__conn_connect(t.c, now), 0);
+  assert_int_equal(fs_io(&t.fs), PUSHER__IO_OPEN);
+  assert_int_equal(fs_accept(&t.fs, now), 0);
+  fs_send_text(&t.fs,
+               "{\"event\":\"pusher:connection_established\",\"data\":\"{\\\"socket_id\\\":\\\"1.1\\\","
+               "\\\"activity_timeout\\\":0.001}\"}",
+               now);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTED);
+  size_t answered = 0;
+  for (int step = 0; step < 100; step++) { /* 10 s in 100 ms steps */
+    advance(&t, 100);
+    for (size_t n = fs_count(&t.fs, "pusher:ping"); answered < n; answered++)
+      fs_send_text(&t.fs, "{\"event\":\"pusher:pong\",\"data\":{}}", now);
+  }
+  assert_true(answered >= 9);
+  assert_true(answered <= 10);
+  assert_int_equal(err_events, 0);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTED);
+  t_free(&t);
+
+  /* the client's own shorter setting still applies */
+  t_init(&t);
+  t.o.activity_timeout = 0.5;
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  advance(&t, 501);
+  assert_int_equal(fs_count(&t.fs, "pusher:ping"), 1);
+  t_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_states_and_url),
@@ -1405,6 +1525,10 @@ int main(void) {
       cmocka_unit_test(test_pusher_error_established),
       cmocka_unit_test(test_ping_pong_timing),
       cmocka_unit_test(test_server_ping),
+      cmocka_unit_test(test_ping_flood_websocket),
+      cmocka_unit_test(test_ping_flood_pusher),
+      cmocka_unit_test(test_cut_detail),
+      cmocka_unit_test(test_server_activity_floor),
       cmocka_unit_test(test_connect_timeout),
       cmocka_unit_test(test_set_network),
       cmocka_unit_test(test_disconnect),

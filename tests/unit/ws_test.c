@@ -769,6 +769,183 @@ static void test_ping_flood_cap(void **st) {
   pusher__ws_del(ws);
 }
 
+/* Each broken rule of a server frame is named in the error (the scanner in
+ * ws.c), whatever the chunking: whole, split in two anywhere, byte by byte.
+ * A good text frame comes first so the scanner has state to carry. */
+static void test_bad_frame_messages(void **st) {
+  (void)st;
+  static const struct {
+    const char *bytes;
+    size_t len;
+    int err;
+    uint16_t code; /* close code the client sends back (0: none checked) */
+    const char *detail;
+  } cases[] = {
+#define C(b, err, code, d) {b, sizeof(b) - 1, err, code, d}
+      C("\xC1\x01x", PUSHER_ERR_WEBSOCKET, 1002,
+        "reserved bit RSV1 set: a compressed frame, but compression was not negotiated"),
+      C("\xA1\x01x", PUSHER_ERR_WEBSOCKET, 1002, "reserved bit RSV2 set (no extension was negotiated)"),
+      C("\x91\x01x", PUSHER_ERR_WEBSOCKET, 1002, "reserved bit RSV3 set (no extension was negotiated)"),
+      C("\x83\x00", PUSHER_ERR_WEBSOCKET, 1002, "reserved opcode 0x3"),
+      C("\x8F\x00", PUSHER_ERR_WEBSOCKET, 1002, "reserved opcode 0xf"),
+      C("\x81\x81\x01\x02\x03\x04y", PUSHER_ERR_WEBSOCKET, 1002,
+        "masked frame from the server (section 5.1: servers never mask)"),
+      C("\x89\x7E\x00\x7E", PUSHER_ERR_WEBSOCKET, 0,
+        "control frame (opcode 0x9) with a payload over 125 bytes"),
+      C("\x09\x00", PUSHER_ERR_WEBSOCKET, 0, "fragmented control frame (opcode 0x9)"),
+      C("\x80\x01x", PUSHER_ERR_WEBSOCKET, 1002, "continuation frame without a message to continue"),
+      C("\x01\x01x\x81\x01y", PUSHER_ERR_WEBSOCKET, 1002, "new data frame inside a fragmented message"),
+      C("\x81\x7E\x00\x01x", PUSHER_ERR_WEBSOCKET, 0, "non-minimal payload length (1 in the 16-bit form)"),
+      C("\x81\x7F\x00\x00\x00\x00\x00\x00\x01\x00", PUSHER_ERR_WEBSOCKET, 0,
+        "non-minimal payload length (256 in the 64-bit form)"),
+      C("\x81\x7F\x80\x00\x00\x00\x00\x00\x00\x00", PUSHER_ERR_WEBSOCKET, 0,
+        "64-bit payload length with the most significant bit set"),
+      C("\x88\x02\x03\xED", PUSHER_ERR_WEBSOCKET, 0, "invalid close code 1005"),
+      C("\x88\x02\x13\x88", PUSHER_ERR_WEBSOCKET, 0, "invalid close code 5000"),
+      C("\x88\x03\x03\xE8\xFF", PUSHER_ERR_WEBSOCKET, 0, "invalid UTF-8 in the close reason"),
+      C("\x88\x01\x03", PUSHER_ERR_WEBSOCKET, 0,
+        "close frame with a 1-byte payload (a close body starts with a 2-byte code)"),
+      /* a ping between fragments is fine; a data frame is not */
+      C("\x01\x01x\x89\x00\x02\x01y", PUSHER_ERR_WEBSOCKET, 0, /* a pong is queued first */
+        "new data frame inside a fragmented message"),
+#undef C
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint8_t in[256];
+    size_t n = frame(in, 1, 0x1, NULL, "ok", 2);
+    memcpy(in + n, cases[i].bytes, cases[i].len);
+    n += cases[i].len;
+    for (size_t split = 0; split <= n; split++) {
+      ev e = {0};
+      pusher__ws_config cfg = cfg_zero();
+      pusher__ws *ws = open_client(&e, &cfg);
+      int rc = feed_split(ws, in, n, split == n ? SIZE_MAX : split);
+      if (rc != cases[i].err) fail_msg("case %zu split %zu: rc %d", i, split, rc);
+      assert_int_equal(e.errors, 1);
+      assert_int_equal(e.texts, 1);
+      if (strcmp(e.detail, cases[i].detail) != 0)
+        fail_msg("case %zu split %zu: detail \"%s\", want \"%s\"", i, split, e.detail, cases[i].detail);
+      assert_int_equal(e.closes, 0);
+      if (cases[i].code) expect_fail_close(ws, &e, cases[i].err, cases[i].code);
+      pusher__ws_del(ws);
+    }
+  }
+}
+
+/* The scanner only names what wslay rejects: good traffic (fragments with a
+ * ping in between, a 64 KiB frame, a close with a code and reason) passes. */
+static void test_good_frames_not_flagged(void **st) {
+  (void)st;
+  static uint8_t in[70000 + 64];
+  static char big[65536];
+  memset(big, 'b', sizeof big);
+  size_t n = frame(in, 0, 0x1, NULL, "ab", 2);
+  n += frame(in + n, 1, 0x9, NULL, "p", 1);
+  n += frame(in + n, 1, 0x0, NULL, "cd", 2);
+  n += frame(in + n, 1, 0x1, NULL, big, sizeof big);
+  n += frame(in + n, 1, 0x8, NULL, "\x0F\xA0" "bye", 5); /* 4000 */
+  ev e = {0};
+  pusher__ws_config cfg = cfg_zero();
+  cfg.max_msg = sizeof big;
+  pusher__ws *ws = open_client(&e, &cfg);
+  assert_int_equal(feed_split(ws, in, n, 3), 0);
+  assert_int_equal(e.errors, 0);
+  assert_int_equal(e.texts, 2);
+  assert_int_equal(e.closes, 1);
+  assert_int_equal(e.close_code, 4000);
+  assert_string_equal(e.close_reason, "bye");
+  pusher__ws_del(ws);
+}
+
+/* A ping budget (set by conn.c once a second): the ping after it is spent
+ * fails the connection with 1008; before the first budget, no cap. */
+static void test_ping_budget(void **st) {
+  (void)st;
+  uint8_t ping[8];
+  size_t pn = frame(ping, 1, 0x9, NULL, NULL, 0);
+  ev e = {0};
+  pusher__ws_config cfg = cfg_zero();
+  pusher__ws *ws = open_client(&e, &cfg);
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(pusher__ws_recv(ws, ping, pn), 0);
+    drain(ws);
+  }
+  pusher__ws_set_ping_budget(ws, 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(pusher__ws_recv(ws, ping, pn), 0);
+    drain(ws);
+  }
+  pusher__ws_set_ping_budget(ws, 3); /* refilled: three more */
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(pusher__ws_recv(ws, ping, pn), 0);
+    drain(ws);
+  }
+  assert_int_equal(e.errors, 0);
+  assert_int_equal(pusher__ws_recv(ws, ping, pn), PUSHER_ERR_WEBSOCKET);
+  assert_string_equal(e.detail, "ping flood: more than 3 WebSocket pings in a second");
+  /* a close 1008 is queued (next to the pong for the last ping) */
+  const uint8_t *p;
+  size_t n = pusher__ws_pending(ws, &p), off = 0;
+  int close_code = 0;
+  while (off + 6 <= n) { /* client frames: masked, payload < 126 */
+    size_t fl = 6 + (p[off + 1] & 0x7Fu);
+    if (p[off] == 0x88 && fl >= 8) close_code = (p[off + 6] << 8) | p[off + 7]; /* zero mask */
+    off += fl;
+  }
+  assert_int_equal(off, n);
+  assert_int_equal(close_code, 1008);
+  pusher__ws_del(ws);
+}
+
+/* Where an abrupt end of the stream would cut it. */
+static void test_cut_point(void **st) {
+  (void)st;
+  ev e = {0};
+  pusher__ws_config cfg = cfg_zero();
+  pusher__ws *ws = NULL;
+  assert_int_equal(pusher__ws_client_new(&ws, &cfg, "h:80", "/app/k", NULL, &CB, &e), 0);
+  assert_string_equal(pusher__ws_cut_point(ws), "during the WebSocket handshake");
+  assert_int_equal(pusher__ws_recv(ws, (const uint8_t *)OK_REPLY, sizeof OK_REPLY - 1), 0);
+  assert_null(pusher__ws_cut_point(ws));
+  uint8_t in[16];
+  size_t n = frame(in, 1, 0x1, NULL, "hello", 5);
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(pusher__ws_recv(ws, in + i, 1), 0);
+    if (i + 1 < n) assert_string_equal(pusher__ws_cut_point(ws), "in the middle of a frame");
+  }
+  assert_null(pusher__ws_cut_point(ws));
+  assert_int_equal(e.texts, 1);
+  pusher__ws_del(ws);
+  assert_null(pusher__ws_cut_point(NULL));
+}
+
+/* A valid close whose reason is not ASCII, split at every byte (and byte by
+ * byte): always the close (4001, reason intact), never "invalid UTF-8".
+ * wslay 1.1 alone fails some of these splits (it checks the reason's UTF-8
+ * per chunk); the client hands it every close frame in one piece. */
+static void test_close_reason_split(void **st) {
+  (void)st;
+  uint8_t in[64];
+  size_t n = frame(in, 1, 0x1, NULL, "ok", 2);
+  n += frame(in + n, 1, 0x8, NULL, "\x0F\xA1" "d\xC3\xA9j\xC3\xA0 vu \xE2\x82\xAC", 16);
+  for (size_t split = 0; split <= n; split++) {
+    ev e = {0};
+    pusher__ws_config cfg = cfg_zero();
+    pusher__ws *ws = open_client(&e, &cfg);
+    int rc = feed_split(ws, in, n, split == n ? SIZE_MAX : split);
+    if (rc != 0 || e.errors || e.closes != 1)
+      fail_msg("split %zu: rc %d errors %d (%s) closes %d", split, rc, e.errors, e.detail, e.closes);
+    assert_int_equal(e.texts, 1);
+    assert_int_equal(e.close_code, 4001);
+    assert_string_equal(e.close_reason, "d\xC3\xA9j\xC3\xA0 vu \xE2\x82\xAC");
+    /* the close echo went out, and nothing is read after the close */
+    assert_true(pusher__ws_close_received(ws));
+    assert_int_equal(pusher__ws_recv(ws, in, 4), 0);
+    assert_int_equal(e.texts, 1);
+    pusher__ws_del(ws);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key),
@@ -795,6 +972,11 @@ int main(void) {
       cmocka_unit_test(test_server_round_trip),
       cmocka_unit_test(test_server_rejects_unmasked),
       cmocka_unit_test(test_ping_flood_cap),
+      cmocka_unit_test(test_bad_frame_messages),
+      cmocka_unit_test(test_good_frames_not_flagged),
+      cmocka_unit_test(test_ping_budget),
+      cmocka_unit_test(test_cut_point),
+      cmocka_unit_test(test_close_reason_split),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
