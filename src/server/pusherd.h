@@ -32,27 +32,8 @@
 #include <http_parser.h>
 
 
-/* ------------------------------------------------------------------ ws (wsframe.c) */
-typedef struct pd_ws pd_ws;
-typedef struct pd_ws_callbacks {
-  void (*on_text)(const uint8_t *msg, size_t len, void *ud);
-  void (*on_binary)(const uint8_t *msg, size_t len, void *ud);
-  void (*on_close)(uint16_t code, void *ud);
-  void (*on_error)(int close_code, const char *why, void *ud);
-  void (*on_pong)(void *ud);
-} pd_ws_callbacks;
-/* Queues the 101 reply; NULL on a bad key or OOM. */
-pd_ws *pd_ws_server_new(const char *key, size_t max_msg, const pd_ws_callbacks *cb, void *ud);
-void pd_ws_del(pd_ws *ws);
-int pd_ws_recv(pd_ws *ws, const uint8_t *in, size_t len);
-void pd_ws_stop(pd_ws *ws);   /* ignore the rest of the input */
-int pd_ws_send_close(pd_ws *ws, uint16_t code, const char *reason);
-size_t pd_ws_pending(pd_ws *ws, const uint8_t **out);
-void pd_ws_consume(pd_ws *ws, size_t n);
-int pd_ws_close_sent(const pd_ws *ws);
-int pd_ws_accept_key(const char *key, char *out, size_t outlen);
-size_t pd_ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t len);
-
+/* ------------------------------------------------------------------ caps */
+typedef struct pusher__ws pusher__ws; /* lib/core/ws.h: the WebSocket codec */
 #define PD_HEADER_CAP (16u * 1024u)
 #define PD_BODY_CAP (1024u * 1024u)
 #define PD_WS_MSG_CAP (256u * 1024u)
@@ -185,7 +166,8 @@ typedef struct pd_conn {
   int req_done;
   int http_error;
   /* WebSocket / Pusher */
-  pd_ws *ws;
+  pusher__ws *ws;
+  int in_ws_recv;              /* inside pusher__ws_recv */
   pd_app *app;
   char socket_id[48];
   pd_sub *subs;

@@ -1,6 +1,7 @@
 /* pusherd: listener, connections, HTTP parsing, WebSocket upgrade, output
  * queues, timers and graceful shutdown. */
 #include "pusherd.h"
+#include "core/ws.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -119,10 +120,10 @@ static void conn_drain_ws(pd_conn *c) {
   if (!c->ws) return;
   for (;;) {
     const uint8_t *p;
-    size_t n = pd_ws_pending(c->ws, &p);
+    size_t n = pusher__ws_pending(c->ws, &p);
     if (!n) break;
     pd_msg *m = pd_msg_raw(p, n);
-    pd_ws_consume(c->ws, n);
+    pusher__ws_consume(c->ws, n);
     if (!m) break;
     conn_write_raw(c, m);
     pd_msg_unref(m);
@@ -146,14 +147,15 @@ void pd_conn_close(pd_conn *c, int code, const char *message) {
     }
     char reason[100];
     snprintf(reason, sizeof reason, "%s", message ? message : "");
-    pd_ws_send_close(c->ws, (uint16_t)code, reason);
-    pd_ws_stop(c->ws);
+    (void)pusher__ws_send_close(c->ws, (uint16_t)code, reason);
     conn_drain_ws(c);
   }
   pd_conn_leave_all(c);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
-  if (c->out_bytes == 0) conn_begin_close(c);
+  /* Inside pusher__ws_recv the close frame is still in the codec's queue:
+   * pd_conn_feed flushes it and then closes. */
+  if (c->out_bytes == 0 && !c->in_ws_recv) conn_begin_close(c);
 }
 
 void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
@@ -222,7 +224,7 @@ void pd_conn_destroy(pd_conn *c) {
   }
   pd_server *s = c->srv;
   conn_unlink(c);
-  if (c->ws) pd_ws_del(c->ws);
+  if (c->ws) pusher__ws_del(c->ws);
   http_reset(c);
   pd_free(c->subs);
   pd_free(c->user_id);
@@ -264,7 +266,7 @@ static void ws_on_pong(void *ud) {
   c->ping_sent_ms = 0;
 }
 
-static void ws_on_close(uint16_t code, void *ud) {
+static void ws_on_close(uint16_t code, const char *reason, size_t reason_len, void *ud) {
   pd_conn *c = ud;
   pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->socket_id, code);
   conn_drain_ws(c);
@@ -283,7 +285,17 @@ static void ws_on_error(int err, const char *detail, void *ud) {
   c->close_started_ms = pd_now_ms(c->srv);
 }
 
-static const pd_ws_callbacks ws_cbs = {ws_on_text, ws_on_binary, ws_on_close, ws_on_error, ws_on_pong};
+/* The shared codec (lib/core/ws.h) in server mode: binary messages are
+ * delivered (and answered with pusher:error), invalid UTF-8 closes 1007. */
+static const pusher__ws_callbacks ws_cbs = {
+    .on_text = ws_on_text,
+    .on_close = ws_on_close,
+    .on_error = ws_on_error,
+};
+static const pusher__ws_extra_callbacks ws_xcbs = {
+    .on_binary = ws_on_binary,
+    .on_pong = ws_on_pong,
+};
 
 /* Value of query parameter `name` in q (not decoded); NULL if absent. */
 static const char *query_param(const char *q, const char *name, size_t *vlen) {
@@ -307,12 +319,14 @@ static const char *query_param(const char *q, const char *name, size_t *vlen) {
 
 static void ws_upgrade(pd_conn *c) {
   pd_server *s = c->srv;
-  c->ws = pd_ws_server_new(c->ws_key, PD_WS_MSG_CAP, &ws_cbs, c);
-  if (!c->ws) {
+  pusher__ws_config wcfg = {.max_msg = PD_WS_MSG_CAP};
+  if (pusher__ws_server_new(&c->ws, &wcfg, c->ws_key, NULL, &ws_cbs, c) != 0) {
+    c->ws = NULL;
     http_error_reply(c, 400, "Invalid WebSocket handshake");
     return;
   }
   c->is_ws = 1;
+  pusher__ws_set_extra_callbacks(c->ws, &ws_xcbs);
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
 
@@ -488,7 +502,9 @@ static const http_parser_settings hp_settings = {
 void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
   if (c->closing || c->close_after_flush) return;
   if (c->is_ws) {
-    pd_ws_recv(c->ws, buf, len);
+    c->in_ws_recv = 1;
+    (void)pusher__ws_recv(c->ws, buf, len);
+    c->in_ws_recv = 0;
     conn_drain_ws(c);
     if (c->close_after_flush && c->out_bytes == 0) conn_begin_close(c);
     return;

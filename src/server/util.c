@@ -2,6 +2,7 @@
 #include "pusherd.h"
 #include "core/mem.h"
 #include "core/sign.h"
+#include "core/ws.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -146,7 +147,7 @@ pd_msg *pd_msg_raw(const void *bytes, size_t len) {
 
 pd_msg *pd_msg_frame(const char *payload, size_t len) {
   uint8_t hdr[16];
-  size_t hl = pd_ws_frame_header(hdr, 0x1, len);
+  size_t hl = pusher__ws_frame_header(hdr, 0x1, len);
   pd_msg *m = pd_alloc(sizeof *m + hl + len);
   if (!m) return NULL;
   m->refs = 1;

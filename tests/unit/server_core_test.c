@@ -13,8 +13,10 @@
 
 #include "pusherd.h"
 #include "core/sign.h"
+#include "core/ws.h"
 
 /* ------------------------------------------------------------ framer */
+/* pusherd's WebSocket codec is the core's (lib/core/ws.h) in server mode. */
 typedef struct rec {
   char text[512];
   size_t text_len;
@@ -29,7 +31,7 @@ static void r_text(const uint8_t *m, size_t n, void *ud) {
   r->texts++;
 }
 static void r_bin(const uint8_t *m, size_t n, void *ud) { ((rec *)ud)->binaries++; }
-static void r_close(uint16_t code, void *ud) {
+static void r_close(uint16_t code, const char *reason, size_t rl, void *ud) {
   ((rec *)ud)->closes++;
   ((rec *)ud)->close_code = code;
 }
@@ -38,17 +40,20 @@ static void r_err(int code, const char *why, void *ud) {
   ((rec *)ud)->error_code = code;
 }
 static void r_pong(void *ud) { ((rec *)ud)->pongs++; }
-static const pd_ws_callbacks rcb = {r_text, r_bin, r_close, r_err, r_pong};
+static const pusher__ws_callbacks rcb = {.on_text = r_text, .on_close = r_close, .on_error = r_err};
+static const pusher__ws_extra_callbacks rxcb = {.on_binary = r_bin, .on_pong = r_pong};
 
-static pd_ws *new_ws(rec *r, size_t max) {
+static pusher__ws *new_ws(rec *r, size_t max) {
   memset(r, 0, sizeof *r);
-  pd_ws *ws = pd_ws_server_new("dGhlIHNhbXBsZSBub25jZQ==", max, &rcb, r);
-  assert_non_null(ws);
+  pusher__ws_config cfg = {.max_msg = max};
+  pusher__ws *ws = NULL;
+  assert_int_equal(pusher__ws_server_new(&ws, &cfg, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &rcb, r), 0);
+  pusher__ws_set_extra_callbacks(ws, &rxcb);
   const uint8_t *p;
-  size_t n = pd_ws_pending(ws, &p);
+  size_t n = pusher__ws_pending(ws, &p);
   assert_true(n > 0);
   assert_non_null(strstr((const char *)p, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-  pd_ws_consume(ws, n);
+  pusher__ws_consume(ws, n);
   return ws;
 }
 
@@ -69,16 +74,25 @@ static size_t mk(uint8_t *out, int fin, int op, const char *payload, size_t n) {
   return h + n;
 }
 
+/* The close code of the close frame at the end of the pending output. */
+static int pending_close_code(pusher__ws *ws) {
+  const uint8_t *p;
+  size_t pn = pusher__ws_pending(ws, &p);
+  assert_true(pn >= 4);
+  assert_int_equal(p[0], 0x88);
+  return (p[2] << 8) | p[3];
+}
+
 static void test_rfc_vectors(void **st) {
   char acc[32];
-  assert_int_equal(pd_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", acc, sizeof acc), 0);
+  assert_int_equal(pusher__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", acc, sizeof acc), 0);
   assert_string_equal(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   rec r;
-  pd_ws *ws = new_ws(&r, 1024);
+  pusher__ws *ws = new_ws(&r, 1024);
   /* RFC 6455 §5.7: a masked "Hello" */
   const uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
   /* byte by byte: partial input must wait */
-  for (size_t i = 0; i < sizeof hello; i++) assert_int_equal(pd_ws_recv(ws, hello + i, 1), 0);
+  for (size_t i = 0; i < sizeof hello; i++) assert_int_equal(pusher__ws_recv(ws, hello + i, 1), 0);
   assert_int_equal(r.texts, 1);
   assert_int_equal(r.text_len, 5);
   assert_memory_equal(r.text, "Hello", 5);
@@ -87,57 +101,100 @@ static void test_rfc_vectors(void **st) {
   size_t n = mk(buf, 0, 1, "Hel", 3);
   n += mk(buf + n, 1, 9, "p", 1);
   n += mk(buf + n, 1, 0, "lo!", 3);
-  assert_int_equal(pd_ws_recv(ws, buf, n), 0);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), 0);
   assert_int_equal(r.texts, 2);
   assert_memory_equal(r.text, "Hello!", 6);
   const uint8_t *p;
-  size_t pn = pd_ws_pending(ws, &p);
+  size_t pn = pusher__ws_pending(ws, &p);
   assert_int_equal(pn, 3);
   assert_int_equal(p[0], 0x8A); /* pong, unmasked, echoing "p" */
   assert_int_equal(p[2], 'p');
-  pd_ws_consume(ws, pn);
-  /* binary */
+  pusher__ws_consume(ws, pn);
+  /* a pong from the client is reported */
+  n = mk(buf, 1, 0xA, "", 0);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), 0);
+  assert_int_equal(r.pongs, 1);
+  /* binary: delivered, the connection stays open, nothing is sent */
   n = mk(buf, 1, 2, "\x01\x02", 2);
-  assert_int_equal(pd_ws_recv(ws, buf, n), 0);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), 0);
   assert_int_equal(r.binaries, 1);
+  assert_int_equal(r.errors, 0);
+  assert_true(pusher__ws_is_open(ws));
+  assert_int_equal(pusher__ws_pending(ws, &p), 0);
   /* close 1000 is echoed */
   n = mk(buf, 1, 8, "\x03\xe8", 2);
-  pd_ws_recv(ws, buf, n);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), 0);
   assert_int_equal(r.closes, 1);
   assert_int_equal(r.close_code, 1000);
-  pn = pd_ws_pending(ws, &p);
-  assert_int_equal(pn, 4);
-  assert_int_equal(p[0], 0x88);
-  assert_int_equal((p[2] << 8) | p[3], 1000);
-  pd_ws_del(ws);
+  assert_int_equal(pending_close_code(ws), 1000);
+  pusher__ws_del(ws);
 }
 
 static void test_framer_errors(void **st) {
   rec r;
-  pd_ws *ws = new_ws(&r, 16);
+  pusher__ws *ws = new_ws(&r, 16);
   const uint8_t unmasked[] = {0x81, 0x02, 'h', 'i'};
-  pd_ws_recv(ws, unmasked, sizeof unmasked);
+  assert_int_equal(pusher__ws_recv(ws, unmasked, sizeof unmasked), PUSHER_ERR_WEBSOCKET);
   assert_int_equal(r.errors, 1);
-  assert_int_equal(r.error_code, 1002);
-  pd_ws_del(ws);
+  assert_int_equal(pending_close_code(ws), 1002);
+  pusher__ws_del(ws);
 
   ws = new_ws(&r, 16);
   uint8_t buf[64];
   size_t n = mk(buf, 1, 1, "0123456789abcdefXYZ", 19);
-  pd_ws_recv(ws, buf, n);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), PUSHER_ERR_MSG_TOO_LARGE);
   assert_int_equal(r.errors, 1);
-  assert_int_equal(r.error_code, 1009);
-  const uint8_t *p;
-  size_t pn = pd_ws_pending(ws, &p);
-  assert_true(pn >= 4);
-  assert_int_equal((p[2] << 8) | p[3], 1009);
-  pd_ws_del(ws);
+  assert_int_equal(pending_close_code(ws), 1009);
+  pusher__ws_del(ws);
 
   ws = new_ws(&r, 1024);
   const uint8_t big_ctl[] = {0x89, 0xfe, 0x00, 0x80};
-  pd_ws_recv(ws, big_ctl, sizeof big_ctl);
-  assert_int_equal(r.error_code, 1002);
-  pd_ws_del(ws);
+  assert_true(pusher__ws_recv(ws, big_ctl, sizeof big_ctl) < 0);
+  assert_int_equal(r.errors, 1);
+  pusher__ws_del(ws);
+}
+
+/* RFC 6455 §8.1: invalid UTF-8 in a text message fails the connection with
+ * 1007, also when the bad sequence is split over two fragments or the
+ * message ends inside a sequence. */
+static void test_framer_utf8(void **st) {
+  static const struct {
+    const char *a, *b; /* fragments; b NULL = one frame */
+  } cases[] = {
+      {"{\xff\xfe}", NULL},       /* bytes never valid */
+      {"\xc0\xaf", NULL},         /* overlong '/' */
+      {"\xed\xa0\x80", NULL},     /* surrogate U+D800 */
+      {"ok\xe2\x82", NULL},       /* ends inside a sequence */
+      {"ok\xe2", "\x28\xa1"},     /* split: bad continuation */
+      {"ok\xf4\x90", "\x80\x80"}, /* split: over U+10FFFF */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    rec r;
+    pusher__ws *ws = new_ws(&r, 1024);
+    uint8_t buf[64];
+    size_t n;
+    if (cases[i].b) {
+      n = mk(buf, 0, 1, cases[i].a, strlen(cases[i].a));
+      n += mk(buf + n, 1, 0, cases[i].b, strlen(cases[i].b));
+    } else {
+      n = mk(buf, 1, 1, cases[i].a, strlen(cases[i].a));
+    }
+    assert_int_equal(pusher__ws_recv(ws, buf, n), PUSHER_ERR_WEBSOCKET);
+    assert_int_equal(r.texts, 0);
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(pending_close_code(ws), 1007);
+    pusher__ws_del(ws);
+  }
+  /* valid multi-byte text split inside a sequence is delivered whole */
+  rec r;
+  pusher__ws *ws = new_ws(&r, 1024);
+  uint8_t buf[64];
+  size_t n = mk(buf, 0, 1, "\xe2\x82", 2);
+  n += mk(buf + n, 1, 0, "\xac!", 2);
+  assert_int_equal(pusher__ws_recv(ws, buf, n), 0);
+  assert_int_equal(r.texts, 1);
+  assert_memory_equal(r.text, "\xe2\x82\xac!", 4);
+  pusher__ws_del(ws);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -289,6 +346,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rfc_vectors),
       cmocka_unit_test(test_framer_errors),
+      cmocka_unit_test(test_framer_utf8),
       cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
       cmocka_unit_test(test_config_errors),
   };
