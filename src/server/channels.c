@@ -1,25 +1,13 @@
 /* pusherd: channel registry, presence members, cache channels, fan-out. */
 #include "pusherd.h"
+#include "core/names.h"
 
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
-
-int pd_channel_name_valid(const pd_app *app, const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > app->max_channel_name) return 0;
-  const char *p = name;
-  if (has_prefix(name, "#server-to-user-")) p = name + strlen("#server-to-user-");
-  if (!*p) return 0;
-  for (; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-          ch == '-' || ch == '=' || ch == '@' || ch == ',' || ch == '.' || ch == ';'))
-      return 0;
-  }
-  return 1;
+int pd_channel_name_valid(const pd_app *app, const char *name, size_t len, char *why, size_t whylen) {
+  return pusher__check_channel_name(name, len, app->max_channel_name, 1, why, whylen);
 }
 
 pd_channel *pd_channel_get(pd_app *app, const char *name, int create) {
@@ -29,11 +17,11 @@ pd_channel *pd_channel_get(pd_app *app, const char *name, int create) {
   if (!ch) return NULL;
   ch->app = app;
   ch->name = pd_strdup(name);
-  ch->presence = has_prefix(name, "presence-");
-  ch->encrypted = has_prefix(name, "private-encrypted-");
-  ch->priv = has_prefix(name, "private-");
-  ch->cache = has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
-              has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-");
+  pusher__chan_kind k = pusher__chan_kind_of(name);
+  ch->presence = k == PUSHER__CHAN_PRESENCE;
+  ch->encrypted = k == PUSHER__CHAN_ENCRYPTED;
+  ch->priv = k == PUSHER__CHAN_PRIVATE || k == PUSHER__CHAN_ENCRYPTED;
+  ch->cache = pusher__chan_is_cache(name);
   if (!ch->name || pd_map_put(&app->channels, name, ch) != 0) {
     pd_free(ch->name);
     pd_free(ch);
@@ -292,7 +280,7 @@ pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id)
  * lost), once per socket. */
 static int publish_to_user(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
   size_t n;
-  pd_conn **list = pd_user_sockets(app, channel + strlen("#server-to-user-"), &n);
+  pd_conn **list = pd_user_sockets(app, pusher__chan_user_id(channel), &n);
   if (!list) return 0;
   json_t *o = json_pack("{s:s,s:s,s:s}", "event", event, "channel", channel, "data", data);
   pd_msg *m = o ? pd_msg_json(o) : NULL;
@@ -305,10 +293,9 @@ static int publish_to_user(pd_app *app, const char *channel, const char *event, 
 }
 
 int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
-  if (has_prefix(channel, "#server-to-user-")) return publish_to_user(app, channel, event, data, except);
+  if (pusher__chan_user_id(channel)) return publish_to_user(app, channel, event, data, except);
   pd_channel *ch = pd_channel_get(app, channel, 0);
-  int is_cache = has_prefix(channel, "cache-") || has_prefix(channel, "private-cache-") ||
-                 has_prefix(channel, "private-encrypted-cache-") || has_prefix(channel, "presence-cache-");
+  int is_cache = pusher__chan_is_cache(channel);
   if (!ch && !is_cache) return 0;
   if (!ch) ch = pd_channel_get(app, channel, 1);
   if (!ch) return -1;

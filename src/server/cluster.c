@@ -66,6 +66,7 @@
  * member_added (no distributed lock).
  */
 #include "pusherd.h"
+#include "core/names.h"
 
 #ifdef PUSHERD_HAVE_HIREDIS
 
@@ -390,7 +391,7 @@ void pd_cluster_terminate(pd_app *app, const char *user_id) {
 
 void pd_cluster_local_subs(pd_channel *ch) {
   pd_capp *ca = capp_of(ch->app);
-  if (!ca || ch->name[0] == '#') return;
+  if (!ca || pusher__chan_user_id(ch->name)) return;
   json_t *o = json_pack("{s:s,s:s,s:I}", "t", "sub", "c", ch->name, "k", (json_int_t)ch->nsubs);
   if (o) publish_obj(ca, o);
 }
@@ -460,7 +461,7 @@ void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {
       for (size_t j = 0; j < n->chans.nb; j++)
         for (pd_map_ent *ce = n->chans.b[j]; ce; ce = ce->next) {
           rchan *rc = ce->val;
-          if (rc->subs <= 0 || ce->key[0] == '#') continue;
+          if (rc->subs <= 0 || pusher__chan_user_id(ce->key)) continue;
           if (prefix && strncmp(ce->key, prefix, strlen(prefix)) != 0) continue;
           if (!json_object_get(obj, ce->key)) json_object_set_new(obj, ce->key, json_null());
         }
@@ -562,7 +563,7 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
   n->seen_ms = pd_now_ms(s);
   if (strcmp(t, "ev") == 0 && c) {
     const char *e = json_string_value(json_object_get(o, "e")), *d = json_string_value(json_object_get(o, "d"));
-    if (e && d && pd_channel_name_valid(app, c))
+    if (e && d && pd_channel_name_valid(app, c, strlen(c), NULL, 0))
       pd_publish(app, c, e, d, x ? pd_server_find_socket(s, app, x) : NULL);
   } else if (strcmp(t, "fr") == 0 && c) {
     json_t *f = json_object_get(o, "f");

@@ -253,7 +253,8 @@ typedef struct pd_member {
   size_t count;               /* sockets of this user on the channel */
 } pd_member;
 
-int pd_channel_name_valid(const pd_app *app, const char *name);
+/* 1 when valid for app's limits; else 0 and a message naming them in why. */
+int pd_channel_name_valid(const pd_app *app, const char *name, size_t len, char *why, size_t whylen);
 pd_channel *pd_channel_get(pd_app *app, const char *name, int create);
 pd_sub *pd_conn_find_sub(pd_conn *c, const char *name);
 /* returns 0, or -1 error (message in *err) */

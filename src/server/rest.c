@@ -1,5 +1,6 @@
 /* pusherd: the HTTP API (/apps/<id>/...) and health endpoints. */
 #include "pusherd.h"
+#include "core/names.h"
 #include "core/sign.h"
 
 #include <stdio.h>
@@ -118,15 +119,8 @@ static int check_signature(pd_conn *c, pd_app *app, const char *method, const ch
   return -1;
 }
 
-static int socket_id_valid(const char *s) {
-  const char *dot = strchr(s, '.');
-  if (!dot || dot == s || !dot[1]) return 0;
-  for (const char *p = s; *p; p++)
-    if (p != dot && (*p < '0' || *p > '9')) return 0;
-  return 1;
-}
-
 static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static int is_presence(const char *name) { return pusher__chan_kind_of(name) == PUSHER__CHAN_PRESENCE; }
 
 /* Parse the "info" attribute list; sets flags; -1 on an unknown attribute. */
 static int parse_info(const char *info, int *user_count, int *sub_count, int *cache) {
@@ -148,7 +142,7 @@ static int parse_info(const char *info, int *user_count, int *sub_count, int *ca
 static json_t *channel_info(pd_app *app, const char *name, int uc, int sc) {
   /* local + other nodes (cluster.c); equal to the local values without --redis */
   json_t *o = json_object();
-  if (uc && has_prefix(name, "presence-"))
+  if (uc && is_presence(name))
     json_object_set_new(o, "user_count", json_integer((json_int_t)pd_channel_total_members(app, name)));
   if (sc) json_object_set_new(o, "subscription_count", json_integer((json_int_t)pd_channel_total_subs(app, name)));
   return o;
@@ -175,8 +169,10 @@ static int parse_event(pd_conn *c, pd_app *app, json_t *o, ev *e, int batch) {
     reply_error(c, 400, "Missing or invalid \"name\" (a non-empty string)");
     return -1;
   }
-  if (json_string_length(jn) > app->max_event_name || strlen(json_string_value(jn)) != json_string_length(jn)) {
-    reply_error(c, 400, "Event name too long (max %zu)", app->max_event_name);
+  char why[200];
+  if (!pusher__check_event_name(json_string_value(jn), json_string_length(jn), app->max_event_name, why,
+                                sizeof why)) {
+    reply_error(c, 400, "%s", why);
     return -1;
   }
   e->name = json_string_value(jn);
@@ -240,21 +236,22 @@ static int parse_event(pd_conn *c, pd_app *app, json_t *o, ev *e, int batch) {
   e->nch = n;
   for (size_t i = 0; i < n; i++) {
     json_t *jc = chs ? json_array_get(chs, i) : ch1;
-    if (!json_is_string(jc) || strlen(json_string_value(jc)) != json_string_length(jc) ||
-        !pd_channel_name_valid(app, json_string_value(jc))) {
-      reply_error(c, 400, "Invalid channel name at position %zu", i);
+    if (!json_is_string(jc) ||
+        !pd_channel_name_valid(app, json_string_value(jc), json_string_length(jc), why, sizeof why)) {
+      reply_error(c, 400, "Channel at position %zu: %s", i, json_is_string(jc) ? why : "not a string");
       goto fail;
     }
     e->channels[i] = json_string_value(jc);
-    if (n > 1 && has_prefix(e->channels[i], "private-encrypted-")) {
+    if (n > 1 && pusher__chan_kind_of(e->channels[i]) == PUSHER__CHAN_ENCRYPTED) {
       reply_error(c, 400, "An event for a private-encrypted- channel must target exactly one channel");
       goto fail;
     }
   }
   json_t *sid = json_object_get(o, "socket_id");
   if (sid && !json_is_null(sid)) {
-    if (!json_is_string(sid) || !socket_id_valid(json_string_value(sid))) {
-      reply_error(c, 400, "Invalid socket_id (expected digits.digits)");
+    if (!json_is_string(sid) || !pusher__check_socket_id(json_string_value(sid), json_string_length(sid),
+                                                         PUSHER__SOCKET_ID_MAX_DEFAULT, why, sizeof why)) {
+      reply_error(c, 400, "%s", json_is_string(sid) ? why : "Invalid socket_id: not a string");
       goto fail;
     }
     e->socket_id = json_string_value(sid);
@@ -363,7 +360,7 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
     reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count");
     return;
   }
-  if (uc && (!prefix || !has_prefix(prefix, "presence-"))) {
+  if (uc && (!prefix || !is_presence(prefix))) {
     reply_error(c, 400, "info=user_count is only allowed with filter_by_prefix=presence-");
     return;
   }
@@ -371,7 +368,7 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
   for (size_t i = 0; i < app->channels.nb; i++)
     for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
       pd_channel *ch = e->val;
-      if (!ch->nsubs || ch->name[0] == '#') continue;
+      if (!ch->nsubs || pusher__chan_user_id(ch->name)) continue;
       if (prefix && !has_prefix(ch->name, prefix)) continue;
       json_object_set_new(chs, ch->name, channel_info(app, ch->name, uc, sc));
     }
@@ -393,14 +390,12 @@ static void do_channel(pd_conn *c, pd_app *app, const char *name, query *q) {
     reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count, subscription_count and cache");
     return;
   }
-  if (uc && !has_prefix(name, "presence-")) {
+  if (uc && !is_presence(name)) {
     reply_error(c, 400, "info=user_count is only available for presence- channels");
     return;
   }
   pd_channel *ch = pd_channel_get(app, name, 0);
-  if (cache && !(ch ? ch->cache
-                    : (has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
-                       has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-")))) {
+  if (cache && !pusher__chan_is_cache(name)) {
     reply_error(c, 400, "info=cache is only available for cache channels");
     return;
   }
@@ -414,7 +409,7 @@ static void do_channel(pd_conn *c, pd_app *app, const char *name, query *q) {
 }
 
 static void do_users(pd_conn *c, pd_app *app, const char *name) {
-  if (!has_prefix(name, "presence-")) {
+  if (!is_presence(name)) {
     reply_error(c, 400, "Users are only available for presence- channels");
     return;
   }

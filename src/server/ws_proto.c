@@ -2,6 +2,7 @@
  * is answered with a pusher:error to that client only; nothing here can take
  * the server down. */
 #include "pusherd.h"
+#include "core/names.h"
 #include "core/proto.h"
 #include "core/sign.h"
 
@@ -57,12 +58,14 @@ static void on_subscribe(pd_conn *c, json_t *data) {
     return;
   }
   const char *name = json_string_value(jch);
-  if (strlen(name) != json_string_length(jch) || !pd_channel_name_valid(app, name)) {
-    subscription_failed(c, NULL, "Invalid channel name: use 1 to 200 of A-Z a-z 0-9 _ - = @ , . ;");
+  char why[200];
+  if (!pd_channel_name_valid(app, name, json_string_length(jch), why, sizeof why)) {
+    subscription_failed(c, NULL, why);
     return;
   }
-  if (name[0] == '#') {
-    const char *uid = name + strlen("#server-to-user-");
+  pusher__chan_kind kind = pusher__chan_kind_of(name);
+  if (kind == PUSHER__CHAN_USER) {
+    const char *uid = pusher__chan_user_id(name);
     if (!c->user_id || strcmp(c->user_id, uid) != 0) {
       subscription_failed(c, name, "Subscribing to #server-to-user- requires signing in as that user");
       return;
@@ -74,11 +77,13 @@ static void on_subscribe(pd_conn *c, json_t *data) {
     return;
   }
   if (c->nsubs >= PD_MAX_SUBS_PER_CONN) {
-    subscription_failed(c, name, "Too many channels on this connection (limit 1000)");
+    char msg[100];
+    snprintf(msg, sizeof msg, "Too many channels on this connection (limit %d)", PD_MAX_SUBS_PER_CONN);
+    subscription_failed(c, name, msg);
     return;
   }
-  int presence = has_prefix(name, "presence-");
-  int priv = has_prefix(name, "private-");
+  int presence = kind == PUSHER__CHAN_PRESENCE;
+  int priv = kind == PUSHER__CHAN_PRIVATE || kind == PUSHER__CHAN_ENCRYPTED;
   const char *user_id = NULL;
   char uidbuf[64];
   json_t *cd = NULL;
@@ -118,7 +123,8 @@ static void on_subscribe(pd_conn *c, json_t *data) {
       user_id = c->user_id;
       if (c->user_info) info_text = json_dumps(c->user_info, JSON_COMPACT | JSON_ENCODE_ANY);
       if (info_text && strlen(info_text) > app->max_user_info) {
-        subscription_failed(c, name, "Invalid user_info (from sign-in): larger than 1 KB");
+        snprintf(why, sizeof why, "Invalid user_info (from sign-in): larger than %zu bytes", app->max_user_info);
+        subscription_failed(c, name, why);
         free(info_text);
         return;
       }
@@ -136,7 +142,8 @@ static void on_subscribe(pd_conn *c, json_t *data) {
         return;
       }
       if (strlen(user_id) > app->max_user_id) {
-        subscription_failed(c, name, "Invalid channel_data: user_id longer than 128 characters");
+        snprintf(why, sizeof why, "Invalid channel_data: user_id longer than %zu characters", app->max_user_id);
+        subscription_failed(c, name, why);
         json_decref(cd);
         return;
       }
@@ -144,7 +151,8 @@ static void on_subscribe(pd_conn *c, json_t *data) {
       if (ui) {
         info_text = json_dumps(ui, JSON_COMPACT | JSON_ENCODE_ANY);
         if (info_text && strlen(info_text) > app->max_user_info) {
-          subscription_failed(c, name, "Invalid channel_data: user_info larger than 1 KB");
+          snprintf(why, sizeof why, "Invalid channel_data: user_info larger than %zu bytes", app->max_user_info);
+          subscription_failed(c, name, why);
           free(info_text);
           json_decref(cd);
           return;
@@ -245,15 +253,18 @@ static void on_client_event(pd_conn *c, const char *event, json_t *msg, size_t r
     pd_conn_send_error(c, 0, "Invalid client event: channel must be a string", NULL);
     return;
   }
-  if (strlen(event) > app->max_event_name) {
-    pd_conn_send_error(c, 4301, "Client event rejected: event name too long", chname);
+  char why[200];
+  if (!pusher__check_event_name(event, strlen(event), app->max_event_name, why, sizeof why)) {
+    snprintf(why, sizeof why, "Client event rejected: event name longer than %zu bytes", app->max_event_name);
+    pd_conn_send_error(c, 4301, why, chname);
     return;
   }
-  if (has_prefix(chname, "private-encrypted-")) {
+  pusher__chan_kind kind = pusher__chan_kind_of(chname);
+  if (kind == PUSHER__CHAN_ENCRYPTED) {
     pd_conn_send_error(c, 0, "Client events are not supported on private-encrypted- channels", chname);
     return;
   }
-  if (!has_prefix(chname, "private-") && !has_prefix(chname, "presence-")) {
+  if (!pusher__chan_kind_allows_client_events(kind)) {
     pd_conn_send_error(c, 0, "Client events are only allowed on private- and presence- channels", chname);
     return;
   }
@@ -271,7 +282,8 @@ static void on_client_event(pd_conn *c, const char *event, json_t *msg, size_t r
     free(t);
   }
   if (dlen > app->max_event_data) {
-    pd_conn_send_error(c, 4301, "Client event rejected: data larger than 10 KB", chname);
+    snprintf(why, sizeof why, "Client event rejected: data larger than %zu bytes", app->max_event_data);
+    pd_conn_send_error(c, 4301, why, chname);
     return;
   }
   uint64_t now = pd_now_ms(c->srv);
@@ -280,7 +292,8 @@ static void on_client_event(pd_conn *c, const char *event, json_t *msg, size_t r
     c->rate_count = 0;
   }
   if (++c->rate_count > app->client_event_rate) {
-    pd_conn_send_error(c, 4301, "Client event rejected: rate limit of 10 per second exceeded", chname);
+    snprintf(why, sizeof why, "Client event rejected: rate limit of %d per second exceeded", app->client_event_rate);
+    pd_conn_send_error(c, 4301, why, chname);
     return;
   }
   json_t *o = json_object();
