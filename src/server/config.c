@@ -10,6 +10,7 @@ void pd_config_init(pd_config *c) {
   c->port = 6001;
   c->outq_cap = PD_OUTQ_CAP_DEFAULT;
   c->shutdown_grace_ms = 3000;
+  c->header_timeout_ms = PD_HEADER_TIMEOUT_MS_DEFAULT;
 }
 
 pd_app *pd_app_new(const char *id, const char *key, const char *secret) {
@@ -209,7 +210,8 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_t *v;
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
-        strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url")) {
+        strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
+        strcmp(k, "header_timeout_ms")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
@@ -226,6 +228,9 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   q = want_int(root, "shutdown_grace_ms", &n, 0, 600000, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->shutdown_grace_ms = (int)n;
+  q = want_int(root, "header_timeout_ms", &n, 100, 600000, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->header_timeout_ms = (int)n;
   json_t *ll = json_object_get(root, "log_level");
   if (ll) {
     int lv = json_is_string(ll) ? pd_log_level_parse(json_string_value(ll)) : -1;

@@ -14,7 +14,9 @@
  *   cluster.c   optional scale-out over Redis pub/sub (--redis URL)
  *
  * Caps (all documented in --help):
- *   HTTP request headers 16 KiB, HTTP body 1 MiB (413 above),
+ *   HTTP request headers 16 KiB, HTTP body 1 MiB (413 above), headers
+ *   complete within header_timeout_ms of the connection or of the request's
+ *   first byte (10 s by default; 408 and close after it),
  *   inbound WebSocket message 256 KiB (close 1009 above; pusher:error for
  *   messages over the app's client-event data cap),
  *   per-connection output queue PD_OUTQ_CAP_DEFAULT bytes (4 MiB; a consumer
@@ -35,6 +37,7 @@
 /* ------------------------------------------------------------------ caps */
 typedef struct pusher__ws pusher__ws; /* lib/core/ws.h: the WebSocket codec */
 #define PD_HEADER_CAP (16u * 1024u)
+#define PD_HEADER_TIMEOUT_MS_DEFAULT 10000
 #define PD_BODY_CAP (1024u * 1024u)
 #define PD_WS_MSG_CAP (256u * 1024u)
 #define PD_OUTQ_CAP_DEFAULT (4u * 1024u * 1024u)
@@ -99,6 +102,7 @@ typedef struct pd_config {
   pd_app **apps;
   size_t napps;
   int shutdown_grace_ms;
+  int header_timeout_ms;      /* HTTP request headers must be complete by then (408) */
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
 } pd_config;
 
@@ -164,6 +168,8 @@ typedef struct pd_conn {
   size_t body_len;
   int body_too_large;
   int req_done;
+  int headers_done;           /* headers of the current request complete */
+  uint64_t req_started_ms;    /* accept or first byte of the request; 0 = idle */
   int http_error;
   /* WebSocket / Pusher */
   pusher__ws *ws;

@@ -167,6 +167,7 @@ void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
   case 403: text = "Forbidden"; break;
   case 404: text = "Not Found"; break;
   case 405: text = "Method Not Allowed"; break;
+  case 408: text = "Request Timeout"; break;
   case 413: text = "Payload Too Large"; break;
   case 431: text = "Request Header Fields Too Large"; break;
   case 500: text = "Internal Server Error"; break;
@@ -325,8 +326,8 @@ static void ws_upgrade(pd_conn *c) {
     http_error_reply(c, 400, "Invalid WebSocket handshake");
     return;
   }
-  c->is_ws = 1;
   pusher__ws_set_extra_callbacks(c->ws, &ws_xcbs);
+  c->is_ws = 1;
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
 
@@ -402,6 +403,7 @@ static void http_reset(pd_conn *c) {
   c->upgrade_ws = 0;
   c->body_too_large = 0;
   c->req_done = 0;
+  c->headers_done = 0;
 }
 
 static int append(char **dst, size_t *dlen, const char *at, size_t n) {
@@ -415,7 +417,9 @@ static int append(char **dst, size_t *dlen, const char *at, size_t n) {
 }
 
 static int hp_message_begin(http_parser *p) {
-  http_reset(p->data);
+  pd_conn *c = p->data;
+  http_reset(c);
+  c->req_started_ms = pd_now_ms(c->srv);
   return 0;
 }
 
@@ -458,10 +462,13 @@ static int hp_hvalue(http_parser *p, const char *at, size_t n) {
 static int hp_headers_complete(http_parser *p) {
   pd_conn *c = p->data;
   header_done(c);
+  c->headers_done = 1;
   if (p->content_length != ULLONG_MAX && p->content_length > PD_BODY_CAP) {
     c->body_too_large = 1;
     http_error_reply(c, 413, "Request body too large (cap 1 MiB)");
-    return 1; /* stop parsing: the reply closes the connection */
+    /* Stop parsing.  Returning 1 would only mean "no body" to http_parser,
+     * which would then complete the message and reply a second time. */
+    return -1;
   }
   return 0;
 }
@@ -478,6 +485,7 @@ static int hp_body(http_parser *p, const char *at, size_t n) {
 static int hp_message_complete(http_parser *p) {
   pd_conn *c = p->data;
   c->req_done = 1;
+  c->req_started_ms = 0; /* idle until the next request's first byte */
   if (p->upgrade) return 0; /* handled after http_parser_execute returns */
   if (c->body_too_large) {
     http_error_reply(c, 413, "Request body too large");
@@ -557,6 +565,7 @@ static pd_conn *conn_alloc(pd_server *s) {
   s->conns = c;
   s->nconns++;
   c->last_rx_ms = pd_now_ms(s);
+  c->req_started_ms = c->last_rx_ms ? c->last_rx_ms : 1; /* the header deadline runs from accept */
   snprintf(c->socket_id, sizeof c->socket_id, "-");
   return c;
 }
@@ -605,6 +614,13 @@ static void tick_cb(uv_timer_t *t) {
         json_decref(o);
         c->ping_sent_ms = now;
       }
+    } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
+               now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
+      pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" limit_ms=%d",
+             s->cfg->header_timeout_ms);
+      char msg[100];
+      snprintf(msg, sizeof msg, "Request headers not received within %d ms", s->cfg->header_timeout_ms);
+      http_error_reply(c, 408, msg);
     } else if (!c->is_ws && now - c->last_rx_ms > 60000) {
       conn_begin_close(c);
     }
