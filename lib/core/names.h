@@ -1,4 +1,4 @@
-/* Protocol facts about names, in one place (docs/protocol.md, "Names"):
+/* Protocol facts about names, in one place (Pusher Channels protocol 7):
  * the kind of a channel from its prefix, cache channels, the server-to-user
  * channel, and validators for channel names, event names and socket ids
  * that take the configured maximum and say it in their message.

@@ -1,6 +1,8 @@
-/* pusherd: listener, connections, HTTP parsing, WebSocket upgrade, output
- * queues, timers and graceful shutdown. */
-#include "pusherd.h"
+/* pusherd net layer: listener, connections, HTTP parsing, WebSocket
+ * upgrade (the core's codec, lib/core/ws.h), output queues, timers and
+ * graceful shutdown, on libuv.  Everything Pusher is the server core's
+ * (core/pd_core.h): each connection holds a pd_session and is its sink. */
+#include "net/pd_net.h"
 #include "core/ws.h"
 
 #include <stdio.h>
@@ -20,11 +22,23 @@ static void conn_begin_close(pd_conn *c);
 static void conn_drain_ws(pd_conn *c);
 static void http_reset(pd_conn *c);
 
-uint64_t pd_wall_s(void) { return (uint64_t)time(NULL); }
-
 uint64_t pd_now_ms(pd_server *s) {
   if (s->loop) return uv_now(s->loop);
   return s->fake_now_ms;
+}
+
+/* The core's clock: set on every entry from the loop. */
+static void core_time(pd_server *s) { pd_core_set_time(s->core, pd_now_ms(s), (uint64_t)time(NULL)); }
+
+void pd_log_stderr(int level, const char *line) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", when, (long)(ts.tv_nsec / 1000000), pd_log_level_name(level),
+          line);
 }
 
 static uint64_t rng_next(pd_server *s) {
@@ -54,6 +68,17 @@ static void write_cb(uv_write_t *req, int status) {
 static int conn_write_raw(pd_conn *c, pd_msg *m) {
   if (c->closing) return -1;
   if (c->detached) {
+    /* no socket: keep the bytes (up to PD_DETACHED_OUT_CAP) for the owner */
+    size_t room = PD_DETACHED_OUT_CAP - c->dout_len;
+    size_t n = m->len < room ? m->len : room;
+    if (n) {
+      uint8_t *p = pd_realloc(c->dout, c->dout_len + n);
+      if (p) {
+        memcpy(p + c->dout_len, m->data, n);
+        c->dout = p;
+        c->dout_len += n;
+      }
+    }
     c->sent_frames++;
     return 0;
   }
@@ -76,44 +101,20 @@ static int conn_write_raw(pd_conn *c, pd_msg *m) {
   return 0;
 }
 
-int pd_conn_queue(pd_conn *c, pd_msg *m) {
+/* pd_sink.send */
+static int conn_queue(pd_msg *m, void *ud) {
+  pd_conn *c = ud;
   if (c->closing || c->close_after_flush || !c->is_ws) return -1;
   conn_drain_ws(c);
   if (c->overflow) return -1;
   if (c->out_bytes + m->len > c->srv->cfg->outq_cap) {
     /* Closed from the tick (not here: we may be inside a broadcast loop). */
     pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
-           c->socket_id, c->out_bytes, c->srv->cfg->outq_cap);
+           c->sess.socket_id, c->out_bytes, c->srv->cfg->outq_cap);
     c->overflow = 1;
     return -1;
   }
   return conn_write_raw(c, m);
-}
-
-int pd_conn_send_json(pd_conn *c, json_t *obj) {
-  pd_msg *m = pd_msg_json(obj);
-  if (!m) return -1;
-  int r = pd_conn_queue(c, m);
-  pd_msg_unref(m);
-  return r;
-}
-
-static json_t *error_frame(int code, const char *message, const char *channel) {
-  json_t *d = json_object();
-  json_object_set_new(d, "code", code ? json_integer(code) : json_null());
-  json_object_set_new(d, "message", json_string(message));
-  json_t *o = json_object();
-  json_object_set_new(o, "event", json_string("pusher:error"));
-  if (channel) json_object_set_new(o, "channel", json_string(channel));
-  json_object_set_new(o, "data", d);
-  return o;
-}
-
-void pd_conn_send_error(pd_conn *c, int code, const char *message, const char *channel) {
-  pd_log(PD_LOG_DEBUG, "msg=\"pusher:error\" socket_id=%s code=%d message=\"%s\"", c->socket_id, code, message);
-  json_t *o = error_frame(code, message, channel);
-  pd_conn_send_json(c, o);
-  json_decref(o);
 }
 
 static void conn_drain_ws(pd_conn *c) {
@@ -130,16 +131,19 @@ static void conn_drain_ws(pd_conn *c) {
   }
 }
 
-void pd_conn_close(pd_conn *c, int code, const char *message) {
+/* pd_sink.close: pusher:error (Pusher codes) + close frame, then flush and
+ * close the socket. */
+static void conn_close(int code, const char *message, void *ud) {
+  pd_conn *c = ud;
   if (c->closing || c->close_after_flush) return;
-  pd_log(PD_LOG_INFO, "msg=\"closing connection\" socket_id=%s code=%d reason=\"%s\"", c->socket_id, code,
+  pd_log(PD_LOG_INFO, "msg=\"closing connection\" socket_id=%s code=%d reason=\"%s\"", c->sess.socket_id, code,
          message ? message : "");
   if (c->ws) {
     conn_drain_ws(c);
     if (code >= 4000 && message) {
-      json_t *o = error_frame(code, message, NULL);
-      pd_msg *m = pd_msg_json(o);
-      json_decref(o);
+      char *t = pd_error_json(code, message, NULL);
+      pd_msg *m = t ? pd_msg_frame(t, strlen(t)) : NULL;
+      free(t);
       if (m) {
         conn_write_raw(c, m);
         pd_msg_unref(m);
@@ -150,7 +154,7 @@ void pd_conn_close(pd_conn *c, int code, const char *message) {
     (void)pusher__ws_send_close(c->ws, (uint16_t)code, reason);
     conn_drain_ws(c);
   }
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
   /* Inside pusher__ws_recv the close frame is still in the codec's queue:
@@ -158,22 +162,10 @@ void pd_conn_close(pd_conn *c, int code, const char *message) {
   if (c->out_bytes == 0 && !c->in_ws_recv) conn_begin_close(c);
 }
 
-void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
-  const char *text = "OK";
-  switch (status) {
-  case 200: text = "OK"; break;
-  case 400: text = "Bad Request"; break;
-  case 401: text = "Unauthorized"; break;
-  case 403: text = "Forbidden"; break;
-  case 404: text = "Not Found"; break;
-  case 405: text = "Method Not Allowed"; break;
-  case 408: text = "Request Timeout"; break;
-  case 413: text = "Payload Too Large"; break;
-  case 431: text = "Request Header Fields Too Large"; break;
-  case 500: text = "Internal Server Error"; break;
-  case 503: text = "Service Unavailable"; break;
-  default: break;
-  }
+static const pd_sink conn_sink = {conn_queue, conn_close};
+
+static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
+  const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
   char head[512];
   int hl = snprintf(head, sizeof head,
@@ -196,12 +188,11 @@ void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
 }
 
 static void http_error_reply(pd_conn *c, int status, const char *msg) {
-  json_t *o = json_pack("{s:s}", "error", msg);
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
+  pd_http_response r;
+  pd_http_error(&r, status, msg);
   c->http_error = 1;
-  pd_conn_http_reply(c, status, s, strlen(s));
-  free(s);
+  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_free(r.body);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -217,19 +208,12 @@ static void conn_unlink(pd_conn *c) {
 static void check_shutdown_done(pd_server *s);
 
 void pd_conn_destroy(pd_conn *c) {
-  pd_conn_leave_all(c);
-  if (c->counted && c->app) {
-    c->app->connections--;
-    c->counted = 0;
-    if (pd_map_get(&c->srv->sockets, c->socket_id) == c) pd_map_del(&c->srv->sockets, c->socket_id);
-  }
+  pd_session_end(&c->sess);
   pd_server *s = c->srv;
   conn_unlink(c);
   if (c->ws) pusher__ws_del(c->ws);
   http_reset(c);
-  pd_free(c->subs);
-  pd_free(c->user_id);
-  json_decref(c->user_info);
+  pd_free(c->dout);
   pd_free(c);
   check_shutdown_done(s);
 }
@@ -238,7 +222,7 @@ static void close_cb(uv_handle_t *h) { pd_conn_destroy(h->data); }
 
 static void conn_begin_close(pd_conn *c) {
   if (c->closing) return;
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->closing = 1;
   if (c->detached) return; /* destroyed by the owner */
   uv_close((uv_handle_t *)&c->tcp, close_cb);
@@ -250,7 +234,7 @@ static void ws_on_text(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
-  pd_proto_on_text(c, msg, len);
+  pd_session_on_text(&c->sess, msg, len);
 }
 
 static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
@@ -258,7 +242,7 @@ static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
-  pd_conn_send_error(c, 0, "Binary frames are not supported: send JSON text frames", NULL);
+  pd_session_on_binary(&c->sess, msg, len);
 }
 
 static void ws_on_pong(void *ud) {
@@ -269,19 +253,19 @@ static void ws_on_pong(void *ud) {
 
 static void ws_on_close(uint16_t code, const char *reason, size_t reason_len, void *ud) {
   pd_conn *c = ud;
-  pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->socket_id, code);
+  pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->sess.socket_id, code);
   conn_drain_ws(c);
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
 }
 
 static void ws_on_error(int err, const char *detail, void *ud) {
   pd_conn *c = ud;
-  pd_log(PD_LOG_INFO, "msg=\"websocket error\" socket_id=%s err=%d detail=\"%s\"", c->socket_id, err,
+  pd_log(PD_LOG_INFO, "msg=\"websocket error\" socket_id=%s err=%d detail=\"%s\"", c->sess.socket_id, err,
          detail ? detail : "");
   conn_drain_ws(c);
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
 }
@@ -298,26 +282,6 @@ static const pusher__ws_extra_callbacks ws_xcbs = {
     .on_pong = ws_on_pong,
 };
 
-/* Value of query parameter `name` in q (not decoded); NULL if absent. */
-static const char *query_param(const char *q, const char *name, size_t *vlen) {
-  size_t nl = strlen(name);
-  const char *p = q;
-  while (p && *p) {
-    const char *amp = strchr(p, '&');
-    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-    if (seg >= nl && strncmp(p, name, nl) == 0 && (seg == nl || p[nl] == '=')) {
-      if (seg == nl) {
-        *vlen = 0;
-        return p + nl;
-      }
-      *vlen = seg - nl - 1;
-      return p + nl + 1;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return NULL;
-}
-
 static void ws_upgrade(pd_conn *c) {
   pd_server *s = c->srv;
   pusher__ws_config wcfg = {.max_msg = PD_WS_MSG_CAP};
@@ -330,65 +294,7 @@ static void ws_upgrade(pd_conn *c) {
   c->is_ws = 1;
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
-
-  char *url = c->url ? c->url : "";
-  char *q = strchr(url, '?');
-  size_t plen = q ? (size_t)(q - url) : strlen(url);
-  const char *query = q ? q + 1 : "";
-  if (s->shutting_down) {
-    pd_conn_close(c, 4200, "Server is shutting down; reconnect");
-    return;
-  }
-  if (plen <= 5 || strncmp(url, "/app/", 5) != 0 || memchr(url + 5, '/', plen - 5)) {
-    pd_conn_close(c, 4005, "Path not found");
-    return;
-  }
-  char key[256];
-  size_t kl = plen - 5;
-  if (kl >= sizeof key) kl = sizeof key - 1;
-  memcpy(key, url + 5, kl);
-  key[kl] = 0;
-  pd_app *app = pd_config_app_by_key(s->cfg, key);
-  if (!app) {
-    pd_conn_close(c, 4001, "Application does not exist");
-    return;
-  }
-  c->app = app;
-  if (!app->enabled) {
-    pd_conn_close(c, 4003, "Application is disabled");
-    return;
-  }
-  size_t vl = 0;
-  const char *pv = query_param(query, "protocol", &vl);
-  if (!pv || vl == 0) {
-    pd_conn_close(c, 4008, "No protocol version supplied");
-    return;
-  }
-  int numeric = vl <= 9;
-  for (size_t i = 0; i < vl; i++)
-    if (pv[i] < '0' || pv[i] > '9') numeric = 0;
-  if (!numeric) {
-    pd_conn_close(c, 4006, "Invalid version string format");
-    return;
-  }
-  if (strtol(pv, NULL, 10) != 7) {
-    pd_conn_close(c, 4007, "Unsupported protocol version (this server speaks protocol 7)");
-    return;
-  }
-  if (app->max_connections >= 0 && app->connections >= app->max_connections) {
-    pd_conn_close(c, 4004, "Application is over its connection quota");
-    return;
-  }
-  app->connections++;
-  c->counted = 1;
-  /* in a cluster the first part is the node number: unique across nodes */
-  uint64_t first = rng_next(s) % 9000000000ull + 1000000000ull;
-  if (s->cluster) first = pd_cluster_node_num(s);
-  snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu", (unsigned long long)first,
-           (unsigned long long)(++s->seq * 1000003ull + rng_next(s) % 1000000ull));
-  pd_map_put(&s->sockets, c->socket_id, c);
-  pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->id, c->socket_id);
-  pd_proto_established(c);
+  pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
 }
 
 /* ------------------------------------------------------------------ HTTP */
@@ -491,8 +397,12 @@ static int hp_message_complete(http_parser *p) {
     http_error_reply(c, 413, "Request body too large");
     return 1;
   }
-  pd_rest_handle(c, http_method_str((enum http_method)p->method), c->url ? c->url : "/", c->url_len,
-                 c->body ? c->body : "", c->body_len);
+  c->last_rx_ms = pd_now_ms(c->srv);
+  pd_http_response r;
+  pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
+                 c->url_len, c->body ? c->body : "", c->body_len, &r);
+  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
   return 0;
 }
@@ -509,6 +419,7 @@ static const http_parser_settings hp_settings = {
 
 void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
   if (c->closing || c->close_after_flush) return;
+  core_time(c->srv);
   if (c->is_ws) {
     c->in_ws_recv = 1;
     (void)pusher__ws_recv(c->ws, buf, len);
@@ -544,11 +455,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   pd_conn *c = st->data;
+  core_time(c->srv);
   if (nread < 0) {
-    if (!c->closing) {
-      pd_conn_leave_all(c);
-      conn_begin_close(c);
-    }
+    if (!c->closing) conn_begin_close(c);
     return;
   }
   if (nread > 0) pd_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
@@ -566,7 +475,7 @@ static pd_conn *conn_alloc(pd_server *s) {
   s->nconns++;
   c->last_rx_ms = pd_now_ms(s);
   c->req_started_ms = c->last_rx_ms ? c->last_rx_ms : 1; /* the header deadline runs from accept */
-  snprintf(c->socket_id, sizeof c->socket_id, "-");
+  pd_session_init(&c->sess, s->core, &conn_sink, c);
   return c;
 }
 
@@ -579,6 +488,7 @@ pd_conn *pd_conn_new_detached(pd_server *s) {
 static void on_connection(uv_stream_t *server, int status) {
   pd_server *s = server->data;
   if (status < 0 || s->shutting_down) return;
+  core_time(s);
   pd_conn *c = conn_alloc(s);
   if (!c) return;
   uv_tcp_init(s->loop, &c->tcp);
@@ -592,8 +502,10 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-static void tick_cb(uv_timer_t *t) {
-  pd_server *s = t->data;
+static void tick_cb(uv_timer_t *t) { pd_server_tick(t->data); }
+
+void pd_server_tick(pd_server *s) {
+  core_time(s);
   uint64_t now = pd_now_ms(s);
   pd_conn *c = s->conns;
   while (c) {
@@ -603,15 +515,13 @@ static void tick_cb(uv_timer_t *t) {
     } else if (c->close_after_flush) {
       if (now - c->close_started_ms > 5000) conn_begin_close(c);
     } else if (c->overflow) {
-      pd_conn_close(c, 4100, "Over capacity: the client did not read its messages fast enough");
-    } else if (c->is_ws && c->app) {
+      conn_close(4100, "Over capacity: the client did not read its messages fast enough", c);
+    } else if (c->is_ws && c->sess.app) {
       uint64_t idle = now - c->last_rx_ms;
-      if (c->ping_sent_ms && now - c->ping_sent_ms > (uint64_t)s->pong_timeout_ms) {
-        pd_conn_close(c, 4201, "Pong reply not received");
-      } else if (!c->ping_sent_ms && idle > (uint64_t)c->app->activity_timeout * 1000u) {
-        json_t *o = json_pack("{s:s,s:{}}", "event", "pusher:ping", "data");
-        pd_conn_send_json(c, o);
-        json_decref(o);
+      if (c->ping_sent_ms && now - c->ping_sent_ms > (uint64_t)s->cfg->pong_timeout_ms) {
+        conn_close(4201, "Pong reply not received", c);
+      } else if (!c->ping_sent_ms && idle > (uint64_t)c->sess.app->cfg->activity_timeout * 1000u) {
+        pd_session_ping(&c->sess);
         c->ping_sent_ms = now;
       }
     } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
@@ -626,17 +536,16 @@ static void tick_cb(uv_timer_t *t) {
     }
     c = nx;
   }
-  pd_channels_tick(s);
+  pd_core_tick(s->core);
 }
 
-int pd_server_init(pd_server *s, uv_loop_t *loop, pd_config *cfg) {
+int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core *core) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->cfg = cfg;
-  s->pong_timeout_ms = PD_PONG_TIMEOUT_S * 1000;
+  s->core = core;
   s->rng = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
   if (!s->rng) s->rng = 1;
-  for (size_t i = 0; i < cfg->napps; i++) cfg->apps[i]->srv = s;
   if (loop) {
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
@@ -692,6 +601,7 @@ static void check_shutdown_done(pd_server *s) {
 
 static void grace_cb(uv_timer_t *t) {
   pd_server *s = t->data;
+  core_time(s);
   pd_log(PD_LOG_WARN, "msg=\"shutdown grace period over; dropping remaining connections\" count=%zu", s->nconns);
   for (pd_conn *c = s->conns; c; c = c->next)
     if (!c->closing) conn_begin_close(c);
@@ -701,7 +611,9 @@ void pd_server_shutdown(pd_server *s) {
   if (s->shutting_down) return;
   s->shutting_down = 1;
   pd_log(PD_LOG_INFO, "msg=\"shutting down: closing every connection with 4200\" connections=%zu", s->nconns);
-  pd_cluster_stop(s);
+  core_time(s);
+  pd_core_set_draining(s->core, 1);
+  if (s->on_shutdown) s->on_shutdown(s->on_shutdown_ud);
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     s->listening = 0;
@@ -709,7 +621,7 @@ void pd_server_shutdown(pd_server *s) {
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
-    if (c->is_ws) pd_conn_close(c, 4200, "Server is shutting down; reconnect");
+    if (c->is_ws) conn_close(4200, "Server is shutting down; reconnect", c);
     else if (!c->closing && !c->close_after_flush) conn_begin_close(c);
     c = nx;
   }
@@ -724,6 +636,9 @@ void pd_server_free(pd_server *s) {
     pd_conn *c = s->conns;
     pd_conn_destroy(c);
   }
-  pd_map_free(&s->sockets);
-  pd_cluster_free(s);
+}
+
+size_t pd_conn_detached_output(pd_conn *c, const uint8_t **out) {
+  *out = c->dout;
+  return c->dout_len;
 }
