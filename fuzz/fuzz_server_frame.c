@@ -32,8 +32,7 @@ static void signed_line(rec *c, const uint8_t *p, size_t n) {
   if (line[0] == '!') {
     char *sp = strchr(line + 1, ' ');
     if (sp) *sp++ = 0;
-    if (pusher__check_channel_name(line + 1, strlen(line + 1), 200, 0, NULL, 0))
-      rec_subscribe_signed(c, line + 1, sp);
+    rec_subscribe_signed(c, line + 1, sp);
   } else {
     rec_signin(c, line + 1);
   }

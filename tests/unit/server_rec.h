@@ -92,24 +92,25 @@ static inline void rec_text(rec *r, const char *t) {
 
 /* A correctly signed pusher:subscribe (channel_data NULL: private). */
 static inline void rec_subscribe_signed(rec *r, const char *channel, const char *channel_data) {
-  char auth[256];
+  char auth[256] = "";
   pusher__sign_channel(r->s.app->cfg->key, r->s.app->cfg->secret, r->s.socket_id, channel, channel_data, auth,
                        sizeof auth);
   json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "event", "pusher:subscribe", "data", "channel", channel, "auth", auth);
+  if (!o) return; /* not UTF-8: jansson refuses it (fuzzers get there) */
   if (channel_data) json_object_set_new(json_object_get(o, "data"), "channel_data", json_string(channel_data));
   char *t = json_dumps(o, JSON_COMPACT);
   json_decref(o);
-  rec_text(r, t);
+  if (t) rec_text(r, t);
   free(t);
 }
 
 static inline void rec_signin(rec *r, const char *user_data) {
-  char auth[256];
+  char auth[256] = "";
   pusher__sign_user(r->s.app->cfg->key, r->s.app->cfg->secret, r->s.socket_id, user_data, auth, sizeof auth);
   json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "event", "pusher:signin", "data", "auth", auth, "user_data", user_data);
-  char *t = json_dumps(o, JSON_COMPACT);
+  char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
-  rec_text(r, t);
+  if (t) rec_text(r, t);
   free(t);
 }
 
