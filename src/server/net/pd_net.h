@@ -33,6 +33,8 @@ typedef struct pd_conn {
   int closing;                /* uv_close called or scheduled */
   int close_after_flush;
   uint64_t close_started_ms;
+  int shut;                   /* output shut down (FIN sent), draining input */
+  uv_shutdown_t shutdown_req;
   int is_ws;
   /* HTTP */
   http_parser parser;

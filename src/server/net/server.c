@@ -19,6 +19,7 @@ typedef struct pd_wreq {
 } pd_wreq;
 
 static void conn_begin_close(pd_conn *c);
+static void conn_finish(pd_conn *c);
 static void conn_drain_ws(pd_conn *c);
 static void http_reset(pd_conn *c);
 
@@ -61,7 +62,7 @@ static void write_cb(uv_write_t *req, int status) {
     if (!c->closing) conn_begin_close(c);
     return;
   }
-  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_begin_close(c);
+  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_finish(c);
 }
 
 /* Write a frame regardless of the queue cap (control frames, errors). */
@@ -159,7 +160,7 @@ static void conn_close(int code, const char *message, void *ud) {
   c->close_started_ms = pd_now_ms(c->srv);
   /* Inside pusher__ws_recv the close frame is still in the codec's queue:
    * pd_conn_feed flushes it and then closes. */
-  if (c->out_bytes == 0 && !c->in_ws_recv) conn_begin_close(c);
+  if (c->out_bytes == 0 && !c->in_ws_recv) conn_finish(c);
 }
 
 static const pd_sink conn_sink = {conn_queue, conn_close};
@@ -183,7 +184,7 @@ static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
   if (!keep) {
     c->close_after_flush = 1;
     c->close_started_ms = pd_now_ms(c->srv);
-    if (c->out_bytes == 0) conn_begin_close(c);
+    if (c->out_bytes == 0) conn_finish(c);
   }
 }
 
@@ -219,6 +220,29 @@ void pd_conn_destroy(pd_conn *c) {
 }
 
 static void close_cb(uv_handle_t *h) { pd_conn_destroy(h->data); }
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  pd_conn *c = req->data;
+  if (status < 0 && !c->closing) conn_begin_close(c);
+}
+
+/* Everything is written and nothing more will be: half-close (FIN) and keep
+ * reading, discarding the input, until the peer's EOF; the tick closes
+ * after 5 s regardless.  Closing at once with unread input makes the kernel
+ * send a reset, which can destroy the close frame or reply still in flight
+ * (a client in the middle of sending an oversized message sees 1006
+ * instead of 1009; RFC 6455 7.1.1 wants the server to close after the
+ * client). */
+static void conn_finish(pd_conn *c) {
+  if (c->closing || c->shut) return;
+  if (c->detached) {
+    conn_begin_close(c);
+    return;
+  }
+  c->shut = 1;
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_begin_close(c);
+}
 
 static void conn_begin_close(pd_conn *c) {
   if (c->closing) return;
@@ -425,7 +449,7 @@ void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
     (void)pusher__ws_recv(c->ws, buf, len);
     c->in_ws_recv = 0;
     conn_drain_ws(c);
-    if (c->close_after_flush && c->out_bytes == 0) conn_begin_close(c);
+    if (c->close_after_flush && c->out_bytes == 0) conn_finish(c);
     return;
   }
   size_t n = http_parser_execute(&c->parser, &hp_settings, (const char *)buf, len);

@@ -2,6 +2,8 @@
 // usage: node http.cjs PORT [TIMEOUT_MULTIPLIER]
 "use strict";
 const net = require("net");
+const path = require("path");
+const WebSocket = require(path.join(path.resolve(process.env.PEERS_CLIENTS), "node_modules/ws"));
 const PORT = Number(process.argv[2]);
 const MULT = Number(process.argv[3] || 1);
 let failures = 0;
@@ -59,6 +61,24 @@ const count = (s, re) => (s.match(re) || []).length;
   r = await exchange(["GET /health HTTP/1.1\r\nHost: x\r\n\r\n"], 3000);
   ok(count(r.data, /HTTP\/1\.1 200 /g) === 1 && count(r.data, /408/g) === 0 && !r.closed,
      `idle keep-alive connection after a complete request: no 408, still open (${JSON.stringify(r.data.slice(0, 80))})`);
+
+  // 7. A WebSocket client in the middle of sending an oversized (1 MiB)
+  //    message gets close 1009, not a reset (the server half-closes and
+  //    drains instead of closing with unread input), every time.
+  let got1009 = 0;
+  const codes = [];
+  for (let i = 0; i < 5; i++) {
+    const code = await new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${PORT}/app/app-key?protocol=7`);
+      ws.on("message", () => ws.send("x".repeat(1 << 20)));
+      ws.on("close", (c) => resolve(c));
+      ws.on("error", () => {});
+      setTimeout(() => resolve("timeout"), 10000 * MULT);
+    });
+    codes.push(code);
+    if (code === 1009) got1009++;
+  }
+  ok(got1009 === 5, `1 MiB WebSocket message: close 1009 every time (got ${codes.join(",")})`);
 
   console.log(failures ? `${failures} FAILED` : "all ok");
   process.exit(failures ? 1 : 0);
