@@ -1,5 +1,6 @@
 /* Client option defaults and validation. */
 #include "core/options.h"
+#include "core/names.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,15 +43,7 @@ const char *pusher_state_name(pusher_state s) {
 }
 
 int pusher__channel_name_valid(const char *name) {
-  if (!name || !*name || name[0] == '#') return 0;
-  size_t n = 0;
-  for (const char *p = name; *p; p++, n++) {
-    char ch = *p;
-    if (n >= PUSHER__MAX_CHANNEL_NAME) return 0;
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) continue;
-    if (!strchr("_-=@,.;", ch)) return 0;
-  }
-  return 1;
+  return name && pusher__check_channel_name(name, strlen(name), PUSHER__MAX_CHANNEL_NAME, 0, NULL, 0);
 }
 
 /* Host names and path pieces end up in an HTTP request line/header. */

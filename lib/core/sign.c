@@ -5,6 +5,7 @@
 #include <pusher/rest.h>
 
 #include "core/mem.h"
+#include "core/names.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -97,36 +98,13 @@ int pusher__ct_streq(const char *a, const char *b) {
 
 /* ------------------------------------------------------------ validation */
 
+/* The rules live in names.c; these keep the NUL-terminated signatures. */
 int pusher__valid_socket_id(const char *s) {
-  if (s == NULL) return 0;
-  size_t i = 0, n = strlen(s), digits = 0;
-  if (n == 0 || n > PUSHER__SOCKET_ID_MAX) return 0;
-  while (i < n && s[i] >= '0' && s[i] <= '9') i++, digits++;
-  if (digits == 0 || i >= n || s[i] != '.') return 0;
-  i++;
-  digits = 0;
-  while (i < n && s[i] >= '0' && s[i] <= '9') i++, digits++;
-  return digits > 0 && i == n;
-}
-
-static int channel_char_ok(unsigned char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return 1;
-  switch (c) {
-  case '_': case '-': case '=': case '@': case ',': case '.': case ';':
-    return 1;
-  default:
-    return 0;
-  }
+  return s && pusher__check_socket_id(s, strlen(s), PUSHER__SOCKET_ID_MAX, NULL, 0);
 }
 
 int pusher__valid_channel_name_n(const char *s, size_t max_len) {
-  if (s == NULL || s[0] == '\0') return 0;
-  size_t i = 0;
-  for (; s[i] != '\0'; i++) {
-    if (i >= max_len) return 0;
-    if (!channel_char_ok((unsigned char)s[i])) return 0;
-  }
-  return 1;
+  return s && pusher__check_channel_name(s, strlen(s), max_len, 0, NULL, 0);
 }
 
 int pusher__valid_channel_name(const char *s) {

@@ -32,6 +32,7 @@ enum { ST_HANDSHAKE, ST_OPEN };
 struct pusher__ws {
   pusher_mem mem;
   pusher__ws_callbacks cb;
+  pusher__ws_extra_callbacks xcb;
   void *ud;
   pusher_rand_fn rand;
   void *rand_user;
@@ -131,11 +132,15 @@ static void set_err(pusher__ws *ws, int err, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Used for what we send (text messages, close reasons).  Inbound text is
+ * already checked by wslay (1.1.1, lib/wslay_event.c: a Hoehrmann UTF-8 DFA
+ * run over every text-frame chunk in wslay_event_recv, failing the
+ * connection with close 1007 on a reject or on a message that ends inside a
+ * sequence), so msg_cb does not check it a second time. */
 static int utf8_valid(const uint8_t *s, size_t n) {
   size_t i = 0;
   while (i < n) {
-    /* wslay 1.1 does not check UTF-8; this is the only check.  ASCII runs
-     * are skipped 8 bytes at a time. */
+    /* ASCII runs are skipped 8 bytes at a time. */
     while (n - i >= 8) {
       uint64_t w;
       memcpy(&w, s + i, 8);
@@ -377,15 +382,14 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
   static const uint8_t empty[1] = {0};
   const uint8_t *msg = arg->msg ? arg->msg : empty;
   switch (arg->opcode) {
-  case WSLAY_TEXT_FRAME:
-    if (!utf8_valid(msg, arg->msg_length)) {
-      fail_inside(ws, 1007, "invalid UTF-8");
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "invalid UTF-8 in text message");
-      return;
-    }
+  case WSLAY_TEXT_FRAME: /* valid UTF-8: wslay checked it (see utf8_valid) */
     if (ws->cb.on_text) ws->cb.on_text(msg, arg->msg_length, ws->ud);
     break;
   case WSLAY_BINARY_FRAME:
+    if (ws->xcb.on_binary) {
+      ws->xcb.on_binary(msg, arg->msg_length, ws->ud);
+      break;
+    }
     fail_inside(ws, 1003, "binary frames are not supported");
     set_err(ws, PUSHER_ERR_WEBSOCKET, "binary frames are not supported");
     break;
@@ -423,7 +427,10 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
       ws->ping_budget--;
     }
     break;
-  default: /* pong */
+  case WSLAY_PONG:
+    if (ws->xcb.on_pong) ws->xcb.on_pong(ws->ud);
+    break;
+  default: /* continuation and reserved opcodes: wslay never delivers them */
     break;
   }
 }
@@ -472,6 +479,12 @@ static int ws_alloc(pusher__ws **out, const pusher__ws_config *cfg, int server,
   wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_msg);
   *out = ws;
   return 0;
+}
+
+void pusher__ws_set_extra_callbacks(pusher__ws *ws, const pusher__ws_extra_callbacks *cb) {
+  if (!ws) return;
+  if (cb) ws->xcb = *cb;
+  else memset(&ws->xcb, 0, sizeof ws->xcb);
 }
 
 void pusher__ws_del(pusher__ws *ws) {

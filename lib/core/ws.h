@@ -16,10 +16,13 @@
  * Caps: max_msg (inbound message, after reassembly; over => close 1009 and
  * PUSHER_ERR_MSG_TOO_LARGE), handshake reply header <= 16 KiB, outbound
  * queue <= max_out bytes (over => PUSHER_ERR_TOO_LARGE from send_*).
- * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET.
- * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET.  In client mode the
- * error detail names the rule a bad server frame broke (e.g. "reserved bit
- * RSV1 set: ...", "invalid close code 1005"), not just "protocol error".  Control frames we
+ * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET
+ * (wslay itself validates inbound text frames as they arrive, see ws.c).
+ * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET, unless on_binary is
+ * set (the server: it answers them and keeps the connection).  In client
+ * mode the error detail names the rule a bad server frame broke (e.g.
+ * "reserved bit RSV1 set: ...", "invalid close code 1005"), not just
+ * "protocol error".  Control frames we
  * must write (pongs, close replies) may use up to 64 KiB beyond max_out; past
  * that (a peer that pings but never reads) => PUSHER_ERR_TOO_LARGE.
  * wslay 1.1 allocates its own frame/queue memory with libc malloc (it has no
@@ -56,6 +59,18 @@ typedef struct pusher__ws_callbacks {
   void (*on_error)(int err, const char *detail, void *user_data);
 } pusher__ws_callbacks;
 
+/* Optional callbacks, set after _new with pusher__ws_set_extra_callbacks
+ * (a separate struct so that existing initialisers stay valid).  They get
+ * the user_data given to _new. */
+typedef struct pusher__ws_extra_callbacks {
+  /* When set, a complete binary message is delivered here (valid only
+   * during the call) and the connection stays open; when NULL (the
+   * default), a binary message fails the connection with close 1003. */
+  void (*on_binary)(const uint8_t *msg, size_t len, void *user_data);
+  /* A pong frame arrived (the peer is alive). */
+  void (*on_pong)(void *user_data);
+} pusher__ws_extra_callbacks;
+
 typedef struct pusher__ws_config {
   const pusher_mem *mem;
   pusher_rand_fn rand;   /* required in client mode (mask keys, Sec-WebSocket-Key) */
@@ -76,6 +91,8 @@ int pusher__ws_server_new(pusher__ws **out, const pusher__ws_config *cfg, const 
                           const char *extra_headers,
                           const pusher__ws_callbacks *cb, void *user_data);
 void pusher__ws_del(pusher__ws *ws);
+/* Copies *cb (NULL clears them). */
+void pusher__ws_set_extra_callbacks(pusher__ws *ws, const pusher__ws_extra_callbacks *cb);
 
 /* Feed bytes from the transport; callbacks run from inside.  Returns 0 or a
  * negative error (after on_error has been called). Safe to call pusher__ws_del

@@ -1,6 +1,15 @@
-/* pusherd: a Pusher Channels (protocol 7) compatible server. */
-#include "pusherd.h"
+/* pusherd: a Pusher Channels (protocol 7) compatible server.  The program
+ * wires the layers (docs/architecture.md): configuration, the server core
+ * with the single-node or the Redis adapter, and the libuv net layer. */
+#include "adapter/pd_local.h"
+#include "core/pd_config.h"
+#include "core/pd_core.h"
+#include "net/pd_net.h"
+#ifdef PUSHERD_HAVE_HIREDIS
+#include "adapter/pd_redis.h"
+#endif
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +41,7 @@ static void usage(FILE *f) {
           "\n"
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
-          "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\n"
+          "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\"header_timeout_ms\":10000,\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"
           "    \"max_connections\":-1,\"activity_timeout\":120,\"max_event_data_bytes\":10240,\n"
@@ -40,7 +49,9 @@ static void usage(FILE *f) {
           "    \"max_event_name_length\":200,\"max_presence_members\":100,\"max_user_info_bytes\":1024,\n"
           "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800}]}\n"
           "\n"
-          "caps: HTTP headers 16 KiB (431), HTTP body 1 MiB (413), WebSocket message 256 KiB\n"
+          "caps: HTTP headers 16 KiB (431) complete within header_timeout_ms of the\n"
+          "  connection or of the request's first byte (default 10 s; then 408 and close),\n"
+          "  HTTP body 1 MiB (413), WebSocket message 256 KiB\n"
           "  (close 1009), per-connection output queue 4 MiB by default (a client that falls\n"
           "  behind past it is closed with 4100 and may reconnect after a back-off),\n"
           "  1000 channels per connection.\n"
@@ -69,6 +80,11 @@ static void usage(FILE *f) {
 }
 
 static pd_server server;
+static pd_core core;
+#ifdef PUSHERD_HAVE_HIREDIS
+static pd_redis *redis_adapter;
+static void stop_redis(void *ud) { pd_redis_stop(ud); }
+#endif
 
 static void on_signal(uv_signal_t *h, int sig) {
   pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
@@ -83,40 +99,48 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  const char *host = getenv("PUSHERD_HOST"), *port = getenv("PUSHERD_PORT");
-  const char *app_id = getenv("PUSHERD_APP_ID"), *app_key = getenv("PUSHERD_APP_KEY");
-  const char *app_secret = getenv("PUSHERD_APP_SECRET"), *config = NULL;
-  const char *max_conns = NULL, *activity = NULL, *pong = NULL;
-  const char *redis = getenv("PUSHERD_REDIS_URL");
-  int client_events = 1;
+/* Command line and environment. */
+typedef struct opts {
+  const char *host, *port, *app_id, *app_key, *app_secret, *config;
+  const char *max_conns, *activity, *pong, *redis;
+  int client_events;
+} opts;
+
+/* 0 to run, 1 after --help, 2 on a usage error (message printed). */
+static int parse_args(int argc, char **argv, opts *o) {
+  memset(o, 0, sizeof *o);
+  o->host = getenv("PUSHERD_HOST"), o->port = getenv("PUSHERD_PORT");
+  o->app_id = getenv("PUSHERD_APP_ID"), o->app_key = getenv("PUSHERD_APP_KEY");
+  o->app_secret = getenv("PUSHERD_APP_SECRET"), o->redis = getenv("PUSHERD_REDIS_URL");
+  o->client_events = 1;
+  static const struct {
+    const char *name;
+    size_t off;
+  } valued[] = {
+      {"--host", offsetof(opts, host)},         {"--port", offsetof(opts, port)},
+      {"--app-id", offsetof(opts, app_id)},     {"--app-key", offsetof(opts, app_key)},
+      {"--app-secret", offsetof(opts, app_secret)}, {"--max-connections", offsetof(opts, max_conns)},
+      {"--activity-timeout", offsetof(opts, activity)}, {"--pong-timeout", offsetof(opts, pong)},
+      {"--config", offsetof(opts, config)},     {"--redis", offsetof(opts, redis)},
+  };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    const char **dst = NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      return 0;
-    } else if (strcmp(a, "--no-client-events") == 0) {
-      client_events = 0;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+    if (strcmp(a, "--no-client-events") == 0) {
+      o->client_events = 0;
       continue;
-    } else if (strcmp(a, "--host") == 0) dst = &host;
-    else if (strcmp(a, "--port") == 0) dst = &port;
-    else if (strcmp(a, "--app-id") == 0) dst = &app_id;
-    else if (strcmp(a, "--app-key") == 0) dst = &app_key;
-    else if (strcmp(a, "--app-secret") == 0) dst = &app_secret;
-    else if (strcmp(a, "--max-connections") == 0) dst = &max_conns;
-    else if (strcmp(a, "--activity-timeout") == 0) dst = &activity;
-    else if (strcmp(a, "--pong-timeout") == 0) dst = &pong;
-    else if (strcmp(a, "--config") == 0) dst = &config;
-    else if (strcmp(a, "--redis") == 0) dst = &redis;
-    else if (strcmp(a, "--log-level") == 0) {
+    }
+    if (strcmp(a, "--log-level") == 0) {
       if (i + 1 >= argc || pd_log_level_parse(argv[i + 1]) < 0) {
         fprintf(stderr, "pusherd: --log-level needs one of debug, info, warn, error, off\n");
         return 2;
       }
       pd_log_level = pd_log_level_parse(argv[++i]);
       continue;
-    } else {
+    }
+    size_t k = 0;
+    while (k < sizeof valued / sizeof *valued && strcmp(a, valued[k].name) != 0) k++;
+    if (k == sizeof valued / sizeof *valued) {
       fprintf(stderr, "pusherd: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -124,77 +148,117 @@ int main(int argc, char **argv) {
       fprintf(stderr, "pusherd: %s needs a value\n", a);
       return 2;
     }
-    *dst = argv[++i];
+    *(const char **)((char *)o + valued[k].off) = argv[++i];
   }
+  return 0;
+}
 
-  pd_config cfg;
-  pd_config_init(&cfg);
+/* A numeric option into *out; 0, or 2 after a message. */
+static int num_opt(const char *s, long lo, long hi, long *out, const char *msg) {
+  if (parse_long(s, lo, hi, out) == 0) return 0;
+  fprintf(stderr, "pusherd: %s\n", msg);
+  return 2;
+}
+
+/* The development app from the options. 0, 1 (OOM) or 2 (usage). */
+static int default_app(pd_config *cfg, const opts *o) {
+  pd_app_cfg *app = pd_app_cfg_new(o->app_id && *o->app_id ? o->app_id : "app-id",
+                                   o->app_key && *o->app_key ? o->app_key : "app-key",
+                                   o->app_secret && *o->app_secret ? o->app_secret : "app-secret");
+  if (!app || pd_config_add_app(cfg, app) != 0) return 1;
+  app->client_events = o->client_events;
   long v;
-  if (config) {
+  if (o->max_conns) {
+    if (num_opt(o->max_conns, -1, 100000000, &v, "--max-connections needs an integer >= -1")) return 2;
+    app->max_connections = v;
+  }
+  if (o->activity) {
+    if (num_opt(o->activity, 1, 3600, &v, "--activity-timeout needs 1..3600 seconds")) return 2;
+    app->activity_timeout = (int)v;
+  }
+  return 0;
+}
+
+/* The configuration from the options (and --config FILE): 0, 1 or 2. */
+static int build_config(pd_config *cfg, const opts *o) {
+  long v;
+  if (o->config) {
     char err[1024];
-    if (pd_config_load_file(&cfg, config, err, sizeof err) != 0) {
+    if (pd_config_load_file(cfg, o->config, err, sizeof err) != 0) {
       fprintf(stderr, "pusherd: bad config: %s\n", err);
-      pd_config_free(&cfg);
       return 2;
     }
   } else {
-    pd_app *app = pd_app_new(app_id && *app_id ? app_id : "app-id", app_key && *app_key ? app_key : "app-key",
-                             app_secret && *app_secret ? app_secret : "app-secret");
-    if (!app || pd_config_add_app(&cfg, app) != 0) return 1;
-    app->client_events = client_events;
-    if (max_conns) {
-      if (parse_long(max_conns, -1, 100000000, &v) != 0) {
-        fprintf(stderr, "pusherd: --max-connections needs an integer >= -1\n");
-        return 2;
-      }
-      app->max_connections = v;
-    }
-    if (activity) {
-      if (parse_long(activity, 1, 3600, &v) != 0) {
-        fprintf(stderr, "pusherd: --activity-timeout needs 1..3600 seconds\n");
-        return 2;
-      }
-      app->activity_timeout = (int)v;
-    }
+    int r = default_app(cfg, o);
+    if (r) return r;
   }
-  if (host) {
-    pd_free(cfg.host);
-    cfg.host = pd_strdup(host);
+  if (o->host) {
+    pd_free(cfg->host);
+    cfg->host = pd_strdup(o->host);
   }
-  if (port) {
-    if (parse_long(port, 0, 65535, &v) != 0) {
-      fprintf(stderr, "pusherd: invalid port '%s'\n", port);
+  if (o->port) {
+    if (parse_long(o->port, 0, 65535, &v) != 0) {
+      fprintf(stderr, "pusherd: invalid port '%s'\n", o->port);
       return 2;
     }
-    cfg.port = (int)v;
+    cfg->port = (int)v;
   }
   /* --redis / env beat the config file's "redis_url" */
-  if (redis && *redis) {
-    pd_free(cfg.redis_url);
-    cfg.redis_url = pd_strdup(redis);
+  if (o->redis && *o->redis) {
+    pd_free(cfg->redis_url);
+    cfg->redis_url = pd_strdup(o->redis);
   }
-  if (cfg.redis_url) {
-    char *rh = NULL, *rp = NULL, err[200];
+  if (cfg->redis_url) {
+    char err[200] = "this pusherd was built without hiredis";
+#ifdef PUSHERD_HAVE_HIREDIS
+    char *rh = NULL, *rp = NULL;
     int rport, rdb;
-    if (pd_cluster_parse_url(cfg.redis_url, &rh, &rport, &rp, &rdb, err, sizeof err) != 0) {
-      fprintf(stderr, "pusherd: bad Redis URL '%s': %s\n", cfg.redis_url, err);
-      pd_config_free(&cfg);
-      return 2;
-    }
+    int bad = pd_redis_parse_url(cfg->redis_url, &rh, &rport, &rp, &rdb, err, sizeof err) != 0;
     pd_free(rh);
     pd_free(rp);
-  }
-  signal(SIGPIPE, SIG_IGN);
-  uv_loop_t *loop = uv_default_loop();
-  pd_server_init(&server, loop, &cfg);
-  if (pong) {
-    if (parse_long(pong, 1, 3600, &v) != 0) {
-      fprintf(stderr, "pusherd: --pong-timeout needs 1..3600 seconds\n");
+#else
+    int bad = 1;
+#endif
+    if (bad) {
+      fprintf(stderr, "pusherd: bad Redis URL '%s': %s\n", cfg->redis_url, err);
       return 2;
     }
-    server.pong_timeout_ms = (int)v * 1000;
   }
-  if (cfg.redis_url && pd_cluster_start(&server, cfg.redis_url) != 0) return 1;
+  if (o->pong) {
+    if (num_opt(o->pong, 1, 3600, &v, "--pong-timeout needs 1..3600 seconds")) return 2;
+    cfg->pong_timeout_ms = (int)v * 1000;
+  }
+  return 0;
+}
+
+static void log_start(const pd_config *cfg, int from_file) {
+  pd_log(PD_LOG_INFO, "msg=\"pusherd listening\" host=%s port=%d apps=%zu", cfg->host, cfg->port, cfg->napps);
+  for (size_t i = 0; i < cfg->napps; i++) {
+    const pd_app_cfg *a = cfg->apps[i];
+    pd_log(PD_LOG_INFO, "msg=\"app\" app_id=%s key=%s secret=%s client_events=%s max_connections=%ld", a->id, a->key,
+           from_file ? "(from config)" : a->secret, a->client_events ? "on" : "off", a->max_connections);
+  }
+  if (!from_file) {
+    printf("pusherd: development app on ws://%s:%d/app/%s (app id %s, key %s, secret %s, client events %s)\n",
+           cfg->host, cfg->port, cfg->apps[0]->key, cfg->apps[0]->id, cfg->apps[0]->key, cfg->apps[0]->secret,
+           cfg->apps[0]->client_events ? "on" : "off");
+    fflush(stdout);
+  }
+}
+
+/* Wire the layers and run the loop until shutdown. */
+static int run(pd_config *cfg, int from_file) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t *loop = uv_default_loop();
+  if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) return 1;
+  pd_server_init(&server, loop, cfg, &core);
+#ifdef PUSHERD_HAVE_HIREDIS
+  if (cfg->redis_url) {
+    if (pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
+    server.on_shutdown = stop_redis;
+    server.on_shutdown_ud = redis_adapter;
+  }
+#endif
   if (pd_server_listen(&server) != 0) return 1;
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
@@ -202,22 +266,27 @@ int main(int argc, char **argv) {
   uv_signal_start(&server.sigterm, on_signal, SIGTERM);
   uv_signal_start(&server.sigint, on_signal, SIGINT);
   server.signals_on = 1;
-  pd_log(PD_LOG_INFO, "msg=\"pusherd listening\" host=%s port=%d apps=%zu", cfg.host, cfg.port, cfg.napps);
-  for (size_t i = 0; i < cfg.napps; i++) {
-    pd_app *a = cfg.apps[i];
-    pd_log(PD_LOG_INFO, "msg=\"app\" app_id=%s key=%s secret=%s client_events=%s max_connections=%ld", a->id, a->key,
-           config ? "(from config)" : a->secret, a->client_events ? "on" : "off", a->max_connections);
-  }
-  if (!config) {
-    printf("pusherd: development app on ws://%s:%d/app/%s (app id %s, key %s, secret %s, client events %s)\n",
-           cfg.host, cfg.port, cfg.apps[0]->key, cfg.apps[0]->id, cfg.apps[0]->key, cfg.apps[0]->secret,
-           cfg.apps[0]->client_events ? "on" : "off");
-    fflush(stdout);
-  }
+  log_start(cfg, from_file);
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
+#ifdef PUSHERD_HAVE_HIREDIS
+  pd_redis_free(redis_adapter);
+#endif
+  pd_core_free(&core);
   uv_loop_close(loop);
-  pd_config_free(&cfg);
-  pd_log(PD_LOG_INFO, "msg=\"pusherd stopped\"");
   return 0;
+}
+
+int main(int argc, char **argv) {
+  pd_log_writer = pd_log_stderr;
+  opts o;
+  int r = parse_args(argc, argv, &o);
+  if (r) return r == 1 ? 0 : r;
+  pd_config cfg;
+  pd_config_init(&cfg);
+  r = build_config(&cfg, &o);
+  if (r == 0) r = run(&cfg, o.config != NULL);
+  pd_config_free(&cfg);
+  if (r == 0) pd_log(PD_LOG_INFO, "msg=\"pusherd stopped\"");
+  return r;
 }

@@ -1,6 +1,7 @@
-/* Unit tests for pusherd's cluster layer (src/server/cluster.c) without a
- * Redis: the --redis URL parser, and the replicated remote view driven by
- * injected messages on an offline cluster (pd_cluster_attach_offline):
+/* Unit tests for pusherd's Redis adapter (src/server/adapter/redis.c) without
+ * a Redis: the --redis URL parser, and the replicated remote view driven by
+ * injected messages on an offline adapter (pd_redis_new_offline), seen
+ * through recording sinks (tests/unit/server_rec.h):
  * presence member_added/member_removed only on the first join / last leave
  * across nodes, occupancy and member counts, node expiry by "bye",
  * socket_id exclusion of remote events, own messages ignored, and the
@@ -14,45 +15,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pusherd.h"
-#include "core/sign.h"
-
 #ifdef PUSHERD_HAVE_HIREDIS
+#include "adapter/pd_redis.h"
+#include "server_rec.h"
 
 /* ------------------------------------------------------------ URL */
 static void test_parse_url(void **st) {
   char *host, *pw, err[200];
   int port, db;
-  assert_int_equal(pd_cluster_parse_url("redis://127.0.0.1:7800/3", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_int_equal(pd_redis_parse_url("redis://127.0.0.1:7800/3", &host, &port, &pw, &db, err, sizeof err), 0);
   assert_string_equal(host, "127.0.0.1");
   assert_int_equal(port, 7800);
   assert_int_equal(db, 3);
   assert_null(pw);
   pd_free(host);
-  assert_int_equal(pd_cluster_parse_url("redis://:s3cret@example.org", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_int_equal(pd_redis_parse_url("redis://:s3cret@example.org", &host, &port, &pw, &db, err, sizeof err), 0);
   assert_string_equal(host, "example.org");
   assert_int_equal(port, 6379);
   assert_int_equal(db, 0);
   assert_string_equal(pw, "s3cret");
   pd_free(host);
   pd_free(pw);
-  assert_int_equal(pd_cluster_parse_url("user:pw@h:1", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_int_equal(pd_redis_parse_url("user:pw@h:1", &host, &port, &pw, &db, err, sizeof err), 0);
   assert_string_equal(host, "h");
   assert_string_equal(pw, "pw");
   assert_int_equal(port, 1);
   pd_free(host);
   pd_free(pw);
-  assert_int_equal(pd_cluster_parse_url("redis://", &host, &port, &pw, &db, err, sizeof err), 0);
+  assert_int_equal(pd_redis_parse_url("redis://", &host, &port, &pw, &db, err, sizeof err), 0);
   assert_string_equal(host, "127.0.0.1");
   pd_free(host);
   const char *bad[] = {"http://h:1", "redis://h:0", "redis://h:70000", "redis://h:x", "redis://h:1/x", "redis://h:1/-1"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    assert_int_equal(pd_cluster_parse_url(bad[i], &host, &port, &pw, &db, err, sizeof err), -1);
+    assert_int_equal(pd_redis_parse_url(bad[i], &host, &port, &pw, &db, err, sizeof err), -1);
 }
 
 /* ------------------------------------------------------------ remote view */
 static pd_config cfg;
-static pd_server srv;
+static pd_core core;
+static pd_redis *rd;
 static json_t *tapped; /* array of published messages */
 
 static void tap(const char *channel, const char *message) {
@@ -63,47 +64,38 @@ static void tap(const char *channel, const char *message) {
 static int setup(void **st) {
   pd_log_level = PD_LOG_OFF;
   pd_config_init(&cfg);
-  pd_app *a = pd_app_new("app-id", "app-key", "app-secret");
+  pd_app_cfg *a = pd_app_cfg_new("app-id", "app-key", "app-secret");
+  a->subscription_count = 1;
+  a->user_auth = 1;
   pd_config_add_app(&cfg, a);
-  pd_server_init(&srv, NULL, &cfg);
-  assert_int_equal(pd_cluster_attach_offline(&srv, 1111111111ull), 0);
+  assert_int_equal(pd_core_init(&core, &cfg, &pd_adapter_local, NULL), 0);
+  pd_core_set_time(&core, 1000, 1700000000);
+  assert_int_equal(pd_redis_new_offline(&rd, &core, 1111111111ull), 0);
+  assert_ptr_equal(core.ad, &pd_adapter_redis);
   tapped = json_array();
-  pd_cluster_tap = tap;
+  pd_redis_tap = tap;
   return 0;
 }
 static int teardown(void **st) {
-  pd_cluster_tap = NULL;
-  pd_server_free(&srv);
+  pd_redis_tap = NULL;
+  pd_redis_free(rd);
+  assert_ptr_equal(core.ad, &pd_adapter_local);
+  pd_core_free(&core);
   pd_config_free(&cfg);
   json_decref(tapped);
   return 0;
 }
 
-static pd_conn *conn(const char *sid) {
-  pd_conn *c = pd_conn_new_detached(&srv);
-  c->is_ws = 1;
-  c->app = cfg.apps[0];
-  c->counted = 1;
-  cfg.apps[0]->connections++;
-  strcpy(c->socket_id, sid);
-  pd_map_put(&srv.sockets, c->socket_id, c);
-  return c;
-}
+/* Sessions get socket ids "1111111111.<n>" (the node number). */
+static rec *conn(void) { return rec_open(&core, "app-key"); }
 
-static void send_text(pd_conn *c, const char *s) { pd_proto_on_text(c, (const uint8_t *)s, strlen(s)); }
-
-static void join_presence(pd_conn *c, const char *channel, const char *user) {
-  char cd[128], auth[128], msg[512];
+static void join_presence(rec *c, const char *channel, const char *user) {
+  char cd[128];
   snprintf(cd, sizeof cd, "{\"user_id\":\"%s\",\"user_info\":{\"n\":1}}", user);
-  assert_int_equal(pusher__sign_channel("app-key", "app-secret", c->socket_id, channel, cd, auth, sizeof auth), 0);
-  json_t *o = json_pack("{s:s,s:{s:s,s:s,s:s}}", "event", "pusher:subscribe", "data", "channel", channel, "auth", auth,
-                        "channel_data", cd);
-  char *t = json_dumps(o, JSON_COMPACT);
-  snprintf(msg, sizeof msg, "%s", t);
-  free(t);
-  json_decref(o);
-  send_text(c, msg);
+  rec_subscribe_signed(c, channel, cd);
 }
+
+static void send_text(rec *c, const char *s) { rec_text(c, s); }
 
 /* the last tapped message of type t */
 static json_t *last_of(const char *t) {
@@ -114,11 +106,11 @@ static json_t *last_of(const char *t) {
   return NULL;
 }
 
-static void inject(const char *s) { pd_cluster_inject(cfg.apps[0], s); }
+static void inject(const char *s) { pd_redis_inject(rd, &core.apps[0], s); }
 
 static void test_presence_across_nodes(void **st) {
-  pd_app *app = cfg.apps[0];
-  pd_conn *a = conn("1111111111.1");
+  pd_app *app = &core.apps[0];
+  rec *a = conn();
   join_presence(a, "presence-room", "u1");
   /* published: our subscription count and u1's first join */
   json_t *sub = last_of("sub"), *mj = last_of("mj");
@@ -130,10 +122,10 @@ static void test_presence_across_nodes(void **st) {
   assert_int_equal(json_integer_value(json_object_get(json_object_get(mj, "i"), "n")), 1);
 
   /* node 2222 reports u2 on the channel: member_added to a */
-  uint64_t before = a->sent_frames;
+  size_t before = a->total;
   inject("{\"t\":\"state\",\"n\":\"2222\",\"r\":1,\"s\":{\"presence-room\":1,\"other\":4},"
          "\"p\":{\"presence-room\":{\"u2\":{\"x\":2}}}}");
-  assert_int_equal(a->sent_frames, before + 1);
+  assert_int_equal(a->total, before + 1);
   /* r=1: we answered with our state */
   json_t *st_ = last_of("state");
   assert_non_null(st_);
@@ -142,8 +134,8 @@ static void test_presence_across_nodes(void **st) {
   assert_int_equal(pd_channel_total_members(app, "presence-room"), 2);
   assert_int_equal(pd_channel_total_subs(app, "presence-room"), 2);
   assert_int_equal(pd_channel_total_subs(app, "other"), 4);
-  assert_true(pd_cluster_member_remote(app, "presence-room", "u2"));
-  assert_false(pd_cluster_member_remote(app, "presence-room", "u1"));
+  assert_true(pd_adapter_redis.member_remote(app, "presence-room", "u2", rd));
+  assert_false(pd_adapter_redis.member_remote(app, "presence-room", "u1", rd));
 
   /* the presence list of a new subscriber has both */
   pd_channel *ch = pd_channel_get(app, "presence-room", 0);
@@ -155,16 +147,16 @@ static void test_presence_across_nodes(void **st) {
   json_decref(pj);
 
   /* u2 also on node 3333: no second member_added; u1 on 3333: none either */
-  before = a->sent_frames;
+  before = a->total;
   inject("{\"t\":\"mj\",\"n\":\"3333\",\"c\":\"presence-room\",\"u\":\"u2\",\"i\":null}");
   inject("{\"t\":\"mj\",\"n\":\"3333\",\"c\":\"presence-room\",\"u\":\"u1\",\"i\":null}");
-  assert_int_equal(a->sent_frames, before);
+  assert_int_equal(a->total, before);
   assert_int_equal(pd_channel_total_members(app, "presence-room"), 2);
   /* u2 leaves 2222 (still on 3333): nothing; 3333 says bye: member_removed u2 only */
   inject("{\"t\":\"ml\",\"n\":\"2222\",\"c\":\"presence-room\",\"u\":\"u2\"}");
-  assert_int_equal(a->sent_frames, before);
+  assert_int_equal(a->total, before);
   inject("{\"t\":\"bye\",\"n\":\"3333\"}");
-  assert_int_equal(a->sent_frames, before + 1);
+  assert_int_equal(a->total, before + 1);
   assert_int_equal(pd_channel_total_members(app, "presence-room"), 1);
   /* our own messages are ignored */
   inject("{\"t\":\"mj\",\"n\":\"1111111111\",\"c\":\"presence-room\",\"u\":\"u9\",\"i\":null}");
@@ -172,99 +164,89 @@ static void test_presence_across_nodes(void **st) {
 
   /* remote-only channels for GET /channels, with a prefix */
   json_t *l = json_object();
-  pd_cluster_remote_channels(app, NULL, l);
+  pd_adapter_redis.remote_channels(app, NULL, l, rd);
   assert_non_null(json_object_get(l, "other"));
   assert_non_null(json_object_get(l, "presence-room"));
   json_object_clear(l);
-  pd_cluster_remote_channels(app, "oth", l);
+  pd_adapter_redis.remote_channels(app, "oth", l, rd);
   assert_int_equal(json_object_size(l), 1);
   json_decref(l);
 
   /* leaving locally publishes ml and the new count */
-  pd_conn_leave_all(a);
+  pd_session_leave_all(&a->s);
   assert_string_equal(json_string_value(json_object_get(last_of("ml"), "u")), "u1");
   assert_int_equal(json_integer_value(json_object_get(last_of("sub"), "k")), 0);
-  pd_conn_destroy(a);
+  rec_free(a);
 }
 
 static void test_events_across_nodes(void **st) {
-  pd_app *app = cfg.apps[0];
-  pd_conn *a = conn("1111111111.1"), *b = conn("1111111111.2");
+  pd_app *app = &core.apps[0];
+  rec *a = conn(), *b = conn();
   send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
   send_text(b, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
-  uint64_t ba = a->sent_frames, bb = b->sent_frames;
+  size_t ba = a->total, bb = b->total;
   /* a remote REST event excluding b's socket */
-  inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"news\",\"e\":\"flash\",\"d\":\"{}\",\"x\":\"1111111111.2\"}");
-  assert_int_equal(a->sent_frames, ba + 1);
-  assert_int_equal(b->sent_frames, bb);
+  assert_string_equal(b->s.socket_id, "1111111111.2000008");
+  inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"news\",\"e\":\"flash\",\"d\":\"{}\",\"x\":\"1111111111.2000008\"}");
+  assert_int_equal(a->total, ba + 1);
+  assert_int_equal(b->total, bb);
   /* a remote client event frame */
   inject("{\"t\":\"fr\",\"n\":\"2222\",\"c\":\"news\",\"f\":\"{\\\"event\\\":\\\"client-x\\\"}\",\"x\":\"9.9\"}");
-  assert_int_equal(a->sent_frames, ba + 2);
-  assert_int_equal(b->sent_frames, bb + 1);
+  assert_int_equal(a->total, ba + 2);
+  assert_int_equal(b->total, bb + 1);
   /* a remote subscription count change reaches local subscribers as a
    * subscription_count event when the app has them on */
-  app->subscription_count = 1;
   inject("{\"t\":\"sub\",\"n\":\"2222\",\"c\":\"news\",\"k\":3}");
-  assert_int_equal(a->sent_frames, ba + 3);
+  assert_int_equal(a->total, ba + 3);
   assert_int_equal(pd_channel_total_subs(app, "news"), 5);
   /* garbage is ignored */
   inject("not json");
   inject("{\"t\":1}");
   inject("{\"t\":\"ev\",\"n\":\"2222\"}");
   inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"bad channel!\",\"e\":\"x\",\"d\":\"\"}");
-  assert_int_equal(a->sent_frames, ba + 3);
+  assert_int_equal(a->total, ba + 3);
   /* a cache channel event from another node is cached here too */
   inject("{\"t\":\"ev\",\"n\":\"2222\",\"c\":\"cache-x\",\"e\":\"e\",\"d\":\"kept\"}");
   pd_channel *cc = pd_channel_get(app, "cache-x", 0);
   assert_non_null(cc);
   assert_string_equal(cc->cached_json, "kept");
   /* a local REST-style publish is announced with the excluded socket */
-  pd_cluster_event(app, "news", "e", "d", "1111111111.1");
+  pd_adapter_redis.event(app, "news", "e", "d", a->s.socket_id, rd);
   json_t *ev = last_of("ev");
-  assert_string_equal(json_string_value(json_object_get(ev, "x")), "1111111111.1");
-  pd_conn_destroy(a);
-  pd_conn_destroy(b);
+  assert_string_equal(json_string_value(json_object_get(ev, "x")), a->s.socket_id);
+  rec_free(a);
+  rec_free(b);
 }
 
-static void signin(pd_conn *c, const char *user_data) {
-  char auth[128], msg[1024];
-  assert_int_equal(pusher__sign_user("app-key", "app-secret", c->socket_id, user_data, auth, sizeof auth), 0);
-  json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "event", "pusher:signin", "data", "auth", auth, "user_data", user_data);
-  char *t = json_dumps(o, JSON_COMPACT);
-  snprintf(msg, sizeof msg, "%s", t);
-  free(t);
-  json_decref(o);
-  send_text(c, msg);
-}
+static void signin(rec *c, const char *user_data) { rec_signin(c, user_data); }
 
 static void test_users_across_nodes(void **st) {
-  pd_app *app = cfg.apps[0];
-  app->user_auth = 1;
+  pd_app *app = &core.apps[0];
   /* dave is online on node 2222 before wendy signs in here */
   inject("{\"t\":\"uo\",\"n\":\"2222\",\"u\":\"dave\"}");
-  assert_true(pd_cluster_user_remote(app, "dave"));
-  pd_conn *w = conn("1111111111.1");
-  uint64_t before = w->sent_frames;
+  assert_true(pd_adapter_redis.user_remote(app, "dave", rd));
+  rec *w = conn();
+  size_t before = w->total;
   signin(w, "{\"id\":\"wendy\",\"watchlist\":[\"dave\",\"erin\"]}");
   /* signin_success + the initial online list (dave) */
-  assert_int_equal(w->sent_frames, before + 2);
+  assert_int_equal(w->total, before + 2);
   assert_string_equal(json_string_value(json_object_get(last_of("uo"), "u")), "wendy");
   /* dave also on 3333: no second "online"; erin comes online on 3333: one */
-  before = w->sent_frames;
+  before = w->total;
   inject("{\"t\":\"uo\",\"n\":\"3333\",\"u\":\"dave\"}");
-  assert_int_equal(w->sent_frames, before);
+  assert_int_equal(w->total, before);
   inject("{\"t\":\"uo\",\"n\":\"3333\",\"u\":\"erin\"}");
-  assert_int_equal(w->sent_frames, before + 1);
+  assert_int_equal(w->total, before + 1);
   /* dave leaves 2222 (still on 3333): nothing; 3333 goes: dave and erin offline */
   inject("{\"t\":\"uf\",\"n\":\"2222\",\"u\":\"dave\"}");
-  assert_int_equal(w->sent_frames, before + 1);
+  assert_int_equal(w->total, before + 1);
   inject("{\"t\":\"bye\",\"n\":\"3333\"}");
-  assert_int_equal(w->sent_frames, before + 3);
-  assert_false(pd_cluster_user_remote(app, "dave"));
+  assert_int_equal(w->total, before + 3);
+  assert_false(pd_adapter_redis.user_remote(app, "dave", rd));
   /* a state snapshot listing dave online: online again */
   inject("{\"t\":\"state\",\"n\":\"4444\",\"r\":0,\"s\":{},\"p\":{},\"o\":[\"dave\"]}");
-  assert_int_equal(w->sent_frames, before + 4);
-  pd_conn_destroy(w);
+  assert_int_equal(w->total, before + 4);
+  rec_free(w);
   assert_string_equal(json_string_value(json_object_get(last_of("uf"), "u")), "wendy");
 }
 
@@ -278,25 +260,10 @@ int main(void) {
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
 #else
-/* pusherd built without hiredis: --redis is refused, the cluster layer is inert. */
-static void test_no_hiredis(void **st) {
-  char *host, *pw, err[200];
-  int port, db;
-  assert_int_equal(pd_cluster_parse_url("redis://127.0.0.1:7800", &host, &port, &pw, &db, err, sizeof err), -1);
-  pd_config c;
-  pd_server s;
-  pd_config_init(&c);
-  pd_config_add_app(&c, pd_app_new("app-id", "app-key", "app-secret"));
-  pd_server_init(&s, NULL, &c);
-  assert_int_equal(pd_cluster_attach_offline(&s, 1), -1);
-  assert_null(s.cluster);
-  pd_server_free(&s);
-  pd_config_free(&c);
-}
-
+/* pusherd built without hiredis: the Redis adapter is not built at all
+ * (main refuses --redis); nothing to test here. */
 int main(void) {
-  pd_log_level = PD_LOG_OFF;
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_hiredis)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  printf("server_cluster_test: built without hiredis, skipped\n");
+  return 0;
 }
 #endif

@@ -59,14 +59,26 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   slow.ws._socket.pause();
   const payload = "y".repeat(9000);
   let sent = 0;
-  for (let r = 0; r < 300; r++) {
-    const batch = [];
-    for (let i = 0; i < 10; i++) batch.push({ channel: "flood", name: "big", data: payload });
-    await sdk.triggerBatch(batch);
-    sent += 10;
-  }
-  await sleep(2500); // the server closes over-cap consumers from its 1 s tick
+  const publishing = (async () => {
+    for (let r = 0; r < 300; r++) {
+      const batch = [];
+      for (let i = 0; i < 10; i++) batch.push({ channel: "flood", name: "big", data: payload });
+      await sdk.triggerBatch(batch);
+      sent += 10;
+    }
+  })();
+  // The server closes an over-cap consumer from its 1 s tick (it leaves the
+  // channel at once) and gives the closing connection 5 s to drain.  Resume
+  // reading as soon as the channel is down to one subscriber, not after the
+  // whole publish (which takes longer than 5 s on a loaded machine or under
+  // ASan).
+  const subs = async () => {
+    const r = await sdk.get({ path: "/channels/flood", params: { info: "subscription_count" } });
+    return (await r.json()).subscription_count;
+  };
+  for (let i = 0; i < 600 && (await subs()) !== 1; i++) await sleep(50);
   slow.ws._socket.resume();
+  await publishing;
   for (let i = 0; i < 100 && !slow.closed; i++) await sleep(100);
   ok(slow.closed && slow.closed.code === 4100, `a consumer that stops reading is closed with 4100 (got ${JSON.stringify(slow.closed)}, after ${slow.frames.length} frames of ${sent})`);
   for (let i = 0; i < 100 && fast.frames.filter((f) => f.d.event === "big").length < sent; i++) await sleep(100);

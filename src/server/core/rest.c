@@ -1,5 +1,7 @@
-/* pusherd: the HTTP API (/apps/<id>/...) and health endpoints. */
-#include "pusherd.h"
+/* pusherd server core: the HTTP API (/apps/<id>/...) and health endpoints,
+ * as request -> response (the net layer parses and writes HTTP). */
+#include "core/pd_core.h"
+#include "core/names.h"
 #include "core/sign.h"
 
 #include <stdio.h>
@@ -8,6 +10,12 @@
 #include <strings.h>
 #include <ctype.h>
 #include <stdarg.h>
+
+/* One request being answered. */
+typedef struct rq {
+  pd_core *core;
+  pd_http_response *out;
+} rq;
 
 typedef struct kv {
   char *k, *v;
@@ -75,19 +83,28 @@ static const char *query_get(const query *q, const char *k) {
   return NULL;
 }
 
-static void reply_json(pd_conn *c, int status, json_t *o) {
+static void reply(rq *c, int status, const char *body, size_t len) {
+  pd_http_response *out = c->out;
+  pd_free(out->body);
+  out->status = status;
+  out->body = pd_strndup(body, len);
+  out->len = out->body ? len : 0;
+  if (!out->body) out->status = 500;
+}
+
+static void reply_json(rq *c, int status, json_t *o) {
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   if (!s) {
-    pd_conn_http_reply(c, 500, "{\"error\":\"out of memory\"}", 25);
+    reply(c, 500, "{\"error\":\"out of memory\"}", 25);
     return;
   }
-  pd_conn_http_reply(c, status, s, strlen(s));
+  reply(c, status, s, strlen(s));
   free(s);
 }
 
-static void reply_error(pd_conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void reply_error(pd_conn *c, int status, const char *fmt, ...) {
+static void reply_error(rq *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(rq *c, int status, const char *fmt, ...) {
   char msg[600];
   va_list ap;
   va_start(ap, fmt);
@@ -100,7 +117,7 @@ static void reply_error(pd_conn *c, int status, const char *fmt, ...) {
 /* 0 when the request is correctly signed (lib/core/sign.c: auth_key,
  * auth_timestamp within 600 s, auth_version 1.0, body_md5, HMAC over
  * method, path and the sorted query); else replies 401 and returns -1. */
-static int check_signature(pd_conn *c, pd_app *app, const char *method, const char *path, query *q,
+static int check_signature(rq *c, pd_app *app, const char *method, const char *path, query *q,
                            const char *body, size_t body_len) {
   pusher_kv *kvs = pd_alloc((q->n ? q->n : 1) * sizeof *kvs);
   if (!kvs) {
@@ -109,8 +126,8 @@ static int check_signature(pd_conn *c, pd_app *app, const char *method, const ch
   }
   for (size_t i = 0; i < q->n; i++) kvs[i].name = q->p[i].k, kvs[i].value = q->p[i].v;
   char why[512];
-  int r = pusher__rest_verify(NULL, method, path, kvs, q->n, body, body_len, app->key, app->secret,
-                              (int64_t)pd_wall_s(), 600, why, sizeof why);
+  int r = pusher__rest_verify(NULL, method, path, kvs, q->n, body, body_len, app->cfg->key, app->cfg->secret,
+                              (int64_t)c->core->wall_s, 600, why, sizeof why);
   pd_free(kvs);
   if (r == 0) return 0;
   if (r == PUSHER_ERR_NOMEM) reply_error(c, 500, "out of memory");
@@ -118,15 +135,8 @@ static int check_signature(pd_conn *c, pd_app *app, const char *method, const ch
   return -1;
 }
 
-static int socket_id_valid(const char *s) {
-  const char *dot = strchr(s, '.');
-  if (!dot || dot == s || !dot[1]) return 0;
-  for (const char *p = s; *p; p++)
-    if (p != dot && (*p < '0' || *p > '9')) return 0;
-  return 1;
-}
-
 static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static int is_presence(const char *name) { return pusher__chan_kind_of(name) == PUSHER__CHAN_PRESENCE; }
 
 /* Parse the "info" attribute list; sets flags; -1 on an unknown attribute. */
 static int parse_info(const char *info, int *user_count, int *sub_count, int *cache) {
@@ -146,9 +156,9 @@ static int parse_info(const char *info, int *user_count, int *sub_count, int *ca
 }
 
 static json_t *channel_info(pd_app *app, const char *name, int uc, int sc) {
-  /* local + other nodes (cluster.c); equal to the local values without --redis */
+  /* local + other nodes (the adapter); the local values on a single node */
   json_t *o = json_object();
-  if (uc && has_prefix(name, "presence-"))
+  if (uc && is_presence(name))
     json_object_set_new(o, "user_count", json_integer((json_int_t)pd_channel_total_members(app, name)));
   if (sc) json_object_set_new(o, "subscription_count", json_integer((json_int_t)pd_channel_total_subs(app, name)));
   return o;
@@ -163,20 +173,17 @@ typedef struct ev {
   const char *info;
 } ev;
 
-/* Validate one event object (batch: single channel).  Returns 0 or replies. */
-static int parse_event(pd_conn *c, pd_app *app, json_t *o, ev *e, int batch) {
-  memset(e, 0, sizeof *e);
-  if (!json_is_object(o)) {
-    reply_error(c, 400, "The event must be a JSON object");
-    return -1;
-  }
+/* name and data of an event object: 0, or -1 after replying. */
+static int parse_name_data(rq *c, pd_app *app, json_t *o, ev *e) {
   json_t *jn = json_object_get(o, "name");
   if (!json_is_string(jn) || json_string_length(jn) == 0) {
     reply_error(c, 400, "Missing or invalid \"name\" (a non-empty string)");
     return -1;
   }
-  if (json_string_length(jn) > app->max_event_name || strlen(json_string_value(jn)) != json_string_length(jn)) {
-    reply_error(c, 400, "Event name too long (max %zu)", app->max_event_name);
+  char why[200];
+  if (!pusher__check_event_name(json_string_value(jn), json_string_length(jn), app->cfg->max_event_name, why,
+                                sizeof why)) {
+    reply_error(c, 400, "%s", why);
     return -1;
   }
   e->name = json_string_value(jn);
@@ -202,74 +209,77 @@ static int parse_event(pd_conn *c, pd_app *app, json_t *o, ev *e, int batch) {
     e->data_owned = pd_strdup(t);
     free(t);
     e->data = e->data_owned;
-    dl = strlen(e->data);
+    dl = e->data ? strlen(e->data) : 0;
   }
-  if (dl > app->max_event_data) {
-    pd_free(e->data_owned), e->data_owned = NULL;
-    reply_error(c, 413, "Event data too large: %zu bytes (max %zu)", dl, app->max_event_data);
+  if (dl > app->cfg->max_event_data) {
+    reply_error(c, 413, "Event data too large: %zu bytes (max %zu)", dl, app->cfg->max_event_data);
     return -1;
   }
+  return 0;
+}
+
+/* "channel" or "channels" (batch: "channel" only): 0, or -1 after replying. */
+static int parse_channels(rq *c, pd_app *app, json_t *o, ev *e, int batch) {
   json_t *chs = json_object_get(o, "channels"), *ch1 = json_object_get(o, "channel");
   size_t n = 0;
-  if (batch && chs) {
-    reply_error(c, 400, "A batch event takes exactly one \"channel\"");
-    goto fail;
-  }
-  if (chs && ch1) {
-    reply_error(c, 400, "Give either \"channel\" or \"channels\", not both");
-    goto fail;
-  }
+  if (batch && chs) return reply_error(c, 400, "A batch event takes exactly one \"channel\""), -1;
+  if (chs && ch1) return reply_error(c, 400, "Give either \"channel\" or \"channels\", not both"), -1;
   if (chs) {
-    if (!json_is_array(chs) || json_array_size(chs) == 0) {
-      reply_error(c, 400, "\"channels\" must be a non-empty array of channel names");
-      goto fail;
-    }
+    if (!json_is_array(chs) || json_array_size(chs) == 0)
+      return reply_error(c, 400, "\"channels\" must be a non-empty array of channel names"), -1;
     n = json_array_size(chs);
-    if (n > app->max_channels_per_event) {
-      reply_error(c, 400, "Too many channels: %zu (max %zu)", n, app->max_channels_per_event);
-      goto fail;
-    }
+    if (n > app->cfg->max_channels_per_event)
+      return reply_error(c, 400, "Too many channels: %zu (max %zu)", n, app->cfg->max_channels_per_event), -1;
   } else if (ch1) {
     n = 1;
   } else {
-    reply_error(c, 400, "Missing \"channel\" or \"channels\"");
-    goto fail;
+    return reply_error(c, 400, "Missing \"channel\" or \"channels\""), -1;
   }
   e->channels = pd_zalloc(n * sizeof *e->channels);
-  if (!e->channels) goto fail;
+  if (!e->channels) return -1;
   e->nch = n;
+  char why[200];
   for (size_t i = 0; i < n; i++) {
     json_t *jc = chs ? json_array_get(chs, i) : ch1;
-    if (!json_is_string(jc) || strlen(json_string_value(jc)) != json_string_length(jc) ||
-        !pd_channel_name_valid(app, json_string_value(jc))) {
-      reply_error(c, 400, "Invalid channel name at position %zu", i);
-      goto fail;
-    }
+    if (!json_is_string(jc) ||
+        !pd_channel_name_valid(app, json_string_value(jc), json_string_length(jc), why, sizeof why))
+      return reply_error(c, 400, "Channel at position %zu: %s", i, json_is_string(jc) ? why : "not a string"), -1;
     e->channels[i] = json_string_value(jc);
-    if (n > 1 && has_prefix(e->channels[i], "private-encrypted-")) {
-      reply_error(c, 400, "An event for a private-encrypted- channel must target exactly one channel");
-      goto fail;
-    }
+    if (n > 1 && pusher__chan_kind_of(e->channels[i]) == PUSHER__CHAN_ENCRYPTED)
+      return reply_error(c, 400, "An event for a private-encrypted- channel must target exactly one channel"), -1;
   }
+  return 0;
+}
+
+/* socket_id and info: 0, or -1 after replying. */
+static int parse_extras(rq *c, json_t *o, ev *e) {
+  char why[200];
   json_t *sid = json_object_get(o, "socket_id");
   if (sid && !json_is_null(sid)) {
-    if (!json_is_string(sid) || !socket_id_valid(json_string_value(sid))) {
-      reply_error(c, 400, "Invalid socket_id (expected digits.digits)");
-      goto fail;
-    }
+    if (!json_is_string(sid) || !pusher__check_socket_id(json_string_value(sid), json_string_length(sid),
+                                                         PUSHER__SOCKET_ID_MAX_DEFAULT, why, sizeof why))
+      return reply_error(c, 400, "%s", json_is_string(sid) ? why : "Invalid socket_id: not a string"), -1;
     e->socket_id = json_string_value(sid);
   }
   json_t *info = json_object_get(o, "info");
   if (info && !json_is_null(info)) {
     int uc, sc;
-    if (!json_is_string(info) || parse_info(json_string_value(info), &uc, &sc, NULL) != 0) {
-      reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count");
-      goto fail;
-    }
+    if (!json_is_string(info) || parse_info(json_string_value(info), &uc, &sc, NULL) != 0)
+      return reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count"), -1;
     e->info = json_string_value(info);
   }
   return 0;
-fail:
+}
+
+/* Validate one event object (batch: single channel).  Returns 0 or replies. */
+static int parse_event(rq *c, pd_app *app, json_t *o, ev *e, int batch) {
+  memset(e, 0, sizeof *e);
+  if (!json_is_object(o)) {
+    reply_error(c, 400, "The event must be a JSON object");
+    return -1;
+  }
+  if (parse_name_data(c, app, o, e) == 0 && parse_channels(c, app, o, e, batch) == 0 && parse_extras(c, o, e) == 0)
+    return 0;
   pd_free(e->data_owned);
   pd_free(e->channels);
   memset(e, 0, sizeof *e);
@@ -281,11 +291,11 @@ static void ev_free(ev *e) {
   pd_free(e->channels);
 }
 
-static void publish_event(pd_conn *c, pd_app *app, ev *e) {
-  pd_conn *except = e->socket_id ? pd_server_find_socket(c->srv, app, e->socket_id) : NULL;
+static void publish_event(rq *c, pd_app *app, ev *e) {
+  pd_session *except = e->socket_id ? pd_core_find_session(c->core, app, e->socket_id) : NULL;
   for (size_t i = 0; i < e->nch; i++) {
     pd_publish(app, e->channels[i], e->name, e->data, except);
-    pd_cluster_event(app, e->channels[i], e->name, e->data, e->socket_id);
+    PD_AD(app)->event(app, e->channels[i], e->name, e->data, e->socket_id, PD_AD_UD(app));
   }
 }
 
@@ -297,7 +307,7 @@ static json_t *event_info(pd_app *app, ev *e) {
   return chs;
 }
 
-static void do_events(pd_conn *c, pd_app *app, const char *body, size_t len) {
+static void do_events(rq *c, pd_app *app, const char *body, size_t len) {
   json_t *o = json_loadb(body, len, 0, NULL);
   if (!o) {
     reply_error(c, 400, "The body must be a JSON object");
@@ -314,7 +324,7 @@ static void do_events(pd_conn *c, pd_app *app, const char *body, size_t len) {
   json_decref(o);
 }
 
-static void do_batch(pd_conn *c, pd_app *app, const char *body, size_t len) {
+static void do_batch(rq *c, pd_app *app, const char *body, size_t len) {
   json_t *o = json_loadb(body, len, 0, NULL);
   json_t *b = json_is_object(o) ? json_object_get(o, "batch") : NULL;
   if (!json_is_array(b)) {
@@ -323,8 +333,8 @@ static void do_batch(pd_conn *c, pd_app *app, const char *body, size_t len) {
     return;
   }
   size_t n = json_array_size(b);
-  if (n > app->max_batch) {
-    reply_error(c, 400, "Batch too large: %zu events (max %zu)", n, app->max_batch);
+  if (n > app->cfg->max_batch) {
+    reply_error(c, 400, "Batch too large: %zu events (max %zu)", n, app->cfg->max_batch);
     json_decref(o);
     return;
   }
@@ -355,7 +365,7 @@ static void do_batch(pd_conn *c, pd_app *app, const char *body, size_t len) {
   json_decref(o);
 }
 
-static void do_channels(pd_conn *c, pd_app *app, query *q) {
+static void do_channels(rq *c, pd_app *app, query *q) {
   const char *prefix = query_get(q, "filter_by_prefix");
   const char *info = query_get(q, "info");
   int uc, sc;
@@ -363,7 +373,7 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
     reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count and subscription_count");
     return;
   }
-  if (uc && (!prefix || !has_prefix(prefix, "presence-"))) {
+  if (uc && (!prefix || !is_presence(prefix))) {
     reply_error(c, 400, "info=user_count is only allowed with filter_by_prefix=presence-");
     return;
   }
@@ -371,14 +381,14 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
   for (size_t i = 0; i < app->channels.nb; i++)
     for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
       pd_channel *ch = e->val;
-      if (!ch->nsubs || ch->name[0] == '#') continue;
+      if (!ch->nsubs || pusher__chan_user_id(ch->name)) continue;
       if (prefix && !has_prefix(ch->name, prefix)) continue;
       json_object_set_new(chs, ch->name, channel_info(app, ch->name, uc, sc));
     }
-  if (app->capp) {
+  if (PD_AD(app)->clustered) {
     /* channels occupied only on other nodes */
     json_t *remote = json_object();
-    pd_cluster_remote_channels(app, prefix, remote);
+    PD_AD(app)->remote_channels(app, prefix, remote, PD_AD_UD(app));
     const char *k;
     json_t *v;
     json_object_foreach(remote, k, v) if (!json_object_get(chs, k)) json_object_set_new(chs, k, channel_info(app, k, uc, sc));
@@ -387,34 +397,32 @@ static void do_channels(pd_conn *c, pd_app *app, query *q) {
   reply_json(c, 200, json_pack("{s:o}", "channels", chs));
 }
 
-static void do_channel(pd_conn *c, pd_app *app, const char *name, query *q) {
+static void do_channel(rq *c, pd_app *app, const char *name, query *q) {
   int uc, sc, cache;
   if (parse_info(query_get(q, "info"), &uc, &sc, &cache) != 0) {
     reply_error(c, 400, "Invalid \"info\": allowed attributes are user_count, subscription_count and cache");
     return;
   }
-  if (uc && !has_prefix(name, "presence-")) {
+  if (uc && !is_presence(name)) {
     reply_error(c, 400, "info=user_count is only available for presence- channels");
     return;
   }
   pd_channel *ch = pd_channel_get(app, name, 0);
-  if (cache && !(ch ? ch->cache
-                    : (has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
-                       has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-")))) {
+  if (cache && !pusher__chan_is_cache(name)) {
     reply_error(c, 400, "info=cache is only available for cache channels");
     return;
   }
   json_t *o = channel_info(app, name, uc, sc);
   json_object_set_new(o, "occupied", json_boolean(pd_channel_total_subs(app, name) > 0));
   if (cache && ch && ch->cached_json) {
-    long long ttl = (long long)app->cache_ttl - (long long)(pd_wall_s() - ch->cached_at_s);
+    long long ttl = (long long)app->cfg->cache_ttl - (long long)(app->core->wall_s - ch->cached_at_s);
     if (ttl > 0) json_object_set_new(o, "cache", json_pack("{s:s,s:I}", "data", ch->cached_json, "ttl", (json_int_t)ttl));
   }
   reply_json(c, 200, o);
 }
 
-static void do_users(pd_conn *c, pd_app *app, const char *name) {
-  if (!has_prefix(name, "presence-")) {
+static void do_users(rq *c, pd_app *app, const char *name) {
+  if (!is_presence(name)) {
     reply_error(c, 400, "Users are only available for presence- channels");
     return;
   }
@@ -423,12 +431,12 @@ static void do_users(pd_conn *c, pd_app *app, const char *name) {
   if (ch)
     for (size_t i = 0; i < ch->members.nb; i++)
       for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_array_append_new(arr, json_pack("{s:s}", "id", e->key));
-  if (app->capp) {
+  if (PD_AD(app)->clustered) {
     json_t *hash = json_object(), *ids = json_array();
     if (ch)
       for (size_t i = 0; i < ch->members.nb; i++)
         for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_object_set_new(hash, e->key, json_null());
-    pd_cluster_add_remote_members(app, name, hash, ids);
+    PD_AD(app)->add_remote_members(app, name, hash, ids, PD_AD_UD(app));
     size_t i;
     json_t *v;
     json_array_foreach(ids, i, v) json_array_append_new(arr, json_pack("{s:s}", "id", json_string_value(v)));
@@ -438,20 +446,51 @@ static void do_users(pd_conn *c, pd_app *app, const char *name) {
   reply_json(c, 200, json_pack("{s:o}", "users", arr));
 }
 
-static void do_terminate(pd_conn *c, pd_app *app, const char *user) {
-  size_t n;
-  pd_conn **list = pd_user_sockets(app, user, &n);
-  /* closing signs a socket out, which edits the user's list: use the copy */
-  for (size_t i = 0; i < n; i++) pd_conn_close(list[i], 4009, "You got disconnected by the app");
-  pd_free(list);
-  pd_cluster_terminate(app, user);
-  pd_log(PD_LOG_INFO, "msg=\"terminate_connections\" app=%s user=%s connections=%zu", app->id, user, n);
+static void do_terminate(rq *c, pd_app *app, const char *user) {
+  size_t n = pd_user_terminate_local(app, user);
+  PD_AD(app)->terminate(app, user, PD_AD_UD(app));
+  pd_log(PD_LOG_INFO, "msg=\"terminate_connections\" app=%s user=%s connections=%zu", app->cfg->id, user, n);
   reply_json(c, 200, json_object());
 }
 
-void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_len, const char *body,
-                    size_t body_len) {
-  c->last_rx_ms = pd_now_ms(c->srv);
+void pd_http_error(pd_http_response *out, int status, const char *msg) {
+  rq c = {NULL, out};
+  out->body = NULL;
+  reply_json(&c, status, json_pack("{s:s}", "error", msg));
+}
+
+const char *pd_http_status_text(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Payload Too Large";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  default: return "OK";
+  }
+}
+
+static void route(rq *c, const char *method, const char *url, size_t url_len, const char *body,
+                  size_t body_len);
+
+void pd_rest_handle(pd_core *core, const char *method, const char *url, size_t url_len, const char *body,
+                    size_t body_len, pd_http_response *out) {
+  rq c = {core, out};
+  out->status = 500;
+  out->body = NULL;
+  out->len = 0;
+  route(&c, method, url, url_len, body, body_len);
+  if (!out->body) reply(&c, 500, "{\"error\":\"out of memory\"}", 25);
+}
+
+static void route(rq *c, const char *method, const char *url, size_t url_len, const char *body,
+                  size_t body_len) {
   const char *qm = memchr(url, '?', url_len);
   size_t plen = qm ? (size_t)(qm - url) : url_len;
   char *path = pd_strndup(url, plen);
@@ -463,13 +502,13 @@ void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_
   int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   int is_post = strcmp(method, "POST") == 0;
   if (strcmp(method, "OPTIONS") == 0) {
-    pd_conn_http_reply(c, 200, "{}", 2);
+    reply(c, 200, "{}", 2);
     goto out;
   }
   if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0) {
     if (!is_get) reply_error(c, 405, "Method not allowed");
-    else if (c->srv->shutting_down && strcmp(path, "/ready") == 0) reply_error(c, 503, "Shutting down");
-    else pd_conn_http_reply(c, 200, "{\"ok\":true}", 11);
+    else if (c->core->draining && strcmp(path, "/ready") == 0) reply_error(c, 503, "Shutting down");
+    else reply(c, 200, "{\"ok\":true}", 11);
     goto out;
   }
   if (strncmp(path, "/apps/", 6) != 0) {
@@ -487,12 +526,12 @@ void pd_rest_handle(pd_conn *c, const char *method, const char *url, size_t url_
     if (!sl) break;
     p = sl + 1;
   }
-  pd_app *app = nseg ? pd_config_app_by_id(c->srv->cfg, segs[0]) : NULL;
+  pd_app *app = nseg ? pd_core_app_by_id(c->core, segs[0]) : NULL;
   if (!app) {
     reply_error(c, 404, "Unknown app");
   } else if (check_signature(c, app, method, path, &q, body, body_len) != 0) {
     /* replied */
-  } else if (!app->enabled) {
+  } else if (!app->cfg->enabled) {
     reply_error(c, 403, "Application is disabled");
   } else if (nseg == 2 && strcmp(segs[1], "events") == 0) {
     if (!is_post) reply_error(c, 405, "Use POST");

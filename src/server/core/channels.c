@@ -1,25 +1,14 @@
-/* pusherd: channel registry, presence members, cache channels, fan-out. */
-#include "pusherd.h"
+/* pusherd server core: channel registry, presence members, cache channels,
+ * fan-out. */
+#include "core/pd_core.h"
+#include "core/names.h"
 
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
-
-int pd_channel_name_valid(const pd_app *app, const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > app->max_channel_name) return 0;
-  const char *p = name;
-  if (has_prefix(name, "#server-to-user-")) p = name + strlen("#server-to-user-");
-  if (!*p) return 0;
-  for (; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-          ch == '-' || ch == '=' || ch == '@' || ch == ',' || ch == '.' || ch == ';'))
-      return 0;
-  }
-  return 1;
+int pd_channel_name_valid(const pd_app *app, const char *name, size_t len, char *why, size_t whylen) {
+  return pusher__check_channel_name(name, len, app->cfg->max_channel_name, 1, why, whylen);
 }
 
 pd_channel *pd_channel_get(pd_app *app, const char *name, int create) {
@@ -29,11 +18,11 @@ pd_channel *pd_channel_get(pd_app *app, const char *name, int create) {
   if (!ch) return NULL;
   ch->app = app;
   ch->name = pd_strdup(name);
-  ch->presence = has_prefix(name, "presence-");
-  ch->encrypted = has_prefix(name, "private-encrypted-");
-  ch->priv = has_prefix(name, "private-");
-  ch->cache = has_prefix(name, "cache-") || has_prefix(name, "private-cache-") ||
-              has_prefix(name, "private-encrypted-cache-") || has_prefix(name, "presence-cache-");
+  pusher__chan_kind k = pusher__chan_kind_of(name);
+  ch->presence = k == PUSHER__CHAN_PRESENCE;
+  ch->encrypted = k == PUSHER__CHAN_ENCRYPTED;
+  ch->priv = k == PUSHER__CHAN_PRIVATE || k == PUSHER__CHAN_ENCRYPTED;
+  ch->cache = pusher__chan_is_cache(name);
   if (!ch->name || pd_map_put(&app->channels, name, ch) != 0) {
     pd_free(ch->name);
     pd_free(ch);
@@ -52,13 +41,13 @@ static void channel_free(pd_channel *ch) {
   pd_map_free(&ch->members);
   pd_msg_unref(ch->cached);
   pd_free(ch->cached_json);
-  pd_free(ch->sub_conns);
+  pd_free(ch->subs);
   pd_free(ch->name);
   pd_free(ch);
 }
 
 static int cache_valid(const pd_channel *ch) {
-  return ch->cached && pd_wall_s() - ch->cached_at_s < (uint64_t)ch->app->cache_ttl;
+  return ch->cached && ch->app->core->wall_s - ch->cached_at_s < (uint64_t)ch->app->cfg->cache_ttl;
 }
 
 void pd_channel_maybe_free(pd_channel *ch) {
@@ -77,42 +66,42 @@ size_t pd_channel_subscription_count(const pd_channel *ch) { return ch->nsubs; }
 
 size_t pd_channel_total_subs(pd_app *app, const char *name) {
   pd_channel *ch = pd_channel_get(app, name, 0);
-  return (ch ? ch->nsubs : 0) + pd_cluster_remote_subs(app, name);
+  return (ch ? ch->nsubs : 0) + PD_AD(app)->remote_subs(app, name, PD_AD_UD(app));
 }
 
 size_t pd_channel_total_members(pd_app *app, const char *name) {
   pd_channel *ch = pd_channel_get(app, name, 0);
-  if (!app->capp) return ch ? ch->nmembers : 0;
+  if (!PD_AD(app)->clustered) return ch ? ch->nmembers : 0;
   json_t *hash = json_object();
   if (ch)
     for (size_t i = 0; i < ch->members.nb; i++)
       for (pd_map_ent *e = ch->members.b[i]; e; e = e->next) json_object_set_new(hash, e->key, json_null());
-  pd_cluster_add_remote_members(app, name, hash, NULL);
+  PD_AD(app)->add_remote_members(app, name, hash, NULL, PD_AD_UD(app));
   size_t n = json_object_size(hash);
   json_decref(hash);
   return n;
 }
 
-pd_sub *pd_conn_find_sub(pd_conn *c, const char *name) {
+pd_sub *pd_session_find_sub(pd_session *c, const char *name) {
   for (size_t i = 0; i < c->nsubs; i++)
     if (strcmp(c->subs[i].ch->name, name) == 0) return &c->subs[i];
   return NULL;
 }
 
-void pd_channel_broadcast(pd_channel *ch, pd_msg *m, pd_conn *except) {
+void pd_channel_broadcast(pd_channel *ch, pd_msg *m, pd_session *except) {
   size_t n = ch->nsubs;
   if (!n) return;
   /* Snapshot: queueing may close a subscriber, which leaves the channel. */
-  pd_conn *stack[64];
-  pd_conn **list = n <= 64 ? stack : pd_alloc(n * sizeof *list);
+  pd_session *stack[64];
+  pd_session **list = n <= 64 ? stack : pd_alloc(n * sizeof *list);
   if (!list) return;
-  memcpy(list, ch->sub_conns, n * sizeof *list);
+  memcpy(list, ch->subs, n * sizeof *list);
   for (size_t i = 0; i < n; i++)
-    if (list[i] != except) pd_conn_queue(list[i], m);
+    if (list[i] != except) pd_session_send(list[i], m);
   if (list != stack) pd_free(list);
 }
 
-static void broadcast_json(pd_channel *ch, json_t *o, pd_conn *except) {
+static void broadcast_json(pd_channel *ch, json_t *o, pd_session *except) {
   pd_msg *m = pd_msg_json(o);
   json_decref(o);
   if (!m) return;
@@ -129,10 +118,9 @@ static json_t *encoded_data(json_t *d) {
 }
 
 void pd_channel_send_count(pd_channel *ch) {
-  if (!ch->app->subscription_count || ch->presence || !ch->nsubs) return;
-  pd_server *s = ch->app->srv;
-  uint64_t now = s ? pd_now_ms(s) : 0;
-  size_t total = ch->nsubs + pd_cluster_remote_subs(ch->app, ch->name);
+  if (!ch->app->cfg->subscription_count || ch->presence || !ch->nsubs) return;
+  uint64_t now = ch->app->core->now_ms;
+  size_t total = ch->nsubs + PD_AD(ch->app)->remote_subs(ch->app, ch->name, PD_AD_UD(ch->app));
   if (total > 100 && ch->count_sent_ms && now - ch->count_sent_ms < 5000) {
     ch->count_pending = 1;
     return;
@@ -146,19 +134,8 @@ void pd_channel_send_count(pd_channel *ch) {
   broadcast_json(ch, o, NULL);
 }
 
-void pd_channels_tick(pd_server *s) {
-  for (size_t a = 0; a < s->cfg->napps; a++) {
-    pd_app *app = s->cfg->apps[a];
-    for (size_t i = 0; i < app->channels.nb; i++)
-      for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
-        pd_channel *ch = e->val;
-        if (ch->count_pending) pd_channel_send_count(ch);
-      }
-  }
-}
-
 void pd_channel_member_event(pd_channel *ch, int added, const char *user_id, json_t *user_info,
-                             pd_conn *except) {
+                             pd_session *except) {
   json_t *d = json_object();
   json_object_set_new(d, "user_id", json_string(user_id));
   if (added && user_info) json_object_set(d, "user_info", user_info);
@@ -177,12 +154,12 @@ json_t *pd_channel_presence_json(pd_channel *ch) {
       json_array_append_new(ids, json_string(e->key));
       json_object_set(hash, e->key, m->user_info ? m->user_info : json_null());
     }
-  pd_cluster_add_remote_members(ch->app, ch->name, hash, ids);
+  PD_AD(ch->app)->add_remote_members(ch->app, ch->name, hash, ids, PD_AD_UD(ch->app));
   return json_pack("{s:{s:o,s:o,s:I}}", "presence", "ids", ids, "hash", hash, "count",
                    (json_int_t)json_array_size(ids));
 }
 
-int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char *user_info_text,
+int pd_channel_join(pd_session *c, pd_channel *ch, const char *user_id, const char *user_info_text,
                     const char **err) {
   if (c->nsubs == c->subs_alloc) {
     size_t na = c->subs_alloc ? c->subs_alloc * 2 : 4;
@@ -193,9 +170,9 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
   }
   if (ch->nsubs == ch->alloc) {
     size_t na = ch->alloc ? ch->alloc * 2 : 8;
-    pd_conn **nc = pd_realloc(ch->sub_conns, na * sizeof *nc);
+    pd_session **nc = pd_realloc(ch->subs, na * sizeof *nc);
     if (!nc) goto nomem;
-    ch->sub_conns = nc;
+    ch->subs = nc;
     ch->alloc = na;
   }
   char *uid = NULL;
@@ -206,9 +183,9 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
     if (m) {
       m->count++;
     } else {
-      int elsewhere = pd_cluster_member_remote(ch->app, ch->name, user_id);
-      if (!elsewhere && (ch->app->capp ? pd_channel_total_members(ch->app, ch->name) : ch->nmembers) >=
-                            ch->app->max_presence_members) {
+      int elsewhere = PD_AD(ch->app)->member_remote(ch->app, ch->name, user_id, PD_AD_UD(ch->app));
+      if (!elsewhere && (PD_AD(ch->app)->clustered ? pd_channel_total_members(ch->app, ch->name) : ch->nmembers) >=
+                            ch->app->cfg->max_presence_members) {
         pd_free(uid);
         *err = "Presence channel is full (member limit reached)";
         return -1;
@@ -228,30 +205,30 @@ int pd_channel_join(pd_conn *c, pd_channel *ch, const char *user_id, const char 
       }
       ch->nmembers++;
       if (!elsewhere) pd_channel_member_event(ch, 1, user_id, m->user_info, c);
-      pd_cluster_local_member(ch, user_id, m->user_info, 1);
+      PD_AD(ch->app)->member_changed(ch, user_id, m->user_info, 1, PD_AD_UD(ch->app));
     }
   }
   pd_sub *s = &c->subs[c->nsubs++];
   s->ch = ch;
   s->idx = ch->nsubs;
   s->user_id = uid;
-  ch->sub_conns[ch->nsubs++] = c;
-  pd_cluster_local_subs(ch);
+  ch->subs[ch->nsubs++] = c;
+  PD_AD(ch->app)->subs_changed(ch, PD_AD_UD(ch->app));
   return 0;
 nomem:
   *err = "Server out of memory";
   return -1;
 }
 
-void pd_channel_leave(pd_conn *c, size_t si) {
+void pd_channel_leave(pd_session *c, size_t si) {
   pd_sub sub = c->subs[si];
   c->subs[si] = c->subs[--c->nsubs];
   pd_channel *ch = sub.ch;
   /* remove from channel: swap with last, fix the moved conn's index */
   size_t last = --ch->nsubs;
   if (sub.idx != last) {
-    pd_conn *moved = ch->sub_conns[last];
-    ch->sub_conns[sub.idx] = moved;
+    pd_session *moved = ch->subs[last];
+    ch->subs[sub.idx] = moved;
     for (size_t i = 0; i < moved->nsubs; i++)
       if (moved->subs[i].ch == ch) {
         moved->subs[i].idx = sub.idx;
@@ -265,50 +242,43 @@ void pd_channel_leave(pd_conn *c, size_t si) {
       json_decref(m->user_info);
       pd_free(m);
       ch->nmembers--;
-      if (!pd_cluster_member_remote(ch->app, ch->name, sub.user_id))
+      if (!PD_AD(ch->app)->member_remote(ch->app, ch->name, sub.user_id, PD_AD_UD(ch->app)))
         pd_channel_member_event(ch, 0, sub.user_id, NULL, c);
-      pd_cluster_local_member(ch, sub.user_id, NULL, 0);
+      PD_AD(ch->app)->member_changed(ch, sub.user_id, NULL, 0, PD_AD_UD(ch->app));
     }
   }
   pd_free(sub.user_id);
-  pd_cluster_local_subs(ch);
+  PD_AD(ch->app)->subs_changed(ch, PD_AD_UD(ch->app));
   pd_channel_send_count(ch);
   pd_channel_maybe_free(ch);
 }
 
-void pd_conn_leave_all(pd_conn *c) {
+void pd_session_leave_all(pd_session *c) {
   while (c->nsubs) pd_channel_leave(c, c->nsubs - 1);
   pd_user_signed_out(c);
-}
-
-pd_conn *pd_server_find_socket(pd_server *s, pd_app *app, const char *socket_id) {
-  if (!s) return NULL;
-  pd_conn *c = pd_map_get(&s->sockets, socket_id);
-  return c && c->app == app ? c : NULL;
 }
 
 /* #server-to-user-<id>: delivered to every socket signed in as <id> (whether
  * or not it has subscribed yet, so an event sent right after sign-in is not
  * lost), once per socket. */
-static int publish_to_user(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
+static int publish_to_user(pd_app *app, const char *channel, const char *event, const char *data, pd_session *except) {
   size_t n;
-  pd_conn **list = pd_user_sockets(app, channel + strlen("#server-to-user-"), &n);
+  pd_session **list = pd_user_sessions(app, pusher__chan_user_id(channel), &n);
   if (!list) return 0;
   json_t *o = json_pack("{s:s,s:s,s:s}", "event", event, "channel", channel, "data", data);
   pd_msg *m = o ? pd_msg_json(o) : NULL;
   json_decref(o);
   for (size_t i = 0; m && i < n; i++)
-    if (list[i] != except) pd_conn_queue(list[i], m);
+    if (list[i] != except) pd_session_send(list[i], m);
   pd_msg_unref(m);
   pd_free(list);
   return m ? 0 : -1;
 }
 
-int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_conn *except) {
-  if (has_prefix(channel, "#server-to-user-")) return publish_to_user(app, channel, event, data, except);
+int pd_publish(pd_app *app, const char *channel, const char *event, const char *data, pd_session *except) {
+  if (pusher__chan_user_id(channel)) return publish_to_user(app, channel, event, data, except);
   pd_channel *ch = pd_channel_get(app, channel, 0);
-  int is_cache = has_prefix(channel, "cache-") || has_prefix(channel, "private-cache-") ||
-                 has_prefix(channel, "private-encrypted-cache-") || has_prefix(channel, "presence-cache-");
+  int is_cache = pusher__chan_is_cache(channel);
   if (!ch && !is_cache) return 0;
   if (!ch) ch = pd_channel_get(app, channel, 1);
   if (!ch) return -1;
@@ -331,7 +301,7 @@ int pd_publish(pd_app *app, const char *channel, const char *event, const char *
     ch->cached = m;
     pd_msg_ref(m);
     ch->cached_json = pd_strdup(data);
-    ch->cached_at_s = pd_wall_s();
+    ch->cached_at_s = app->core->wall_s;
   }
   free(text);
   pd_msg_unref(m);

@@ -1,5 +1,8 @@
-/* pusherd: apps and their limits; the --config FILE loader. */
-#include "pusherd.h"
+/* pusherd server core: apps and their limits; the --config FILE loader. */
+#include "core/pd_config.h"
+#include "core/pd_util.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +13,12 @@ void pd_config_init(pd_config *c) {
   c->port = 6001;
   c->outq_cap = PD_OUTQ_CAP_DEFAULT;
   c->shutdown_grace_ms = 3000;
+  c->header_timeout_ms = PD_HEADER_TIMEOUT_MS_DEFAULT;
+  c->pong_timeout_ms = PD_PONG_TIMEOUT_S * 1000;
 }
 
-pd_app *pd_app_new(const char *id, const char *key, const char *secret) {
-  pd_app *a = pd_zalloc(sizeof *a);
+pd_app_cfg *pd_app_cfg_new(const char *id, const char *key, const char *secret) {
+  pd_app_cfg *a = pd_zalloc(sizeof *a);
   if (!a) return NULL;
   a->id = pd_strdup(id);
   a->key = pd_strdup(key);
@@ -37,10 +42,8 @@ pd_app *pd_app_new(const char *id, const char *key, const char *secret) {
   return a;
 }
 
-void pd_app_free(pd_app *a) {
+void pd_app_cfg_free(pd_app_cfg *a) {
   if (!a) return;
-  pd_app_free_channels(a);
-  pd_app_free_users(a);
   pd_free(a->id);
   pd_free(a->key);
   pd_free(a->secret);
@@ -48,28 +51,28 @@ void pd_app_free(pd_app *a) {
 }
 
 void pd_config_free(pd_config *c) {
-  for (size_t i = 0; i < c->napps; i++) pd_app_free(c->apps[i]);
+  for (size_t i = 0; i < c->napps; i++) pd_app_cfg_free(c->apps[i]);
   pd_free(c->apps);
   pd_free(c->host);
   pd_free(c->redis_url);
   memset(c, 0, sizeof *c);
 }
 
-int pd_config_add_app(pd_config *c, pd_app *a) {
-  pd_app **n = pd_realloc(c->apps, (c->napps + 1) * sizeof *n);
+int pd_config_add_app(pd_config *c, pd_app_cfg *a) {
+  pd_app_cfg **n = pd_realloc(c->apps, (c->napps + 1) * sizeof *n);
   if (!n) return -1;
   c->apps = n;
   c->apps[c->napps++] = a;
   return 0;
 }
 
-pd_app *pd_config_app_by_key(const pd_config *c, const char *key) {
+pd_app_cfg *pd_config_app_by_key(const pd_config *c, const char *key) {
   for (size_t i = 0; i < c->napps; i++)
     if (strcmp(c->apps[i]->key, key) == 0) return c->apps[i];
   return NULL;
 }
 
-pd_app *pd_config_app_by_id(const pd_config *c, const char *id) {
+pd_app_cfg *pd_config_app_by_id(const pd_config *c, const char *id) {
   for (size_t i = 0; i < c->napps; i++)
     if (strcmp(c->apps[i]->id, id) == 0) return c->apps[i];
   return NULL;
@@ -156,7 +159,7 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
     pd_free(id), pd_free(key), pd_free(secret);
     return -1;
   }
-  pd_app *a = pd_app_new(id, key, secret);
+  pd_app_cfg *a = pd_app_cfg_new(id, key, secret);
   pd_free(id), pd_free(key), pd_free(secret);
   if (!a) return -1;
   a->client_events = 0; /* Pusher's default: off unless enabled */
@@ -186,7 +189,7 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   INT_SETTING("cache_ttl", cache_ttl, 1, 86400)
 #undef INT_SETTING
   if (r || pd_config_add_app(c, a) != 0) {
-    pd_app_free(a);
+    pd_app_cfg_free(a);
     return -1;
   }
   return 0;
@@ -209,7 +212,8 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_t *v;
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
-        strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url")) {
+        strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
+        strcmp(k, "header_timeout_ms")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
@@ -226,6 +230,9 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   q = want_int(root, "shutdown_grace_ms", &n, 0, 600000, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->shutdown_grace_ms = (int)n;
+  q = want_int(root, "header_timeout_ms", &n, 100, 600000, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->header_timeout_ms = (int)n;
   json_t *ll = json_object_get(root, "log_level");
   if (ll) {
     int lv = json_is_string(ll) ? pd_log_level_parse(json_string_value(ll)) : -1;

@@ -1,4 +1,5 @@
-/* pusherd: scale-out over Redis pub/sub (--redis redis://host:port[/db]).
+/* pusherd: the Redis scale-out adapter (--redis redis://host:port[/db]).
+ * The only code that includes hiredis; not built without it.
  *
  * Several pusherd processes started with the same --redis URL and the same
  * apps act as one Pusher app behind any load balancer.  Each process is a
@@ -65,9 +66,9 @@
  * Two nodes joining the same new user in the same instant may both announce
  * member_added (no distributed lock).
  */
-#include "pusherd.h"
-
-#ifdef PUSHERD_HAVE_HIREDIS
+#include "adapter/pd_redis.h"
+#include "adapter/pd_local.h"
+#include "core/names.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -76,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HB_MS 1000
@@ -97,14 +99,15 @@ typedef struct rnode {
 
 typedef struct pd_capp {
   pd_app *app;
-  struct pd_cluster *cl;
+  struct pd_redis *cl;
   char *rchannel;             /* pusherd:<app_id> */
   pd_map nodes;               /* node number -> rnode* */
   int subscribed;
 } pd_capp;
 
-typedef struct pd_cluster {
-  pd_server *s;
+struct pd_redis {
+  uv_loop_t *loop;            /* NULL: offline (tests), nothing is sent */
+  pd_core *core;
   char node[24];
   uint64_t node_num;
   char *host, *password;
@@ -121,12 +124,13 @@ typedef struct pd_cluster {
   unsigned long dropped;
   pd_capp *apps;
   size_t napps;
-} pd_cluster;
+};
+typedef struct pd_redis pd_cluster;
 
 static void cluster_connect(pd_cluster *cl);
 
 /* ------------------------------------------------------------------ URL */
-int pd_cluster_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
+int pd_redis_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
                          size_t errlen) {
   *host = *password = NULL;
   *port = 6379;
@@ -318,7 +322,7 @@ static void publish_obj(pd_capp *ca, json_t *o) {
   char *t = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   if (!t) return;
-  if (pd_cluster_tap) pd_cluster_tap(ca->rchannel, t);
+  if (pd_redis_tap) pd_redis_tap(ca->rchannel, t);
   if (cl->pub && cl->pub_up) {
     redisAsyncCommand(cl->pub, NULL, NULL, "PUBLISH %s %b", ca->rchannel, t, strlen(t));
   } else if (!cl->stopping && cl->timers_on) {
@@ -357,14 +361,23 @@ static void send_state(pd_capp *ca, int want_reply) {
   if (o) publish_obj(ca, o);
 }
 
-static pd_capp *capp_of(pd_app *app) {
-  pd_capp *ca = app ? app->capp : NULL;
-  return ca && !ca->cl->stopping ? ca : NULL;
+/* The adapter state of app (NULL once stopping for outgoing messages). */
+static pd_capp *capp_any(pd_cluster *cl, pd_app *app) {
+  if (!cl || !app || app->core != cl->core) return NULL;
+  size_t i = (size_t)(app - cl->core->apps);
+  return i < cl->napps ? &cl->apps[i] : NULL;
 }
 
-void pd_cluster_event(pd_app *app, const char *channel, const char *event, const char *data,
-                      const char *except_socket_id) {
-  pd_capp *ca = capp_of(app);
+static pd_capp *capp_of(pd_cluster *cl, pd_app *app) {
+  pd_capp *ca = capp_any(cl, app);
+  return ca && !cl->stopping ? ca : NULL;
+}
+
+static uint64_t op_node_num(void *ud) { return ((pd_cluster *)ud)->node_num; }
+
+static void op_event(pd_app *app, const char *channel, const char *event, const char *data,
+                     const char *except_socket_id, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
   if (!ca) return;
   json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "t", "ev", "c", channel, "e", event, "d", data);
   if (!o) return;
@@ -372,43 +385,44 @@ void pd_cluster_event(pd_app *app, const char *channel, const char *event, const
   publish_obj(ca, o);
 }
 
-void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_t len,
-                      const char *except_socket_id) {
-  pd_capp *ca = capp_of(app);
+static void op_frame(pd_app *app, const char *channel, const char *frame, size_t len,
+                     const char *except_socket_id, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
   if (!ca) return;
   json_t *o = json_pack("{s:s,s:s,s:s%,s:s}", "t", "fr", "c", channel, "f", frame, len, "x",
                         except_socket_id ? except_socket_id : "");
   if (o) publish_obj(ca, o);
 }
 
-void pd_cluster_terminate(pd_app *app, const char *user_id) {
-  pd_capp *ca = capp_of(app);
+static void op_terminate(pd_app *app, const char *user_id, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
   if (!ca) return;
   json_t *o = json_pack("{s:s,s:s}", "t", "term", "u", user_id);
   if (o) publish_obj(ca, o);
 }
 
-void pd_cluster_local_subs(pd_channel *ch) {
-  pd_capp *ca = capp_of(ch->app);
-  if (!ca || ch->name[0] == '#') return;
+static void op_subs_changed(pd_channel *ch, void *ud) {
+  pd_capp *ca = capp_of(ud, ch->app);
+  if (!ca || pusher__chan_user_id(ch->name)) return;
   json_t *o = json_pack("{s:s,s:s,s:I}", "t", "sub", "c", ch->name, "k", (json_int_t)ch->nsubs);
   if (o) publish_obj(ca, o);
 }
 
-void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {
-  pd_capp *ca = capp_of(app);
+static void op_user_changed(pd_app *app, const char *user_id, int online, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
   if (!ca) return;
   json_t *o = json_pack("{s:s,s:s}", "t", online ? "uo" : "uf", "u", user_id);
   if (o) publish_obj(ca, o);
 }
 
-int pd_cluster_user_remote(pd_app *app, const char *user_id) {
-  pd_capp *ca = app ? app->capp : NULL;
+static int op_user_remote(pd_app *app, const char *user_id, void *ud) {
+  pd_capp *ca = capp_any(ud, app);
   return ca ? user_held(ca, user_id, NULL, 0) : 0;
 }
 
-void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {
-  pd_capp *ca = capp_of(ch->app);
+static void op_member_changed(pd_channel *ch, const char *user_id, json_t *user_info, int joined,
+                              void *ud) {
+  pd_capp *ca = capp_of(ud, ch->app);
   if (!ca) return;
   json_t *o = json_pack("{s:s,s:s,s:s}", "t", joined ? "mj" : "ml", "c", ch->name, "u", user_id);
   if (!o) return;
@@ -417,8 +431,8 @@ void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_i
 }
 
 /* ------------------------------------------------------------------ queries */
-size_t pd_cluster_remote_subs(pd_app *app, const char *channel) {
-  pd_capp *ca = app ? app->capp : NULL;
+static size_t op_remote_subs(pd_app *app, const char *channel, void *ud) {
+  pd_capp *ca = capp_any(ud, app);
   size_t total = 0;
   if (!ca) return 0;
   for (size_t i = 0; i < ca->nodes.nb; i++)
@@ -429,13 +443,14 @@ size_t pd_cluster_remote_subs(pd_app *app, const char *channel) {
   return total;
 }
 
-int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) {
-  pd_capp *ca = app ? app->capp : NULL;
+static int op_member_remote(pd_app *app, const char *channel, const char *user_id, void *ud) {
+  pd_capp *ca = capp_any(ud, app);
   return ca ? member_held(ca, channel, user_id, NULL, 0) : 0;
 }
 
-void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {
-  pd_capp *ca = app ? app->capp : NULL;
+static void op_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids,
+                                  void *ud) {
+  pd_capp *ca = capp_any(ud, app);
   if (!ca) return;
   for (size_t i = 0; i < ca->nodes.nb; i++)
     for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
@@ -451,8 +466,8 @@ void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *has
     }
 }
 
-void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {
-  pd_capp *ca = app ? app->capp : NULL;
+static void op_remote_channels(pd_app *app, const char *prefix, json_t *obj, void *ud) {
+  pd_capp *ca = capp_any(ud, app);
   if (!ca) return;
   for (size_t i = 0; i < ca->nodes.nb; i++)
     for (pd_map_ent *e = ca->nodes.b[i]; e; e = e->next) {
@@ -460,14 +475,30 @@ void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {
       for (size_t j = 0; j < n->chans.nb; j++)
         for (pd_map_ent *ce = n->chans.b[j]; ce; ce = ce->next) {
           rchan *rc = ce->val;
-          if (rc->subs <= 0 || ce->key[0] == '#') continue;
+          if (rc->subs <= 0 || pusher__chan_user_id(ce->key)) continue;
           if (prefix && strncmp(ce->key, prefix, strlen(prefix)) != 0) continue;
           if (!json_object_get(obj, ce->key)) json_object_set_new(obj, ce->key, json_null());
         }
     }
 }
 
-uint64_t pd_cluster_node_num(const pd_server *s) { return s->cluster ? s->cluster->node_num : 0; }
+const pd_adapter pd_adapter_redis = {
+    .clustered = 1,
+    .node_num = op_node_num,
+    .event = op_event,
+    .frame = op_frame,
+    .terminate = op_terminate,
+    .subs_changed = op_subs_changed,
+    .member_changed = op_member_changed,
+    .user_changed = op_user_changed,
+    .user_remote = op_user_remote,
+    .remote_subs = op_remote_subs,
+    .member_remote = op_member_remote,
+    .add_remote_members = op_add_remote_members,
+    .remote_channels = op_remote_channels,
+};
+
+static uint64_t now_ms(const pd_cluster *cl) { return cl->loop ? uv_now(cl->loop) : cl->core->now_ms; }
 
 /* ------------------------------------------------------------------ incoming */
 static void apply_state(pd_capp *ca, rnode *n, json_t *msg) {
@@ -530,7 +561,7 @@ static rnode *node_get(pd_capp *ca, const char *id, int *created) {
     return NULL;
   }
   *created = 1;
-  pd_log(PD_LOG_INFO, "msg=\"cluster node joined\" app=%s node=%s", ca->app->id, id);
+  pd_log(PD_LOG_INFO, "msg=\"cluster node joined\" app=%s node=%s", ca->app->cfg->id, id);
   return n;
 }
 
@@ -544,11 +575,12 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
     return;
   }
   pd_app *app = ca->app;
-  pd_server *s = cl->s;
+  pd_core *core = cl->core;
+  if (cl->loop) pd_core_set_time(core, uv_now(cl->loop), (uint64_t)time(NULL));
   const char *c = json_string_value(json_object_get(o, "c"));
   const char *x = json_string_value(json_object_get(o, "x"));
   if (strcmp(t, "bye") == 0) {
-    pd_log(PD_LOG_INFO, "msg=\"cluster node left\" app=%s node=%s", app->id, nid);
+    pd_log(PD_LOG_INFO, "msg=\"cluster node left\" app=%s node=%s", app->cfg->id, nid);
     rnode_drop(ca, nid);
     json_decref(o);
     return;
@@ -559,18 +591,18 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
     json_decref(o);
     return;
   }
-  n->seen_ms = pd_now_ms(s);
+  n->seen_ms = now_ms(cl);
   if (strcmp(t, "ev") == 0 && c) {
     const char *e = json_string_value(json_object_get(o, "e")), *d = json_string_value(json_object_get(o, "d"));
-    if (e && d && pd_channel_name_valid(app, c))
-      pd_publish(app, c, e, d, x ? pd_server_find_socket(s, app, x) : NULL);
+    if (e && d && pd_channel_name_valid(app, c, strlen(c), NULL, 0))
+      pd_publish(app, c, e, d, x ? pd_core_find_session(core, app, x) : NULL);
   } else if (strcmp(t, "fr") == 0 && c) {
     json_t *f = json_object_get(o, "f");
     pd_channel *ch = pd_channel_get(app, c, 0);
     if (json_is_string(f) && ch && ch->nsubs) {
       pd_msg *m = pd_msg_frame(json_string_value(f), json_string_length(f));
       if (m) {
-        pd_channel_broadcast(ch, m, x && *x ? pd_server_find_socket(s, app, x) : NULL);
+        pd_channel_broadcast(ch, m, x && *x ? pd_core_find_session(core, app, x) : NULL);
         pd_msg_unref(m);
       }
     }
@@ -589,11 +621,10 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
     if (json_integer_value(json_object_get(o, "r"))) send_state(ca, 0);
   } else if (strcmp(t, "term") == 0) {
     const char *u = json_string_value(json_object_get(o, "u"));
-    size_t cnt = 0;
-    pd_conn **list = u ? pd_user_sockets(app, u, &cnt) : NULL;
-    for (size_t i = 0; i < cnt; i++) pd_conn_close(list[i], 4009, "You got disconnected by the app");
-    pd_free(list);
-    if (u) pd_log(PD_LOG_INFO, "msg=\"terminate_connections from cluster\" app=%s user=%s connections=%zu", app->id, u, cnt);
+    size_t cnt = u ? pd_user_terminate_local(app, u) : 0;
+    if (u)
+      pd_log(PD_LOG_INFO, "msg=\"terminate_connections from cluster\" app=%s user=%s connections=%zu",
+             app->cfg->id, u, cnt);
   }
   /* a heartbeat (or anything) from a node we had no state of: ask for it */
   if (created && strcmp(t, "state") != 0) send_state(ca, 1);
@@ -734,7 +765,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
       if (cl->apps[i].subscribed) send_state(&cl->apps[i], 1);
   } else {
     cl->sub_up = 1;
-    cl->sub_up_ms = pd_now_ms(cl->s);
+    cl->sub_up_ms = now_ms(cl);
     /* what we knew of the others may be stale: give them time to answer */
     for (size_t i = 0; i < cl->napps; i++)
       for (size_t j = 0; j < cl->apps[i].nodes.nb; j++)
@@ -756,7 +787,7 @@ static redisAsyncContext *open_ctx(pd_cluster *cl, int is_sub) {
     return NULL;
   }
   ac->data = cl;
-  if (rev_attach(ac, cl->s->loop) != 0) {
+  if (rev_attach(ac, cl->loop) != 0) {
     redisAsyncFree(ac);
     return NULL;
   }
@@ -774,15 +805,16 @@ static redisAsyncContext *open_ctx(pd_cluster *cl, int is_sub) {
 
 static void cluster_connect(pd_cluster *cl) {
   if (cl->stopping) return;
-  if (!cl->pub) cl->pub = open_ctx(cl, 0), cl->pub_open_ms = pd_now_ms(cl->s);
-  if (!cl->sub) cl->sub = open_ctx(cl, 1), cl->sub_open_ms = pd_now_ms(cl->s);
+  if (!cl->pub) cl->pub = open_ctx(cl, 0), cl->pub_open_ms = now_ms(cl);
+  if (!cl->sub) cl->sub = open_ctx(cl, 1), cl->sub_open_ms = now_ms(cl);
   if (!cl->pub || !cl->sub) arm_retry(cl);
 }
 
 static void hb_cb(uv_timer_t *t) {
   pd_cluster *cl = t->data;
   if (cl->stopping) return;
-  uint64_t now = pd_now_ms(cl->s);
+  uint64_t now = now_ms(cl);
+  pd_core_set_time(cl->core, now, (uint64_t)time(NULL));
   /* a connect that neither succeeds nor fails (filtered port): start over */
   redisAsyncContext *stuck[2] = {NULL, NULL};
   if (cl->pub && !cl->pub_up && now - cl->pub_open_ms > CONNECT_TIMEOUT_MS) stuck[0] = cl->pub, cl->pub = NULL;
@@ -804,7 +836,7 @@ static void hb_cb(uv_timer_t *t) {
         for (pd_map_ent *e = ca->nodes.b[j]; e && !stale; e = e->next)
           if (now - ((rnode *)e->val)->seen_ms > EXPIRE_MS) stale = e->key;
       if (!stale) break;
-      pd_log(PD_LOG_WARN, "msg=\"cluster node expired (no heartbeat)\" app=%s node=%s", ca->app->id, stale);
+      pd_log(PD_LOG_WARN, "msg=\"cluster node expired (no heartbeat)\" app=%s node=%s", ca->app->cfg->id, stale);
       char *id = pd_strdup(stale);
       if (!id) break;
       rnode_drop(ca, id);
@@ -813,59 +845,81 @@ static void hb_cb(uv_timer_t *t) {
   }
 }
 
-static pd_cluster *cluster_new(pd_server *s, uint64_t node_num) {
+void pd_redis_free(pd_redis *cl) {
+  if (!cl) return;
+  if (!cl->stopping) pd_redis_stop(cl);
+  for (size_t i = 0; cl->apps && i < cl->napps; i++) {
+    pd_capp *ca = &cl->apps[i];
+    for (size_t j = 0; j < ca->nodes.nb; j++)
+      for (pd_map_ent *e = ca->nodes.b[j]; e; e = e->next) rnode_free(e->val);
+    pd_map_free(&ca->nodes);
+    pd_free(ca->rchannel);
+  }
+  if (cl->core && cl->core->ad_ud == cl) pd_core_set_adapter(cl->core, &pd_adapter_local, NULL);
+  pd_free(cl->apps);
+  pd_free(cl->host);
+  pd_free(cl->password);
+  pd_free(cl);
+}
+
+static uint64_t random_node_num(void) {
+  uint64_t r = 0;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r) r = uv_hrtime() ^ (uint64_t)getpid() << 32;
+  if (fd >= 0) close(fd);
+  return r % 9000000000ull + 1000000000ull;
+}
+
+static pd_cluster *cluster_new(uv_loop_t *loop, pd_core *core, uint64_t node_num) {
   pd_cluster *cl = pd_zalloc(sizeof *cl);
   if (!cl) return NULL;
-  if (!node_num) {
-    uint64_t r = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r) r = s->rng ^ (uint64_t)uv_hrtime();
-    if (fd >= 0) close(fd);
-    node_num = r % 9000000000ull + 1000000000ull;
-  }
-  cl->node_num = node_num;
+  cl->node_num = node_num ? node_num : random_node_num();
   snprintf(cl->node, sizeof cl->node, "%llu", (unsigned long long)cl->node_num);
-  cl->s = s;
+  cl->loop = loop;
+  cl->core = core;
   cl->retry_ms = RETRY_MIN_MS;
-  cl->napps = s->cfg->napps;
+  cl->napps = core->cfg->napps;
   cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
-  s->cluster = cl;
   if (!cl->apps) goto nomem;
   for (size_t i = 0; i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
-    ca->app = s->cfg->apps[i];
+    ca->app = &core->apps[i];
     ca->cl = cl;
-    size_t l = strlen(ca->app->id) + 16;
+    size_t l = strlen(ca->app->cfg->id) + 16;
     ca->rchannel = pd_alloc(l);
-    ca->app->capp = ca;
     if (!ca->rchannel) goto nomem;
-    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->id);
+    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->cfg->id);
   }
+  pd_core_set_adapter(core, &pd_adapter_redis, cl);
   return cl;
 nomem:
-  pd_cluster_free(s);
+  cl->stopping = 1;
+  pd_redis_free(cl);
   return NULL;
 }
 
-void (*pd_cluster_tap)(const char *channel, const char *message);
+void (*pd_redis_tap)(const char *channel, const char *message);
 
-int pd_cluster_attach_offline(pd_server *s, uint64_t node_num) {
-  return cluster_new(s, node_num) ? 0 : -1;
+int pd_redis_new_offline(pd_redis **out, pd_core *core, uint64_t node_num) {
+  *out = cluster_new(NULL, core, node_num);
+  return *out ? 0 : -1;
 }
 
-void pd_cluster_inject(pd_app *app, const char *message) {
-  if (app && app->capp) on_cluster_message(app->capp, message, strlen(message));
+void pd_redis_inject(pd_redis *cl, pd_app *app, const char *message) {
+  pd_capp *ca = capp_any(cl, app);
+  if (ca) on_cluster_message(ca, message, strlen(message));
 }
 
-int pd_cluster_start(pd_server *s, const char *url) {
+int pd_redis_new(pd_redis **out, uv_loop_t *loop, pd_core *core, const char *url) {
   char err[200];
   char *host, *password;
   int port, db;
-  if (pd_cluster_parse_url(url, &host, &port, &password, &db, err, sizeof err) != 0) {
+  *out = NULL;
+  if (pd_redis_parse_url(url, &host, &port, &password, &db, err, sizeof err) != 0) {
     pd_log(PD_LOG_ERROR, "msg=\"bad Redis URL\" url=\"%s\" error=\"%s\"", url, err);
     return -1;
   }
-  pd_cluster *cl = cluster_new(s, 0);
+  pd_cluster *cl = cluster_new(loop, core, 0);
   if (!cl) {
     pd_free(host);
     pd_free(password);
@@ -876,18 +930,18 @@ int pd_cluster_start(pd_server *s, const char *url) {
   cl->port = port;
   cl->db = db;
   cl->timers_on = 1;
-  uv_timer_init(s->loop, &cl->retry);
+  uv_timer_init(loop, &cl->retry);
   cl->retry.data = cl;
-  uv_timer_init(s->loop, &cl->hb);
+  uv_timer_init(loop, &cl->hb);
   cl->hb.data = cl;
   uv_timer_start(&cl->hb, hb_cb, HB_MS, HB_MS);
   pd_log(PD_LOG_INFO, "msg=\"cluster mode\" redis_host=%s redis_port=%d node=%s", cl->host, cl->port, cl->node);
   cluster_connect(cl);
+  *out = cl;
   return 0;
 }
 
-void pd_cluster_stop(pd_server *s) {
-  pd_cluster *cl = s->cluster;
+void pd_redis_stop(pd_redis *cl) {
   if (!cl || cl->stopping) return;
   for (size_t i = 0; cl->apps && i < cl->napps; i++) {
     json_t *o = json_pack("{s:s}", "t", "bye");
@@ -904,57 +958,3 @@ void pd_cluster_stop(pd_server *s) {
   if (cl->pub) redisAsyncDisconnect(cl->pub);
   if (cl->sub) redisAsyncDisconnect(cl->sub);
 }
-
-void pd_cluster_free(pd_server *s) {
-  pd_cluster *cl = s->cluster;
-  if (!cl) return;
-  if (!cl->stopping) pd_cluster_stop(s);
-  for (size_t i = 0; cl->apps && i < cl->napps; i++) {
-    pd_capp *ca = &cl->apps[i];
-    for (size_t j = 0; j < ca->nodes.nb; j++)
-      for (pd_map_ent *e = ca->nodes.b[j]; e; e = e->next) rnode_free(e->val);
-    pd_map_free(&ca->nodes);
-    pd_free(ca->rchannel);
-    if (ca->app) ca->app->capp = NULL;
-  }
-  pd_free(cl->apps);
-  pd_free(cl->host);
-  pd_free(cl->password);
-  pd_free(cl);
-  s->cluster = NULL;
-}
-
-#else /* !PUSHERD_HAVE_HIREDIS: single node only */
-
-#include <stdio.h>
-
-int pd_cluster_parse_url(const char *url, char **host, int *port, char **password, int *db, char *err,
-                         size_t errlen) {
-  snprintf(err, errlen, "this pusherd was built without hiredis");
-  return -1;
-}
-int pd_cluster_start(pd_server *s, const char *url) {
-  pd_log(PD_LOG_ERROR, "msg=\"--redis needs a pusherd built with hiredis\"");
-  return -1;
-}
-void pd_cluster_stop(pd_server *s) {}
-void pd_cluster_free(pd_server *s) {}
-uint64_t pd_cluster_node_num(const pd_server *s) { return 0; }
-void pd_cluster_event(pd_app *app, const char *channel, const char *event, const char *data,
-                      const char *except_socket_id) {}
-void pd_cluster_frame(pd_app *app, const char *channel, const char *frame, size_t len,
-                      const char *except_socket_id) {}
-void pd_cluster_terminate(pd_app *app, const char *user_id) {}
-void pd_cluster_local_subs(pd_channel *ch) {}
-void pd_cluster_local_member(pd_channel *ch, const char *user_id, json_t *user_info, int joined) {}
-size_t pd_cluster_remote_subs(pd_app *app, const char *channel) { return 0; }
-int pd_cluster_member_remote(pd_app *app, const char *channel, const char *user_id) { return 0; }
-void pd_cluster_add_remote_members(pd_app *app, const char *channel, json_t *hash, json_t *ids) {}
-void pd_cluster_local_user(pd_app *app, const char *user_id, int online) {}
-int pd_cluster_user_remote(pd_app *app, const char *user_id) { return 0; }
-void pd_cluster_remote_channels(pd_app *app, const char *prefix, json_t *obj) {}
-void (*pd_cluster_tap)(const char *channel, const char *message);
-int pd_cluster_attach_offline(pd_server *s, uint64_t node_num) { return -1; }
-void pd_cluster_inject(pd_app *app, const char *message) {}
-
-#endif

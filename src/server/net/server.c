@@ -1,6 +1,9 @@
-/* pusherd: listener, connections, HTTP parsing, WebSocket upgrade, output
- * queues, timers and graceful shutdown. */
-#include "pusherd.h"
+/* pusherd net layer: listener, connections, HTTP parsing, WebSocket
+ * upgrade (the core's codec, lib/core/ws.h), output queues, timers and
+ * graceful shutdown, on libuv.  Everything Pusher is the server core's
+ * (core/pd_core.h): each connection holds a pd_session and is its sink. */
+#include "net/pd_net.h"
+#include "core/ws.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,14 +19,27 @@ typedef struct pd_wreq {
 } pd_wreq;
 
 static void conn_begin_close(pd_conn *c);
+static void conn_finish(pd_conn *c);
 static void conn_drain_ws(pd_conn *c);
 static void http_reset(pd_conn *c);
-
-uint64_t pd_wall_s(void) { return (uint64_t)time(NULL); }
 
 uint64_t pd_now_ms(pd_server *s) {
   if (s->loop) return uv_now(s->loop);
   return s->fake_now_ms;
+}
+
+/* The core's clock: set on every entry from the loop. */
+static void core_time(pd_server *s) { pd_core_set_time(s->core, pd_now_ms(s), (uint64_t)time(NULL)); }
+
+void pd_log_stderr(int level, const char *line) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", when, (long)(ts.tv_nsec / 1000000), pd_log_level_name(level),
+          line);
 }
 
 static uint64_t rng_next(pd_server *s) {
@@ -46,13 +62,24 @@ static void write_cb(uv_write_t *req, int status) {
     if (!c->closing) conn_begin_close(c);
     return;
   }
-  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_begin_close(c);
+  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_finish(c);
 }
 
 /* Write a frame regardless of the queue cap (control frames, errors). */
 static int conn_write_raw(pd_conn *c, pd_msg *m) {
   if (c->closing) return -1;
   if (c->detached) {
+    /* no socket: keep the bytes (up to PD_DETACHED_OUT_CAP) for the owner */
+    size_t room = PD_DETACHED_OUT_CAP - c->dout_len;
+    size_t n = m->len < room ? m->len : room;
+    if (n) {
+      uint8_t *p = pd_realloc(c->dout, c->dout_len + n);
+      if (p) {
+        memcpy(p + c->dout_len, m->data, n);
+        c->dout = p;
+        c->dout_len += n;
+      }
+    }
     c->sent_frames++;
     return 0;
   }
@@ -75,70 +102,49 @@ static int conn_write_raw(pd_conn *c, pd_msg *m) {
   return 0;
 }
 
-int pd_conn_queue(pd_conn *c, pd_msg *m) {
+/* pd_sink.send */
+static int conn_queue(pd_msg *m, void *ud) {
+  pd_conn *c = ud;
   if (c->closing || c->close_after_flush || !c->is_ws) return -1;
   conn_drain_ws(c);
   if (c->overflow) return -1;
   if (c->out_bytes + m->len > c->srv->cfg->outq_cap) {
     /* Closed from the tick (not here: we may be inside a broadcast loop). */
     pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
-           c->socket_id, c->out_bytes, c->srv->cfg->outq_cap);
+           c->sess.socket_id, c->out_bytes, c->srv->cfg->outq_cap);
     c->overflow = 1;
     return -1;
   }
   return conn_write_raw(c, m);
 }
 
-int pd_conn_send_json(pd_conn *c, json_t *obj) {
-  pd_msg *m = pd_msg_json(obj);
-  if (!m) return -1;
-  int r = pd_conn_queue(c, m);
-  pd_msg_unref(m);
-  return r;
-}
-
-static json_t *error_frame(int code, const char *message, const char *channel) {
-  json_t *d = json_object();
-  json_object_set_new(d, "code", code ? json_integer(code) : json_null());
-  json_object_set_new(d, "message", json_string(message));
-  json_t *o = json_object();
-  json_object_set_new(o, "event", json_string("pusher:error"));
-  if (channel) json_object_set_new(o, "channel", json_string(channel));
-  json_object_set_new(o, "data", d);
-  return o;
-}
-
-void pd_conn_send_error(pd_conn *c, int code, const char *message, const char *channel) {
-  pd_log(PD_LOG_DEBUG, "msg=\"pusher:error\" socket_id=%s code=%d message=\"%s\"", c->socket_id, code, message);
-  json_t *o = error_frame(code, message, channel);
-  pd_conn_send_json(c, o);
-  json_decref(o);
-}
-
 static void conn_drain_ws(pd_conn *c) {
   if (!c->ws) return;
   for (;;) {
     const uint8_t *p;
-    size_t n = pd_ws_pending(c->ws, &p);
+    size_t n = pusher__ws_pending(c->ws, &p);
     if (!n) break;
     pd_msg *m = pd_msg_raw(p, n);
-    pd_ws_consume(c->ws, n);
+    pusher__ws_consume(c->ws, n);
     if (!m) break;
     conn_write_raw(c, m);
     pd_msg_unref(m);
   }
 }
 
-void pd_conn_close(pd_conn *c, int code, const char *message) {
+/* pd_sink.close: pusher:error (Pusher codes) + close frame, then flush and
+ * close the socket. */
+static void conn_close(int code, const char *message, void *ud) {
+  pd_conn *c = ud;
   if (c->closing || c->close_after_flush) return;
-  pd_log(PD_LOG_INFO, "msg=\"closing connection\" socket_id=%s code=%d reason=\"%s\"", c->socket_id, code,
+  pd_log(PD_LOG_INFO, "msg=\"closing connection\" socket_id=%s code=%d reason=\"%s\"", c->sess.socket_id, code,
          message ? message : "");
   if (c->ws) {
     conn_drain_ws(c);
     if (code >= 4000 && message) {
-      json_t *o = error_frame(code, message, NULL);
-      pd_msg *m = pd_msg_json(o);
-      json_decref(o);
+      char *t = pd_error_json(code, message, NULL);
+      pd_msg *m = t ? pd_msg_frame(t, strlen(t)) : NULL;
+      free(t);
       if (m) {
         conn_write_raw(c, m);
         pd_msg_unref(m);
@@ -146,31 +152,21 @@ void pd_conn_close(pd_conn *c, int code, const char *message) {
     }
     char reason[100];
     snprintf(reason, sizeof reason, "%s", message ? message : "");
-    pd_ws_send_close(c->ws, (uint16_t)code, reason);
-    pd_ws_stop(c->ws);
+    (void)pusher__ws_send_close(c->ws, (uint16_t)code, reason);
     conn_drain_ws(c);
   }
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
-  if (c->out_bytes == 0) conn_begin_close(c);
+  /* Inside pusher__ws_recv the close frame is still in the codec's queue:
+   * pd_conn_feed flushes it and then closes. */
+  if (c->out_bytes == 0 && !c->in_ws_recv) conn_finish(c);
 }
 
-void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
-  const char *text = "OK";
-  switch (status) {
-  case 200: text = "OK"; break;
-  case 400: text = "Bad Request"; break;
-  case 401: text = "Unauthorized"; break;
-  case 403: text = "Forbidden"; break;
-  case 404: text = "Not Found"; break;
-  case 405: text = "Method Not Allowed"; break;
-  case 413: text = "Payload Too Large"; break;
-  case 431: text = "Request Header Fields Too Large"; break;
-  case 500: text = "Internal Server Error"; break;
-  case 503: text = "Service Unavailable"; break;
-  default: break;
-  }
+static const pd_sink conn_sink = {conn_queue, conn_close};
+
+static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
+  const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
   char head[512];
   int hl = snprintf(head, sizeof head,
@@ -188,17 +184,16 @@ void pd_conn_http_reply(pd_conn *c, int status, const char *body, size_t len) {
   if (!keep) {
     c->close_after_flush = 1;
     c->close_started_ms = pd_now_ms(c->srv);
-    if (c->out_bytes == 0) conn_begin_close(c);
+    if (c->out_bytes == 0) conn_finish(c);
   }
 }
 
 static void http_error_reply(pd_conn *c, int status, const char *msg) {
-  json_t *o = json_pack("{s:s}", "error", msg);
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
+  pd_http_response r;
+  pd_http_error(&r, status, msg);
   c->http_error = 1;
-  pd_conn_http_reply(c, status, s, strlen(s));
-  free(s);
+  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_free(r.body);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -214,28 +209,44 @@ static void conn_unlink(pd_conn *c) {
 static void check_shutdown_done(pd_server *s);
 
 void pd_conn_destroy(pd_conn *c) {
-  pd_conn_leave_all(c);
-  if (c->counted && c->app) {
-    c->app->connections--;
-    c->counted = 0;
-    if (pd_map_get(&c->srv->sockets, c->socket_id) == c) pd_map_del(&c->srv->sockets, c->socket_id);
-  }
+  pd_session_end(&c->sess);
   pd_server *s = c->srv;
   conn_unlink(c);
-  if (c->ws) pd_ws_del(c->ws);
+  if (c->ws) pusher__ws_del(c->ws);
   http_reset(c);
-  pd_free(c->subs);
-  pd_free(c->user_id);
-  json_decref(c->user_info);
+  pd_free(c->dout);
   pd_free(c);
   check_shutdown_done(s);
 }
 
 static void close_cb(uv_handle_t *h) { pd_conn_destroy(h->data); }
 
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  pd_conn *c = req->data;
+  if (status < 0 && !c->closing) conn_begin_close(c);
+}
+
+/* Everything is written and nothing more will be: half-close (FIN) and keep
+ * reading, discarding the input, until the peer's EOF; the tick closes
+ * after 5 s regardless.  Closing at once with unread input makes the kernel
+ * send a reset, which can destroy the close frame or reply still in flight
+ * (a client in the middle of sending an oversized message sees 1006
+ * instead of 1009; RFC 6455 7.1.1 wants the server to close after the
+ * client). */
+static void conn_finish(pd_conn *c) {
+  if (c->closing || c->shut) return;
+  if (c->detached) {
+    conn_begin_close(c);
+    return;
+  }
+  c->shut = 1;
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_begin_close(c);
+}
+
 static void conn_begin_close(pd_conn *c) {
   if (c->closing) return;
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->closing = 1;
   if (c->detached) return; /* destroyed by the owner */
   uv_close((uv_handle_t *)&c->tcp, close_cb);
@@ -247,7 +258,7 @@ static void ws_on_text(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
-  pd_proto_on_text(c, msg, len);
+  pd_session_on_text(&c->sess, msg, len);
 }
 
 static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
@@ -255,7 +266,7 @@ static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
-  pd_conn_send_error(c, 0, "Binary frames are not supported: send JSON text frames", NULL);
+  pd_session_on_binary(&c->sess, msg, len);
 }
 
 static void ws_on_pong(void *ud) {
@@ -264,116 +275,50 @@ static void ws_on_pong(void *ud) {
   c->ping_sent_ms = 0;
 }
 
-static void ws_on_close(uint16_t code, void *ud) {
+static void ws_on_close(uint16_t code, const char *reason, size_t reason_len, void *ud) {
   pd_conn *c = ud;
-  pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->socket_id, code);
+  pd_log(PD_LOG_DEBUG, "msg=\"client closed\" socket_id=%s code=%u", c->sess.socket_id, code);
   conn_drain_ws(c);
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
 }
 
 static void ws_on_error(int err, const char *detail, void *ud) {
   pd_conn *c = ud;
-  pd_log(PD_LOG_INFO, "msg=\"websocket error\" socket_id=%s err=%d detail=\"%s\"", c->socket_id, err,
+  pd_log(PD_LOG_INFO, "msg=\"websocket error\" socket_id=%s err=%d detail=\"%s\"", c->sess.socket_id, err,
          detail ? detail : "");
   conn_drain_ws(c);
-  pd_conn_leave_all(c);
+  pd_session_end(&c->sess);
   c->close_after_flush = 1;
   c->close_started_ms = pd_now_ms(c->srv);
 }
 
-static const pd_ws_callbacks ws_cbs = {ws_on_text, ws_on_binary, ws_on_close, ws_on_error, ws_on_pong};
-
-/* Value of query parameter `name` in q (not decoded); NULL if absent. */
-static const char *query_param(const char *q, const char *name, size_t *vlen) {
-  size_t nl = strlen(name);
-  const char *p = q;
-  while (p && *p) {
-    const char *amp = strchr(p, '&');
-    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-    if (seg >= nl && strncmp(p, name, nl) == 0 && (seg == nl || p[nl] == '=')) {
-      if (seg == nl) {
-        *vlen = 0;
-        return p + nl;
-      }
-      *vlen = seg - nl - 1;
-      return p + nl + 1;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return NULL;
-}
+/* The shared codec (lib/core/ws.h) in server mode: binary messages are
+ * delivered (and answered with pusher:error), invalid UTF-8 closes 1007. */
+static const pusher__ws_callbacks ws_cbs = {
+    .on_text = ws_on_text,
+    .on_close = ws_on_close,
+    .on_error = ws_on_error,
+};
+static const pusher__ws_extra_callbacks ws_xcbs = {
+    .on_binary = ws_on_binary,
+    .on_pong = ws_on_pong,
+};
 
 static void ws_upgrade(pd_conn *c) {
   pd_server *s = c->srv;
-  c->ws = pd_ws_server_new(c->ws_key, PD_WS_MSG_CAP, &ws_cbs, c);
-  if (!c->ws) {
+  pusher__ws_config wcfg = {.max_msg = PD_WS_MSG_CAP};
+  if (pusher__ws_server_new(&c->ws, &wcfg, c->ws_key, NULL, &ws_cbs, c) != 0) {
+    c->ws = NULL;
     http_error_reply(c, 400, "Invalid WebSocket handshake");
     return;
   }
+  pusher__ws_set_extra_callbacks(c->ws, &ws_xcbs);
   c->is_ws = 1;
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
-
-  char *url = c->url ? c->url : "";
-  char *q = strchr(url, '?');
-  size_t plen = q ? (size_t)(q - url) : strlen(url);
-  const char *query = q ? q + 1 : "";
-  if (s->shutting_down) {
-    pd_conn_close(c, 4200, "Server is shutting down; reconnect");
-    return;
-  }
-  if (plen <= 5 || strncmp(url, "/app/", 5) != 0 || memchr(url + 5, '/', plen - 5)) {
-    pd_conn_close(c, 4005, "Path not found");
-    return;
-  }
-  char key[256];
-  size_t kl = plen - 5;
-  if (kl >= sizeof key) kl = sizeof key - 1;
-  memcpy(key, url + 5, kl);
-  key[kl] = 0;
-  pd_app *app = pd_config_app_by_key(s->cfg, key);
-  if (!app) {
-    pd_conn_close(c, 4001, "Application does not exist");
-    return;
-  }
-  c->app = app;
-  if (!app->enabled) {
-    pd_conn_close(c, 4003, "Application is disabled");
-    return;
-  }
-  size_t vl = 0;
-  const char *pv = query_param(query, "protocol", &vl);
-  if (!pv || vl == 0) {
-    pd_conn_close(c, 4008, "No protocol version supplied");
-    return;
-  }
-  int numeric = vl <= 9;
-  for (size_t i = 0; i < vl; i++)
-    if (pv[i] < '0' || pv[i] > '9') numeric = 0;
-  if (!numeric) {
-    pd_conn_close(c, 4006, "Invalid version string format");
-    return;
-  }
-  if (strtol(pv, NULL, 10) != 7) {
-    pd_conn_close(c, 4007, "Unsupported protocol version (this server speaks protocol 7)");
-    return;
-  }
-  if (app->max_connections >= 0 && app->connections >= app->max_connections) {
-    pd_conn_close(c, 4004, "Application is over its connection quota");
-    return;
-  }
-  app->connections++;
-  c->counted = 1;
-  /* in a cluster the first part is the node number: unique across nodes */
-  uint64_t first = rng_next(s) % 9000000000ull + 1000000000ull;
-  if (s->cluster) first = pd_cluster_node_num(s);
-  snprintf(c->socket_id, sizeof c->socket_id, "%llu.%llu", (unsigned long long)first,
-           (unsigned long long)(++s->seq * 1000003ull + rng_next(s) % 1000000ull));
-  pd_map_put(&s->sockets, c->socket_id, c);
-  pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->id, c->socket_id);
-  pd_proto_established(c);
+  pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
 }
 
 /* ------------------------------------------------------------------ HTTP */
@@ -388,6 +333,7 @@ static void http_reset(pd_conn *c) {
   c->upgrade_ws = 0;
   c->body_too_large = 0;
   c->req_done = 0;
+  c->headers_done = 0;
 }
 
 static int append(char **dst, size_t *dlen, const char *at, size_t n) {
@@ -401,7 +347,9 @@ static int append(char **dst, size_t *dlen, const char *at, size_t n) {
 }
 
 static int hp_message_begin(http_parser *p) {
-  http_reset(p->data);
+  pd_conn *c = p->data;
+  http_reset(c);
+  c->req_started_ms = pd_now_ms(c->srv);
   return 0;
 }
 
@@ -444,10 +392,13 @@ static int hp_hvalue(http_parser *p, const char *at, size_t n) {
 static int hp_headers_complete(http_parser *p) {
   pd_conn *c = p->data;
   header_done(c);
+  c->headers_done = 1;
   if (p->content_length != ULLONG_MAX && p->content_length > PD_BODY_CAP) {
     c->body_too_large = 1;
     http_error_reply(c, 413, "Request body too large (cap 1 MiB)");
-    return 1; /* stop parsing: the reply closes the connection */
+    /* Stop parsing.  Returning 1 would only mean "no body" to http_parser,
+     * which would then complete the message and reply a second time. */
+    return -1;
   }
   return 0;
 }
@@ -464,13 +415,18 @@ static int hp_body(http_parser *p, const char *at, size_t n) {
 static int hp_message_complete(http_parser *p) {
   pd_conn *c = p->data;
   c->req_done = 1;
+  c->req_started_ms = 0; /* idle until the next request's first byte */
   if (p->upgrade) return 0; /* handled after http_parser_execute returns */
   if (c->body_too_large) {
     http_error_reply(c, 413, "Request body too large");
     return 1;
   }
-  pd_rest_handle(c, http_method_str((enum http_method)p->method), c->url ? c->url : "/", c->url_len,
-                 c->body ? c->body : "", c->body_len);
+  c->last_rx_ms = pd_now_ms(c->srv);
+  pd_http_response r;
+  pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
+                 c->url_len, c->body ? c->body : "", c->body_len, &r);
+  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
   return 0;
 }
@@ -487,10 +443,13 @@ static const http_parser_settings hp_settings = {
 
 void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
   if (c->closing || c->close_after_flush) return;
+  core_time(c->srv);
   if (c->is_ws) {
-    pd_ws_recv(c->ws, buf, len);
+    c->in_ws_recv = 1;
+    (void)pusher__ws_recv(c->ws, buf, len);
+    c->in_ws_recv = 0;
     conn_drain_ws(c);
-    if (c->close_after_flush && c->out_bytes == 0) conn_begin_close(c);
+    if (c->close_after_flush && c->out_bytes == 0) conn_finish(c);
     return;
   }
   size_t n = http_parser_execute(&c->parser, &hp_settings, (const char *)buf, len);
@@ -520,11 +479,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   pd_conn *c = st->data;
+  core_time(c->srv);
   if (nread < 0) {
-    if (!c->closing) {
-      pd_conn_leave_all(c);
-      conn_begin_close(c);
-    }
+    if (!c->closing) conn_begin_close(c);
     return;
   }
   if (nread > 0) pd_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
@@ -541,7 +498,8 @@ static pd_conn *conn_alloc(pd_server *s) {
   s->conns = c;
   s->nconns++;
   c->last_rx_ms = pd_now_ms(s);
-  snprintf(c->socket_id, sizeof c->socket_id, "-");
+  c->req_started_ms = c->last_rx_ms ? c->last_rx_ms : 1; /* the header deadline runs from accept */
+  pd_session_init(&c->sess, s->core, &conn_sink, c);
   return c;
 }
 
@@ -554,6 +512,7 @@ pd_conn *pd_conn_new_detached(pd_server *s) {
 static void on_connection(uv_stream_t *server, int status) {
   pd_server *s = server->data;
   if (status < 0 || s->shutting_down) return;
+  core_time(s);
   pd_conn *c = conn_alloc(s);
   if (!c) return;
   uv_tcp_init(s->loop, &c->tcp);
@@ -567,8 +526,10 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-static void tick_cb(uv_timer_t *t) {
-  pd_server *s = t->data;
+static void tick_cb(uv_timer_t *t) { pd_server_tick(t->data); }
+
+void pd_server_tick(pd_server *s) {
+  core_time(s);
   uint64_t now = pd_now_ms(s);
   pd_conn *c = s->conns;
   while (c) {
@@ -578,33 +539,37 @@ static void tick_cb(uv_timer_t *t) {
     } else if (c->close_after_flush) {
       if (now - c->close_started_ms > 5000) conn_begin_close(c);
     } else if (c->overflow) {
-      pd_conn_close(c, 4100, "Over capacity: the client did not read its messages fast enough");
-    } else if (c->is_ws && c->app) {
+      conn_close(4100, "Over capacity: the client did not read its messages fast enough", c);
+    } else if (c->is_ws && c->sess.app) {
       uint64_t idle = now - c->last_rx_ms;
-      if (c->ping_sent_ms && now - c->ping_sent_ms > (uint64_t)s->pong_timeout_ms) {
-        pd_conn_close(c, 4201, "Pong reply not received");
-      } else if (!c->ping_sent_ms && idle > (uint64_t)c->app->activity_timeout * 1000u) {
-        json_t *o = json_pack("{s:s,s:{}}", "event", "pusher:ping", "data");
-        pd_conn_send_json(c, o);
-        json_decref(o);
+      if (c->ping_sent_ms && now - c->ping_sent_ms > (uint64_t)s->cfg->pong_timeout_ms) {
+        conn_close(4201, "Pong reply not received", c);
+      } else if (!c->ping_sent_ms && idle > (uint64_t)c->sess.app->cfg->activity_timeout * 1000u) {
+        pd_session_ping(&c->sess);
         c->ping_sent_ms = now;
       }
+    } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
+               now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
+      pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" limit_ms=%d",
+             s->cfg->header_timeout_ms);
+      char msg[100];
+      snprintf(msg, sizeof msg, "Request headers not received within %d ms", s->cfg->header_timeout_ms);
+      http_error_reply(c, 408, msg);
     } else if (!c->is_ws && now - c->last_rx_ms > 60000) {
       conn_begin_close(c);
     }
     c = nx;
   }
-  pd_channels_tick(s);
+  pd_core_tick(s->core);
 }
 
-int pd_server_init(pd_server *s, uv_loop_t *loop, pd_config *cfg) {
+int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core *core) {
   memset(s, 0, sizeof *s);
   s->loop = loop;
   s->cfg = cfg;
-  s->pong_timeout_ms = PD_PONG_TIMEOUT_S * 1000;
+  s->core = core;
   s->rng = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
   if (!s->rng) s->rng = 1;
-  for (size_t i = 0; i < cfg->napps; i++) cfg->apps[i]->srv = s;
   if (loop) {
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
@@ -660,6 +625,7 @@ static void check_shutdown_done(pd_server *s) {
 
 static void grace_cb(uv_timer_t *t) {
   pd_server *s = t->data;
+  core_time(s);
   pd_log(PD_LOG_WARN, "msg=\"shutdown grace period over; dropping remaining connections\" count=%zu", s->nconns);
   for (pd_conn *c = s->conns; c; c = c->next)
     if (!c->closing) conn_begin_close(c);
@@ -669,7 +635,9 @@ void pd_server_shutdown(pd_server *s) {
   if (s->shutting_down) return;
   s->shutting_down = 1;
   pd_log(PD_LOG_INFO, "msg=\"shutting down: closing every connection with 4200\" connections=%zu", s->nconns);
-  pd_cluster_stop(s);
+  core_time(s);
+  pd_core_set_draining(s->core, 1);
+  if (s->on_shutdown) s->on_shutdown(s->on_shutdown_ud);
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     s->listening = 0;
@@ -677,7 +645,7 @@ void pd_server_shutdown(pd_server *s) {
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
-    if (c->is_ws) pd_conn_close(c, 4200, "Server is shutting down; reconnect");
+    if (c->is_ws) conn_close(4200, "Server is shutting down; reconnect", c);
     else if (!c->closing && !c->close_after_flush) conn_begin_close(c);
     c = nx;
   }
@@ -692,6 +660,9 @@ void pd_server_free(pd_server *s) {
     pd_conn *c = s->conns;
     pd_conn_destroy(c);
   }
-  pd_map_free(&s->sockets);
-  pd_cluster_free(s);
+}
+
+size_t pd_conn_detached_output(pd_conn *c, const uint8_t **out) {
+  *out = c->dout;
+  return c->dout_len;
 }

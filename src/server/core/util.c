@@ -1,13 +1,12 @@
-/* pusherd: logging, allocation, a string map, shared frames, signatures. */
-#include "pusherd.h"
+/* pusherd server core: allocation, logging, a string map, shared frames. */
+#include "core/pd_util.h"
 #include "core/mem.h"
-#include "core/sign.h"
+#include "core/ws.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <openssl/crypto.h>
 
 /* ------------------------------------------------------------------ alloc */
 void *pd_alloc(size_t n) { return pusher__malloc(NULL, n ? n : 1); }
@@ -28,20 +27,20 @@ int pd_log_level_parse(const char *s) {
   return -1;
 }
 
+void (*pd_log_writer)(int level, const char *line);
+
+const char *pd_log_level_name(int level) {
+  return level >= 0 && level <= PD_LOG_OFF ? level_names[level] : "?";
+}
+
 void pd_log(int level, const char *fmt, ...) {
-  if (level < pd_log_level || level >= PD_LOG_OFF) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char when[32];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (level < pd_log_level || level >= PD_LOG_OFF || !pd_log_writer) return;
   char line[2048];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", when, (long)(ts.tv_nsec / 1000000), level_names[level], line);
+  pd_log_writer(level, line);
 }
 
 /* ------------------------------------------------------------------ map */
@@ -146,7 +145,7 @@ pd_msg *pd_msg_raw(const void *bytes, size_t len) {
 
 pd_msg *pd_msg_frame(const char *payload, size_t len) {
   uint8_t hdr[16];
-  size_t hl = pd_ws_frame_header(hdr, 0x1, len);
+  size_t hl = pusher__ws_frame_header(hdr, 0x1, len);
   pd_msg *m = pd_alloc(sizeof *m + hl + len);
   if (!m) return NULL;
   m->refs = 1;
@@ -169,17 +168,3 @@ void pd_msg_unref(pd_msg *m) {
   if (m && --m->refs == 0) pd_free(m);
 }
 
-/* ------------------------------------------------------------------ sign */
-/* Thin wrappers over lib/core/sign.h. */
-void pd_hmac_hex(const char *secret, const void *msg, size_t len, char out[65]) {
-  if (pusher__hmac_sha256_hex(secret, strlen(secret), msg, len, out) != 0) out[0] = 0;
-}
-
-void pd_md5_hex(const void *msg, size_t len, char out[33]) {
-  if (pusher__md5_hex(msg, len, out) != 0) out[0] = 0;
-}
-
-int pd_ct_equal(const char *a, size_t alen, const char *b, size_t blen) {
-  if (alen != blen) return 0;
-  return CRYPTO_memcmp(a, b, alen) == 0;
-}

@@ -1,0 +1,109 @@
+/* pusherd net layer (libuv): the listener, one pd_conn per TCP connection
+ * (HTTP parsing with http_parser, the WebSocket upgrade and codec from
+ * lib/core/ws.h, a write queue capped at cfg->outq_cap), the timers
+ * (activity ping / pong timeout, header deadline, idle HTTP, delayed
+ * subscription counts) and graceful shutdown.  Each connection is the sink
+ * of its pd_session; HTTP API requests go to pd_rest_handle and the
+ * response is written back.  See docs/architecture.md. */
+#ifndef PD_NET_H
+#define PD_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <http_parser.h>
+
+#include "core/pd_core.h"
+
+typedef struct pusher__ws pusher__ws; /* lib/core/ws.h */
+
+/* Bytes kept for a detached connection's owner (tests, fuzzers). */
+#define PD_DETACHED_OUT_CAP (256u * 1024u)
+
+typedef struct pd_server pd_server;
+
+typedef struct pd_conn {
+  pd_server *srv;
+  struct pd_conn *prev, *next;
+  uv_tcp_t tcp;
+  pd_session sess;            /* the Pusher side (server core) */
+  int detached;               /* no socket (fuzzers / unit tests) */
+  uint8_t *dout;              /* detached: bytes written so far */
+  size_t dout_len;
+  int closing;                /* uv_close called or scheduled */
+  int close_after_flush;
+  uint64_t close_started_ms;
+  int shut;                   /* output shut down (FIN sent), draining input */
+  uv_shutdown_t shutdown_req;
+  int is_ws;
+  /* HTTP */
+  http_parser parser;
+  size_t header_bytes;
+  char *url;
+  size_t url_len;
+  char *hfield, *hvalue;      /* current header */
+  size_t hfield_len, hvalue_len;
+  int last_was_value;
+  char *ws_key;
+  int upgrade_ws;
+  char *body;
+  size_t body_len;
+  int body_too_large;
+  int req_done;
+  int headers_done;           /* headers of the current request complete */
+  uint64_t req_started_ms;    /* accept or first byte of the request; 0 = idle */
+  int http_error;
+  /* WebSocket */
+  pusher__ws *ws;
+  int in_ws_recv;             /* inside pusher__ws_recv */
+  uint64_t last_rx_ms;
+  uint64_t ping_sent_ms;
+  int overflow;               /* output cap exceeded: close 4100 soon */
+  /* output */
+  size_t out_bytes;           /* queued, not yet written */
+  uint64_t sent_frames;
+} pd_conn;
+
+struct pd_server {
+  uv_loop_t *loop;            /* NULL: detached mode (tests, fuzzers) */
+  const pd_config *cfg;
+  pd_core *core;
+  uv_tcp_t listener;
+  int listening;
+  uv_timer_t tick;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t grace;
+  int shutting_down;
+  pd_conn *conns;
+  size_t nconns;
+  uint64_t rng;
+  uint64_t fake_now_ms;       /* detached mode clock */
+  int exit_code;
+  int handles_closed;
+  int signals_on;
+  /* called once when shutdown starts (main: stop the Redis adapter) */
+  void (*on_shutdown)(void *user_data);
+  void *on_shutdown_ud;
+};
+
+/* loop NULL: detached mode.  cfg and core must outlive the server. */
+int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core *core);
+int pd_server_listen(pd_server *s);
+void pd_server_shutdown(pd_server *s);  /* graceful: 4200 to everyone */
+void pd_server_free(pd_server *s);      /* after the loop ended */
+uint64_t pd_now_ms(pd_server *s);
+/* A pd_log_writer: "ts=... level=... LINE" on stderr. */
+void pd_log_stderr(int level, const char *line);
+
+/* Detached connections for fuzzers/tests: no socket; what would be written
+ * is kept (up to PD_DETACHED_OUT_CAP) and readable with
+ * pd_conn_detached_output. */
+pd_conn *pd_conn_new_detached(pd_server *s);
+/* Feed raw bytes as if read from the socket (HTTP, then WebSocket). */
+void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len);
+void pd_conn_destroy(pd_conn *c);
+size_t pd_conn_detached_output(pd_conn *c, const uint8_t **out);
+/* Run the once-a-second timer work now (detached mode). */
+void pd_server_tick(pd_server *s);
+
+#endif
