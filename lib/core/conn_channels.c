@@ -8,17 +8,6 @@
 
 #include "core/conn_internal.h"
 
-static int needs_auth(const char *name) {
-  return strncmp(name, "private-", 8) == 0 || strncmp(name, "presence-", 9) == 0;
-}
-
-static int chan_kind(const char *name) {
-  if (strncmp(name, "private-encrypted-", 18) == 0) return CK_ENCRYPTED;
-  if (strncmp(name, "private-", 8) == 0) return CK_PRIVATE;
-  if (strncmp(name, "presence-", 9) == 0) return CK_PRESENCE;
-  return CK_PUBLIC;
-}
-
 chan *find_chan(const pusher__conn *c, const char *name, size_t *idx) {
   for (size_t i = 0; i < c->nchans; i++)
     if (strcmp(c->chans[i]->name, name) == 0) {
@@ -52,7 +41,7 @@ flow sub_error(pusher__conn *c, const char *channel, const char *type, const cha
  * (the runtime's hook only records the request: no callback runs there). */
 static FLOW_CHECK flow send_subscribe(pusher__conn *c, chan *ch) {
   ch->done_gen = c->gen;
-  if (needs_auth(ch->name)) {
+  if (pusher__chan_kind_needs_auth(ch->kind)) {
     if (!c->hooks.request_channel_auth)
       return sub_error(c, ch->name, "AuthError", "no channel authorizer is configured", 0);
     ch->auth_req = ++c->next_req;
@@ -95,7 +84,7 @@ int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp 
     pusher__free(c->m, ch);
     return PUSHER_ERR_NOMEM;
   }
-  ch->kind = chan_kind(channel);
+  ch->kind = pusher__chan_kind_of(channel);
   ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
   pusher__members_init(&ch->members, c->m);
   c->chans[c->nchans++] = ch;
@@ -186,7 +175,7 @@ flow auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status,
                      message ? message : (auth ? pusher_strerror(err) : "no auth in the answer"), http_status);
   }
   char why[200];
-  if (ch->kind == CK_ENCRYPTED) {
+  if (ch->kind == PUSHER__CHAN_ENCRYPTED) {
     uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
     char w2[160] = "";
     if (!shared_secret_b64 || pusher__crypto_key_from_b64(shared_secret_b64, key, w2, sizeof w2) != 0) {
@@ -198,7 +187,7 @@ flow auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status,
     ch->have_key = 1;
     sodium_memzero(key, sizeof key);
   }
-  if (ch->kind == CK_PRESENCE) {
+  if (ch->kind == PUSHER__CHAN_PRESENCE) {
     int rc;
     if (channel_data) {
       rc = pusher__members_set_me(&ch->members, channel_data, strlen(channel_data), why, sizeof why);
@@ -269,7 +258,7 @@ int pusher__conn_trigger(pusher__conn *c, const char *channel, const char *event
   if (strncmp(event, "client-", 7) != 0 || strlen(event) > PUSHER__MAX_EVENT_NAME) return PUSHER_ERR_BAD_EVENT_NAME;
   chan *ch = find_chan(c, channel, NULL);
   if (!ch) return PUSHER_ERR_NOT_FOUND;
-  if (ch->kind != CK_PRIVATE && ch->kind != CK_PRESENCE) return PUSHER_ERR_UNSUPPORTED;
+  if (!pusher__chan_kind_allows_client_events(ch->kind)) return PUSHER_ERR_UNSUPPORTED;
   if (!c->established || c->state != PUSHER_STATE_CONNECTED || !ch->subscribed) return PUSHER_ERR_INVALID_STATE;
   if (!data_json) data_json = "{}";
   size_t dl = strlen(data_json);

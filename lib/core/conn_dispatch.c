@@ -156,7 +156,7 @@ static flow msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, 
   if (!msg->channel)
     return error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
   if (!ch) return GO;
-  if (ch->kind == CK_PRESENCE) return presence_succeeded(c, ch, msg);
+  if (ch->kind == PUSHER__CHAN_PRESENCE) return presence_succeeded(c, ch, msg);
   ch->subscribed = 1;
   return dispatch(c, msg->channel, "pusher:subscription_succeeded", msg->data, msg->data_len, msg->data_is_json,
                   NULL);
@@ -164,7 +164,7 @@ static flow msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, 
 
 static flow msg_member(pusher__conn *c, const pusher__msg *msg, int added) {
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
-  return ch && ch->kind == CK_PRESENCE ? presence_change(c, ch, msg, added) : GO;
+  return ch && ch->kind == PUSHER__CHAN_PRESENCE ? presence_change(c, ch, msg, added) : GO;
 }
 
 static flow msg_member_added(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now) {
@@ -202,7 +202,7 @@ static flow msg_signin_success(pusher__conn *c, const pusher__msg *msg, pusher__
 static flow msg_event(pusher__conn *c, const pusher__msg *msg) {
   const char *ev = msg->event;
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
-  if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) return encrypted_event(c, ch, msg);
+  if (ch && ch->kind == PUSHER__CHAN_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) return encrypted_event(c, ch, msg);
   if (!ch && msg->channel && c->user_chan[0] && strcmp(msg->channel, c->user_chan) == 0) {
     if (dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id)) return STOP;
     if (strncmp(ev, "pusher:", 7) == 0) return GO;

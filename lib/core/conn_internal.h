@@ -22,6 +22,7 @@
 #include "core/conn.h"
 #include "core/crypto.h"
 #include "core/mem.h"
+#include "core/names.h"
 #include "core/members.h"
 #include "core/options.h"
 #include "core/proto.h"
@@ -54,7 +55,7 @@ typedef struct chan {
   uint64_t done_gen;  /* transport generation on which subscribe was handled */
   uint64_t auth_req;  /* pending authorization request (0 = none) */
   char *shared_secret;
-  int kind;           /* CK_* */
+  pusher__chan_kind kind; /* from the name (core/names.h) */
   pusher__tstamp auth_deadline;
   pusher__members members; /* presence */
   uint8_t key[PUSHER__SECRETBOX_KEYBYTES]; /* encrypted: current key */
@@ -67,7 +68,6 @@ typedef struct chan {
                           waiting for the pending sign-in (docs/protocol.md §3.3) */
 } chan;
 
-enum { CK_PUBLIC, CK_PRIVATE, CK_PRESENCE, CK_ENCRYPTED };
 
 /* An encrypted event held back while the channel is re-authorized. */
 struct pend {

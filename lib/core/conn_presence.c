@@ -68,7 +68,7 @@ int pusher__conn_channel_members(const pusher__conn *c, const char *channel, str
   if (!c || !channel || !out) return PUSHER_ERR_INVALID_ARGUMENT;
   chan *ch = find_chan(c, channel, NULL);
   if (!ch) return PUSHER_ERR_NOT_FOUND;
-  if (ch->kind != CK_PRESENCE) return PUSHER_ERR_UNSUPPORTED;
+  if (ch->kind != PUSHER__CHAN_PRESENCE) return PUSHER_ERR_UNSUPPORTED;
   if (!ch->subscribed || !ch->members.loaded) return PUSHER_ERR_INVALID_STATE;
   return pusher__members_snapshot(&ch->members, c->m, out);
 }

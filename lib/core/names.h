@@ -3,8 +3,8 @@
  * channel, and validators for channel names, event names and socket ids
  * that take the configured maximum and say it in their message.
  *
- * Used by pusherd; the client engine and the CLI still carry their own
- * copies of some of these rules and are meant to move here.
+ * Used by pusherd, the client engine and runtime, and (through sign.c and
+ * options.c) the CLI.
  *
  * Pure functions: no allocation, no state, safe from any thread. */
 #ifndef PUSHER_CORE_NAMES_H

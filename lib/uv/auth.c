@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/crypto.h"
+#include "core/names.h"
 #include "uv/client_internal.h"
 
 static pthread_mutex_t g_link_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -432,7 +433,7 @@ int pusher_auth_request_complete(pusher_auth_request *req, const pusher_auth_res
     why = "invalid answer: auth is missing or not \"<key>:<hex signature>\"";
   } else if (req->user) {
     if (!res->user_data) why = "invalid answer: no user_data";
-  } else if (req->channel && strncmp(req->channel, "private-encrypted-", 18) == 0) {
+  } else if (req->channel && pusher__chan_kind_of(req->channel) == PUSHER__CHAN_ENCRYPTED) {
     uint8_t key[PUSHER__SECRETBOX_KEYBYTES];
     if (!res->shared_secret || pusher__crypto_key_from_b64(res->shared_secret, key, NULL, 0) != 0)
       why = "invalid answer: shared_secret is missing or not base64 of 32 bytes";

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/names.h"
 #include "pusher/version.h"
 
 typedef struct http_sock {
@@ -467,8 +468,8 @@ int pusher__auth_http_start(pusher__http *h, const pusher__auth_http_opts *o, pu
   const pusher_mem *mem = &h->mem;
   int flags = 0;
   if (!o->channel) flags = PUSHER__AUTH_USER;
-  else if (strncmp(o->channel, "presence-", 9) == 0) flags = PUSHER__AUTH_NEED_CHANNEL_DATA;
-  else if (strncmp(o->channel, "private-encrypted-", 18) == 0) flags = PUSHER__AUTH_NEED_SHARED_SECRET;
+  else if (pusher__chan_kind_of(o->channel) == PUSHER__CHAN_PRESENCE) flags = PUSHER__AUTH_NEED_CHANNEL_DATA;
+  else if (pusher__chan_kind_of(o->channel) == PUSHER__CHAN_ENCRYPTED) flags = PUSHER__AUTH_NEED_SHARED_SECRET;
 
   char *body = NULL, *url = NULL, **lines = NULL;
   size_t body_len = 0, nlines = 0;
