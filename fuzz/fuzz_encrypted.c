@@ -1,6 +1,6 @@
 /* libFuzzer target: the encrypted channel payload path (lib/core/crypto.c):
  * parse {"nonce","ciphertext"} and open it with a fixed key (the shared
- * secret of PROTOCOL.md §12 F).  Opened plaintext is resealed with the same
+ * secret of docs/protocol.md §12 F).  Opened plaintext is resealed with the same
  * nonce and must give back a payload that opens to the same bytes.
  * Seed corpus: fuzz/corpus/encrypted/. */
 #include <stdint.h>

@@ -3,7 +3,7 @@
 //
 // Drives the server under test only through the official pusher-js client,
 // the official `pusher` REST SDK and raw `ws` sockets, and holds it to
-// Pusher's documented behaviour (../shared/PROTOCOL.md, issue 4).  The same
+// Pusher's documented behaviour (docs/protocol.md).  The same
 // scenarios run against soketi 1.6.1 (a third-party server, to prove the
 // suite itself) and against our pusherd.  Where soketi is known to deviate
 // from the documented behaviour the scenario is marked expected-to-differ

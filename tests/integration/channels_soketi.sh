@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# channels_soketi: issue 3 end to end — libpusher clients (tests/tools/ch_probe.c)
+# channels_soketi: private, presence, encrypted channels and sign-in end to end — libpusher clients (tests/tools/ch_probe.c)
 # against soketi, authorized by tests/authserver/server.mjs (the official
 # pusher SDK's authorizeChannel / authenticateUser):
 #  - ajax (POST form + headers) and jsonp (GET + callback) transports, with

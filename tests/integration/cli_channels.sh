@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cli_channels: `pusher listen` with issue 3's options end to end, against
+# cli_channels: `pusher listen` with its channel, auth and sign-in options end to end, against
 # soketi and then against our own pusherd, authorized by
 # tests/authserver/server.mjs (the official pusher SDK's authorizeChannel /
 # authenticateUser):

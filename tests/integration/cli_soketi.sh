@@ -223,7 +223,7 @@ PY
 log "unknown key: error 4001 fatal, state -> disconnected, exit 1"
 
 # ------------------------------------------------------------ the same CLI against pusherd
-# (issue 4: `pusher trigger` works against pusherd, soketi and the hosted
+# (`pusher trigger` works against pusherd, soketi and the hosted
 # service).  pusherd answers REST errors with real statuses.
 PD_BIN="$PUSHER_BUILD_DIR/pusherd"
 PDPORT=7204

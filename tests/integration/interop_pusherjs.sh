@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# interop_pusherjs: issue 3, "client events between ours and pusher-js" —
+# interop_pusherjs: client events between ours and pusher-js —
 # the official pusher-js 8.6.0 (Node build, ws transport, ajax channel
 # authorization) and a libpusher client (tests/tools/interop_peer.c, public
 # API only) on the same private and presence channels, authorized by the
