@@ -11,7 +11,7 @@
  *               [--kills K] [--terms T] [--rate R] [--up MIN,MAX]
  *               [--down MAX] [--bound S] [--hard-bound S] [--seed N]
  *               [--duration S --churn MS --rss-every S] [--rss-check]
- *               [--server-log FILE] [--pidfile FILE]
+ *               [--server-log FILE] [--pidfile FILE] [--inject-drop N]
  *
  * Client i is user "u<i>" in group i % G and subscribes to "soak-<g>",
  * "private-soak-<g>" and "presence-soak-<g>" (a custom authorizer signs
@@ -50,6 +50,9 @@
  * interval is a violation.  A connection ending while no fault is under
  * way and we did not ask for it is a violation too.
  *
+ * --inject-drop N (self-test of the accounting): client 0 ignores the N-th
+ * seq it gets on its public channel, which must then be reported missing.
+ *
  * Output: "CYCLE ..." per restart, "RSS ..." samples, "SOAK key=value ..."
  * figures, then "PASS" (exit 0) or "FAIL: ..." (exit 1). */
 #include <fcntl.h>
@@ -82,7 +85,7 @@
 
 static struct {
   const char *pusherd, *server_log, *pidfile;
-  int port, clients, groups, kills, terms, rss_check;
+  int port, clients, groups, kills, terms, rss_check, inject_drop;
   double rate, up_min, up_max, down_max, bound, hard_bound;
   double duration, churn_ms, rss_every;
   double reconnect_delay, max_reconnect_delay;
@@ -270,6 +273,8 @@ static void on_seq(pusher_client *c, const pusher_event *ev, void *ud) {
     return;
   }
   chan *ch = &s->ch[k];
+  static int seen0;
+  if (opt.inject_drop && s->idx == 0 && k == 0 && ++seen0 == opt.inject_drop) return; /* self-test */
   char *end;
   long long v = strtoll(ev->data, &end, 10);
   if (*end || v <= 0 || v >= next_seq) {
@@ -935,7 +940,8 @@ static void on_tick(uv_timer_t *h) {
 static void usage(void) {
   fprintf(stderr, "usage: soak_client --pusherd PATH --port P [--clients N] [--groups G] [--kills K] [--terms T]\n"
                   "  [--rate R] [--up MIN,MAX] [--down MAX] [--bound S] [--hard-bound S] [--seed N]\n"
-                  "  [--duration S] [--churn MS] [--rss-every S] [--rss-check] [--server-log FILE] [--pidfile FILE]\n");
+                  "  [--duration S] [--churn MS] [--rss-every S] [--rss-check] [--server-log FILE] [--pidfile FILE]\n"
+                  "  [--inject-drop N]\n");
   exit(2);
 }
 
@@ -966,6 +972,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--rss-every") == 0) opt.rss_every = atof(v);
     else if (strcmp(a, "--server-log") == 0) opt.server_log = v;
     else if (strcmp(a, "--pidfile") == 0) opt.pidfile = v;
+    else if (strcmp(a, "--inject-drop") == 0) opt.inject_drop = atoi(v);
     else usage();
   }
   if (!opt.pusherd || opt.port <= 0 || opt.clients < 1 || opt.groups < 1 || opt.groups > 33 || opt.rate <= 0)
