@@ -279,16 +279,16 @@ class Proc:
 # ---------------------------------------------------------------- soak
 
 async def converge(clients, nodes, bound, hard_bound, since):
-    """Wait until everything agrees with the truth; return seconds since `since`."""
-    last_why = ""
+    """Wait until everything agrees with the truth; return (seconds since
+    `since`, the last thing that was still wrong)."""
+    last_why = "nothing"
     reported = False
     while True:
         why = await check(clients, nodes)
         t = time.monotonic() - since
         if why is None:
-            return t
-        if why != last_why:
-            last_why = why
+            return t, last_why
+        last_why = why
         if t > bound and not reported:
             reported = True
             violation("not converged %.1f s after the repair (bound %.1f s): %s" % (t, bound, why))
@@ -353,7 +353,7 @@ async def main():
         for n in nodes:
             await n.start(a.out)
         tasks = [asyncio.ensure_future(c.run()) for c in clients]
-        t = await converge(clients, nodes, a.bound, a.hard_bound, time.monotonic())
+        t, _ = await converge(clients, nodes, a.bound, a.hard_bound, time.monotonic())
         say("ROUND 0 start converged in %.2f s" % t)
         plan = ["node"] * a.node_kills + ["redis"] * a.redis_restarts
         rnd.shuffle(plan)
@@ -377,10 +377,10 @@ async def main():
                 await redis.start(a.out)
             repaired = time.monotonic()
             leaver.active = True
-            t = await converge(clients, nodes, a.bound, a.hard_bound, repaired)
+            t, last = await converge(clients, nodes, a.bound, a.hard_bound, repaired)
             times[kind].append(t)
             rounds = i
-            say("ROUND %d %s: converged %.2f s after the repair" % (i, what, t))
+            say("ROUND %d %s: converged %.2f s after the repair (last wait: %s)" % (i, what, t, last))
     except RuntimeError as e:
         violation(str(e))
     finally:

@@ -11,12 +11,12 @@
  *               [--kills K] [--terms T] [--rate R] [--up MIN,MAX]
  *               [--down MAX] [--bound S] [--hard-bound S] [--seed N]
  *               [--duration S --churn MS --rss-every S] [--rss-check]
- *               [--server-log FILE] [--pidfile FILE] [--inject-drop N]
+ *               [--server-log FILE] [--pidfile FILE] [--inject-drop N] [--storm P]
  *
  * Client i is user "u<i>" in group i % G and subscribes to "soak-<g>",
  * "private-soak-<g>" and "presence-soak-<g>" (a custom authorizer signs
  * locally with the app secret: hex HMAC-SHA256 of
- * "socket_id:channel[:channel_data]", PROTOCOL.md §6.1).  The publisher
+ * "socket_id:channel[:channel_data]", as lib/core/sign.h).  The publisher
  * sends one REST event "seq" with data "<n>" to every channel of every
  * group, one request at a time, at --rate per second; n = 1, 2, 3 ...
  *
@@ -49,6 +49,11 @@
  * subscribed" (ACKED outside every interval); an ACKED one inside an
  * interval is a violation.  A connection ending while no fault is under
  * way and we did not ask for it is a violation too.
+ *
+ * --storm P: with probability P a restart is faulted again 20..1000 ms
+ * after the spawn, in the middle of the reconnect storm (handshakes,
+ * authorizations, subscriptions under way), without waiting for
+ * convergence; the cycle after it must converge as usual.
  *
  * --inject-drop N (self-test of the accounting): client 0 ignores the N-th
  * seq it gets on its public channel, which must then be reported missing.
@@ -86,7 +91,7 @@
 static struct {
   const char *pusherd, *server_log, *pidfile;
   int port, clients, groups, kills, terms, rss_check, inject_drop;
-  double rate, up_min, up_max, down_max, bound, hard_bound;
+  double rate, up_min, up_max, down_max, bound, hard_bound, storm;
   double duration, churn_ms, rss_every;
   double reconnect_delay, max_reconnect_delay;
   unsigned seed;
@@ -656,7 +661,8 @@ static void pub_tick(uv_timer_t *t) {
 static char *plan; /* 'k' or 't' per cycle */
 static int ncycles, cycle;
 static double phase_deadline, *conv_ms;
-static int nconv, bound_missed;
+static int nconv, bound_missed, nstorm;
+static double storm_at; /* fault this cycle before convergence (0 = no) */
 static uv_timer_t tick;
 static double next_rss, steady_end, quiesce_start;
 static int churn_slot = -1, churn_action;
@@ -718,6 +724,13 @@ static void tick_fault(double t) {
   char why[256];
   switch (phase) {
   case P_CONVERGE:
+    if (storm_at > 0 && t >= storm_at) {
+      storm_at = 0;
+      nstorm++;
+      say("storm: faulting %.0f ms after the spawn, before convergence", (t - spawned_at) * 1000);
+      server_fault();
+      return;
+    }
     if (converged(why, sizeof why)) {
       double ms = (t - spawned_at) * 1000;
       cycle_converged(ms);
@@ -745,6 +758,8 @@ static void tick_fault(double t) {
       cycle++;
       server_spawn();
       phase = P_CONVERGE;
+      storm_at = 0;
+      if (cycle < ncycles && rnd01() < opt.storm) storm_at = spawned_at + rnd_between(0.02, 1.0);
     }
     break;
   default: break;
@@ -899,6 +914,7 @@ static void finish_run(void) {
       tot.got, tot.lost_down, tot.lost_fault, tot.lost_unsub, tot.missing_required, tot.dups, tot.reordered);
   say("SOAK convergence_ms n=%d min=%.0f median=%.0f max=%.0f bound=%.0f over_bound=%d", nconv,
       nconv ? v[0] : 0, nconv ? v[nconv / 2] : 0, nconv ? v[nconv - 1] : 0, opt.bound * 1000, bound_missed);
+  say("SOAK storm_faults=%d (faulted 20..1000 ms after the spawn, before convergence)", nstorm);
   say("SOAK unexpected_disconnects=%" PRIu64 " subscription_errors=%" PRIu64 " events_while_unsubscribed=%" PRIu64
       " server_died=%" PRIu64,
       tot.unexpected_disconnects, tot.sub_errors, tot.not_subscribed_events, n_spawn_fail);
@@ -941,7 +957,7 @@ static void usage(void) {
   fprintf(stderr, "usage: soak_client --pusherd PATH --port P [--clients N] [--groups G] [--kills K] [--terms T]\n"
                   "  [--rate R] [--up MIN,MAX] [--down MAX] [--bound S] [--hard-bound S] [--seed N]\n"
                   "  [--duration S] [--churn MS] [--rss-every S] [--rss-check] [--server-log FILE] [--pidfile FILE]\n"
-                  "  [--inject-drop N]\n");
+                  "  [--inject-drop N] [--storm P]\n");
   exit(2);
 }
 
@@ -973,6 +989,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--server-log") == 0) opt.server_log = v;
     else if (strcmp(a, "--pidfile") == 0) opt.pidfile = v;
     else if (strcmp(a, "--inject-drop") == 0) opt.inject_drop = atoi(v);
+    else if (strcmp(a, "--storm") == 0) opt.storm = atof(v);
     else usage();
   }
   if (!opt.pusherd || opt.port <= 0 || opt.clients < 1 || opt.groups < 1 || opt.groups > 33 || opt.rate <= 0)
