@@ -330,6 +330,17 @@ static void on_state(pusher_client *c, const pusher_connection_event *ev, void *
   if (ev->current == PUSHER_STATE_CONNECTED) s->deliberate = 0;
 }
 
+/* The largest retry delay scheduled since the last fault (connecting_in). */
+static double max_retry_delay;
+
+static void on_connecting_in(pusher_client *c, const pusher_connection_event *ev, void *ud) {
+  slot *s = ud;
+  if (ev->delay > max_retry_delay) max_retry_delay = ev->delay;
+  if (ev->delay > opt.max_reconnect_delay + 1e-9)
+    violation("client %d: retry scheduled in %.3f s, over max_reconnect_delay %.3f s", s->idx, ev->delay,
+              opt.max_reconnect_delay);
+}
+
 static void hmac_hex(const char *msg, char out[65]) {
   unsigned char md[32];
   unsigned int mdlen = 0;
@@ -369,6 +380,7 @@ static void client_start(slot *s) {
   if (pusher_client_new(&s->c, APP_KEY, &o) != 0) abort();
   if (pusher_client_set_channel_authorizer(s->c, authorizer, s) != 0 ||
       pusher_connection_bind(s->c, "state_change", on_state, s, NULL) != 0 ||
+      pusher_connection_bind(s->c, "connecting_in", on_connecting_in, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "seq", on_seq, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "pusher:subscription_succeeded", on_sub, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "pusher:subscription_error", on_sub, s, NULL) != 0)
@@ -389,10 +401,29 @@ static void client_stop(slot *s) {
 
 /* ------------------------------------------------------------------ convergence */
 
+static double spawned_at; /* when the current pusherd was spawned */
+
+/* When (seconds since the spawn, < 0 = not yet) every client was first
+ * seen connected, and connected with every subscription succeeded. */
+static double all_connected_at = -1, all_subscribed_at = -1;
+
 /* 1 when every live client is connected, subscribed to every channel it
  * wants, and every presence list equals the group's subscribers.  why
  * names the first client that is not. */
 static int converged(char *why, size_t whylen) {
+  int nconn = 0, nsub = 0, live = 0;
+  for (int i = 0; i < opt.clients; i++) {
+    slot *s = &slots[i];
+    if (!s->c) continue;
+    live++;
+    if (s->state != PUSHER_STATE_CONNECTED) continue;
+    nconn++;
+    int all = 1;
+    for (int k = 0; k < NCH; k++) all &= !s->ch[k].want || s->ch[k].subscribed;
+    nsub += all;
+  }
+  if (nconn == live && all_connected_at < 0) all_connected_at = now_s() - spawned_at;
+  if (nsub == live && all_subscribed_at < 0) all_subscribed_at = now_s() - spawned_at;
   for (int i = 0; i < opt.clients; i++) {
     slot *s = &slots[i];
     if (!s->c) continue;
@@ -506,7 +537,6 @@ static void rss_verdict(void) {
 
 static uv_process_t server;
 static int server_running, server_pid, logfd = -1;
-static double spawned_at;
 static uint64_t n_spawn_fail;
 
 static void on_server_exit(uv_process_t *p, int64_t status, int sig);
@@ -534,6 +564,7 @@ static void server_spawn(void) {
   server_running = 1;
   server_pid = server.pid;
   spawned_at = now_s();
+  all_connected_at = all_subscribed_at = -1;
   if (opt.pidfile) {
     FILE *f = fopen(opt.pidfile, "w");
     if (f) {
@@ -671,6 +702,7 @@ static double next_churn;
 static void server_fault(void) {
   char kind = plan[cycle];
   fault_epoch++;
+  max_retry_delay = 0;
   phase = P_WAIT_EXIT;
   say("fault %d/%d: %s pusherd pid %d", cycle + 1, ncycles, kind == 'k' ? "SIGKILL" : "SIGTERM", server_pid);
   uv_process_kill(&server, kind == 'k' ? SIGKILL : SIGTERM);
@@ -715,9 +747,10 @@ static void cycle_converged(double ms) {
   long rc = rss_kb(0), rs = rss_kb(server_pid);
   rss_push(rc, rs);
   const char *kind = cycle == 0 ? "start" : plan[cycle - 1] == 'k' ? "kill" : "term";
-  say("CYCLE %d kind=%s conv_ms=%.0f rss_client_kb=%ld rss_pusherd_kb=%ld seq=%" PRId64 " down=%" PRIu64
-      " fault=%" PRIu64,
-      cycle, kind, ms, rc, rs, next_seq - 1, n_down, n_fault);
+  say("CYCLE %d kind=%s conv_ms=%.0f connected_ms=%.0f subscribed_ms=%.0f max_retry_ms=%.0f rss_client_kb=%ld"
+      " rss_pusherd_kb=%ld seq=%" PRId64 " down=%" PRIu64 " fault=%" PRIu64,
+      cycle, kind, ms, all_connected_at * 1000, all_subscribed_at * 1000, max_retry_delay * 1000, rc, rs,
+      next_seq - 1, n_down, n_fault);
 }
 
 static void tick_fault(double t) {
