@@ -5,8 +5,11 @@
 # SIGTERM-restarted TERMS times (default 20), in a random order (SEED), up
 # UP=MIN,MAX seconds and down up to DOWN seconds each time; events at RATE
 # per second; STORM=P faults a restart again before it converged with
-# probability P (default 0).  After every restart: every client connected and subscribed
-# and every presence list equal to the truth within BOUND seconds; no owed
+# probability P (default 0); UNAVAILABLE=S is the clients'
+# unavailable_timeout (default 30; below DOWN they go through
+# `unavailable`).  After every restart: every client connected and
+# subscribed and every presence list equal to the truth within BOUND
+# seconds; no owed
 # event lost, none twice, none out of order; client RSS flat across cycles
 # (with RSS_CHECK unset; RSS_CHECK= disables it, e.g. under ASan whose
 # quarantine grows the RSS by design).  Definitions, bounds and figures:
@@ -26,6 +29,7 @@ set +e
 "$BUILD/tests/soak_client" --pusherd "$BUILD/pusherd" --port "$PORT" \
   --clients "${CLIENTS:-200}" --kills "${KILLS:-100}" --terms "${TERMS:-20}" \
   --rate "${RATE:-20}" --up "${UP:-0.5,3}" --down "${DOWN:-1}" --seed "${SEED:-1}" --storm "${STORM:-0}" \
+  --unavailable "${UNAVAILABLE:-30}" \
   ${RSS_CHECK-"--rss-check"} "${extra[@]}" \
   --server-log "$OUT/pusherd.log" --pidfile "$OUT/pusherd.pid" >"$OUT/soak.log" 2>&1 &
 pid=$!

@@ -12,6 +12,7 @@
  *               [--down MAX] [--bound S] [--hard-bound S] [--seed N]
  *               [--duration S --churn MS --rss-every S] [--rss-check]
  *               [--server-log FILE] [--pidfile FILE] [--inject-drop N] [--storm P]
+ *               [--unavailable S]
  *
  * Client i is user "u<i>" in group i % G and subscribes to "soak-<g>",
  * "private-soak-<g>" and "presence-soak-<g>" (a custom authorizer signs
@@ -55,6 +56,9 @@
  * authorizations, subscriptions under way), without waiting for
  * convergence; the cycle after it must converge as usual.
  *
+ * --unavailable S: the clients' unavailable_timeout (default 30, the
+ * library's); a value below --down sends them through `unavailable`.
+ *
  * --inject-drop N (self-test of the accounting): client 0 ignores the N-th
  * seq it gets on its public channel, which must then be reported missing.
  *
@@ -93,12 +97,12 @@ static struct {
   int port, clients, groups, kills, terms, rss_check, inject_drop;
   double rate, up_min, up_max, down_max, bound, hard_bound, storm;
   double duration, churn_ms, rss_every;
-  double reconnect_delay, max_reconnect_delay;
+  double reconnect_delay, max_reconnect_delay, unavailable_timeout;
   unsigned seed;
 } opt = {
     .port = 7950, .clients = 200, .groups = 4, .kills = 100, .terms = 20,
     .rate = 20, .up_min = 0.5, .up_max = 3, .down_max = 1, .bound = 0, .hard_bound = 60,
-    .churn_ms = 200, .rss_every = 60, .reconnect_delay = 0.1, .max_reconnect_delay = 1,
+    .churn_ms = 200, .rss_every = 60, .reconnect_delay = 0.1, .max_reconnect_delay = 1, .unavailable_timeout = 30,
     .seed = 1,
 };
 
@@ -180,7 +184,7 @@ typedef struct slot {
 /* Totals over every client and channel (folded in when a client goes). */
 static struct {
   uint64_t got, lost_down, lost_fault, lost_unsub, missing_required, dups, reordered;
-  uint64_t unexpected_disconnects, sub_errors, not_subscribed_events, ring_overflow;
+  uint64_t unexpected_disconnects, sub_errors, not_subscribed_events, ring_overflow, unavailable_entries;
 } tot;
 
 static slot *slots;
@@ -319,6 +323,7 @@ static void on_sub(pusher_client *c, const pusher_event *ev, void *ud) {
 static void on_state(pusher_client *c, const pusher_connection_event *ev, void *ud) {
   slot *s = ud;
   s->state = ev->current;
+  if (ev->current == PUSHER_STATE_UNAVAILABLE) tot.unavailable_entries++;
   if (ev->previous == PUSHER_STATE_CONNECTED && ev->current != PUSHER_STATE_CONNECTED) {
     for (int k = 0; k < NCH; k++) close_interval(s, k, s->deliberate);
     if (!s->deliberate && (phase == P_CONVERGE || phase == P_UP || phase == P_STEADY || phase == P_QUIESCE)) {
@@ -372,6 +377,7 @@ static void client_start(slot *s) {
   o.reconnect_delay = opt.reconnect_delay;
   o.max_reconnect_delay = opt.max_reconnect_delay;
   o.connect_timeout = 5;
+  o.unavailable_timeout = opt.unavailable_timeout;
   o.loop = loop;
   memset(s->ch, 0, sizeof s->ch);
   for (int k = 0; k < NCH; k++) s->ch[k].lo = s->ch[k].last = -1;
@@ -947,7 +953,8 @@ static void finish_run(void) {
       tot.got, tot.lost_down, tot.lost_fault, tot.lost_unsub, tot.missing_required, tot.dups, tot.reordered);
   say("SOAK convergence_ms n=%d min=%.0f median=%.0f max=%.0f bound=%.0f over_bound=%d", nconv,
       nconv ? v[0] : 0, nconv ? v[nconv / 2] : 0, nconv ? v[nconv - 1] : 0, opt.bound * 1000, bound_missed);
-  say("SOAK storm_faults=%d (faulted 20..1000 ms after the spawn, before convergence)", nstorm);
+  say("SOAK storm_faults=%d (faulted 20..1000 ms after the spawn, before convergence) unavailable_entries=%" PRIu64,
+      nstorm, tot.unavailable_entries);
   say("SOAK unexpected_disconnects=%" PRIu64 " subscription_errors=%" PRIu64 " events_while_unsubscribed=%" PRIu64
       " server_died=%" PRIu64,
       tot.unexpected_disconnects, tot.sub_errors, tot.not_subscribed_events, n_spawn_fail);
@@ -990,7 +997,7 @@ static void usage(void) {
   fprintf(stderr, "usage: soak_client --pusherd PATH --port P [--clients N] [--groups G] [--kills K] [--terms T]\n"
                   "  [--rate R] [--up MIN,MAX] [--down MAX] [--bound S] [--hard-bound S] [--seed N]\n"
                   "  [--duration S] [--churn MS] [--rss-every S] [--rss-check] [--server-log FILE] [--pidfile FILE]\n"
-                  "  [--inject-drop N] [--storm P]\n");
+                  "  [--inject-drop N] [--storm P] [--unavailable S]\n");
   exit(2);
 }
 
@@ -1023,6 +1030,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--pidfile") == 0) opt.pidfile = v;
     else if (strcmp(a, "--inject-drop") == 0) opt.inject_drop = atoi(v);
     else if (strcmp(a, "--storm") == 0) opt.storm = atof(v);
+    else if (strcmp(a, "--unavailable") == 0) opt.unavailable_timeout = atof(v);
     else usage();
   }
   if (!opt.pusherd || opt.port <= 0 || opt.clients < 1 || opt.groups < 1 || opt.groups > 33 || opt.rate <= 0)
