@@ -179,6 +179,13 @@ typedef struct slot {
   pusher_state state;
   int deliberate; /* we asked for the disconnect under way */
   chan ch[NCH];
+  double connected_at; /* when it last became connected */
+  /* Its last connection events, to explain a slow convergence. */
+  struct {
+    double t;
+    char what[120];
+  } trace[12];
+  unsigned ntrace;
 } slot;
 
 /* Totals over every client and channel (folded in when a client goes). */
@@ -320,8 +327,26 @@ static void on_sub(pusher_client *c, const pusher_event *ev, void *ud) {
   }
 }
 
+static double now_s(void);
+static double spawned_at; /* when the current pusherd was spawned */
+
+static void trace(slot *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  unsigned i = s->ntrace++ % 12;
+  s->trace[i].t = now_s();
+  vsnprintf(s->trace[i].what, sizeof s->trace[i].what, fmt, ap);
+  va_end(ap);
+}
+
+static void on_error(pusher_client *c, const pusher_connection_event *ev, void *ud) {
+  trace(ud, "error %s code %d: %s", pusher_err_name(ev->error), ev->code, ev->message ? ev->message : "");
+}
+
 static void on_state(pusher_client *c, const pusher_connection_event *ev, void *ud) {
   slot *s = ud;
+  trace(s, "%s -> %s", pusher_state_name(ev->previous), pusher_state_name(ev->current));
+  if (ev->current == PUSHER_STATE_CONNECTED) s->connected_at = now_s();
   s->state = ev->current;
   if (ev->current == PUSHER_STATE_UNAVAILABLE) tot.unavailable_entries++;
   if (ev->previous == PUSHER_STATE_CONNECTED && ev->current != PUSHER_STATE_CONNECTED) {
@@ -340,6 +365,7 @@ static double max_retry_delay;
 
 static void on_connecting_in(pusher_client *c, const pusher_connection_event *ev, void *ud) {
   slot *s = ud;
+  trace(s, "connecting_in %.3f s", ev->delay);
   if (ev->delay > max_retry_delay) max_retry_delay = ev->delay;
   if (ev->delay > opt.max_reconnect_delay + 1e-9)
     violation("client %d: retry scheduled in %.3f s, over max_reconnect_delay %.3f s", s->idx, ev->delay,
@@ -383,10 +409,12 @@ static void client_start(slot *s) {
   for (int k = 0; k < NCH; k++) s->ch[k].lo = s->ch[k].last = -1;
   s->state = PUSHER_STATE_INITIALIZED;
   s->deliberate = 0;
+  s->ntrace = 0;
   if (pusher_client_new(&s->c, APP_KEY, &o) != 0) abort();
   if (pusher_client_set_channel_authorizer(s->c, authorizer, s) != 0 ||
       pusher_connection_bind(s->c, "state_change", on_state, s, NULL) != 0 ||
       pusher_connection_bind(s->c, "connecting_in", on_connecting_in, s, NULL) != 0 ||
+      pusher_connection_bind(s->c, "error", on_error, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "seq", on_seq, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "pusher:subscription_succeeded", on_sub, s, NULL) != 0 ||
       pusher_bind(s->c, NULL, "pusher:subscription_error", on_sub, s, NULL) != 0)
@@ -406,8 +434,6 @@ static void client_stop(slot *s) {
 }
 
 /* ------------------------------------------------------------------ convergence */
-
-static double spawned_at; /* when the current pusherd was spawned */
 
 /* When (seconds since the spawn, < 0 = not yet) every client was first
  * seen connected, and connected with every subscription succeeded. */
@@ -748,6 +774,20 @@ static void report_stuck(void) {
   }
 }
 
+/* A slow cycle: print the connection events of the client that connected
+ * last, relative to the spawn. */
+static void explain_slow(void) {
+  slot *last = NULL;
+  for (int i = 0; i < opt.clients; i++)
+    if (slots[i].c && (!last || slots[i].connected_at > last->connected_at)) last = &slots[i];
+  if (!last) return;
+  say("  slowest: client %d connected %.0f ms after the spawn; its last events (ms since the spawn):", last->idx,
+      (last->connected_at - spawned_at) * 1000);
+  unsigned n = last->ntrace < 12 ? last->ntrace : 12;
+  for (unsigned j = last->ntrace - n; j < last->ntrace; j++)
+    say("    %7.0f  %s", (last->trace[j % 12].t - spawned_at) * 1000, last->trace[j % 12].what);
+}
+
 static void cycle_converged(double ms) {
   conv_ms[nconv++] = ms;
   long rc = rss_kb(0), rs = rss_kb(server_pid);
@@ -773,6 +813,7 @@ static void tick_fault(double t) {
     if (converged(why, sizeof why)) {
       double ms = (t - spawned_at) * 1000;
       cycle_converged(ms);
+      if (ms > opt.bound * 1000 / 2) explain_slow();
       if (ms > opt.bound * 1000) {
         bound_missed++;
         violation("converged in %.0f ms, over the bound of %.0f ms", ms, opt.bound * 1000);
