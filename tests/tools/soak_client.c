@@ -736,6 +736,7 @@ static void server_fault(void) {
   fault_epoch++;
   max_retry_delay = 0;
   phase = P_WAIT_EXIT;
+  phase_deadline = now_s() + 10; /* pusherd drains for shutdown_grace_ms (3 s) at most */
   say("fault %d/%d: %s pusherd pid %d", cycle + 1, ncycles, kind == 'k' ? "SIGKILL" : "SIGTERM", server_pid);
   uv_process_kill(&server, kind == 'k' ? SIGKILL : SIGTERM);
 }
@@ -832,6 +833,13 @@ static void tick_fault(double t) {
     break;
   case P_UP:
     if (t >= phase_deadline) server_fault();
+    break;
+  case P_WAIT_EXIT:
+    if (t >= phase_deadline && server_running) {
+      violation("pusherd pid %d still running 10 s after the signal; SIGKILL", server_pid);
+      uv_process_kill(&server, SIGKILL);
+      phase_deadline = t + 10;
+    }
     break;
   case P_DOWN:
     if (t >= phase_deadline && !server_running) {
