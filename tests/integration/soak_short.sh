@@ -6,7 +6,8 @@
 #  - client soak: 40 libpusher clients (loop mode, one process) on public,
 #    private and presence channels while pusherd is killed -9 6 times and
 #    SIGTERM-restarted 3 times (some restarts faulted again in the middle of
-#    the reconnect storm, --storm): reconnect + resubscribe + presence lists
+#    the reconnect storm, --storm; one client disturbed every 100 ms while
+#    the server is up, dying or down, --fault-churn): reconnect + resubscribe + presence lists
 #    equal to the truth within the bound after every restart, no owed event
 #    lost, none twice or out of order;
 #  - cluster soak: 3 pusherd nodes on one redis-server, 12 raw-protocol
@@ -60,7 +61,7 @@ log "self-test: the dropped event was reported"
 # 2. client soak
 log "client soak: 40 clients, 6 x kill -9 + 3 x SIGTERM of pusherd"
 run_bg client "$SOAK" --pusherd "$PUSHERD_BIN" --port 7900 --clients 40 --kills 6 --terms 3 \
-  --up 0.3,1 --down 0.5 --rate 20 --storm 0.3 --bound "$bound" --hard-bound "$hard" --seed 7 \
+  --up 0.3,1 --down 0.5 --rate 20 --storm 0.3 --fault-churn --churn 100 --bound "$bound" --hard-bound "$hard" --seed 7 \
   --server-log "$RUN_DIR/client-pusherd.log" --pidfile "$RUN_DIR/client.pid"
 cpid=$LAST_PID
 

@@ -7,7 +7,9 @@
 # per second; STORM=P faults a restart again before it converged with
 # probability P (default 0); UNAVAILABLE=S is the clients'
 # unavailable_timeout (default 30; below DOWN they go through
-# `unavailable`).  After every restart: every client connected and
+# `unavailable`); FAULT_CHURN=MS disturbs one client every MS ms while
+# pusherd is up, dying or down (disconnect/connect, delete/re-create,
+# unsubscribe/subscribe).  After every restart: every client connected and
 # subscribed and every presence list equal to the truth within BOUND
 # seconds; no owed
 # event lost, none twice, none out of order; client RSS flat across cycles
@@ -25,6 +27,7 @@ PORT="${PORT:-7950}"
 extra=()
 [ -n "${BOUND:-}" ] && extra+=(--bound "$BOUND")
 [ -n "${HARD_BOUND:-}" ] && extra+=(--hard-bound "$HARD_BOUND")
+[ -n "${FAULT_CHURN:-}" ] && extra+=(--fault-churn --churn "$FAULT_CHURN")
 set +e
 "$BUILD/tests/soak_client" --pusherd "$BUILD/pusherd" --port "$PORT" \
   --clients "${CLIENTS:-200}" --kills "${KILLS:-100}" --terms "${TERMS:-20}" \

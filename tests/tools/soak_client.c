@@ -12,7 +12,7 @@
  *               [--down MAX] [--bound S] [--hard-bound S] [--seed N]
  *               [--duration S --churn MS --rss-every S] [--rss-check]
  *               [--server-log FILE] [--pidfile FILE] [--inject-drop N] [--storm P]
- *               [--unavailable S]
+ *               [--unavailable S] [--fault-churn]
  *
  * Client i is user "u<i>" in group i % G and subscribes to "soak-<g>",
  * "private-soak-<g>" and "presence-soak-<g>" (a custom authorizer signs
@@ -56,6 +56,11 @@
  * authorizations, subscriptions under way), without waiting for
  * convergence; the cycle after it must converge as usual.
  *
+ * --fault-churn: the steady mode's churn (every --churn ms) also runs in
+ * fault mode while pusherd is up, dying or down (disconnect / connect,
+ * delete / re-create, unsubscribe / subscribe against a dead server); it
+ * is undone before each restart, whose convergence is then measured.
+ *
  * --unavailable S: the clients' unavailable_timeout (default 30, the
  * library's); a value below --down sends them through `unavailable`.
  *
@@ -94,7 +99,7 @@
 
 static struct {
   const char *pusherd, *server_log, *pidfile;
-  int port, clients, groups, kills, terms, rss_check, inject_drop;
+  int port, clients, groups, kills, terms, rss_check, inject_drop, fault_churn;
   double rate, up_min, up_max, down_max, bound, hard_bound, storm;
   double duration, churn_ms, rss_every;
   double reconnect_delay, max_reconnect_delay, unavailable_timeout;
@@ -800,8 +805,57 @@ static void cycle_converged(double ms) {
       next_seq - 1, n_down, n_fault);
 }
 
+/* ------------------------------------------------------------------ steady churn */
+
+static void churn_undo(void) {
+  if (churn_slot < 0) return;
+  slot *s = &slots[churn_slot];
+  if (churn_action == 1) {
+    pusher_client_connect(s->c);
+  } else if (churn_action == 2) {
+    int k = (churn_slot / opt.groups) % NCH;
+    if (pusher_subscribe(s->c, names[s->group][k]) == 0) s->ch[k].want = 1;
+  }
+  churn_slot = -1;
+}
+
+static void churn_do(void) {
+  int i = (int)(rnd01() * opt.clients);
+  slot *s = &slots[i];
+  int a = (int)(rnd01() * 3);
+  churn_slot = i;
+  churn_action = a;
+  if (a == 0) {
+    client_stop(s);
+    client_start(s);
+  } else if (a == 1) {
+    s->deliberate = 1;
+    pusher_client_disconnect(s->c);
+  } else {
+    int k = (i / opt.groups) % NCH;
+    close_interval(s, k, 1);
+    s->ch[k].want = 0;
+    pusher_unsubscribe(s->c, names[s->group][k]);
+  }
+}
+
+/* --fault-churn: disturb clients while pusherd is up, dying or down. */
+static void fault_churn(double t) {
+  if (!opt.fault_churn) return;
+  if (phase == P_UP || phase == P_WAIT_EXIT || phase == P_DOWN) {
+    if (t >= next_churn) {
+      churn_undo();
+      churn_do();
+      next_churn = t + opt.churn_ms / 1000;
+    }
+  } else {
+    churn_undo();
+  }
+}
+
 static void tick_fault(double t) {
   char why[256];
+  fault_churn(t);
   switch (phase) {
   case P_CONVERGE:
     if (storm_at > 0 && t >= storm_at) {
@@ -843,6 +897,7 @@ static void tick_fault(double t) {
     break;
   case P_DOWN:
     if (t >= phase_deadline && !server_running) {
+      churn_undo();
       cycle++;
       server_spawn();
       phase = P_CONVERGE;
@@ -851,40 +906,6 @@ static void tick_fault(double t) {
     }
     break;
   default: break;
-  }
-}
-
-/* ------------------------------------------------------------------ steady churn */
-
-static void churn_undo(void) {
-  if (churn_slot < 0) return;
-  slot *s = &slots[churn_slot];
-  if (churn_action == 1) {
-    pusher_client_connect(s->c);
-  } else if (churn_action == 2) {
-    int k = (churn_slot / opt.groups) % NCH;
-    if (pusher_subscribe(s->c, names[s->group][k]) == 0) s->ch[k].want = 1;
-  }
-  churn_slot = -1;
-}
-
-static void churn_do(void) {
-  int i = (int)(rnd01() * opt.clients);
-  slot *s = &slots[i];
-  int a = (int)(rnd01() * 3);
-  churn_slot = i;
-  churn_action = a;
-  if (a == 0) {
-    client_stop(s);
-    client_start(s);
-  } else if (a == 1) {
-    s->deliberate = 1;
-    pusher_client_disconnect(s->c);
-  } else {
-    int k = (i / opt.groups) % NCH;
-    close_interval(s, k, 1);
-    s->ch[k].want = 0;
-    pusher_unsubscribe(s->c, names[s->group][k]);
   }
 }
 
@@ -1046,15 +1067,16 @@ static void usage(void) {
   fprintf(stderr, "usage: soak_client --pusherd PATH --port P [--clients N] [--groups G] [--kills K] [--terms T]\n"
                   "  [--rate R] [--up MIN,MAX] [--down MAX] [--bound S] [--hard-bound S] [--seed N]\n"
                   "  [--duration S] [--churn MS] [--rss-every S] [--rss-check] [--server-log FILE] [--pidfile FILE]\n"
-                  "  [--inject-drop N] [--storm P] [--unavailable S]\n");
+                  "  [--inject-drop N] [--storm P] [--unavailable S] [--fault-churn]\n");
   exit(2);
 }
 
 static void parse_args(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--rss-check") == 0) {
-      opt.rss_check = 1;
+    if (strcmp(a, "--rss-check") == 0 || strcmp(a, "--fault-churn") == 0) {
+      if (a[2] == 'r') opt.rss_check = 1;
+      else opt.fault_churn = 1;
       continue;
     }
     if (!v) usage();
