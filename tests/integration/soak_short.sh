@@ -8,8 +8,8 @@
 #    SIGTERM-restarted 3 times (some restarts faulted again in the middle of
 #    the reconnect storm, --storm; one client disturbed every 100 ms while
 #    the server is up, dying or down, --fault-churn): reconnect +
-#    resubscribe + presence lists equal to the truth within the bound after every restart, no owed event
-#    lost, none twice or out of order;
+#    resubscribe + presence lists equal to the truth within the bound after
+#    every restart, no owed event lost, none twice or out of order;
 #  - cluster soak: 3 pusherd nodes on one redis-server, 12 raw-protocol
 #    clients spread over them, 2 node kills -9 and 2 Redis restarts: REST
 #    occupancy / user counts / users and every client's member list converge
