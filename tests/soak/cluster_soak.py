@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """cluster_soak.py: three pusherd nodes on one redis-server; clients spread
-over them; pusherd nodes killed -9 and Redis restarted (kill -9 or SIGTERM)
+over them; pusherd nodes killed -9 or SIGTERMed, Redis restarted (kill -9
+or SIGTERM), and compound faults (a node killed -9 while Redis is down)
 over and over.  After each fault is repaired (the process restarted and
 accepting again), within BOUND seconds (tests/soak/README.md):
 
@@ -11,7 +12,10 @@ accepting again), within BOUND seconds (tests/soak/README.md):
     the number of distinct users), and GET .../presence-cl/users lists
     exactly the users of the clients (no ghost);
   - every client's member list (from pusher_internal:subscription_succeeded,
-    member_added and member_removed) is exactly the set of users.
+    member_added and member_removed) is exactly the set of users;
+  - an event triggered through REST on each node reaches every client on
+    every node within 1 s (the nodes' Redis links work again: a node whose
+    link is still in its back-off would drop it).
 
 Always: no client ever gets a member_added for a user already in its list or
 a member_removed for a user not in it (a duplicate).
@@ -26,7 +30,7 @@ across nodes, and members that really go away.  A client whose connection drops 
 its own node every RECONNECT seconds.
 
 Usage: cluster_soak.py --pusherd PATH [--clients N] [--node-kills K]
-       [--redis-restarts R] [--bound S] [--hard-bound S] [--seed N]
+       [--redis-restarts R] [--node-terms T] [--compound C] [--bound S] [--hard-bound S] [--seed N]
        [--base-port P] [--out DIR]
 Prints "ROUND ..." per fault, "CLUSTER key=value" figures and PASS / FAIL.
 """
@@ -143,6 +147,7 @@ class Client:
         self.adds = self.removes = 0
         self.active = True
         self.writer = None
+        self.probes = set()
 
     async def run(self):
         while True:
@@ -186,6 +191,8 @@ class Client:
                 "channel": PRES, "auth": "%s:%s" % (KEY, sign("%s:%s:%s" % (sid, PRES, cd))),
                 "channel_data": cd}}))
             ws_send(w, json.dumps({"event": "pusher:subscribe", "data": {"channel": PUB}}))
+        elif ev == "probe" and msg.get("channel") == PUB:
+            self.probes.add(data)
         elif ev == "pusher:ping":
             ws_send(w, json.dumps({"event": "pusher:pong", "data": {}}))
         elif ev == "pusher_internal:subscription_succeeded":
@@ -210,7 +217,11 @@ class Client:
             if self.members is not None:
                 self.members.discard(uid)
         elif ev == "pusher:error":
-            violation("client %d: pusher:error %s" % (self.j, data))
+            # 4200-4299: "reconnect" (a node's SIGTERM says 4200); anything
+            # else is unexpected here
+            code = data.get("code") if isinstance(data, dict) else None
+            if not (isinstance(code, int) and 4200 <= code <= 4299):
+                violation("client %d: pusher:error %s" % (self.j, data))
 
 
 # ---------------------------------------------------------------- REST
@@ -235,6 +246,47 @@ async def rest_get(port, path, params):
     if status != 200:
         raise ValueError("HTTP %d on %s: %s" % (status, path, body[:200]))
     return json.loads(body)
+
+
+async def rest_post_event(port, channel, name, data):
+    path = "/apps/%s/events" % APP_ID
+    body = json.dumps({"name": name, "channel": channel, "data": data}).encode()
+    q = dict(auth_key=KEY, auth_timestamp=str(int(time.time())), auth_version="1.0",
+             body_md5=hashlib.md5(body).hexdigest())
+    qs = "&".join("%s=%s" % (k, q[k]) for k in sorted(q))
+    qs += "&auth_signature=" + sign("POST\n%s\n%s" % (path, qs))
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+    try:
+        w.write(("POST %s?%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %d\r\nConnection: close\r\n\r\n" % (path, qs, port, len(body))).encode() + body)
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 2)
+    finally:
+        w.transport.abort()
+    if int(head.split(b" ", 2)[1]) != 200:
+        raise ValueError("POST events on :%d: %r" % (port, head[:40]))
+
+
+async def probe(clients, nodes):
+    """An event triggered on each node must reach every client on every
+    node: the cluster carries messages again (Redis links re-established)."""
+    active = [c for c in clients if c.active]
+    for n in nodes:
+        nonce = "p%d-%s" % (n.port, os.urandom(6).hex())
+        try:
+            await rest_post_event(n.port, PUB, "probe", nonce)
+        except (OSError, ValueError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+            return "probe POST on :%d: %s" % (n.port, e)
+        deadline = time.monotonic() + 1.0
+        while True:
+            missing = [c.j for c in active if nonce not in c.probes]
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                return "probe via :%d not received by clients %s" % (n.port, missing[:8])
+            await asyncio.sleep(0.02)
+    for c in active:
+        c.probes.clear()
+    return None
 
 
 async def rest_view(port):
@@ -320,7 +372,7 @@ async def check(clients, nodes):
             ghosts = sorted(c.members - set(users)) if c.members is not None else None
             return "client %d (:%d) members: ghosts %s missing %s" % (
                 c.j, c.port, ghosts, sorted(set(users) - (c.members or set())))
-    return None
+    return await probe(clients, nodes)
 
 
 async def main():
@@ -330,6 +382,8 @@ async def main():
     ap.add_argument("--clients", type=int, default=30)
     ap.add_argument("--node-kills", type=int, default=30)
     ap.add_argument("--redis-restarts", type=int, default=15)
+    ap.add_argument("--node-terms", type=int, default=10)
+    ap.add_argument("--compound", type=int, default=5)
     ap.add_argument("--bound", type=float, default=12)
     ap.add_argument("--hard-bound", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
@@ -346,7 +400,7 @@ async def main():
                                  "--log-level", "info"], rport + 1 + i, "node%d.log" % i) for i in range(3)]
     clients = [Client(j, nodes[j % 3].port) for j in range(a.clients)]
     tasks = []
-    times = {"node": [], "redis": []}
+    times = {"node": [], "redis": [], "node-term": [], "compound": []}
     rounds = 0
     try:
         await redis.start(a.out)
@@ -355,7 +409,8 @@ async def main():
         tasks = [asyncio.ensure_future(c.run()) for c in clients]
         t, _ = await converge(clients, nodes, a.bound, a.hard_bound, time.monotonic())
         say("ROUND 0 start converged in %.2f s" % t)
-        plan = ["node"] * a.node_kills + ["redis"] * a.redis_restarts
+        plan = (["node"] * a.node_kills + ["redis"] * a.redis_restarts + ["node-term"] * a.node_terms +
+                ["compound"] * a.compound)
         rnd.shuffle(plan)
         for i, kind in enumerate(plan, 1):
             # one random client also leaves and comes back (a clean close) so
@@ -369,6 +424,24 @@ async def main():
                 await n.stop(signal.SIGKILL)
                 await asyncio.sleep(rnd.uniform(0.2, 2.0))
                 await n.start(a.out)
+            elif kind == "node-term":
+                n = rnd.choice(nodes)
+                what = "SIGTERM %s (:%d)" % (n.name, n.port)
+                await n.stop(signal.SIGTERM)
+                await asyncio.sleep(rnd.uniform(0.2, 2.0))
+                await n.start(a.out)
+            elif kind == "compound":
+                # Redis dies, then a node dies while Redis is away; the
+                # node comes back first, then Redis
+                n = rnd.choice(nodes)
+                what = "kill -9 redis-server, then kill -9 %s (:%d) while Redis is down" % (n.name, n.port)
+                await redis.stop(signal.SIGKILL)
+                await asyncio.sleep(rnd.uniform(0.2, 3.0))
+                await n.stop(signal.SIGKILL)
+                await asyncio.sleep(rnd.uniform(0.2, 2.0))
+                await n.start(a.out)
+                await asyncio.sleep(rnd.uniform(0.2, 4.0))
+                await redis.start(a.out)
             else:
                 sig = rnd.choice([signal.SIGKILL, signal.SIGTERM])
                 what = "%s redis-server" % ("kill -9" if sig == signal.SIGKILL else "SIGTERM")
@@ -396,10 +469,12 @@ async def main():
         if v:
             say("CLUSTER convergence_s kind=%s n=%d min=%.2f median=%.2f max=%.2f bound=%.1f" % (
                 kind, len(v), min(v), statistics.median(v), max(v), a.bound))
-    say("CLUSTER clients=%d rounds=%d node_kills=%d redis_restarts=%d member_added=%d member_removed=%d duplicates=%d"
-        % (a.clients, rounds, len(times["node"]), len(times["redis"]), adds, rems, dups))
-    if rounds != a.node_kills + a.redis_restarts:
-        violation("only %d of %d rounds ran" % (rounds, a.node_kills + a.redis_restarts))
+    say("CLUSTER clients=%d rounds=%d node_kills=%d redis_restarts=%d node_terms=%d compound=%d member_added=%d"
+        " member_removed=%d duplicates=%d" % (a.clients, rounds, len(times["node"]), len(times["redis"]),
+                                              len(times["node-term"]), len(times["compound"]), adds, rems, dups))
+    want = a.node_kills + a.redis_restarts + a.node_terms + a.compound
+    if rounds != want:
+        violation("only %d of %d rounds ran" % (rounds, want))
     if VIOLATIONS:
         print("FAIL: %d violations" % len(VIOLATIONS), flush=True)
         return 1
