@@ -205,7 +205,8 @@ class Client:
             uid = str(data["user_id"])
             if self.members is None or uid in self.members:
                 self.dups += 1
-                violation("client %d (%s, :%d): member_added for %s already present" % (self.j, self.uid, self.port, uid))
+                violation("client %d (%s, :%d): member_added for %s already present"
+                          % (self.j, self.uid, self.port, uid))
             if self.members is not None:
                 self.members.add(uid)
         elif ev == "pusher_internal:member_removed" and msg.get("channel") == PRES:

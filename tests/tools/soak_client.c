@@ -1017,7 +1017,8 @@ static void finish_run(void) {
   double *v = conv_sorted();
   say("SOAK clients=%d groups=%d cycles=%d kills=%d terms=%d published=%" PRId64 " acked=%" PRIu64
       " down=%" PRIu64 " fault=%" PRIu64,
-      opt.clients, opt.groups, cycle, opt.duration ? 0 : opt.kills, opt.duration ? 0 : opt.terms, next_seq - 1, n_acked, n_down, n_fault);
+      opt.clients, opt.groups, cycle, opt.duration ? 0 : opt.kills, opt.duration ? 0 : opt.terms, next_seq - 1,
+      n_acked, n_down, n_fault);
   say("SOAK received=%" PRIu64 " lost_down=%" PRIu64 " lost_fault=%" PRIu64 " lost_not_subscribed=%" PRIu64
       " missing_required=%" PRIu64 " duplicates=%" PRIu64 " reordered=%" PRIu64,
       tot.got, tot.lost_down, tot.lost_fault, tot.lost_unsub, tot.missing_required, tot.dups, tot.reordered);
