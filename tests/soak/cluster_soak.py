@@ -323,9 +323,14 @@ class Proc:
                 await asyncio.sleep(0.05)
 
     async def stop(self, sig):
+        """Signal and reap it.  After SIGTERM it must exit 0: pusherd drains
+        and exits 0 (pusherd --help), and under ASan a leak or an error
+        would make the status non-zero."""
         if self.p and self.p.returncode is None:
             self.p.send_signal(sig)
-            await self.p.wait()
+            rc = await self.p.wait()
+            if sig == signal.SIGTERM and rc != 0:
+                violation("%s (:%d) exited with status %d after SIGTERM (see %s)" % (self.name, self.port, rc, self.log))
         self.p = None
 
 
