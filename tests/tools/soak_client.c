@@ -577,6 +577,7 @@ static int server_running, server_pid, logfd = -1;
 static uint64_t n_spawn_fail;
 
 static void on_server_exit(uv_process_t *p, int64_t status, int sig);
+static int last_signal; /* the signal we last sent pusherd */
 
 static void server_spawn(void) {
   char port[16];
@@ -743,7 +744,8 @@ static void server_fault(void) {
   phase = P_WAIT_EXIT;
   phase_deadline = now_s() + 10; /* pusherd drains for shutdown_grace_ms (3 s) at most */
   say("fault %d/%d: %s pusherd pid %d", cycle + 1, ncycles, kind == 'k' ? "SIGKILL" : "SIGTERM", server_pid);
-  uv_process_kill(&server, kind == 'k' ? SIGKILL : SIGTERM);
+  last_signal = kind == 'k' ? SIGKILL : SIGTERM;
+  uv_process_kill(&server, last_signal);
 }
 
 static void server_closed(uv_handle_t *h) {
@@ -754,7 +756,13 @@ static void server_closed(uv_handle_t *h) {
   }
 }
 
+/* A SIGTERMed pusherd drains and exits 0 (pusherd --help); under ASan a
+ * leak or an error at exit makes the status non-zero. */
 static void on_server_exit(uv_process_t *p, int64_t status, int sig) {
+  if (last_signal == SIGTERM && (status != 0 || sig != 0))
+    violation("pusherd pid %d exited with status %" PRId64 ", signal %d after SIGTERM (want 0)", server_pid, status,
+              sig);
+  last_signal = 0;
   if (phase != P_WAIT_EXIT && phase != P_FINAL) {
     /* pusherd died on its own (or could not bind: try again shortly) */
     violation("pusherd pid %d exited unexpectedly (status %" PRId64 ", signal %d)", server_pid, status, sig);
@@ -891,6 +899,7 @@ static void tick_fault(double t) {
   case P_WAIT_EXIT:
     if (t >= phase_deadline && server_running) {
       violation("pusherd pid %d still running 10 s after the signal; SIGKILL", server_pid);
+      last_signal = SIGKILL;
       uv_process_kill(&server, SIGKILL);
       phase_deadline = t + 10;
     }
@@ -1036,7 +1045,10 @@ static void finish_run(void) {
     if (slots[i].c) client_stop(&slots[i]);
   phase = P_FINAL;
   final_step = 3;
-  if (server_running) uv_process_kill(&server, SIGTERM);
+  if (server_running) {
+    last_signal = SIGTERM;
+    uv_process_kill(&server, SIGTERM);
+  }
   uv_timer_stop(&tick);
   uv_timer_stop(&pub_timer);
 }
