@@ -334,6 +334,10 @@ static void on_sub(pusher_client *c, const pusher_event *ev, void *ud) {
 
 static double now_s(void);
 static double spawned_at; /* when the current pusherd was spawned */
+/* The longest gap between two 20 ms ticks since the spawn: this process's
+ * loop stalled or starved of CPU (a slow cycle with a large gap was not
+ * waiting on the clients). */
+static double last_tick, max_tick_gap;
 
 static void trace(slot *s, const char *fmt, ...) {
   va_list ap;
@@ -603,6 +607,7 @@ static void server_spawn(void) {
   server_pid = server.pid;
   spawned_at = now_s();
   all_connected_at = all_subscribed_at = -1;
+  max_tick_gap = 0;
   if (opt.pidfile) {
     FILE *f = fopen(opt.pidfile, "w");
     if (f) {
@@ -807,10 +812,10 @@ static void cycle_converged(double ms) {
   long rc = rss_kb(0), rs = rss_kb(server_pid);
   rss_push(rc, rs);
   const char *kind = cycle == 0 ? "start" : plan[cycle - 1] == 'k' ? "kill" : "term";
-  say("CYCLE %d kind=%s conv_ms=%.0f connected_ms=%.0f subscribed_ms=%.0f max_retry_ms=%.0f rss_client_kb=%ld"
-      " rss_pusherd_kb=%ld seq=%" PRId64 " down=%" PRIu64 " fault=%" PRIu64,
-      cycle, kind, ms, all_connected_at * 1000, all_subscribed_at * 1000, max_retry_delay * 1000, rc, rs,
-      next_seq - 1, n_down, n_fault);
+  say("CYCLE %d kind=%s conv_ms=%.0f connected_ms=%.0f subscribed_ms=%.0f max_retry_ms=%.0f tick_gap_ms=%.0f"
+      " rss_client_kb=%ld rss_pusherd_kb=%ld seq=%" PRId64 " down=%" PRIu64 " fault=%" PRIu64,
+      cycle, kind, ms, all_connected_at * 1000, all_subscribed_at * 1000, max_retry_delay * 1000,
+      max_tick_gap * 1000, rc, rs, next_seq - 1, n_down, n_fault);
 }
 
 /* ------------------------------------------------------------------ steady churn */
@@ -1055,6 +1060,8 @@ static void finish_run(void) {
 
 static void on_tick(uv_timer_t *h) {
   double t = now_s();
+  if (last_tick > 0 && t - last_tick > max_tick_gap) max_tick_gap = t - last_tick;
+  last_tick = t;
   if (phase == P_FINAL) {
     if (final_step == 0) { /* wait for the POST in flight */
       if (!pub.busy) final_step = 1;
