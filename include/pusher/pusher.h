@@ -227,6 +227,12 @@ typedef void (*pusher_event_cb)(pusher_client *c, const pusher_event *ev, void *
  * the channel event "pusher:subscription_succeeded", failure as
  * "pusher:subscription_error" with data {"type":..,"error":..,"status":..}. */
 PUSHER_EXTERN int pusher_subscribe(pusher_client *c, const char *channel);
+/* Remove the channel from the table (its bindings stop hearing it at once).
+ * As pusher-js: while the server has not answered the channel's
+ * pusher:subscribe yet, nothing is sent until the answer arrives (then
+ * pusher:unsubscribe), and a pusher_subscribe() of the same channel before
+ * that continues the pending subscription instead of sending a second one,
+ * so a subscription_succeeded always means the server has the channel. */
 PUSHER_EXTERN int pusher_unsubscribe(pusher_client *c, const char *channel);
 /* Nonzero when the channel is in the table and its subscription succeeded. */
 PUSHER_EXTERN int pusher_channel_subscribed(pusher_client *c, const char *channel);

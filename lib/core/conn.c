@@ -56,6 +56,7 @@ typedef struct chan {
   char *name;
   int subscribed;     /* subscription_succeeded received on this connection */
   int sent;           /* pusher:subscribe sent on this connection */
+  int replied;        /* ... and the server answered it (succeeded or failed) */
   uint64_t done_gen;  /* transport generation on which subscribe was handled */
   uint64_t auth_req;  /* pending authorization request (0 = none) */
   char *shared_secret;
@@ -137,6 +138,17 @@ struct pusher__conn {
 
   chan **chans;
   size_t nchans, achans;
+  /* Unsubscribed while their pusher:subscribe awaited the server's answer
+   * (as pusher-js's cancelSubscription): invisible to the API, their
+   * pusher:unsubscribe is sent once the answer arrives, and subscribing
+   * again before that takes the entry back (reinstateSubscription).
+   * Sending pusher:unsubscribe and a second pusher:subscribe at once
+   * instead would let the first subscribe's answer report the second
+   * subscription as succeeded while the server has the channel
+   * unsubscribed between the two: events lost while "subscribed"
+   * (found by tests/soak, see tests/soak/README.md). */
+  chan **gone;
+  size_t ngone, agone;
   cbind *cbs;
   size_t ncbs, acbs;
   ebind *ebs;
@@ -401,6 +413,7 @@ static void reset_channels(pusher__conn *c) {
     chan *ch = c->chans[i];
     ch->subscribed = 0;
     ch->sent = 0;
+    ch->replied = 0;
     ch->auth_req = 0;
     ch->rekey_req = 0;
     ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
@@ -409,6 +422,9 @@ static void reset_channels(pusher__conn *c) {
     pusher__free(c->m, ch->wait_auth);
     ch->wait_auth = NULL;
   }
+  /* the server forgot every subscription with the connection */
+  for (size_t i = 0; i < c->ngone; i++) free_chan(c, c->gone[i]);
+  c->ngone = 0;
   /* the sign-in belongs to the connection; it is redone on the next one */
   c->user_req = 0;
   c->user_deadline = PUSHER__NEVER;
@@ -605,6 +621,31 @@ static void lose(pusher__conn *c, action act, int code, int err, const char *msg
 
 /* ------------------------------------------------------------------ channels */
 
+static size_t gone_index(const pusher__conn *c, const char *name) {
+  for (size_t i = 0; i < c->ngone; i++)
+    if (strcmp(c->gone[i]->name, name) == 0) return i;
+  return SIZE_MAX;
+}
+
+/* The server answered a pusher:subscribe of `name`.  When that channel was
+ * unsubscribed while the answer was on its way (c->gone), settle it: after
+ * a success its pusher:unsubscribe goes out now, after a failure there is
+ * nothing to undo.  Returns 1 when the answer was for such a channel
+ * (nobody else is to see it). */
+static int settle_gone(pusher__conn *c, const char *name, int succeeded) {
+  size_t i = name ? gone_index(c, name) : SIZE_MAX;
+  if (i == SIZE_MAX) return 0;
+  chan *ch = c->gone[i];
+  c->gone[i] = c->gone[--c->ngone];
+  if (succeeded) {
+    char *t;
+    size_t n;
+    if (pusher__proto_encode_unsubscribe(c->m, ch->name, &t, &n) == 0) (void)send_text(c, t, n);
+  }
+  free_chan(c, ch);
+  return 1;
+}
+
 static void send_subscribe(pusher__conn *c, chan *ch) {
   ch->done_gen = c->gen;
   if (needs_auth(ch->name)) {
@@ -621,8 +662,12 @@ static void send_subscribe(pusher__conn *c, chan *ch) {
   size_t n;
   int rc = pusher__proto_encode_subscribe(c->m, ch->name, "", NULL, &t, &n);
   if (rc == 0) rc = send_text(c, t, n);
-  if (rc == 0) ch->sent = 1;
-  else error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
+  if (rc == 0) {
+    ch->sent = 1;
+    ch->replied = 0;
+  } else {
+    error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
+  }
 }
 
 static void subscribe_all(pusher__conn *c) {
@@ -955,6 +1000,7 @@ static int presence_subscribe_signed_in(pusher__conn *c, chan *ch, const char *a
   if (rc == 0) rc = send_text(c, t, tn);
   if (rc == 0) {
     ch->sent = 1;
+    ch->replied = 0;
     return 0;
   }
   sub_error(c, name, "AuthError", why, 0);
@@ -1171,17 +1217,25 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
       /* a server refusing a subscription with pusher:error (as Pusher and
        * pusherd do for a bad signature): the pending subscription fails */
       chan *ch = !c->dead && c->epoch == e ? find_chan(c, msg.channel, NULL) : NULL;
-      if (ch && ch->sent && !ch->subscribed) sub_error(c, msg.channel, "ServerError", m2, code);
+      if (ch && ch->sent && !ch->subscribed) {
+        ch->replied = 1;
+        sub_error(c, msg.channel, "ServerError", m2, code);
+      } else if (!ch && !c->dead && c->epoch == e) {
+        settle_gone(c, msg.channel, 0);
+      }
     }
   } else if (strcmp(ev, "pusher:connection_established") == 0) {
     error_event(c, 0, PUSHER_ERR_PROTO, "unexpected pusher:connection_established on an open connection", 0);
   } else if (strcmp(ev, "pusher_internal:subscription_succeeded") == 0) {
     chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
+    if (ch) ch->replied = 1;
     if (!msg.channel) {
       error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
-    } else if (ch && ch->kind == CK_PRESENCE) {
+    } else if (!ch) {
+      settle_gone(c, msg.channel, 1); /* else: for a channel long gone, ignored */
+    } else if (ch->kind == CK_PRESENCE) {
       presence_succeeded(c, ch, &msg);
-    } else if (ch) {
+    } else {
       ch->subscribed = 1;
       dispatch(c, msg.channel, "pusher:subscription_succeeded", msg.data, msg.data_len, msg.data_is_json, NULL);
     }
@@ -1205,8 +1259,12 @@ static void handle_message(pusher__conn *c, const uint8_t *text, size_t len, pus
     char m2[300];
     snprintf(m2, sizeof m2, "unknown internal event \"%s\" ignored", ev);
     error_event(c, 0, PUSHER_ERR_PROTO, m2, 0);
+  } else if (strcmp(ev, "pusher:subscription_error") == 0 && msg.channel &&
+             !find_chan(c, msg.channel, NULL) && settle_gone(c, msg.channel, 0)) {
+    /* the answer to a subscription given up while it was on its way */
   } else {
     chan *ch = msg.channel ? find_chan(c, msg.channel, NULL) : NULL;
+    if (ch && strcmp(ev, "pusher:subscription_error") == 0) ch->replied = 1;
     if (ch && ch->kind == CK_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) {
       encrypted_event(c, ch, &msg);
     } else if (!ch && msg.channel && c->user_chan[0] && strcmp(msg.channel, c->user_chan) == 0) {
@@ -1347,6 +1405,8 @@ void pusher__conn_del(pusher__conn *c) {
   if (c->ws) pusher__ws_del(c->ws);
   for (size_t i = 0; i < c->nchans; i++) free_chan(c, c->chans[i]);
   pusher__free(&mem, c->chans);
+  for (size_t i = 0; i < c->ngone; i++) free_chan(c, c->gone[i]);
+  pusher__free(&mem, c->gone);
   for (size_t i = 0; i < c->ncbs; i++) pusher__free(&mem, c->cbs[i].event);
   pusher__free(&mem, c->cbs);
   for (size_t i = 0; i < c->nebs; i++) {
@@ -1486,6 +1546,14 @@ int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp 
   if (find_chan(c, channel, NULL)) return PUSHER_ERR_EXISTS;
   if (c->nchans >= c->max_channels) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->chans, &c->achans, c->nchans + 1, sizeof *c->chans)) return PUSHER_ERR_NOMEM;
+  size_t g = gone_index(c, channel);
+  if (g != SIZE_MAX) {
+    /* its pusher:subscribe is still unanswered: take it back, the answer
+     * now counts for this subscription (nothing was sent in between) */
+    c->chans[c->nchans++] = c->gone[g];
+    c->gone[g] = c->gone[--c->ngone];
+    return 0;
+  }
   chan *ch = pusher__calloc(c->m, 1, sizeof *ch);
   if (!ch) return PUSHER_ERR_NOMEM;
   if (!(ch->name = pusher__strdup(c->m, channel))) {
@@ -1511,9 +1579,11 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   size_t idx;
   chan *ch = find_chan(c, channel, &idx);
   if (!ch) return PUSHER_ERR_NOT_FOUND;
+  int awaiting = c->established && ch->sent && !ch->replied;
+  if (awaiting && grow(c->m, (void **)&c->gone, &c->agone, c->ngone + 1, sizeof *c->gone)) return PUSHER_ERR_NOMEM;
   enter(c);
   c->now = now;
-  if (c->established && ch->sent) {
+  if (c->established && ch->sent && !awaiting) {
     char *t;
     size_t n;
     if (pusher__proto_encode_unsubscribe(c->m, ch->name, &t, &n) == 0) (void)send_text(c, t, n);
@@ -1521,7 +1591,8 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   memmove(&c->chans[idx], &c->chans[idx + 1], (c->nchans - idx - 1) * sizeof *c->chans);
   c->nchans--;
   drop_pending(c, ch, "dropped: the channel was unsubscribed while the event waited for its new key");
-  free_chan(c, ch);
+  if (awaiting) c->gone[c->ngone++] = ch; /* pusher:unsubscribe once answered */
+  else free_chan(c, ch);
   leave(c);
   return 0;
 }
@@ -1667,7 +1738,10 @@ static int auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_s
   size_t n;
   int rc = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
   if (rc == 0) rc = send_text(c, t, n);
-  if (rc == 0) ch->sent = 1;
+  if (rc == 0) {
+    ch->sent = 1;
+    ch->replied = 0;
+  }
   return rc;
 }
 
