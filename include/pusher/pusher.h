@@ -274,8 +274,14 @@ PUSHER_EXTERN int pusher_socket_id_valid(const char *socket_id);
  * the channel event "pusher:subscription_succeeded", failure as
  * "pusher:subscription_error" with data {"type":..,"error":..,"status":..}. */
 PUSHER_EXTERN int pusher_subscribe(pusher_client *c, const char *channel);
-/* Leave a channel (pusher:unsubscribe when connected) and drop it from
- * the table; its bindings stay.  PUSHER_ERR_NOT_FOUND when not in the table. */
+/* Leave a channel and drop it from the table; its bindings stay (they stop
+ * hearing it at once).  PUSHER_ERR_NOT_FOUND when not in the table.  When
+ * connected, pusher:unsubscribe is sent; but, as pusher-js, while the
+ * server has not answered the channel's pusher:subscribe yet, nothing is
+ * sent until the answer arrives (then pusher:unsubscribe), and a
+ * pusher_subscribe() of the same channel before that continues the pending
+ * subscription instead of sending a second one, so a subscription_succeeded
+ * always means the server has the channel. */
 PUSHER_EXTERN int pusher_unsubscribe(pusher_client *c, const char *channel);
 /* Nonzero when the channel is in the table and its subscription succeeded. */
 PUSHER_EXTERN int pusher_channel_subscribed(pusher_client *c, const char *channel);

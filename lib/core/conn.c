@@ -144,6 +144,7 @@ static void reset_channels(pusher__conn *c) {
     chan *ch = c->chans[i];
     ch->subscribed = 0;
     ch->sent = 0;
+    ch->replied = 0;
     ch->auth_req = 0;
     ch->rekey_req = 0;
     ch->auth_deadline = ch->rekey_deadline = PUSHER__NEVER;
@@ -152,6 +153,9 @@ static void reset_channels(pusher__conn *c) {
     pusher__free(c->m, ch->wait_auth);
     ch->wait_auth = NULL;
   }
+  /* the server forgot every subscription with the connection */
+  for (size_t i = 0; i < c->ngone; i++) free_chan(c, c->gone[i]);
+  c->ngone = 0;
   /* the sign-in belongs to the connection; it is redone on the next one */
   c->user_req = 0;
   c->user_deadline = PUSHER__NEVER;
@@ -492,6 +496,8 @@ void pusher__conn_del(pusher__conn *c) {
   if (c->ws) pusher__ws_del(c->ws);
   for (size_t i = 0; i < c->nchans; i++) free_chan(c, c->chans[i]);
   pusher__free(&mem, c->chans);
+  for (size_t i = 0; i < c->ngone; i++) free_chan(c, c->gone[i]);
+  pusher__free(&mem, c->gone);
   for (size_t i = 0; i < c->ncbs; i++) pusher__free(&mem, c->cbs[i].event);
   pusher__free(&mem, c->cbs);
   for (size_t i = 0; i < c->nebs; i++) {

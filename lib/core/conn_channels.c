@@ -37,6 +37,31 @@ flow sub_error(pusher__conn *c, const char *channel, const char *type, const cha
   return f;
 }
 
+static size_t gone_index(const pusher__conn *c, const char *name) {
+  for (size_t i = 0; i < c->ngone; i++)
+    if (strcmp(c->gone[i]->name, name) == 0) return i;
+  return SIZE_MAX;
+}
+
+/* The server answered a pusher:subscribe of `name`.  When that channel was
+ * unsubscribed while the answer was on its way (c->gone), settle it: after
+ * a success its pusher:unsubscribe goes out now, after a failure there is
+ * nothing to undo.  Returns 1 when the answer was for such a channel
+ * (nobody else is to see it).  Runs no callback. */
+int settle_gone(pusher__conn *c, const char *name, int succeeded) {
+  size_t i = name ? gone_index(c, name) : SIZE_MAX;
+  if (i == SIZE_MAX) return 0;
+  chan *ch = c->gone[i];
+  c->gone[i] = c->gone[--c->ngone];
+  if (succeeded) {
+    char *t;
+    size_t n;
+    if (pusher__proto_encode_unsubscribe(c->m, ch->name, &t, &n) == 0) (void)send_text(c, t, n);
+  }
+  free_chan(c, ch);
+  return 1;
+}
+
 /* pusher:subscribe for ch on this connection, or its authorization first
  * (the runtime's hook only records the request: no callback runs there). */
 static FLOW_CHECK flow send_subscribe(pusher__conn *c, chan *ch) {
@@ -55,6 +80,7 @@ static FLOW_CHECK flow send_subscribe(pusher__conn *c, chan *ch) {
   if (rc == 0) rc = send_text(c, t, n);
   if (rc != 0) return error_event(c, 0, rc, "cannot queue pusher:subscribe", 0);
   ch->sent = 1;
+  ch->replied = 0;
   return GO;
 }
 
@@ -78,6 +104,14 @@ int pusher__conn_subscribe(pusher__conn *c, const char *channel, pusher__tstamp 
   if (find_chan(c, channel, NULL)) return PUSHER_ERR_EXISTS;
   if (c->nchans >= c->max_channels) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->chans, &c->achans, c->nchans + 1, sizeof *c->chans)) return PUSHER_ERR_NOMEM;
+  size_t g = gone_index(c, channel);
+  if (g != SIZE_MAX) {
+    /* its pusher:subscribe is still unanswered: take it back, the answer
+     * now counts for this subscription (nothing was sent in between) */
+    c->chans[c->nchans++] = c->gone[g];
+    c->gone[g] = c->gone[--c->ngone];
+    return 0;
+  }
   chan *ch = pusher__calloc(c->m, 1, sizeof *ch);
   if (!ch) return PUSHER_ERR_NOMEM;
   if (!(ch->name = pusher__strdup(c->m, channel))) {
@@ -103,9 +137,11 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   size_t idx;
   chan *ch = find_chan(c, channel, &idx);
   if (!ch) return PUSHER_ERR_NOT_FOUND;
+  int awaiting = c->established && ch->sent && !ch->replied;
+  if (awaiting && grow(c->m, (void **)&c->gone, &c->agone, c->ngone + 1, sizeof *c->gone)) return PUSHER_ERR_NOMEM;
   enter(c);
   c->now = now;
-  if (c->established && ch->sent) {
+  if (c->established && ch->sent && !awaiting) {
     char *t;
     size_t n;
     if (pusher__proto_encode_unsubscribe(c->m, ch->name, &t, &n) == 0) (void)send_text(c, t, n);
@@ -113,7 +149,8 @@ int pusher__conn_unsubscribe(pusher__conn *c, const char *channel, pusher__tstam
   memmove(&c->chans[idx], &c->chans[idx + 1], (c->nchans - idx - 1) * sizeof *c->chans);
   c->nchans--;
   drop_pending(c, ch, "dropped: the channel was unsubscribed while the event waited for its new key");
-  free_chan(c, ch);
+  if (awaiting) c->gone[c->ngone++] = ch; /* pusher:unsubscribe once answered */
+  else free_chan(c, ch);
   leave(c);
   return 0;
 }
@@ -226,7 +263,10 @@ flow auth_result(pusher__conn *c, chan *ch, int rekey, int err, int http_status,
   size_t n;
   int e = pusher__proto_encode_subscribe(c->m, ch->name, auth, channel_data, &t, &n);
   if (e == 0) e = send_text(c, t, n);
-  if (e == 0) ch->sent = 1;
+  if (e == 0) {
+    ch->sent = 1;
+    ch->replied = 0;
+  }
   *result = e;
   return GO;
 }

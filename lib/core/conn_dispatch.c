@@ -123,7 +123,11 @@ static flow msg_error(pusher__conn *c, const pusher__msg *msg, pusher__tstamp no
   if (!msg->channel) return GO;
   if (dispatch(c, msg->channel, "pusher:error", msg->data, msg->data_len, msg->data_is_json, NULL)) return STOP;
   chan *ch = find_chan(c, msg->channel, NULL);
-  if (ch && ch->sent && !ch->subscribed) return sub_error(c, msg->channel, "ServerError", m2, code);
+  if (ch && ch->sent && !ch->subscribed) {
+    ch->replied = 1;
+    return sub_error(c, msg->channel, "ServerError", m2, code);
+  }
+  if (!ch) settle_gone(c, msg->channel, 0);
   return GO;
 }
 
@@ -155,7 +159,11 @@ static flow msg_subscription_succeeded(pusher__conn *c, const pusher__msg *msg, 
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
   if (!msg->channel)
     return error_event(c, 0, PUSHER_ERR_PROTO, "pusher_internal:subscription_succeeded without a channel", 0);
-  if (!ch) return GO;
+  if (!ch) {
+    settle_gone(c, msg->channel, 1); /* else: for a channel long gone, ignored */
+    return GO;
+  }
+  ch->replied = 1;
   if (ch->kind == PUSHER__CHAN_PRESENCE) return presence_succeeded(c, ch, msg);
   ch->subscribed = 1;
   return dispatch(c, msg->channel, "pusher:subscription_succeeded", msg->data, msg->data_len, msg->data_is_json,
@@ -202,6 +210,10 @@ static flow msg_signin_success(pusher__conn *c, const pusher__msg *msg, pusher__
 static flow msg_event(pusher__conn *c, const pusher__msg *msg) {
   const char *ev = msg->event;
   chan *ch = msg->channel ? find_chan(c, msg->channel, NULL) : NULL;
+  if (strcmp(ev, "pusher:subscription_error") == 0 && msg->channel) {
+    if (ch) ch->replied = 1;
+    else if (settle_gone(c, msg->channel, 0)) return GO; /* answer to a subscription given up */
+  }
   if (ch && ch->kind == PUSHER__CHAN_ENCRYPTED && strncmp(ev, "pusher:", 7) != 0) return encrypted_event(c, ch, msg);
   if (!ch && msg->channel && c->user_chan[0] && strcmp(msg->channel, c->user_chan) == 0) {
     if (dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id)) return STOP;

@@ -52,6 +52,7 @@ typedef struct chan {
   char *name;
   int subscribed;     /* subscription_succeeded received on this connection */
   int sent;           /* pusher:subscribe sent on this connection */
+  int replied;        /* ... and the server answered it (succeeded or failed) */
   uint64_t done_gen;  /* transport generation on which subscribe was handled */
   uint64_t auth_req;  /* pending authorization request (0 = none) */
   char *shared_secret;
@@ -142,6 +143,17 @@ struct pusher__conn {
 
   chan **chans;
   size_t nchans, achans;
+  /* Unsubscribed while their pusher:subscribe awaited the server's answer
+   * (as pusher-js's cancelSubscription): invisible to the API, their
+   * pusher:unsubscribe is sent once the answer arrives, and subscribing
+   * again before that takes the entry back (reinstateSubscription).
+   * Sending pusher:unsubscribe and a second pusher:subscribe at once
+   * instead would let the first subscribe's answer report the second
+   * subscription as succeeded while the server has the channel
+   * unsubscribed between the two: events lost while "subscribed"
+   * (found by tests/soak, see tests/soak/README.md). */
+  chan **gone;
+  size_t ngone, agone;
   cbind *cbs;
   size_t ncbs, acbs;
   ebind *ebs;
@@ -214,6 +226,7 @@ static inline int grow(const pusher_mem *m, void **arr, size_t *alloc, size_t ne
 #define drop_pending pusher__cn_drop_pending
 #define clear_pending pusher__cn_clear_pending
 #define find_chan pusher__cn_find_chan
+#define settle_gone pusher__cn_settle_gone
 #define free_chan pusher__cn_free_chan
 #define emit_conn pusher__cn_emit_conn
 #define error_event pusher__cn_error_event
@@ -256,6 +269,7 @@ void drop_pending(pusher__conn *c, chan *ch, const char *why);
 void clear_pending(pusher__conn *c, chan *ch);
 /* conn_channels.c */
 chan *find_chan(const pusher__conn *c, const char *name, size_t *idx);
+int settle_gone(pusher__conn *c, const char *name, int succeeded);
 void free_chan(pusher__conn *c, chan *ch);
 /* conn_dispatch.c */
 FLOW_CHECK flow emit_conn(pusher__conn *c, const pusher_connection_event *ev);

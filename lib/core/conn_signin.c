@@ -51,6 +51,7 @@ flow presence_subscribe_signed_in(pusher__conn *c, chan *ch, const char *auth, i
   *result = rc;
   if (rc == 0) {
     ch->sent = 1;
+    ch->replied = 0;
     return GO;
   }
   return sub_error(c, name, "AuthError", why, 0);

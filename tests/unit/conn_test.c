@@ -332,6 +332,73 @@ static void test_seq_connected_connecting_connected(void **st) {
   t_free(&t);
 }
 
+/* Unsubscribing while the pusher:subscribe still awaits its answer, then
+ * subscribing again (found by the client soak's churn, tests/soak): the
+ * client must not send pusher:unsubscribe and a second pusher:subscribe,
+ * because the first subscribe's answer would then report the new
+ * subscription as succeeded while the server has the channel unsubscribed
+ * between the two (events lost while "subscribed").  As pusher-js
+ * (cancelSubscription / reinstateSubscription): nothing is sent, the
+ * answer counts for the new subscription; an answer for a channel given up
+ * for good is followed by pusher:unsubscribe. */
+static void test_unsubscribe_while_subscribe_pending(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t_new(&t);
+  connect_ok(&t, "1.1", 120);
+  /* a: subscribe, unsubscribe, subscribe before the answer */
+  assert_int_equal(pusher__conn_subscribe(t.c, "a", now), 0);
+  assert_int_equal(fs_count(&t.fs, "\"pusher:subscribe\",\"data\":{\"auth\":\"\",\"channel\":\"a\"}"), 1);
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "a", now), 0);
+  assert_false(pusher__conn_channel_subscribed(t.c, "a"));
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "a", now), PUSHER_ERR_NOT_FOUND);
+  assert_int_equal(pusher__conn_subscribe(t.c, "a", now), 0);
+  assert_int_equal(pusher__conn_subscribe(t.c, "a", now), PUSHER_ERR_EXISTS);
+  assert_int_equal(fs_count(&t.fs, "\"pusher:subscribe\",\"data\":{\"auth\":\"\",\"channel\":\"a\"}"), 1);
+  assert_int_equal(fs_count(&t.fs, "pusher:unsubscribe"), 0);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"a\"}", now);
+  assert_string_equal(LOG, "ev:a:pusher:subscription_succeeded:(null)");
+  assert_true(pusher__conn_channel_subscribed(t.c, "a"));
+  assert_int_equal(fs_count(&t.fs, "pusher:unsubscribe"), 0);
+  /* b: given up for good: pusher:unsubscribe once the answer came */
+  assert_int_equal(pusher__conn_subscribe(t.c, "b", now), 0);
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "b", now), 0);
+  assert_int_equal(fs_count(&t.fs, "pusher:unsubscribe"), 0);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"b\"}", now);
+  assert_string_equal(LOG, "");
+  assert_string_equal(fs_last(&t.fs), "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"b\"}}");
+  /* a later answer for b (none is due) is ignored; b can be subscribed afresh */
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"b\"}", now);
+  assert_string_equal(LOG, "");
+  assert_int_equal(pusher__conn_subscribe(t.c, "b", now), 0);
+  assert_int_equal(fs_count(&t.fs, "\"channel\":\"b\"}}"), 3); /* subscribe, unsubscribe, subscribe */
+  /* c: refused while given up (soketi's pusher:subscription_error): nothing to undo */
+  assert_int_equal(pusher__conn_subscribe(t.c, "c", now), 0);
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "c", now), 0);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"pusher:subscription_error\",\"channel\":\"c\",\"data\":{\"type\":\"AuthError\",\"error\":\"no\",\"status\":403}}", now);
+  assert_string_equal(LOG, "");
+  assert_int_equal(fs_count(&t.fs, "{\"channel\":\"c\"}"), 0); /* no pusher:unsubscribe of c */
+  /* a failed subscription is answered: unsubscribing it sends pusher:unsubscribe */
+  assert_int_equal(pusher__conn_subscribe(t.c, "c", now), 0);
+  fs_send_text(&t.fs, "{\"event\":\"pusher:subscription_error\",\"channel\":\"c\",\"data\":{\"type\":\"AuthError\",\"error\":\"no\",\"status\":403}}", now);
+  assert_true(has("ev:c:pusher:subscription_error"));
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "c", now), 0);
+  assert_string_equal(fs_last(&t.fs), "{\"event\":\"pusher:unsubscribe\",\"data\":{\"channel\":\"c\"}}");
+  /* d: given up, then the connection ends: not resubscribed on the next one */
+  assert_int_equal(pusher__conn_subscribe(t.c, "d", now), 0);
+  assert_int_equal(pusher__conn_unsubscribe(t.c, "d", now), 0);
+  fs_drop(&t.fs, PUSHER_ERR_IO, now);
+  t.mode = M_ACCEPT;
+  advance(&t, 5000);
+  assert_int_equal(pusher__conn_state(t.c), PUSHER_STATE_CONNECTED);
+  assert_int_equal(fs_count(&t.fs, "\"pusher:subscribe\",\"data\":{\"auth\":\"\",\"channel\":\"d\"}"), 1);
+  t_free(&t);
+}
+
 static void test_seq_close_frame_below_4000(void **st) {
   (void)st;
   T t;
@@ -994,6 +1061,9 @@ static void test_reentrancy_commands(void **st) {
   pusher__conn_subscribe(t.c, "a", now);
   pusher__conn_subscribe(t.c, "b", now);
   connect_ok(&t, "1.1", 120);
+  /* answered, so the unsubscribe below is sent at once (an unanswered one
+   * waits for the answer: test_unsubscribe_while_subscribe_pending) */
+  fs_send_text(&t.fs, "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"a\"}", now);
   pusher__conn_bind(t.c, "a", "bye", cb_unsub, &t, NULL);
   clear_log();
   fs_send_text(&t.fs, "{\"event\":\"bye\",\"channel\":\"a\"}", now);
@@ -1536,6 +1606,7 @@ int main(void) {
       cmocka_unit_test(test_connecting_in_jitter),
       cmocka_unit_test(test_backoff_reset),
       cmocka_unit_test(test_channels_and_bindings),
+      cmocka_unit_test(test_unsubscribe_while_subscribe_pending),
       cmocka_unit_test(test_bindings_cap),
       cmocka_unit_test(test_private_presence_auth),
       cmocka_unit_test(test_reentrancy),
