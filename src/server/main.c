@@ -5,6 +5,7 @@
 #include "core/pd_config.h"
 #include "core/pd_core.h"
 #include "net/pd_net.h"
+#include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
 #endif
@@ -38,6 +39,7 @@ static void usage(FILE *f) {
           "                           (env PUSHERD_REDIS_URL; config key \"redis_url\"); see below\n"
           "  --log-level LEVEL        debug, info, warn, error, off (default info); logs go to stderr\n"
           "  --help                   this text\n"
+          "  --version                print the version and exit\n"
           "\n"
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
@@ -106,7 +108,7 @@ typedef struct opts {
   int client_events;
 } opts;
 
-/* 0 to run, 1 after --help, 2 on a usage error (message printed). */
+/* 0 to run, 1 after --help or --version, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, opts *o) {
   memset(o, 0, sizeof *o);
   o->host = getenv("PUSHERD_HOST"), o->port = getenv("PUSHERD_PORT");
@@ -126,6 +128,10 @@ static int parse_args(int argc, char **argv, opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+    if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+      printf("pusherd %s (Pusher Channels protocol %d)\n", PUSHER_VERSION, PUSHER_PROTOCOL_VERSION);
+      return 1;
+    }
     if (strcmp(a, "--no-client-events") == 0) {
       o->client_events = 0;
       continue;

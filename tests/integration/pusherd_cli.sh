@@ -3,6 +3,8 @@
 #  - initialized -> connecting -> connected with a digits.digits socket_id
 #  - subscribed; a REST-triggered event (official SDK) arrives with its data;
 #    an event on another channel does not
+#  - the HTTP API refuses an event named pusher:foo (reserved by Pusher) with
+#    400 and an error naming the rule; `pusherd --version` prints the version
 #  - pusherd SIGTERM: the client is told 4200 (reconnect now), pusherd exits
 #    0; a new pusherd on the same port: the client reconnects, resubscribes
 #    and receives the next event
@@ -37,6 +39,21 @@ trigger "$PORT" my-channel my-event '{"n":1,"s":"hello"}'
 expect_line c "$(p_event my-channel my-event '{"n":1,"s":"hello"}')" 20 "my-event never arrived" >/dev/null
 [ "$(count_lines "$(out c)" 'd and d.get("channel")=="other-channel"')" = 0 ] ||
   fail "received an event of a channel it did not subscribe to"
+
+o="$(PEERS_CLIENTS="$PEERS/clients" node - "$PORT" <<'JS' 2>&1
+const Pusher = require(process.env.PEERS_CLIENTS + "/node_modules/pusher");
+const p = new Pusher({ appId: "app-id", key: "app-key", secret: "app-secret",
+  host: "127.0.0.1", port: process.argv[2], useTLS: false });
+p.trigger("my-channel", "pusher:foo", {}).then((r) => console.log(`HTTP ${r.status}`),
+  (e) => console.log(`HTTP ${e.status} ${e.body}`));
+JS
+)"
+case "$o" in
+  "HTTP 400 "*"reserved by Pusher"*) log "reserved event name refused: $o" ;;
+  *) fail "an event named pusher:foo was not refused with 400: $o" ;;
+esac
+v="$("$PUSHERD_BIN" --version)" || fail "pusherd --version failed"
+[[ "$v" =~ ^pusherd\ [0-9]+\.[0-9]+\.[0-9]+ ]] || fail "pusherd --version printed '$v'"
 
 # Graceful restart: 4200 => the client reconnects at once.
 from="$(line_count "$(out c)")"

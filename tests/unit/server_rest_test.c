@@ -104,6 +104,11 @@ static void test_disabled_app(void **st) {
   assert_string_equal(out, "{\"error\":\"Application is disabled\"}");
 }
 
+/* Pusher reserves event names starting with pusher: and pusher_internal:. */
+#define RESERVED                                                                                   \
+  "{\"error\":\"Invalid event name: names starting with 'pusher:' or 'pusher_internal:' are reserved by " \
+  "Pusher\"}"
+
 static void test_events(void **st) {
   rec *a = rec_open(&core, "app-key"), *b = rec_open(&core, "app-key");
   rec_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
@@ -132,6 +137,8 @@ static void test_events(void **st) {
       {"{\"channel\":\"news\",\"data\":\"x\"}", 400, "{\"error\":\"Missing or invalid \\\"name\\\" (a non-empty string)\"}"},
       {"{\"name\":\"abcdefghijk\",\"channel\":\"news\",\"data\":\"x\"}", 400,
        "{\"error\":\"Invalid event name: too long (10 bytes at most)\"}"},
+      {"{\"name\":\"pusher:x\",\"channel\":\"news\",\"data\":\"x\"}", 400, RESERVED},
+      {"{\"name\":\"pusher_internal:member_added\",\"channel\":\"news\",\"data\":\"x\"}", 400, RESERVED},
       {"{\"name\":\"e\",\"channel\":\"news\"}", 400, "{\"error\":\"Missing \\\"data\\\"\"}"},
       {"{\"name\":\"e\",\"channel\":\"news\",\"data\":\"0123456789012345678901234567890123456789012345678901\"}", 413,
        "{\"error\":\"Event data too large: 52 bytes (max 50)\"}"},
@@ -181,6 +188,14 @@ static void test_batch(void **st) {
   assert_string_equal(out, "{\"error\":\"Batch too large: 3 events (max 2)\"}");
   assert_int_equal(REST("POST", "/apps/app-id/batch_events", NULL, "{\"events\":[]}"), 400);
   assert_string_equal(out, "{\"error\":\"The body must be {\\\"batch\\\":[...]}\"}");
+  /* a reserved name anywhere in the batch: nothing of it is published */
+  size_t n0 = a->total;
+  assert_int_equal(REST("POST", "/apps/app-id/batch_events", NULL,
+                        "{\"batch\":[{\"name\":\"a\",\"channel\":\"presence-p\",\"data\":\"1\"},{\"name\":\"pusher:b\","
+                        "\"channel\":\"x\",\"data\":\"2\"}]}"),
+                   400);
+  assert_string_equal(out, RESERVED);
+  assert_int_equal(a->total, n0);
   /* one bad event: nothing of the batch is published */
   size_t n = a->total;
   assert_int_equal(REST("POST", "/apps/app-id/batch_events", NULL,

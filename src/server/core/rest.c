@@ -180,6 +180,11 @@ static int parse_name_data(rq *c, pd_app *app, json_t *o, ev *e) {
     reply_error(c, 400, "Missing or invalid \"name\" (a non-empty string)");
     return -1;
   }
+  /* Pusher reserves these prefixes for its own events (docs/protocol.md). */
+  if (has_prefix(json_string_value(jn), "pusher:") || has_prefix(json_string_value(jn), "pusher_internal:")) {
+    reply_error(c, 400, "Invalid event name: names starting with 'pusher:' or 'pusher_internal:' are reserved by Pusher");
+    return -1;
+  }
   char why[200];
   if (!pusher__check_event_name(json_string_value(jn), json_string_length(jn), app->cfg->max_event_name, why,
                                 sizeof why)) {
