@@ -37,7 +37,7 @@ cfg="$(find "$P" -name pusherConfig.cmake)"
 for h in pusher.h channels.h common.h rest.h version.h; do
   [ -f "$P/include/pusher/$h" ] || fail "include/pusher/$h not installed"
 done
-for m in man1/pusher.1 man3/libpusher.3; do
+for m in man1/pusher.1 man8/pusherd.8 man3/libpusher.3; do
   [ -f "$P/share/man/$m" ] || fail "share/man/$m not installed"
 done
 if grep -rlF -e "$staged" -e "$PUSHER_BUILD_DIR" "$(dirname "$pc")" "$(dirname "$cfg")"; then
