@@ -10,7 +10,8 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libwslay-dev libssl-dev
   libjansson-dev libcurl4-openssl-dev libsodium-dev libhttp-parser-dev
   libhiredis-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev redis-server stunnel4 nodejs npm
-  curl openssl python3 valgrind procps iproute2 mandoc groff-base doxygen)
+  curl openssl python3 valgrind procps iproute2 mandoc groff-base doxygen
+  dpkg-dev systemd)
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || want+=("${test_pkgs[@]}")
 missing=()
