@@ -8,8 +8,9 @@
 #    pusher-tools depends on adduser and on what pusher/pusherd need, has a
 #    postinst and postrm, and /etc/pusherd/pusherd.json is a conffile;
 #  - dpkg-deb -c: each package holds its files and nothing of the others';
-#  - postinst is a POSIX sh script that creates the pusherd user only when
-#    it is missing (safe to run again);
+#  - postinst is a POSIX sh script; run twice (with recording stand-ins for
+#    getent, adduser, addgroup, dpkg-statoverride, systemctl) it creates the
+#    pusherd group, user and the config's statoverride once;
 #  - the unit pusherd.service: the hardening directives, SIGTERM stop,
 #    Restart=on-failure, the config read-only; `systemd-analyze verify`
 #    prints nothing (ExecStart pointed at the extracted pusherd), and
@@ -103,12 +104,45 @@ for s in postinst postrm; do
   head -1 "$RUN_DIR/$s" | grep -qx '#!/bin/sh' || fail "$s is not a /bin/sh script"
   sh -n "$RUN_DIR/$s" || fail "$s has a syntax error"
 done
-# The user is created only when missing: every adduser/addgroup is guarded.
-grep -q 'getent passwd pusherd >/dev/null' "$RUN_DIR/postinst" &&
-  grep -q 'getent group pusherd >/dev/null' "$RUN_DIR/postinst" &&
-  grep -q 'dpkg-statoverride --list /etc/pusherd/pusherd.json' "$RUN_DIR/postinst" ||
-  fail "postinst does not guard the user, group and statoverride creation"
-log "dpkg-deb -I/-c: names, dependencies, files, conffiles, maintainer scripts as expected"
+# Run postinst twice with stand-ins for getent, addgroup, adduser,
+# dpkg-statoverride and systemctl that record into a state file (nothing of
+# this machine is touched): the second run must change nothing.
+stubs="$RUN_DIR/stubs" state="$RUN_DIR/stubs/state"
+mkdir -p "$stubs" && : >"$state"
+cat >"$stubs/getent" <<'SH'
+#!/bin/sh
+grep -qx "$1 $2" "$STUB_STATE"
+SH
+cat >"$stubs/addgroup" <<'SH'
+#!/bin/sh
+echo "addgroup $*" >>"$STUB_STATE.calls"; for a; do n="$a"; done; echo "group $n" >>"$STUB_STATE"
+SH
+cat >"$stubs/adduser" <<'SH'
+#!/bin/sh
+echo "adduser $*" >>"$STUB_STATE.calls"; for a; do n="$a"; done; echo "passwd $n" >>"$STUB_STATE"
+SH
+cat >"$stubs/dpkg-statoverride" <<'SH'
+#!/bin/sh
+case "$1" in
+  --list) grep -q "^override .* $2\$" "$STUB_STATE" ;;
+  --update) echo "dpkg-statoverride $*" >>"$STUB_STATE.calls"; shift 2; echo "override $*" >>"$STUB_STATE" ;;
+  *) exit 1 ;;
+esac
+SH
+printf '#!/bin/sh
+exit 0
+' >"$stubs/systemctl"
+chmod +x "$stubs"/*
+for i in 1 2; do
+  STUB_STATE="$state" PATH="$stubs:$PATH" sh "$RUN_DIR/postinst" configure ||
+    fail "postinst configure (run $i) failed"
+done
+calls="$(cat "$state.calls")"
+[ "$(grep -c '^addgroup --system' <<<"$calls")" = 1 ] && [ "$(grep -c '^adduser --system' <<<"$calls")" = 1 ] &&
+  grep -q -- '--ingroup pusherd' <<<"$calls" &&
+  [ "$(grep -cx 'dpkg-statoverride --update --add root pusherd 0640 /etc/pusherd/pusherd.json' <<<"$calls")" = 1 ] ||
+  fail "postinst run twice made these changes: $calls"
+log "dpkg-deb -I/-c: names, dependencies, files, conffiles, maintainer scripts as expected; postinst run twice: one user, one group, one statoverride"
 
 # ---- extract into a root
 root="$RUN_DIR/root"
