@@ -36,8 +36,8 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Inter-component dependencies become "Depends: libpusher0 (= VERSION)".
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
-# dpkg-shlibdeps looks for libpusher.so.<major> in the build tree.
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_CURRENT_BINARY_DIR})
+# pusher and pusherd link libpusher statically: pusher-tools does not
+# depend on libpusher0.
 
 set(CPACK_DEBIAN_LIB_DESCRIPTION "Pusher Channels client library (shared)
 libpusher speaks the Pusher Channels protocol 7 over WebSocket: public,

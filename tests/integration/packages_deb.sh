@@ -88,6 +88,8 @@ lacks_file libpusher-dev 'libpusher\.so\.|/bin/|/etc/|/man1/|/man8/'
 
 # ---- pusher-tools
 has_dep pusher-tools adduser
+# pusher and pusherd link libpusher statically.
+! grep -q libpusher <<<"$(field pusher-tools Depends)" || fail "pusher-tools depends on libpusher: $(field pusher-tools Depends)"
 for d in 'libuv1 \(>= [0-9.]+\)' 'libwslay1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)'; do
   has_dep pusher-tools "$d"
 done
