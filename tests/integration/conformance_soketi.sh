@@ -6,6 +6,7 @@
 # expected-to-differ in the suite ("ok N - ... # expected-to-differ on
 # soketi: ..."); any "not ok" fails this test.
 # Ports: soketi 7510 (metrics 7511, cluster 7512).
+# ctest-labels: peers-only
 set -uo pipefail
 : "${PUSHER_BUILD_DIR:?PUSHER_BUILD_DIR must name the build directory}"
 : "${PUSHER_SOURCE_DIR:?PUSHER_SOURCE_DIR must name the source directory}"
