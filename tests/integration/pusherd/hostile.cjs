@@ -1,0 +1,201 @@
+// pusherd_hostile: hostile peers against pusherd (see pusherd_hostile.sh).
+// usage: node hostile.cjs FD_PORT FD_PID WIDE_PORT WIDE_PID [MULT]
+//   FD_PORT:   pusherd run with a small descriptor limit (ulimit -n);
+//   WIDE_PORT: pusherd with the default limit and a 1 s header deadline.
+// Prints "ok"/"FAIL" lines and "figure" lines; exit 0 when all pass.
+"use strict";
+const fs = require("fs");
+const net = require("net");
+const http = require("http");
+const path = require("path");
+const CLIENTS = path.resolve(process.env.PEERS_CLIENTS);
+const WebSocket = require(path.join(CLIENTS, "node_modules/ws"));
+const Pusher = require(path.join(CLIENTS, "node_modules/pusher"));
+
+const FD_PORT = Number(process.argv[2]);
+const FD_PID = Number(process.argv[3]);
+const WIDE_PORT = Number(process.argv[4]);
+const WIDE_PID = Number(process.argv[5]);
+const MULT = Number(process.argv[6] || 1);
+const HEADERLESS = Number(process.env.HOSTILE_HEADERLESS || 2000);
+
+let failures = 0;
+function ok(c, what) { console.log(`${c ? "ok  " : "FAIL"} ${what}`); if (!c) failures++; }
+function figure(what) { console.log(`figure ${what}`); }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return false; } };
+function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : -1;
+}
+function sdk(port, agent) {
+  return new Pusher({ appId: "app-id", key: "app-key", secret: "app-secret", host: "127.0.0.1",
+                      port: String(port), useTLS: false, agent });
+}
+
+// A WebSocket client.  outcome(): "open" (connection_established),
+// "503" (refused with 503), or "closed" (any other end), within ms.
+class Client {
+  constructor(port) {
+    this.frames = [];
+    this.waiters = [];
+    this.status = null;
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/app/app-key?protocol=7`);
+    this.ws.on("message", (d) => {
+      let f;
+      try { f = JSON.parse(d.toString()); } catch (e) { f = { raw: d.toString() }; }
+      this.frames.push(f);
+      this.poke();
+    });
+    this.ws.on("unexpected-response", (req, res) => {
+      this.status = res.statusCode;
+      this.poke();
+      res.resume();
+      req.destroy();
+    });
+    this.ws.on("error", () => { this.status = this.status || "error"; this.poke(); });
+    this.ws.on("close", () => { this.status = this.status || "closed"; this.poke(); });
+  }
+  poke() { for (const w of this.waiters.splice(0)) w(); }
+  wait(pred, ms) {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+      const check = () => {
+        const f = this.frames.find(pred);
+        if (f) return resolve(f);
+        if (this.status || Date.now() - t0 > ms) return resolve(null);
+        this.waiters.push(check);
+      };
+      setTimeout(() => { this.poke(); }, ms + 10);
+      check();
+    });
+  }
+  async outcome(ms) {
+    const f = await this.wait((x) => x.event === "pusher:connection_established", ms);
+    if (f) return "open";
+    return this.status === 503 ? "503" : "closed";
+  }
+  send(o) { this.ws.send(JSON.stringify(o)); }
+  async subscribe(ch, ms) {
+    this.send({ event: "pusher:subscribe", data: { channel: ch } });
+    return this.wait((x) => x.event === "pusher_internal:subscription_succeeded" && x.channel === ch, ms);
+  }
+  close() { try { this.ws.terminate(); } catch (e) { /* already gone */ } }
+}
+
+// A normal client connects, subscribes to CH and receives an event published
+// with PUB; true when it all happened within ms.
+async function normalClient(port, ch, pub, ms) {
+  const c = new Client(port);
+  const served = (await c.outcome(ms)) === "open" && (await c.subscribe(ch, ms)) &&
+                 (await pub.trigger(ch, "ev", { n: 1 }).then(() => true, () => false)) &&
+                 (await c.wait((x) => x.event === "ev" && x.channel === ch, ms));
+  c.close();
+  return !!served;
+}
+
+async function emfile() {
+  // Before the flood: a subscribed client and a keep-alive API connection.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const keepPub = sdk(FD_PORT, agent);
+  const a = new Client(FD_PORT);
+  ok((await a.outcome(5000 * MULT)) === "open" && (await a.subscribe("during", 5000 * MULT)),
+     "fd: a client is subscribed before the flood");
+  await keepPub.trigger("warm", "ev", {});
+
+  // The flood: more WebSocket connections than there are descriptors.
+  const N = 120;
+  const flood = [];
+  for (let i = 0; i < N; i++) flood.push(new Client(FD_PORT));
+  const outcomes = await Promise.all(flood.map((c) => c.outcome(10000 * MULT)));
+  const n = (k) => outcomes.filter((o) => o === k).length;
+  figure(`fd flood of ${N}: open=${n("open")} refused_503=${n("503")} closed_without_reply=${n("closed")}`);
+  ok(n("open") > 20 && n("open") < N, `fd: some connections are served, the rest refused (open=${n("open")})`);
+  ok(n("503") > 0, `fd: refused connections get 503 (${n("503")})`);
+  ok(alive(FD_PID), "fd: pusherd is still running");
+
+  // During: the subscribed client still gets an event published on the
+  // kept-alive API connection.
+  await keepPub.trigger("during", "ev", { n: 1 }).catch((e) => console.log(`trigger failed: ${e}`));
+  ok(await a.wait((x) => x.event === "ev" && x.channel === "during", 5000 * MULT),
+     "fd: during the shortage, a subscribed client receives an event");
+
+  // Recovery: free the descriptors; a new client connects, subscribes and
+  // receives an event.
+  for (const c of flood) c.close();
+  const t0 = Date.now();
+  let served = false;
+  while (!served && Date.now() - t0 < 10000 * MULT) {
+    served = await normalClient(FD_PORT, "after", sdk(FD_PORT), 2000 * MULT);
+    if (!served) await sleep(50);
+  }
+  const rec = Date.now() - t0;
+  figure(`fd recovery: a new client served ${rec} ms after the flood's sockets were closed`);
+  ok(served, "fd: after the flood, a new client subscribes and receives an event");
+  a.close();
+  agent.destroy();
+}
+
+function rawOpen(port, bytes) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    const st = { s, data: "", closedAt: 0 };
+    s.on("connect", () => { s.write(bytes); resolve(st); });
+    s.on("data", (d) => { st.data += d.toString("latin1"); });
+    s.on("close", () => { st.closedAt = st.closedAt || Date.now(); });
+    s.on("error", () => { st.closedAt = st.closedAt || Date.now(); resolve(st); });
+  });
+}
+
+async function headerless() {
+  // Warm up: the 408 path's code and libc's arenas are touched once, so
+  // that "before" is a steady state and not the process's first pages.
+  const warm = await Promise.all(Array.from({ length: 100 }, () => rawOpen(WIDE_PORT, "GET / HTTP/1.1\r\n")));
+  while (warm.some((x) => !x.closedAt)) await sleep(50);
+  await sleep(1000);
+  const rss0 = rssKiB(WIDE_PID);
+  const socks = [];
+  const t0 = Date.now();
+  for (let i = 0; i < HEADERLESS; i += 200) {
+    const batch = [];
+    for (let j = i; j < Math.min(HEADERLESS, i + 200); j++)
+      batch.push(rawOpen(WIDE_PORT, "GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"));
+    socks.push(...(await Promise.all(batch)));
+  }
+  const opened = Date.now();
+  const rssPeak = rssKiB(WIDE_PID);
+  figure(`headerless: ${HEADERLESS} connections opened in ${opened - t0} ms; RSS ${rss0} KiB before, ${rssPeak} KiB with them open`);
+  ok(await normalClient(WIDE_PORT, "beside", sdk(WIDE_PORT), 5000 * MULT),
+     "headerless: meanwhile a normal client subscribes and receives an event");
+  let rssMax = rssPeak;
+  while (Date.now() - opened < 15000 * MULT && socks.some((x) => !x.closedAt)) {
+    await sleep(50);
+    rssMax = Math.max(rssMax, rssKiB(WIDE_PID));
+  }
+  const open = socks.filter((x) => !x.closedAt).length;
+  const got408 = socks.filter((x) => /^HTTP\/1\.1 408 /.test(x.data)).length;
+  const last = Math.max(...socks.map((x) => x.closedAt));
+  figure(`headerless: all closed ${last - opened} ms after the last was opened (deadline 1000 ms, checked each second); 408 answers: ${got408}`);
+  ok(open === 0, `headerless: every connection was closed by the deadline (${open} still open)`);
+  ok(got408 === HEADERLESS, `headerless: each got one 408 (${got408}/${HEADERLESS})`);
+  for (const x of socks) x.s.destroy();
+  await sleep(1500); // the once-a-second tick gives the heap back
+  const rss1 = rssKiB(WIDE_PID);
+  figure(`headerless: RSS ${rss1} KiB 1.5 s after they were closed (before ${rss0}, highest sampled ${rssMax})`);
+  if (/libasan|libclang_rt\.asan/.test(fs.readFileSync(`/proc/${WIDE_PID}/maps`, "utf8")))
+    // AddressSanitizer's allocator quarantines freed memory: RSS says nothing
+    // there; its LeakSanitizer checks the exit instead (pusherd_hostile.sh).
+    console.log("note headerless: RSS not compared under AddressSanitizer");
+  else
+    ok(rss1 - rss0 <= Math.max(1024, (rssMax - rss0) / 2),
+       `headerless: memory back down (before ${rss0} KiB, highest ${rssMax} KiB, after ${rss1} KiB)`);
+  ok(alive(WIDE_PID) && await normalClient(WIDE_PORT, "after", sdk(WIDE_PORT), 5000 * MULT),
+     "headerless: afterwards a normal client subscribes and receives an event");
+}
+
+(async () => {
+  await emfile();
+  await headerless();
+  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
+  process.exit(failures ? 1 : 0);
+})().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# pusherd_hostile: hostile peers against pusherd; each leaves pusherd serving
+# everyone else (a normal client subscribes and receives an event during and
+# after the abuse), at a bounded cost, with a log line.
+#   - out of file descriptors: pusherd under `ulimit -n 64` gets 120
+#     WebSocket connections at once: the ones past the reserve are answered
+#     503 and closed, a rate-limited log line says so, a subscribed client
+#     still receives events, and once the flood's sockets close a new client
+#     is served again (docs/architecture.md, "Out of file descriptors");
+#   - 2,000 connections that never finish their request headers: each gets
+#     408 at the header deadline ("header_timeout_ms", 1 s here) and is
+#     closed; RSS comes back down.
+# The figures (RSS, times, outcomes) are printed as "figure" lines.
+# Ports: pusherd 7440 (small descriptor limit), 7441.
+. "$(dirname "$0")/lib.sh"
+PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
+[ -x "$PUSHERD_BIN" ] || fail "pusherd is not built ($PUSHERD_BIN)"
+command -v node >/dev/null || fail "node not found"
+FD_PORT=7440 WIDE_PORT=7441
+FD_LIMIT=64
+cat >"$RUN_DIR/apps.json" <<'JSON'
+{"header_timeout_ms": 1000, "log_level": "warn",
+ "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret"}]}
+JSON
+for p in "$FD_PORT" "$WIDE_PORT"; do _port_free "$p" || fail "port $p is in use"; done
+# exec: the PID recorded is pusherd's own, with the lowered limit.
+bash -c 'ulimit -n "$1" && shift && exec "$@"' _ "$FD_LIMIT" "$PUSHERD_BIN" --port "$FD_PORT" \
+  --config "$RUN_DIR/apps.json" >"$RUN_DIR/pusherd-fd.stdout" 2>"$RUN_DIR/pusherd-fd.log" &
+FD_PID=$!
+_PIDS+=("$FD_PID")
+"$PUSHERD_BIN" --port "$WIDE_PORT" --config "$RUN_DIR/apps.json" >"$RUN_DIR/pusherd-wide.stdout" \
+  2>"$RUN_DIR/pusherd-wide.log" &
+WIDE_PID=$!
+_PIDS+=("$WIDE_PID")
+for p in "$FD_PORT" "$WIDE_PORT"; do
+  wait_until 10 "pusherd on :$p" eval '! _port_free '"$p" || fail "pusherd did not start on $p"
+done
+grep -q "^Max open files *$FD_LIMIT " "/proc/$FD_PID/limits" || fail "pusherd does not run with ulimit -n $FD_LIMIT"
+PEERS_CLIENTS="$PEERS/clients" node "$(dirname "$0")/pusherd/hostile.cjs" "$FD_PORT" "$FD_PID" "$WIDE_PORT" \
+  "$WIDE_PID" "$MULT" >"$RUN_DIR/hostile.out" 2>&1 || { cat "$RUN_DIR/hostile.out"; fail "hostile.cjs checks failed"; }
+cat "$RUN_DIR/hostile.out"
+log "out-of-descriptor log lines:"
+grep 'file descriptors' "$RUN_DIR/pusherd-fd.log" || fail "no log line for the descriptor shortage"
+grep -q 'out of file descriptors; refusing connections' "$RUN_DIR/pusherd-fd.log" || fail "no refusal log line"
+grep -q 'file descriptors available again' "$RUN_DIR/pusherd-fd.log" || fail "no recovery log line"
+n=$(grep -c 'out of file descriptors; refusing' "$RUN_DIR/pusherd-fd.log")
+[ "$n" -le 20 ] || fail "the refusal log line is not rate-limited ($n lines)"
+_alive "$FD_PID" && _alive "$WIDE_PID" || fail "a pusherd exited"
+# Both stop cleanly on SIGTERM (under ASan, LeakSanitizer runs at this exit).
+for pid in "$FD_PID" "$WIDE_PID"; do
+  kill -TERM "$pid"
+  rc=0; wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || fail "pusherd (pid $pid) exited with status $rc after SIGTERM"
+done
+log "PASS"
