@@ -9,7 +9,16 @@
 #     is served again (docs/architecture.md, "Out of file descriptors");
 #   - 2,000 connections that never finish their request headers: each gets
 #     408 at the header deadline ("header_timeout_ms", 1 s here) and is
-#     closed; RSS comes back down.
+#     closed; RSS comes back down;
+#   - 1,000 WebSocket upgrades at once: all established;
+#   - a client subscribed to 1,000 channels leaves: REST /channels lists none;
+#   - JSON nested 5,000 deep and a binary frame get pusher:error, a subscribe
+#     in three fragments succeeds on the same connection, lone surrogates in
+#     a channel or event name get pusher:error, 100 KiB of JSON gets 4301, a
+#     300 KiB message close 1009, invalid UTF-8 in a text frame close 1007,
+#     invalid UTF-8 in an HTTP API body 400;
+#   - a presence channel at its member limit (3 here) refuses the next
+#     member with "Presence channel is full (member limit reached)".
 # The figures (RSS, times, outcomes) are printed as "figure" lines.
 # Ports: pusherd 7440 (small descriptor limit), 7441.
 . "$(dirname "$0")/lib.sh"
@@ -20,7 +29,7 @@ FD_PORT=7440 WIDE_PORT=7441
 FD_LIMIT=64
 cat >"$RUN_DIR/apps.json" <<'JSON'
 {"header_timeout_ms": 1000, "log_level": "warn",
- "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret"}]}
+ "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret", "max_presence_members": 3}]}
 JSON
 for p in "$FD_PORT" "$WIDE_PORT"; do _port_free "$p" || fail "port $p is in use"; done
 # exec: the PID recorded is pusherd's own, with the lowered limit.

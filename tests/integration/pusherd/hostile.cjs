@@ -5,6 +5,7 @@
 // Prints "ok"/"FAIL" lines and "figure" lines; exit 0 when all pass.
 "use strict";
 const fs = require("fs");
+const crypto = require("crypto");
 const net = require("net");
 const http = require("http");
 const path = require("path");
@@ -54,7 +55,7 @@ class Client {
       req.destroy();
     });
     this.ws.on("error", () => { this.status = this.status || "error"; this.poke(); });
-    this.ws.on("close", () => { this.status = this.status || "closed"; this.poke(); });
+    this.ws.on("close", (code) => { this.code = code; this.status = this.status || "closed"; this.poke(); });
   }
   poke() { for (const w of this.waiters.splice(0)) w(); }
   wait(pred, ms) {
@@ -193,9 +194,126 @@ async function headerless() {
      "headerless: afterwards a normal client subscribes and receives an event");
 }
 
+// A signed HTTP API request with a raw body (bytes, not re-encoded).
+function rawApi(port, method, p, body) {
+  const q = { auth_key: "app-key", auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: "1.0" };
+  if (body.length) q.body_md5 = crypto.createHash("md5").update(body).digest("hex");
+  const qs = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join("&");
+  const sig = crypto.createHmac("sha256", "app-secret").update(`${method}\n${p}\n${qs}`).digest("hex");
+  return new Promise((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path: `${p}?${qs}&auth_signature=${sig}`,
+                               headers: { "Content-Type": "application/json", "Content-Length": body.length } },
+      (res) => { let d = ""; res.on("data", (x) => { d += x; }); res.on("end", () => resolve({ status: res.statusCode, body: d })); });
+    req.on("error", (e) => resolve({ status: 0, body: String(e) }));
+    req.end(body);
+  });
+}
+
+async function channelsWith(port, prefix) {
+  const r = await rawApi(port, "GET", "/apps/app-id/channels", Buffer.alloc(0));
+  try { return Object.keys(JSON.parse(r.body).channels).filter((c) => c.startsWith(prefix)).length; } catch (e) { return -1; }
+}
+
+const isError = (re) => (x) => x.event === "pusher:error" && re.test(JSON.stringify(x.data));
+const closeCode = (c, ms) => new Promise((resolve) => {
+  if (c.ws.readyState === WebSocket.CLOSED) return resolve(c.code);
+  c.ws.on("close", (code) => resolve(code));
+  setTimeout(() => resolve("timeout"), ms);
+});
+
+async function abuse() {
+  const P = WIDE_PORT, T = 5000 * MULT;
+
+  // Upgrade flood: 1,000 WebSocket upgrades at once.
+  let t0 = Date.now();
+  const flood = Array.from({ length: 1000 }, () => new Client(P));
+  const outs = await Promise.all(flood.map((c) => c.outcome(15000 * MULT)));
+  figure(`upgrade flood: ${outs.filter((o) => o === "open").length}/1000 established in ${Date.now() - t0} ms`);
+  ok(outs.every((o) => o === "open"), "upgrade flood: all 1,000 upgrades established");
+  ok(await normalClient(P, "beside-flood", sdk(P), T), "upgrade flood: meanwhile a normal client is served");
+  for (const c of flood) c.close();
+
+  // One client subscribes to 1,000 channels, then leaves: none remain.
+  const many = new Client(P);
+  ok((await many.outcome(T)) === "open", "1,000 channels: connected");
+  for (let i = 0; i < 1000; i++) many.send({ event: "pusher:subscribe", data: { channel: `hp-${i}` } });
+  t0 = Date.now();
+  while (Date.now() - t0 < 10000 * MULT &&
+         many.frames.filter((x) => x.event === "pusher_internal:subscription_succeeded").length < 1000) await sleep(20);
+  ok(many.frames.filter((x) => x.event === "pusher_internal:subscription_succeeded").length === 1000,
+     "1,000 channels: all subscribed");
+  ok(await channelsWith(P, "hp-") === 1000, "1,000 channels: REST /channels lists them");
+  many.close();
+  t0 = Date.now();
+  let left = -1;
+  while (Date.now() - t0 < 5000 * MULT && (left = await channelsWith(P, "hp-")) !== 0) await sleep(20);
+  figure(`1,000 channels: REST /channels empty ${Date.now() - t0} ms after the client left`);
+  ok(left === 0, `1,000 channels: after the client left, REST /channels shows none (${left})`);
+
+  // Deeply nested JSON: pusher:error, connection kept.
+  const c = new Client(P);
+  ok((await c.outcome(T)) === "open", "abuse client connected");
+  c.ws.send("[".repeat(5000) + "]".repeat(5000));
+  ok(await c.wait(isError(/nested too deeply/), T), "nested JSON (5,000 levels): pusher:error");
+  // Huge JSON under the frame cap but over the app's event size: pusher:error 4301.
+  c.ws.send(JSON.stringify({ event: "client-x", channel: "frag", data: "y".repeat(100 * 1024) }));
+  ok(await c.wait((x) => x.event === "pusher:error" && x.data && x.data.code === 4301, T),
+     "huge JSON (100 KiB): pusher:error 4301");
+  // A binary frame: pusher:error, connection kept.
+  c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  ok(await c.wait(isError(/Binary frames are not supported/), T), "binary frame: pusher:error");
+  // A subscribe sent as three fragments is one message.
+  const sub = JSON.stringify({ event: "pusher:subscribe", data: { channel: "frag" } });
+  c.ws.send(sub.slice(0, 10), { fin: false });
+  c.ws.send(sub.slice(10, 20), { fin: false });
+  c.ws.send(sub.slice(20), { fin: true });
+  ok(await c.wait((x) => x.event === "pusher_internal:subscription_succeeded" && x.channel === "frag", T),
+     "fragmented text frames: one subscribe, succeeded (the connection was kept through the errors)");
+  // Invalid UTF-8 inside JSON strings (escaped lone surrogate) in a channel
+  // name and an event name: pusher:error, connection kept.
+  c.ws.send('{"event":"pusher:subscribe","data":{"channel":"a\\ud800b"}}');
+  c.ws.send('{"event":"client-\\udc00","channel":"frag","data":{}}');
+  await sleep(300);
+  const errs = c.frames.filter((x) => x.event === "pusher:error").length;
+  ok(errs >= 5, `lone surrogates in a channel name and an event name: pusher:error each (${errs} errors so far)`);
+  // A huge message (over the 256 KiB message cap): close 1009.
+  c.ws.send("x".repeat(300 * 1024));
+  ok(await closeCode(c, T) === 1009, "huge message (300 KiB): close 1009");
+
+  // Invalid UTF-8 bytes in a text frame: close 1007.
+  const u = new Client(P);
+  ok((await u.outcome(T)) === "open", "utf8 client connected");
+  u.ws.send(Buffer.from('{"event":"x\xff"}', "latin1"), { binary: false });
+  ok(await closeCode(u, T) === 1007, "invalid UTF-8 in a text frame: close 1007");
+
+  // Invalid UTF-8 in an HTTP API body: 400, nothing published.
+  const r = await rawApi(P, "POST", "/apps/app-id/events",
+                         Buffer.from('{"name":"e\xff","channel":"frag","data":"x"}', "latin1"));
+  ok(r.status === 400, `invalid UTF-8 in a REST body: 400 (${r.status} ${r.body})`);
+
+  // A presence channel at its member limit (3 here): the next member is
+  // refused with the documented error.
+  const members = [];
+  for (let i = 0; i < 4; i++) {
+    const m = new Client(P);
+    const est = await m.wait((x) => x.event === "pusher:connection_established", T);
+    const sid = JSON.parse(est.data).socket_id;
+    const cd = JSON.stringify({ user_id: `u${i}` });
+    const auth = "app-key:" + crypto.createHmac("sha256", "app-secret").update(`${sid}:presence-full:${cd}`).digest("hex");
+    m.send({ event: "pusher:subscribe", data: { channel: "presence-full", auth, channel_data: cd } });
+    members.push(m);
+    const got = await m.wait((x) => x.channel === "presence-full" || x.event === "pusher:error", T);
+    if (i < 3) ok(got && got.event === "pusher_internal:subscription_succeeded", `presence: member ${i + 1} of 3 subscribed`);
+    else ok(got && /member limit/.test(JSON.stringify(got)), `presence: the 4th member is refused (${JSON.stringify(got)})`);
+  }
+  for (const m of members) m.close();
+  ok(await normalClient(P, "after-abuse", sdk(P), T), "after the abuse, a normal client is served");
+}
+
 (async () => {
   await emfile();
   await headerless();
+  await abuse();
   console.log(failures ? `${failures} check(s) failed` : "all checks passed");
   process.exit(failures ? 1 : 0);
 })().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
