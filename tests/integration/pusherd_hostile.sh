@@ -28,7 +28,7 @@ command -v node >/dev/null || fail "node not found"
 FD_PORT=7440 WIDE_PORT=7441
 FD_LIMIT=64
 cat >"$RUN_DIR/apps.json" <<'JSON'
-{"header_timeout_ms": 1000, "log_level": "warn",
+{"header_timeout_ms": 1000, "log_level": "info",
  "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret", "max_presence_members": 3}]}
 JSON
 for p in "$FD_PORT" "$WIDE_PORT"; do _port_free "$p" || fail "port $p is in use"; done
@@ -54,6 +54,11 @@ grep -q 'out of file descriptors; refusing connections' "$RUN_DIR/pusherd-fd.log
 grep -q 'file descriptors available again' "$RUN_DIR/pusherd-fd.log" || fail "no recovery log line"
 n=$(grep -c 'out of file descriptors; refusing' "$RUN_DIR/pusherd-fd.log")
 [ "$n" -le 20 ] || fail "the refusal log line is not rate-limited ($n lines)"
+# The 2,000 late connections are logged in a line per tick, not one each.
+n=$(grep -c 'request headers not complete in time' "$RUN_DIR/pusherd-wide.log" || true)
+log "header-deadline log lines: $n"
+grep 'request headers not complete in time' "$RUN_DIR/pusherd-wide.log" | head -5
+[ "$n" -ge 1 ] && [ "$n" -le 20 ] || fail "header-deadline log lines: $n (want one per tick)"
 _alive "$FD_PID" && _alive "$WIDE_PID" || fail "a pusherd exited"
 # Both stop cleanly on SIGTERM (under ASan, LeakSanitizer runs at this exit).
 for pid in "$FD_PID" "$WIDE_PID"; do

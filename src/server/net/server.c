@@ -627,6 +627,7 @@ static void tick_cb(uv_timer_t *t) { pd_server_tick(t->data); }
 void pd_server_tick(pd_server *s) {
   core_time(s);
   uint64_t now = pd_now_ms(s);
+  size_t late = 0; /* answered 408 in this tick: one log line for all */
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
@@ -646,8 +647,7 @@ void pd_server_tick(pd_server *s) {
       }
     } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
                now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
-      pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" limit_ms=%d",
-             s->cfg->header_timeout_ms);
+      late++;
       char msg[100];
       snprintf(msg, sizeof msg, "Request headers not received within %d ms", s->cfg->header_timeout_ms);
       http_error_reply(c, 408, msg);
@@ -656,6 +656,9 @@ void pd_server_tick(pd_server *s) {
     }
     c = nx;
   }
+  if (late)
+    pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" connections=%zu limit_ms=%d", late,
+           s->cfg->header_timeout_ms);
   pd_core_tick(s->core);
   trim_memory(s);
 }
