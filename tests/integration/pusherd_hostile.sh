@@ -7,7 +7,7 @@
 #     503 and closed, a rate-limited log line says so, a subscribed client
 #     still receives events, and once the flood's sockets close a new client
 #     is served again (docs/architecture.md, "Out of file descriptors");
-#   - 2,000 connections that never finish their request headers: each gets
+#   - 5,000 connections that never finish their request headers: each gets
 #     408 at the header deadline ("header_timeout_ms", 1 s here) and is
 #     closed; RSS comes back down;
 #   - 1,000 WebSocket upgrades at once: all established;
@@ -54,7 +54,7 @@ grep -q 'out of file descriptors; refusing connections' "$RUN_DIR/pusherd-fd.log
 grep -q 'file descriptors available again' "$RUN_DIR/pusherd-fd.log" || fail "no recovery log line"
 n=$(grep -c 'out of file descriptors; refusing' "$RUN_DIR/pusherd-fd.log")
 [ "$n" -le 20 ] || fail "the refusal log line is not rate-limited ($n lines)"
-# The 2,000 late connections are logged in a line per tick, not one each.
+# The 5,000 late connections are logged in a line per tick, not one each.
 n=$(grep -c 'request headers not complete in time' "$RUN_DIR/pusherd-wide.log" || true)
 log "header-deadline log lines: $n"
 grep 'request headers not complete in time' "$RUN_DIR/pusherd-wide.log" | head -5

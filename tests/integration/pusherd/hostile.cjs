@@ -18,7 +18,7 @@ const FD_PID = Number(process.argv[3]);
 const WIDE_PORT = Number(process.argv[4]);
 const WIDE_PID = Number(process.argv[5]);
 const MULT = Number(process.argv[6] || 1);
-const HEADERLESS = Number(process.env.HOSTILE_HEADERLESS || 2000);
+const HEADERLESS = Number(process.env.HOSTILE_HEADERLESS || 5000);
 
 let failures = 0;
 function ok(c, what) { console.log(`${c ? "ok  " : "FAIL"} ${what}`); if (!c) failures++; }
