@@ -17,6 +17,9 @@
 #     a channel or event name get pusher:error, 100 KiB of JSON gets 4301, a
 #     300 KiB message close 1009, invalid UTF-8 in a text frame close 1007,
 #     invalid UTF-8 in an HTTP API body 400;
+#   - a client that stops reading is cut with 4100 at the output cap
+#     ("max_output_queue_bytes", 64 KiB here) while another subscriber of
+#     the same channel receives every event;
 #   - a presence channel at its member limit (3 here) refuses the next
 #     member with "Presence channel is full (member limit reached)".
 # The figures (RSS, times, outcomes) are printed as "figure" lines.
@@ -28,7 +31,7 @@ command -v node >/dev/null || fail "node not found"
 FD_PORT=7440 WIDE_PORT=7441
 FD_LIMIT=64
 cat >"$RUN_DIR/apps.json" <<'JSON'
-{"header_timeout_ms": 1000, "log_level": "info",
+{"header_timeout_ms": 1000, "log_level": "info", "max_output_queue_bytes": 65536,
  "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret", "max_presence_members": 3}]}
 JSON
 for p in "$FD_PORT" "$WIDE_PORT"; do _port_free "$p" || fail "port $p is in use"; done

@@ -114,10 +114,14 @@ static int conn_queue(pd_msg *m, void *ud) {
   if (c->closing || c->close_after_flush || !c->is_ws) return -1;
   conn_drain_ws(c);
   if (c->overflow) return -1;
-  if (c->out_bytes + m->len > c->srv->cfg->outq_cap) {
+  /* What libuv could not hand to the kernel yet: bytes already written to
+   * the socket still count in out_bytes until write_cb runs on the next
+   * loop iteration, so one burst would cut a client that reads. */
+  size_t queued = c->detached ? c->out_bytes : uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (queued + m->len > c->srv->cfg->outq_cap) {
     /* Closed from the tick (not here: we may be inside a broadcast loop). */
     pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
-           c->sess.socket_id, c->out_bytes, c->srv->cfg->outq_cap);
+           c->sess.socket_id, queued, c->srv->cfg->outq_cap);
     c->overflow = 1;
     return -1;
   }

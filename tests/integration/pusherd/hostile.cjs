@@ -195,8 +195,9 @@ async function headerless() {
 }
 
 // A signed HTTP API request with a raw body (bytes, not re-encoded).
-function rawApi(port, method, p, body) {
+function rawApi(port, method, p, body, extra) {
   const q = { auth_key: "app-key", auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: "1.0" };
+  for (const kv of (extra ? extra.split("&") : [])) q[kv.split("=")[0]] = kv.split("=")[1];
   if (body.length) q.body_md5 = crypto.createHash("md5").update(body).digest("hex");
   const qs = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join("&");
   const sig = crypto.createHmac("sha256", "app-secret").update(`${method}\n${p}\n${qs}`).digest("hex");
@@ -310,10 +311,41 @@ async function abuse() {
   ok(await normalClient(P, "after-abuse", sdk(P), T), "after the abuse, a normal client is served");
 }
 
+// A client that stops reading is cut at the output cap (4100) while another
+// subscriber of the same channel receives every event.
+async function slowReader() {
+  const P = WIDE_PORT, T = 5000 * MULT;
+  const slow = new Client(P), fast = new Client(P);
+  ok((await slow.outcome(T)) === "open" && (await slow.subscribe("slow", T)) &&
+     (await fast.outcome(T)) === "open" && (await fast.subscribe("slow", T)), "slow reader: both subscribed");
+  slow.ws._socket.pause(); // stop reading: the kernel buffers fill, then pusherd's queue
+  const subs = async () => {
+    const r = await rawApi(P, "GET", "/apps/app-id/channels/slow", Buffer.alloc(0), "info=subscription_count");
+    try { return JSON.parse(r.body).subscription_count; } catch (e) { return -1; }
+  };
+  const pub = sdk(P);
+  const data = "z".repeat(9000);
+  let sent = 0, count = 2;
+  const t0 = Date.now();
+  while (Date.now() - t0 < 30000 * MULT && (count = await subs()) === 2) {
+    await pub.triggerBatch(Array.from({ length: 10 }, (_, i) => ({ channel: "slow", name: "big", data: `${sent + i}:${data}` })));
+    sent += 10;
+  }
+  figure(`slow reader: cut after ${sent} events of 9 KB (${Math.round(sent * 9 / 1024)} MiB published) in ${Date.now() - t0} ms`);
+  ok(count === 1, `slow reader: cut (subscription_count ${count})`);
+  const t1 = Date.now();
+  while (Date.now() - t1 < T && fast.frames.filter((x) => x.event === "big").length < sent) await sleep(20);
+  ok(fast.frames.filter((x) => x.event === "big").length === sent,
+     `slow reader: the other subscriber received all ${sent} events (${fast.frames.filter((x) => x.event === "big").length})`);
+  slow.close();
+  fast.close();
+}
+
 (async () => {
   await emfile();
   await headerless();
   await abuse();
+  await slowReader();
   console.log(failures ? `${failures} check(s) failed` : "all checks passed");
   process.exit(failures ? 1 : 0);
 })().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
