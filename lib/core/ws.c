@@ -58,17 +58,19 @@ struct pusher__ws {
   int wslay_dead; /* wslay_event_send/recv returned < 0: never call it again */
   int failed; /* sticky error code once unusable (0 = fine) */
 
-  /* client: a frame-header scanner run over the input before wslay, only
-   * to name the RFC 6455 rule a bad frame broke (wslay reports a bare
-   * "protocol error"); see scan() */
+  /* a frame-header scanner run over the input before wslay, only to name
+   * the RFC 6455 rule a bad frame broke (wslay reports a bare "protocol
+   * error"); see scan() */
   uint8_t sc_hdr[14];
   unsigned sc_have;     /* header bytes gathered */
   uint64_t sc_left;     /* payload bytes of the current frame not seen yet */
   int sc_frag;          /* inside a fragmented data message */
   int sc_close;         /* the current frame is a close frame */
-  uint8_t sc_cbuf[125]; /* its payload */
+  uint8_t sc_mask[4];   /* the current frame's masking key (section 5.3) */
+  int sc_masked;
+  uint8_t sc_cbuf[125]; /* its payload, unmasked */
   size_t sc_clen;
-  uint8_t hold[2 + 4 + 125]; /* an incomplete close frame (see client_feed) */
+  uint8_t hold[2 + 4 + 125]; /* an incomplete close frame (see feed_frames) */
   size_t hold_len;
   char why[128];        /* the first rule broken ("" = none seen) */
   uint16_t why_code;    /* the close code wslay gives that rule: 1002 or 1007 */
@@ -216,7 +218,7 @@ size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_le
 /* ------------------------------------------------------------------ client frame scanner */
 
 /* wslay answers every broken rule with close 1002 (1007 for bad UTF-8) and a
- * bare error code.  To say which rule a server broke, the client also runs
+ * bare error code.  To say which rule the peer broke, both ends also run
  * the frame headers (and close payloads, at most 125 bytes) through this
  * scanner before wslay sees them.  It decides nothing: wslay still fails the
  * connection; the scanner only supplies the words.  It stops at the first
@@ -257,6 +259,8 @@ static void scan_close(pusher__ws *ws) {
 static void scan_header(pusher__ws *ws, uint64_t len, unsigned lenbytes) {
   unsigned b0 = ws->sc_hdr[0], op = b0 & 0x0Fu, fin = b0 >> 7, rsv = (b0 >> 4) & 7u;
   int ctrl = op >= 8;
+  ws->sc_masked = (ws->sc_hdr[1] & 0x80) != 0;
+  if (ws->sc_masked) memcpy(ws->sc_mask, ws->sc_hdr + 2 + lenbytes, 4);
   if (lenbytes == 8 && (len >> 63))
     scan_why(ws, 1002, "64-bit payload length with the most significant bit set");
   else if ((lenbytes == 2 && len < 126) || (lenbytes == 8 && len < 65536))
@@ -266,8 +270,10 @@ static void scan_header(pusher__ws *ws, uint64_t len, unsigned lenbytes) {
     scan_why(ws, 1002, "reserved bit RSV1 set: a compressed frame, but compression was not negotiated");
   else if (rsv)
     scan_why(ws, 1002, "reserved bit RSV%u set (no extension was negotiated)", (rsv & 2) ? 2u : 3u);
-  else if (ws->sc_hdr[1] & 0x80)
+  else if (ws->sc_masked && !ws->server)
     scan_why(ws, 1002, "masked frame from the server (section 5.1: servers never mask)");
+  else if (!ws->sc_masked && ws->server)
+    scan_why(ws, 1002, "unmasked frame from the client (section 5.1: clients always mask)");
   else if ((op >= 3 && op <= 7) || op >= 0xB)
     scan_why(ws, 1002, "reserved opcode 0x%x", op);
   else if (op == 0 && !ws->sc_frag)
@@ -297,8 +303,8 @@ static size_t scan(pusher__ws *ws, const uint8_t *p, size_t n, int stop_at_close
     if (ws->sc_left) {
       size_t k = n < ws->sc_left ? n : (size_t)ws->sc_left;
       if (ws->sc_close && ws->sc_clen + k <= sizeof ws->sc_cbuf) {
-        memcpy(ws->sc_cbuf + ws->sc_clen, p, k);
-        ws->sc_clen += k;
+        for (size_t i = 0; i < k; i++, ws->sc_clen++)
+          ws->sc_cbuf[ws->sc_clen] = p[i] ^ (ws->sc_masked ? ws->sc_mask[ws->sc_clen % 4] : 0);
       }
       p += k;
       n -= k;
@@ -366,8 +372,8 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
   return 0;
 }
 
-/* Fail the connection from inside wslay_event_recv: queue a close frame and
- * stop reading. */
+/* Fail the connection (inside wslay_event_recv or between two calls):
+ * queue a close frame and stop reading. */
 static void fail_inside(pusher__ws *ws, uint16_t code, const char *reason) {
   if (wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason)) == 0)
     ws->close_queued = 1;
@@ -394,14 +400,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     set_err(ws, PUSHER_ERR_WEBSOCKET, "binary frames are not supported");
     break;
   case WSLAY_CONNECTION_CLOSE: {
-    if (!ws->server && arg->msg_length == 1) {
-      /* wslay takes it for a close without a code; section 5.5.1 does not */
-      fail_inside(ws, 1002, "close frame with a 1-byte payload");
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "%s",
-              ws->why[0] ? ws->why : "close frame with a 1-byte payload");
-      return;
-    }
-    if (!ws->server && arg->msg_length > 2 && !utf8_valid(msg + 2, arg->msg_length - 2)) {
+    /* a 1-byte close body never gets here: see feed_frames */
+    if (arg->msg_length > 2 && !utf8_valid(msg + 2, arg->msg_length - 2)) {
       /* wslay 1.1 checks the reason's UTF-8 per received chunk, skipping the
        * first 2 bytes of every chunk: split across reads, a bad reason
        * gets through.  Check the whole reason (section 5.5.1). */
@@ -706,13 +706,14 @@ static size_t hold_want(const pusher__ws *ws) {
   return header_size(ws->hold, 2) + (ws->hold[1] & 0x7Fu);
 }
 
-/* Client: feed wslay so that every close frame reaches it in one piece, in
- * a wslay_event_recv of its own.  wslay 1.1 checks the close reason's UTF-8
- * per received chunk and skips the first 2 bytes of every chunk, so a valid
- * reason split across reads could fail as bad UTF-8 (and a 4001 close turn
- * into a retry).  The bytes of an incomplete close frame (at most 131) wait
- * in ws->hold for the rest. */
-static int client_feed(pusher__ws *ws, const uint8_t *in, size_t len) {
+/* Feed wslay (both ends) so that every close frame reaches it in one piece,
+ * in a wslay_event_recv of its own.  wslay 1.1 checks the close reason's
+ * UTF-8 per received chunk and skips the first 2 bytes of every chunk, so a
+ * valid reason split across reads could fail as bad UTF-8 (a client would
+ * turn a 4001 close into a retry, a server would answer a good close with
+ * 1007).  The bytes of an incomplete close frame (at most 131) wait in
+ * ws->hold for the rest. */
+static int feed_frames(pusher__ws *ws, const uint8_t *in, size_t len) {
   int r = 0;
   while (len && r == 0 && !ws->err && !ws->close_pending &&
          wslay_event_get_read_enabled(ws->ctx)) {
@@ -725,6 +726,16 @@ static int client_feed(pusher__ws *ws, const uint8_t *in, size_t len) {
       in += k;
       len -= k;
       if (!ws->why[0] && ws->hold_len < hold_want(ws)) continue;
+      if (ws->hold_len == hold_want(ws) && (ws->hold[1] & 0x7Fu) == 1) {
+        /* Section 5.5.1: a close body starts with a 2-byte code.  wslay 1.1
+         * takes a 1-byte body for a close without a code and echoes an
+         * empty close; fail the connection with 1002 before it sees one. */
+        ws->hold_len = 0;
+        fail_inside(ws, 1002, "close frame with a 1-byte payload");
+        set_err(ws, PUSHER_ERR_WEBSOCKET, "%s",
+                ws->why[0] ? ws->why : "close frame with a 1-byte payload");
+        break;
+      }
       r = feed_wslay(ws, ws->hold, ws->hold_len);
       ws->hold_len = 0;
       continue;
@@ -780,7 +791,7 @@ int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len) {
     ws->busy = 0;
     return flush(ws);
   }
-  int r = ws->server ? feed_wslay(ws, in, len) : client_feed(ws, in, len);
+  int r = feed_frames(ws, in, len);
   int fr = flush(ws); /* also after r < 0: wslay queued a close frame */
   if (r < 0) {
     ws->wslay_dead = 1;

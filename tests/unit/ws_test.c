@@ -803,7 +803,7 @@ static void test_bad_frame_messages(void **st) {
       C("\x88\x02\x03\xED", PUSHER_ERR_WEBSOCKET, 0, "invalid close code 1005"),
       C("\x88\x02\x13\x88", PUSHER_ERR_WEBSOCKET, 0, "invalid close code 5000"),
       C("\x88\x03\x03\xE8\xFF", PUSHER_ERR_WEBSOCKET, 0, "invalid UTF-8 in the close reason"),
-      C("\x88\x01\x03", PUSHER_ERR_WEBSOCKET, 0,
+      C("\x88\x01\x03", PUSHER_ERR_WEBSOCKET, 1002,
         "close frame with a 1-byte payload (a close body starts with a 2-byte code)"),
       /* a ping between fragments is fine; a data frame is not */
       C("\x01\x01x\x89\x00\x02\x01y", PUSHER_ERR_WEBSOCKET, 0, /* a pong is queued first */
@@ -946,6 +946,99 @@ static void test_close_reason_split(void **st) {
   }
 }
 
+/* ------------------------------------------------------------------ server close frames */
+
+static pusher__ws *open_server(ev *e) {
+  pusher__ws_config cfg = {NULL, NULL, NULL, 0, 0};
+  pusher__ws *s = NULL;
+  assert_int_equal(pusher__ws_server_new(&s, &cfg, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &CB, e), 0);
+  const uint8_t *p;
+  pusher__ws_consume(s, pusher__ws_pending(s, &p)); /* the 101 */
+  e->self = s;
+  return s;
+}
+
+static const uint8_t MASK[4] = {0x37, 0xFA, 0x21, 0x3D};
+
+/* The server's first output frame after the input: a close with `code`. */
+static void expect_server_close(pusher__ws *s, uint16_t code) {
+  const uint8_t *p;
+  size_t pn = pusher__ws_pending(s, &p);
+  assert_true(pn >= 4);
+  assert_int_equal(p[0], 0x88);
+  assert_int_equal(p[1] & 0x80, 0); /* servers never mask (RFC 6455 5.1) */
+  assert_int_equal((uint16_t)(p[2] << 8 | p[3]), code);
+}
+
+/* A client's close with a 1-byte payload breaks RFC 6455 5.5.1 (a close body
+ * starts with a 2-byte code); wslay 1.1 takes it for a close without a code.
+ * The server fails the connection with 1002, however the bytes arrive. */
+static void test_server_close_one_byte(void **st) {
+  (void)st;
+  uint8_t in[32];
+  size_t n = frame(in, 1, 0x1, MASK, "ok", 2);
+  n += frame(in + n, 1, 0x8, MASK, "\x03", 1);
+  for (size_t split = 0; split <= n; split++) {
+    ev e = {0};
+    pusher__ws *s = open_server(&e);
+    int rc = feed_split(s, in, n, split == n ? SIZE_MAX : split);
+    if (rc != PUSHER_ERR_WEBSOCKET || e.errors != 1 || e.closes)
+      fail_msg("split %zu: rc %d errors %d closes %d", split, rc, e.errors, e.closes);
+    assert_int_equal(e.texts, 1);
+    assert_string_equal(e.detail, "close frame with a 1-byte payload (a close body starts with a 2-byte code)");
+    expect_server_close(s, 1002);
+    pusher__ws_del(s);
+  }
+}
+
+/* A client's close reason is checked as a whole (RFC 6455 5.5.1 and 8.1),
+ * not per received chunk as wslay 1.1 does (skipping the first 2 bytes of
+ * every chunk): split at every byte and byte by byte, a valid non-ASCII
+ * reason is always a close, an invalid one always 1007. */
+static void test_server_close_reason_split(void **st) {
+  (void)st;
+  static const char good[] = "\x0F\xA1" "d\xC3\xA9j\xC3\xA0 vu \xE2\x82\xAC";
+  static const char bad[] = "\x0F\xA1" "d\xC3\xA9j\xC3\xA0 vu \xE2\x82\xFF";
+  for (int v = 0; v < 2; v++) {
+    uint8_t in[64];
+    size_t n = frame(in, 1, 0x1, MASK, "ok", 2);
+    n += frame(in + n, 1, 0x8, MASK, v ? bad : good, sizeof good - 1);
+    for (size_t split = 0; split <= n; split++) {
+      ev e = {0};
+      pusher__ws *s = open_server(&e);
+      int rc = feed_split(s, in, n, split == n ? SIZE_MAX : split);
+      assert_int_equal(e.texts, 1);
+      if (!v) {
+        if (rc != 0 || e.errors || e.closes != 1)
+          fail_msg("good, split %zu: rc %d errors %d (%s) closes %d", split, rc, e.errors, e.detail, e.closes);
+        assert_int_equal(e.close_code, 4001);
+        assert_string_equal(e.close_reason, "d\xC3\xA9j\xC3\xA0 vu \xE2\x82\xAC");
+        assert_true(pusher__ws_close_received(s));
+        expect_server_close(s, 4001); /* the echo (RFC 6455 5.5.1) */
+      } else {
+        if (rc != PUSHER_ERR_WEBSOCKET || e.errors != 1 || e.closes)
+          fail_msg("bad, split %zu: rc %d errors %d closes %d", split, rc, e.errors, e.closes);
+        assert_string_equal(e.detail, "invalid UTF-8 in the close reason");
+        expect_server_close(s, 1007);
+      }
+      pusher__ws_del(s);
+    }
+  }
+}
+
+/* The server names the rule an unmasked client frame broke. */
+static void test_server_unmasked_named(void **st) {
+  (void)st;
+  uint8_t in[16];
+  size_t n = frame(in, 1, 0x1, NULL, "x", 1);
+  ev e = {0};
+  pusher__ws *s = open_server(&e);
+  assert_int_equal(pusher__ws_recv(s, in, n), PUSHER_ERR_WEBSOCKET);
+  assert_string_equal(e.detail, "unmasked frame from the client (section 5.1: clients always mask)");
+  expect_server_close(s, 1002);
+  pusher__ws_del(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key),
@@ -977,6 +1070,9 @@ int main(void) {
       cmocka_unit_test(test_ping_budget),
       cmocka_unit_test(test_cut_point),
       cmocka_unit_test(test_close_reason_split),
+      cmocka_unit_test(test_server_close_one_byte),
+      cmocka_unit_test(test_server_close_reason_split),
+      cmocka_unit_test(test_server_unmasked_named),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,11 @@
 
 typedef struct pusher__ws pusher__ws; /* lib/core/ws.h */
 
+/* File descriptors kept free for the process: a connection accepted when
+ * fewer than this many remain is answered 503 and closed (see
+ * docs/architecture.md, "Out of file descriptors"). */
+#define PD_FD_RESERVE 8
+
 /* Bytes kept for a detached connection's owner (tests, fuzzers). */
 #define PD_DETACHED_OUT_CAP (256u * 1024u)
 
@@ -53,6 +58,7 @@ typedef struct pd_conn {
   int headers_done;           /* headers of the current request complete */
   uint64_t req_started_ms;    /* accept or first byte of the request; 0 = idle */
   int http_error;
+  int refused;                /* answered 503: out of file descriptors */
   /* WebSocket */
   pusher__ws *ws;
   int in_ws_recv;             /* inside pusher__ws_recv */
@@ -81,6 +87,13 @@ struct pd_server {
   int exit_code;
   int handles_closed;
   int signals_on;
+  /* out of file descriptors (docs/architecture.md) */
+  int fd_limit;               /* RLIMIT_NOFILE soft limit at listen; 0 = unknown */
+  uint64_t fd_refused;        /* connections refused since the last log line */
+  uint64_t fd_refused_total;
+  uint64_t fd_refused_log_ms; /* last "out of file descriptors" line; 0 = none */
+  uint64_t fd_short_since_ms; /* first refusal of the current shortage; 0 = none */
+  size_t conns_high;          /* most connections since the heap was last trimmed */
   /* called once when shutdown starts (main: stop the Redis adapter) */
   void (*on_shutdown)(void *user_data);
   void *on_shutdown_ud;

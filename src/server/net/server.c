@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <sys/socket.h>
+#include <limits.h>
 
 typedef struct pd_wreq {
   uv_write_t req;
@@ -108,10 +114,14 @@ static int conn_queue(pd_msg *m, void *ud) {
   if (c->closing || c->close_after_flush || !c->is_ws) return -1;
   conn_drain_ws(c);
   if (c->overflow) return -1;
-  if (c->out_bytes + m->len > c->srv->cfg->outq_cap) {
+  /* What libuv could not hand to the kernel yet: bytes already written to
+   * the socket still count in out_bytes until write_cb runs on the next
+   * loop iteration, so one burst would cut a client that reads. */
+  size_t queued = c->detached ? c->out_bytes : uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (queued + m->len > c->srv->cfg->outq_cap) {
     /* Closed from the tick (not here: we may be inside a broadcast loop). */
     pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
-           c->sess.socket_id, c->out_bytes, c->srv->cfg->outq_cap);
+           c->sess.socket_id, queued, c->srv->cfg->outq_cap);
     c->overflow = 1;
     return -1;
   }
@@ -509,10 +519,80 @@ pd_conn *pd_conn_new_detached(pd_server *s) {
   return c;
 }
 
+/* Out of file descriptors (docs/architecture.md).  Descriptors are
+ * allocated lowest first (POSIX open(2), accept(2)), so an accepted
+ * descriptor numbered within PD_FD_RESERVE of the limit means fewer than
+ * PD_FD_RESERVE are left: that client is answered 503 and closed, and the
+ * rest stays for the connections already open.  If accept(2) itself fails
+ * with EMFILE, libuv closes its spare descriptor, accepts and closes the
+ * pending connections and reopens the spare (its reserve-descriptor
+ * trick); when it reports the error here it is counted the same way.
+ * One log line a second at most, and one when connections are accepted
+ * again. */
+static void fd_shortage(pd_server *s, const char *how) {
+  uint64_t now = pd_now_ms(s);
+  s->fd_refused++;
+  s->fd_refused_total++;
+  if (!s->fd_short_since_ms) s->fd_short_since_ms = now ? now : 1;
+  if (s->fd_refused_log_ms && now - s->fd_refused_log_ms < 1000) return;
+  pd_log(PD_LOG_WARN,
+         "msg=\"out of file descriptors; refusing connections\" how=%s refused=%llu refused_total=%llu "
+         "fd_limit=%d reserve=%d connections=%zu",
+         how, (unsigned long long)s->fd_refused, (unsigned long long)s->fd_refused_total, s->fd_limit,
+         PD_FD_RESERVE, s->nconns);
+  s->fd_refused_log_ms = now ? now : 1;
+  s->fd_refused = 0;
+}
+
+static void fd_recovered(pd_server *s) {
+  if (!s->fd_short_since_ms) return;
+  uint64_t now = pd_now_ms(s);
+  pd_log(PD_LOG_WARN,
+         "msg=\"file descriptors available again; accepting connections\" refused_unlogged=%llu "
+         "refused_total=%llu shortage_ms=%llu connections=%zu",
+         (unsigned long long)s->fd_refused, (unsigned long long)s->fd_refused_total,
+         (unsigned long long)(now - s->fd_short_since_ms), s->nconns);
+  s->fd_short_since_ms = 0;
+  s->fd_refused_log_ms = 0;
+  s->fd_refused = 0;
+}
+
+static int fd_near_limit(pd_conn *c) {
+  uv_os_fd_t fd;
+  int limit = c->srv->fd_limit;
+  if (limit <= 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return 0;
+  return fd >= limit - PD_FD_RESERVE;
+}
+
+/* Answer 503 and close at once, so that the refused connection gives its
+ * descriptor back now rather than after the client's EOF.  What the client
+ * has already sent is read first: closing with unread input makes the kernel
+ * send a reset instead of a FIN (RFC 1122 4.2.2.13), and a client reading
+ * later still finds the reply before the reset.  Bounded: one read of at
+ * most 16 KiB and one non-blocking write. */
+static void refuse(pd_conn *c) {
+  static const char reply[] =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 56\r\n"
+      "Retry-After: 1\r\nConnection: close\r\n\r\n"
+      "{\"error\":\"Server out of file descriptors; retry later\"}\n";
+  uv_os_fd_t fd;
+  char sink[16384];
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) (void)recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+  uv_buf_t b = uv_buf_init((char *)reply, sizeof reply - 1);
+  (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  c->refused = 1;
+  conn_begin_close(c);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   pd_server *s = server->data;
-  if (status < 0 || s->shutting_down) return;
   core_time(s);
+  if (status < 0) {
+    if (status == UV_EMFILE || status == UV_ENFILE) fd_shortage(s, uv_err_name(status));
+    else pd_log(PD_LOG_DEBUG, "msg=\"accept failed\" error=\"%s\"", uv_strerror(status));
+    return;
+  }
+  if (s->shutting_down) return;
   pd_conn *c = conn_alloc(s);
   if (!c) return;
   uv_tcp_init(s->loop, &c->tcp);
@@ -522,8 +602,28 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, close_cb);
     return;
   }
+  if (fd_near_limit(c)) {
+    fd_shortage(s, "reserve");
+    refuse(c);
+    return;
+  }
+  fd_recovered(s);
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* After many connections have gone (a flood closed by the header deadline,
+ * a mass disconnect), give the freed heap back to the system: glibc keeps
+ * freed memory in its arenas otherwise, and RSS stays at the flood's high
+ * mark.  At most once a tick, and only after PD_TRIM_DROP connections went. */
+#define PD_TRIM_DROP 256
+static void trim_memory(pd_server *s) {
+  if (s->nconns > s->conns_high) s->conns_high = s->nconns;
+  if (s->conns_high - s->nconns < PD_TRIM_DROP) return;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  s->conns_high = s->nconns;
 }
 
 static void tick_cb(uv_timer_t *t) { pd_server_tick(t->data); }
@@ -531,6 +631,7 @@ static void tick_cb(uv_timer_t *t) { pd_server_tick(t->data); }
 void pd_server_tick(pd_server *s) {
   core_time(s);
   uint64_t now = pd_now_ms(s);
+  size_t late = 0; /* answered 408 in this tick: one log line for all */
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
@@ -550,8 +651,7 @@ void pd_server_tick(pd_server *s) {
       }
     } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
                now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
-      pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" limit_ms=%d",
-             s->cfg->header_timeout_ms);
+      late++;
       char msg[100];
       snprintf(msg, sizeof msg, "Request headers not received within %d ms", s->cfg->header_timeout_ms);
       http_error_reply(c, 408, msg);
@@ -560,7 +660,11 @@ void pd_server_tick(pd_server *s) {
     }
     c = nx;
   }
+  if (late)
+    pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" connections=%zu limit_ms=%d", late,
+           s->cfg->header_timeout_ms);
   pd_core_tick(s->core);
+  trim_memory(s);
 }
 
 int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core *core) {
@@ -599,6 +703,9 @@ int pd_server_listen(pd_server *s) {
     return r;
   }
   s->listening = 1;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
+    s->fd_limit = (int)rl.rlim_cur;
   uv_timer_start(&s->tick, tick_cb, 1000, 1000);
   return 0;
 }
