@@ -244,13 +244,15 @@ static const char BENCH_EVENT[] = "bench";
 
 /* ------------------------------------------------------------------ helpers */
 
-static long self_rss_kb(void) {
+/* VmRSS (or VmHWM with peak) of this process, KiB.  VmHWM, unlike
+ * getrusage's ru_maxrss, is never below the current VmRSS. */
+static long self_rss_kb(int peak) {
   FILE *f = fopen("/proc/self/status", "r");
   long kb = -1;
   char line[256];
   if (f == NULL) return -1;
   while (fgets(line, sizeof line, f))
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (strncmp(line, peak ? "VmHWM:" : "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
   fclose(f);
   return kb;
 }
@@ -579,7 +581,7 @@ static void start_publishing(bench *b) {
   b->phase = P_PUBLISH;
   b->t_all_subscribed = mono_ns();
   if (a->server_pid) b->srv_idle = sample_proc(a->server_pid);
-  b->self_rss_idle = self_rss_kb();
+  b->self_rss_idle = self_rss_kb(0);
   long *frozen = malloc((size_t)a->channels * sizeof *frozen);
   if (frozen) memcpy(frozen, b->chan_subs, (size_t)a->channels * sizeof *frozen);
   b->chan_expect = frozen;
@@ -803,8 +805,6 @@ static void report_json(bench *b, const figures *f) {
     json_object_set_new(o, "server", json_null());
   }
 
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   json_t *m = json_object();
   json_object_set_new(m, "cpu_s", jnum(b->self_cpu));
   json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu));
@@ -815,7 +815,7 @@ static void report_json(bench *b, const figures *f) {
                       b->subscribed > 0 && b->self_rss_idle > 0 && b->self_rss_before > 0
                           ? jnum((double)(b->self_rss_idle - b->self_rss_before) / (double)b->subscribed)
                           : json_null());
-  json_object_set_new(m, "maxrss_kb", json_integer(ru.ru_maxrss));
+  json_object_set_new(m, "maxrss_kb", json_integer(self_rss_kb(1)));
   json_object_set_new(o, "self", m);
 
   char why[160];
@@ -875,12 +875,10 @@ static void report_text(bench *b, const figures *f) {
     else
       printf("server:      pid %ld: could not be sampled (gone?)\n", a->server_pid);
   }
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   printf("this process: CPU %.2f s while publishing (event loop %.2f s = %.0f%% of one core, "
          "publishers %.2f s); RSS %ld KiB with all subscribed, peak %ld KiB\n",
          b->self_cpu, b->loop_cpu, f->publish_s > 0 ? 100 * b->loop_cpu / f->publish_s : 0,
-         b->pub_cpu_s, b->self_rss_idle, ru.ru_maxrss);
+         b->pub_cpu_s, b->self_rss_idle, self_rss_kb(1));
   char why[160];
   printf("result:      %s\n", f->ok ? "OK" : verdict(b, f, why, sizeof why));
 }
@@ -968,7 +966,7 @@ int cli_bench(int argc, char **argv) {
   uv_signal_start(&b->sigterm, on_signal, SIGTERM);
 
   if (a.server_pid) b->srv_before = sample_proc(a.server_pid);
-  b->self_rss_before = self_rss_kb();
+  b->self_rss_before = self_rss_kb(0);
   b->t_start = b->t_last_progress = mono_ns();
   uv_timer_start(&b->tick, on_tick, 100, 100);
   if (a.subscribers == 0)
