@@ -646,6 +646,14 @@ static void on_tick(uv_timer_t *t) {
   uint64_t last = b->t_last_progress;
   uint64_t reply = (uint64_t)atomic_load(&b->t_last_reply);
   if (reply > last) last = reply;
+  if (b->phase == P_PUBLISH && b->a->rate > 0) {
+    /* Paced publishing: waiting for the next event's time is no stall. */
+    pthread_mutex_lock(&b->mu);
+    uint64_t taken = b->next_event;
+    pthread_mutex_unlock(&b->mu);
+    uint64_t due = taken ? b->t_pub0 + (uint64_t)((double)(taken - 1) * 1e9 / b->a->rate) : 0;
+    if (due > last) last = due > now ? now : due;
+  }
   if ((double)(now - last) / 1e9 > b->a->timeout) {
     b->timed_out = 1;
     finish(b);
