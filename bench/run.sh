@@ -162,6 +162,7 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
   row "$F" "latency max (us)" latency_us.max pusherd soketi
   row "$F" "server CPU per delivery (us)" server.cpu_us_per_delivery pusherd soketi
   row "$F" "server CPU, publish phase (s)" server.cpu_s pusherd soketi
+  row "$F" "server CPU, share of 1 core" server.cpu_share pusherd soketi
   row "$F" "server RSS before clients (KiB)" server.rss_kb_before pusherd soketi
   row "$F" "server RSS, N idle subs (KiB)" server.rss_kb_idle pusherd soketi
   row "$F" "RSS growth per idle sub (KiB)" server.rss_kb_per_idle_sub pusherd soketi

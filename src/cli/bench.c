@@ -797,6 +797,8 @@ static void report_json(bench *b, const figures *f) {
     json_t *s = json_object();
     json_object_set_new(s, "pid", json_integer(a->server_pid));
     json_object_set_new(s, "cpu_s", f->srv_cpu_s >= 0 ? jnum(f->srv_cpu_s) : json_null());
+    json_object_set_new(s, "cpu_share",
+                        f->srv_cpu_s >= 0 && f->publish_s > 0 ? jnum(f->srv_cpu_s / f->publish_s) : json_null());
     json_object_set_new(s, "cpu_us_per_delivery",
                         f->srv_cpu_us_per_delivery >= 0 ? jnum(f->srv_cpu_us_per_delivery) : json_null());
     json_object_set_new(s, "rss_kb_before", b->srv_before.ok ? json_integer(b->srv_before.rss_kb) : json_null());
@@ -876,9 +878,10 @@ static void report_text(bench *b, const figures *f) {
          ns_to_us(b->lat.max));
   if (a->server_pid) {
     if (f->srv_cpu_s >= 0)
-      printf("server:      pid %ld: CPU %.2f s = %.3f us per delivery; RSS %ld KiB before, %ld KiB "
-             "idle, %ld KiB at end, peak %ld KiB\n",
-             a->server_pid, f->srv_cpu_s, f->srv_cpu_us_per_delivery, b->srv_before.rss_kb,
+      printf("server:      pid %ld: CPU %.2f s (%.0f%% of one core) = %.3f us per delivery; RSS %ld "
+             "KiB before, %ld KiB idle, %ld KiB at end, peak %ld KiB\n",
+             a->server_pid, f->srv_cpu_s, f->publish_s > 0 ? 100 * f->srv_cpu_s / f->publish_s : 0,
+             f->srv_cpu_us_per_delivery, b->srv_before.rss_kb,
              b->srv_idle.rss_kb, b->srv_end.rss_kb, b->srv_end.hwm_kb);
     else
       printf("server:      pid %ld: could not be sampled (gone?)\n", a->server_pid);

@@ -100,7 +100,7 @@ l = d["latency_us"]
 ordered(l, ["p50", "p90", "p99", "p99_9", "max"]); assert l["p50"] > 0 and l["p50"] <= l["mean"] * 10
 s = d["server"]
 assert s["pid"] > 0
-for k in ("cpu_s", "cpu_us_per_delivery", "rss_kb_before", "rss_kb_idle", "rss_kb_end", "hwm_kb", "rss_kb_per_idle_sub"):
+for k in ("cpu_s", "cpu_share", "cpu_us_per_delivery", "rss_kb_before", "rss_kb_idle", "rss_kb_end", "hwm_kb", "rss_kb_per_idle_sub"):
     assert isinstance(s[k], (int, float)), (k, s)
 assert s["cpu_s"] >= 0 and s["rss_kb_before"] > 0 and s["rss_kb_idle"] > 0 and s["hwm_kb"] >= s["rss_kb_end"], s
 assert abs(s["cpu_us_per_delivery"] - s["cpu_s"] * 1e6 / v["received"]) < 0.01, s
