@@ -12,6 +12,7 @@
 #    the HTTP status named; JSON says ok false
 #  - an open files hard limit too small for N: exit 1 with the reason
 #  - no progress line when stderr is not a terminal; --progress forces it
+#  - SIGINT while publishing: the report so far, verdict "interrupted", exit 1
 #  - usage errors exit 2; --help exits 0
 #  - a short run against soketi 1.6.1 (a third-party server)
 # Benchmarks print figures; this test asserts counts and consistency only,
@@ -175,6 +176,25 @@ rc="$(run_rc "$RUN_DIR/prog.out" "$RUN_DIR/prog.err" "$PUSHER_BIN" "${B[@]}" --p
 [ "$rc" = 0 ] || fail "bench --progress exited $rc"
 grep -q "publishing: " "$RUN_DIR/prog.err" || fail "--progress printed no progress line"
 log "descriptor limits, --server-pid check and --progress"
+
+# SIGINT while publishing: the report of what was measured, verdict
+# "interrupted", exit 1.
+"$PUSHER_BIN" "${B[@]}" --port "$PORT" --subscribers 10 --events 100000 --rate 20 --progress \
+  --json >"$RUN_DIR/int.json" 2>"$RUN_DIR/int.err" </dev/null &
+INT_PID=$!
+_PIDS+=("$INT_PID")
+wait_until 20 "bench to start publishing" grep -q "publishing: [1-9]" "$RUN_DIR/int.err" ||
+  fail "bench never started publishing"
+kill -INT "$INT_PID"
+wait_until 20 "bench to exit after SIGINT" eval '! _alive '"$INT_PID" || fail "bench did not exit after SIGINT"
+rc=0; wait "$INT_PID" || rc=$?
+[ "$rc" = 1 ] || fail "bench exited $rc after SIGINT, want 1"
+grep -q "pusher bench: interrupted" "$RUN_DIR/int.err" || fail "no 'interrupted' message after SIGINT"
+check_json "$RUN_DIR/int.json" '
+assert d["ok"] is False and d["verdict"] == "interrupted", d["verdict"]
+assert 0 < d["publish"]["triggered"] < 100000 and d["connect"]["subscribed"] == 10
+'
+log "SIGINT: report, verdict interrupted, exit 1"
 
 # ------------------------------------------------------------ soketi
 SOKETI_METRICS_ENABLED=false SOKETI_METRICS_SERVER_PORT=$((SPORT + 1)) SOKETI_CLUSTER_PORT=$((SPORT + 2)) \
