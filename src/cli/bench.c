@@ -345,7 +345,7 @@ static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *u
 /* Data is exactly {"i":SEQ,"t":STAMP}; anything else is foreign. */
 static int parse_stamp(const char *d, size_t n, uint64_t *seq, uint64_t *t) {
   const char *end = d + n;
-  if (n < 14 || memcmp(d, "{\"i\":", 5) != 0) return -1;
+  if (n < 13 || memcmp(d, "{\"i\":", 5) != 0) return -1; /* {"i":0,"t":0} */
   const char *p = d + 5;
   uint64_t v = 0;
   if (p >= end || *p < '0' || *p > '9') return -1;
@@ -377,10 +377,7 @@ static void on_delivery(sub *s, const pusher_event *ev) {
   if (k >= s->hi) {
     uint64_t step = k + 1 - s->hi;
     s->win = step >= 64 ? 0 : s->win << step;
-    s->win |= 1;
-    if (s->hi > 0 && k > s->hi) {
-      /* a gap: the missing ones are late (out of order) or lost */
-    }
+    s->win |= 1; /* skipped ones (k > hi) will arrive late or never */
     s->hi = k + 1;
   } else {
     uint64_t d = s->hi - 1 - k;
