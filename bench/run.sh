@@ -107,7 +107,8 @@ def walk(p, v):
     if isinstance(v, dict):
         for k, x in v.items(): walk(p + [k], x)
     elif isinstance(v, bool): out.append("%s=%d" % (".".join(p), v))
-    elif isinstance(v, (int, float)): out.append("%s=%s" % (".".join(p), v))
+    elif isinstance(v, int): out.append("%s=%d" % (".".join(p), v))
+    elif isinstance(v, float): out.append("%s=%s" % (".".join(p), "%.0f" % v if abs(v) >= 1000 else "%.3g" % v))
 walk([], d)
 print(" ".join(out))' "$1"
 }
