@@ -230,6 +230,7 @@ typedef struct bench {
   atomic_int stop;
   atomic_uint_fast64_t triggered, requests, http_errors, expected, t_first_trigger, t_last_reply;
   uint64_t t_pub0; /* set before the threads start: rate pacing origin */
+  uint64_t planned; /* deliveries expected when every event is published */
 
   /* samples */
   proc_sample srv_before, srv_idle, srv_end;
@@ -275,8 +276,7 @@ static void progress_line(bench *b) {
             b->a->subscribers, b->failed);
   else
     fprintf(stderr, "\r\033[Kpublishing: %" PRIu64 "/%ld events, %" PRIu64 "/%" PRIu64 " deliveries",
-            (uint64_t)atomic_load(&b->triggered), b->a->events, b->received,
-            (uint64_t)atomic_load(&b->expected));
+            (uint64_t)atomic_load(&b->triggered), b->a->events, b->received, b->planned);
   fflush(stderr);
 }
 
@@ -582,6 +582,8 @@ static void start_publishing(bench *b) {
   long *frozen = malloc((size_t)a->channels * sizeof *frozen);
   if (frozen) memcpy(frozen, b->chan_subs, (size_t)a->channels * sizeof *frozen);
   b->chan_expect = frozen;
+  for (long c = 0; frozen && c < a->channels; c++) /* channel c gets events c, c+C, ... */
+    b->planned += (uint64_t)frozen[c] * (uint64_t)(a->events / a->channels + (c < a->events % a->channels));
   b->self_cpu0 = cpu_process_s();
   b->loop_cpu0 = cpu_thread_s();
   b->t_last_progress = b->t_pub0 = mono_ns();
@@ -728,7 +730,7 @@ static const char *verdict(const bench *b, const figures *f, char *buf, size_t n
   else if (b->failed)
     snprintf(buf, n, "%ld of %ld subscribers could not connect or subscribe", b->failed,
              b->a->subscribers);
-  else if (f->http_errors) snprintf(buf, n, "the HTTP API refused a request");
+  else if (f->http_errors) snprintf(buf, n, "a request to the HTTP API failed");
   else if (b->timed_out) snprintf(buf, n, "no progress for %g s", b->a->timeout);
   else if (b->disconnects) snprintf(buf, n, "%ld subscribers lost their connection", b->disconnects);
   else if (f->lost) snprintf(buf, n, "%" PRIu64 " deliveries lost", f->lost);
@@ -753,7 +755,7 @@ static void report_json(bench *b, const figures *f) {
   json_object_set_new(c, "attempted", json_integer(b->started));
   json_object_set_new(c, "subscribed", json_integer(b->subscribed));
   json_object_set_new(c, "failed", json_integer(b->failed));
-  json_object_set_new(c, "total_s", jnum(f->connect_s));
+  json_object_set_new(c, "total_s", f->connect_s >= 0 ? jnum(f->connect_s) : json_null());
   json_object_set_new(c, "connect_ms", hist_ms(&b->connect_h));
   json_object_set_new(c, "subscribe_ms", hist_ms(&b->subscribe_h));
   json_object_set_new(c, "first_error", b->first_error[0] ? json_string(b->first_error) : json_null());
@@ -817,7 +819,7 @@ static void report_json(bench *b, const figures *f) {
   json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu));
   json_object_set_new(m, "loop_cpu_share", jnum(f->publish_s > 0 ? b->loop_cpu / f->publish_s : 0));
   json_object_set_new(m, "publisher_cpu_s", jnum(b->pub_cpu_s));
-  json_object_set_new(m, "rss_kb_idle", json_integer(b->self_rss_idle));
+  json_object_set_new(m, "rss_kb_idle", b->t_pub0 ? json_integer(b->self_rss_idle) : json_null());
   json_object_set_new(m, "rss_kb_per_sub",
                       b->subscribed > 0 && b->self_rss_idle > 0 && b->self_rss_before > 0
                           ? jnum((double)(b->self_rss_idle - b->self_rss_before) / (double)b->subscribed)

@@ -147,6 +147,7 @@ grep -q "4001" "$RUN_DIR/badkey.err" || fail "wrong key: stderr does not name th
 check_json "$RUN_DIR/badkey.json" '
 assert d["ok"] is False and d["connect"]["subscribed"] == 0 and d["connect"]["failed"] > 0, d["connect"]
 assert "4001" in d["connect"]["first_error"] and d["publish"]["requests"] == 0
+assert d["connect"]["total_s"] is None and d["self"]["rss_kb_idle"] is None
 '
 # A wrong secret: the first request is refused; exit 1 naming the status.
 rc="$(run_rc "$RUN_DIR/badsecret.out" "$RUN_DIR/badsecret.err" "$PUSHER_BIN" "${B[@]}" --port "$PORT" \
@@ -175,6 +176,15 @@ rc="$(run_rc "$RUN_DIR/prog.out" "$RUN_DIR/prog.err" "$PUSHER_BIN" "${B[@]}" --p
   --subscribers 20 --events 20 --rate 50 --progress)"
 [ "$rc" = 0 ] || fail "bench --progress exited $rc"
 grep -q "publishing: " "$RUN_DIR/prog.err" || fail "--progress printed no progress line"
+# On a terminal (script(1) gives stderr a pty) the progress line is on by
+# default, rewritten in place; the report still goes to stdout.
+if command -v script >/dev/null; then
+  script -qec "$(printf '%q ' "$PUSHER_BIN" "${B[@]}" --port "$PORT" --subscribers 20 --events 20 \
+    --rate 50) >$(printf '%q' "$RUN_DIR/tty.out")" "$RUN_DIR/tty.typescript" </dev/null >/dev/null ||
+    fail "bench on a terminal failed: $(cat "$RUN_DIR/tty.typescript")"
+  grep -q $'\r\033\[Kpublishing: ' "$RUN_DIR/tty.typescript" || fail "no progress line on a terminal"
+  grep -q "result: *OK" "$RUN_DIR/tty.out" || fail "no report on stdout with a terminal on stderr"
+fi
 log "descriptor limits, --server-pid check and --progress"
 
 # SIGINT while publishing: the report of what was measured, verdict
