@@ -8,6 +8,7 @@
 #include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
+#include "net/pd_webhook_sender.h"
 #endif
 
 #include <stddef.h>
@@ -83,10 +84,17 @@ static void usage(FILE *f) {
 
 static pd_server server;
 static pd_core core;
+static pd_whs *webhooks;
 #ifdef PUSHERD_HAVE_HIREDIS
 static pd_redis *redis_adapter;
-static void stop_redis(void *ud) { pd_redis_stop(ud); }
 #endif
+static void on_shutdown(void *ud) {
+  (void)ud;
+#ifdef PUSHERD_HAVE_HIREDIS
+  if (redis_adapter) pd_redis_stop(redis_adapter);
+#endif
+  pd_whs_shutdown(webhooks);
+}
 
 static void on_signal(uv_signal_t *h, int sig) {
   pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
@@ -258,13 +266,11 @@ static int run(pd_config *cfg, int from_file) {
   uv_loop_t *loop = uv_default_loop();
   if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) return 1;
   pd_server_init(&server, loop, cfg, &core);
+  server.on_shutdown = on_shutdown;
 #ifdef PUSHERD_HAVE_HIREDIS
-  if (cfg->redis_url) {
-    if (pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
-    server.on_shutdown = stop_redis;
-    server.on_shutdown_ud = redis_adapter;
-  }
+  if (cfg->redis_url && pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
 #endif
+  if (pd_whs_new(&webhooks, loop, &core) != 0) return 1;
   if (pd_server_listen(&server) != 0) return 1;
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
@@ -275,6 +281,7 @@ static int run(pd_config *cfg, int from_file) {
   log_start(cfg, from_file);
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
+  pd_whs_free(webhooks);
 #ifdef PUSHERD_HAVE_HIREDIS
   pd_redis_free(redis_adapter);
 #endif
