@@ -13,7 +13,7 @@
 //   /failN/...   500 to the first N requests on that exact path, then as /ok
 //   /500/...     always 500          /hang/...   never answers
 //   /reset/...   resets the connection   /garbage/...  writes bytes that are not HTTP
-// GET /requests: JSON array of every POST seen: {path, valid, status, headers,
+// GET /requests: JSON array of every POST seen: {at (arrival, ms), path, valid, status, headers,
 // body (parsed or null), time_ms, events}.
 // Prints "listening PORT" on stdout once ready.
 import { createRequire } from 'node:module';
@@ -60,7 +60,7 @@ const server = http.createServer((req, res) => {
     }
     const raw = Buffer.concat(chunks).toString('utf8');
     const mode = req.url.split('/')[1] || '';
-    const rec = { path: req.url, method: req.method, headers: req.headers, raw, valid: false, status: 0 };
+    const rec = { at: Date.now(), path: req.url, method: req.method, headers: req.headers, raw, valid: false, status: 0 };
     requests.push(rec);
     if (mode === 'hang') return;
     if (mode === 'reset') { req.socket.resetAndDestroy(); return; }

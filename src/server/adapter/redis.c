@@ -12,8 +12,9 @@
  * "libuv glue" below): the adapter shipped with hiredis 0.14 (Debian 12)
  * drops uv_poll errors, so a refused reconnect was never noticed and the node
  * stayed cut off; ours hands errors to hiredis and also gives up on a
- * connection attempt that hangs for 5 s.  No keys are written; the
- * cluster state lives in the nodes and is replicated through messages.  If
+ * connection attempt that hangs for 5 s.  No keys are written (except
+ * for webhooks, see "webhooks" below); the cluster state lives in the nodes
+ * and is replicated through messages.  If
  * Redis goes away both connections are retried with a back-off from 250 ms
  * to 5 s (logged); local delivery keeps working, messages published while
  * disconnected are dropped (counted in the log).  After a reconnect the
@@ -64,7 +65,8 @@
  * ignores the /DB of the URL (it is SELECTed, but only keys use it): two
  * clusters sharing one Redis need different app ids.
  * Two nodes joining the same new user in the same instant may both announce
- * member_added (no distributed lock).
+ * member_added to clients (no distributed lock); the member_added webhook
+ * is decided in Redis and sent once.
  */
 #include "adapter/pd_redis.h"
 #include "adapter/pd_local.h"
