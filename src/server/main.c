@@ -146,7 +146,13 @@ static int parse_args(int argc, char **argv, opts *o) {
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      /* one write(2) for the whole text (longer than stdio's 4 KiB pipe
+       * buffer): `pusherd --help | grep -q X` must not die of SIGPIPE */
+      static char buf[1 << 14];
+      setvbuf(stdout, buf, _IOFBF, sizeof buf);
+      return usage(stdout), 1;
+    }
     if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
       printf("pusherd %s (Pusher Channels protocol %d)\n", PUSHER_VERSION, PUSHER_PROTOCOL_VERSION);
       return 1;

@@ -15,7 +15,7 @@ RP=7620
 PA=7621
 PB=7622
 WP=7623
-ROUNDS=120
+ROUNDS=${ROUNDS:-120}
 PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 JS="$(dirname "$0")/pusherd/webhooks_cluster.cjs"
 [ -x "$PUSHERD_BIN" ] || fail "pusherd is not built ($PUSHERD_BIN)"
@@ -62,4 +62,9 @@ wait "$PID_B" 2>/dev/null || true
 log "node B killed"
 node "$JS" "$PA" "$PB" "$WP" "$ROUNDS" final >"$RUN_DIR/final.out" 2>&1 || { cat "$RUN_DIR/final.out"; fail "final checks failed"; }
 cat "$RUN_DIR/final.out"
+# A graceful stop of the survivor (its "leave" call) exits 0.
+kill -TERM "$PID_A"
+wait_until 15 "node A to exit after SIGTERM" eval '! _alive '"$PID_A" || fail "node A did not exit after SIGTERM"
+arc=0; wait "$PID_A" || arc=$?
+[ "$arc" -eq 0 ] || fail "node A exited with status $arc"
 log "pass"
