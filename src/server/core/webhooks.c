@@ -2,6 +2,7 @@
  * app's webhooks (docs/webhooks.md).  No I/O: events go to core->wh. */
 #include "core/pd_core.h"
 #include "core/pd_webhooks.h"
+#include "core/names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +171,10 @@ int pd_webhooks_cfg_parse(pd_app_cfg *a, json_t *arr, const char *where, char *e
 
 /* ------------------------------------------------------------------ events */
 static int hook_matches(const pd_webhook_cfg *w, int type, const char *channel) {
-  if (!(w->types & (1u << type))) return 0;
+  /* #server-to-user-<id> is the delivery path of server-to-user events, not
+   * a channel an application subscribes to: no webhooks (the cluster does
+   * not count it either) */
+  if (!(w->types & (1u << type)) || pusher__chan_user_id(channel)) return 0;
   if (w->starts_with && strncmp(channel, w->starts_with, strlen(w->starts_with)) != 0) return 0;
   if (w->ends_with) {
     size_t n = strlen(channel), e = strlen(w->ends_with);
