@@ -5,8 +5,10 @@
 # filters, custom headers, batching, retries after 500s and after a receiver
 # restart, a wrong secret refused by the SDK, receivers that hang, reset,
 # answer garbage or 500 or are down not disturbing WebSocket delivery, and
-# the SIGTERM grace.
-# Ports: pusherd 7610, receiver 7612, restarted receiver 7613, nothing on 7614.
+# the SIGTERM grace; then, with webhook_retry_seconds 2, a batch answered
+# 500 is retried with back-off and dropped (logged) at the end of the window.
+# Ports: pusherd 7610 and 7615, receiver 7612, restarted receiver 7613,
+# nothing on 7614.
 . "$(dirname "$0")/lib.sh"
 PORT=7610
 RPORT=7612
@@ -59,4 +61,30 @@ wait_until 15 "pusherd to exit after SIGTERM" eval '! _alive '"$PD" || fail "pus
 prc=0; wait "$PD" || prc=$?
 [ "$prc" -eq 0 ] || fail "pusherd exited with status $prc"
 grep -q 'webhook batch dropped' "$RUN_DIR/pusherd.log" || fail "no log line for the batches dropped at shutdown"
+
+# The retry window: attempts at 0, 1 and 2 s (the last at the window's end), then dropped.
+P2=7615
+_port_free "$P2" || fail "port $P2 is in use"
+cat >"$RUN_DIR/config2.json" <<JSON
+{"port": $P2, "webhook_batch_ms": 0, "webhook_retry_seconds": 2,
+ "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret",
+   "webhooks": [{"url": "$R/500/short", "event_types": ["channel_occupied"]}]}]}
+JSON
+"$PUSHERD_BIN" --config "$RUN_DIR/config2.json" --log-level debug >"$RUN_DIR/pusherd2.stdout" 2>"$RUN_DIR/pusherd2.log" &
+PD2=$!
+_PIDS+=("$PD2")
+wait_until 10 "pusherd on :$P2" eval '! _port_free '"$P2" || fail "pusherd (retry window) did not start"
+listen_start short --no-tls --host 127.0.0.1 --port "$P2" --key app-key short-1
+wait_until 30 "the batch dropped after the retry window" \
+  grep -q 'webhook batch dropped" reason="HTTP status 500" app=app-id url=http://127.0.0.1:7612/500/short events=1 attempts=3' \
+  "$RUN_DIR/pusherd2.log" || fail "no drop after the retry window"
+n="$(curl -s "http://127.0.0.1:$RPORT/requests" | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"] == "/500/short"))')"
+[ "$n" -eq 3 ] || fail "the receiver saw $n attempts on /500/short (want 3)"
+grep -c 'webhook attempt failed; will retry.*500/short' "$RUN_DIR/pusherd2.log" | grep -qx 2 || fail "want two 'will retry' lines"
+log "retry window: 3 attempts, then dropped and logged"
+client_stop short
+kill -TERM "$PD2"
+wait_until 15 "pusherd (retry window) to exit" eval '! _alive '"$PD2" || fail "pusherd did not exit"
+prc=0; wait "$PD2" || prc=$?
+[ "$prc" -eq 0 ] || fail "pusherd (retry window) exited with status $prc"
 log "pass"
