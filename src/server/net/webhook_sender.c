@@ -23,7 +23,7 @@ typedef struct wh_batch {
   struct wh_batch *next;
   char *body;
   size_t len, nevents, bytes; /* bytes: the events' share of the queue cap */
-  uint64_t first_ms, next_ms; /* first attempt; next attempt (loop time) */
+  uint64_t first_ms, next_ms; /* created (the retry window starts); next attempt (loop time) */
   int attempts;
 } wh_batch;
 
@@ -107,7 +107,7 @@ static void close_open(wh_target *t) {
   b->nevents = n;
   b->bytes = t->open_bytes;
   t->open_bytes = 0;
-  b->next_ms = now(w);
+  b->first_ms = b->next_ms = now(w);
   if (t->tail) t->tail->next = b;
   else t->head = b;
   t->tail = b;
@@ -216,7 +216,6 @@ static void start_attempt(wh_target *t) {
   t->err[0] = 0;
   t->hdrs = h;
   t->easy = e;
-  if (b->attempts == 0) b->first_ms = now(w);
   b->attempts++;
   w->inflight++;
   uv_ref((uv_handle_t *)&w->curl_timer);
@@ -287,6 +286,7 @@ static void pump(pd_whs *w) {
   if (w->in_pump) return;
   w->in_pump = 1;
   uint64_t t_now = now(w), next = UINT64_MAX;
+  uint64_t window = (uint64_t)w->core->cfg->webhook_retry_s * 1000u;
   int give_up = w->stopping && t_now >= w->deadline_ms;
   for (size_t i = 0; i < w->ntargets; i++) {
     wh_target *t = &w->targets[i];
@@ -308,6 +308,13 @@ static void pump(pd_whs *w) {
       next = t->open_since + (uint64_t)w->core->cfg->webhook_batch_ms;
     while (!t->easy && t->head && t->head->next_ms <= t_now) {
       wh_batch *h = t->head;
+      /* held back past its whole window by an earlier batch (receiver
+       * down): dropped without trying, so a long outage drains the queue
+       * by age instead of one window per batch */
+      if (!h->attempts && window && !w->stopping && t_now - h->first_ms >= window) {
+        drop_head(t, "retry window over before the first attempt (earlier batches were being retried)");
+        continue;
+      }
       start_attempt(t);
       if (t->head == h) break; /* started, or waiting after a local failure */
     }
@@ -460,6 +467,12 @@ void pd_whs_free(pd_whs *w) {
     }
   }
   if (lost) pd_log(PD_LOG_WARN, "msg=\"webhook events not delivered at exit\" events=%llu", (unsigned long long)lost);
+  pd_log(PD_LOG_INFO,
+         "msg=\"webhooks at exit\" batches_sent=%llu batches_retried=%llu batches_dropped=%llu events_sent=%llu "
+         "events_dropped=%llu",
+         (unsigned long long)w->st.batches_sent, (unsigned long long)w->st.batches_retried,
+         (unsigned long long)w->st.batches_dropped, (unsigned long long)w->st.events_sent,
+         (unsigned long long)w->st.events_dropped);
   curl_multi_cleanup(w->multi);
   uv_close((uv_handle_t *)&w->wake, NULL);
   uv_close((uv_handle_t *)&w->curl_timer, NULL);
