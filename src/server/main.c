@@ -8,6 +8,7 @@
 #include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
+#include "net/pd_webhook_sender.h"
 #endif
 
 #include <stddef.h>
@@ -44,12 +45,22 @@ static void usage(FILE *f) {
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
           "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\"header_timeout_ms\":10000,\n"
+          "  \"webhook_batch_ms\":250,\"webhook_retry_seconds\":300,\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"
           "    \"max_connections\":-1,\"activity_timeout\":120,\"max_event_data_bytes\":10240,\n"
           "    \"max_channels_per_event\":100,\"max_batch_size\":10,\"max_channel_name_length\":200,\n"
           "    \"max_event_name_length\":200,\"max_presence_members\":100,\"max_user_info_bytes\":1024,\n"
-          "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800}]}\n"
+          "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800,\n"
+          "    \"webhooks\":[{\"url\":\"http://..\",\"event_types\":[\"channel_occupied\",..],\n"
+          "      \"headers\":{..},\"filter\":{\"channel_name_starts_with\":..,\"channel_name_ends_with\":..}}]}]}\n"
+          "webhooks (docs/webhooks.md): events channel_occupied, channel_vacated, member_added,\n"
+          "  member_removed, client_event, cache_miss, subscription_count; batched per webhook\n"
+          "  over webhook_batch_ms (default 250, at most 1000), signed POSTs; a 2xx within 4 s\n"
+          "  is success, else retried with back-off (1 s doubling to 60 s) for\n"
+          "  webhook_retry_seconds (default 300), then dropped and logged; at most 16 MiB of\n"
+          "  events wait (more are dropped and logged); on SIGTERM pending webhooks get\n"
+          "  shutdown_grace_ms + 4 s.\n"
           "\n"
           "caps: HTTP headers 16 KiB (431) complete within header_timeout_ms of the\n"
           "  connection or of the request's first byte (default 10 s; then 408 and close),\n"
@@ -65,7 +76,8 @@ static void usage(FILE *f) {
           "  has a random node number, the first part of its socket ids.  Two Redis\n"
           "  connections (subscribe + publish), retried with back-off 0.25..5 s while Redis\n"
           "  is away (local delivery continues; cross-node messages are dropped meanwhile;\n"
-          "  state is re-exchanged after reconnecting).  No Redis keys are used: one pub/sub\n"
+          "  state is re-exchanged after reconnecting).  No Redis keys are used (except by\n"
+          "  webhooks: pusherd:wh:<app_id>:*, docs/webhooks.md): one pub/sub\n"
           "  channel per app, pusherd:<app_id>, carries compact JSON messages\n"
           "  {\"t\":TYPE,\"n\":NODE,...}: ev (REST/server-to-user event, with the socket_id to\n"
           "  exclude), fr (client event frame), sub (a node's subscription count on a\n"
@@ -83,10 +95,17 @@ static void usage(FILE *f) {
 
 static pd_server server;
 static pd_core core;
+static pd_whs *webhooks;
 #ifdef PUSHERD_HAVE_HIREDIS
 static pd_redis *redis_adapter;
-static void stop_redis(void *ud) { pd_redis_stop(ud); }
 #endif
+static void on_shutdown(void *ud) {
+  (void)ud;
+#ifdef PUSHERD_HAVE_HIREDIS
+  if (redis_adapter) pd_redis_stop(redis_adapter);
+#endif
+  pd_whs_shutdown(webhooks);
+}
 
 static void on_signal(uv_signal_t *h, int sig) {
   pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
@@ -127,7 +146,13 @@ static int parse_args(int argc, char **argv, opts *o) {
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      /* one write(2) for the whole text (longer than stdio's 4 KiB pipe
+       * buffer): `pusherd --help | grep -q X` must not die of SIGPIPE */
+      static char buf[1 << 14];
+      setvbuf(stdout, buf, _IOFBF, sizeof buf);
+      return usage(stdout), 1;
+    }
     if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
       printf("pusherd %s (Pusher Channels protocol %d)\n", PUSHER_VERSION, PUSHER_PROTOCOL_VERSION);
       return 1;
@@ -258,13 +283,11 @@ static int run(pd_config *cfg, int from_file) {
   uv_loop_t *loop = uv_default_loop();
   if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) return 1;
   pd_server_init(&server, loop, cfg, &core);
+  server.on_shutdown = on_shutdown;
 #ifdef PUSHERD_HAVE_HIREDIS
-  if (cfg->redis_url) {
-    if (pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
-    server.on_shutdown = stop_redis;
-    server.on_shutdown_ud = redis_adapter;
-  }
+  if (cfg->redis_url && pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
 #endif
+  if (pd_whs_new(&webhooks, loop, &core) != 0) return 1;
   if (pd_server_listen(&server) != 0) return 1;
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
@@ -275,6 +298,7 @@ static int run(pd_config *cfg, int from_file) {
   log_start(cfg, from_file);
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
+  pd_whs_free(webhooks);
 #ifdef PUSHERD_HAVE_HIREDIS
   pd_redis_free(redis_adapter);
 #endif

@@ -32,6 +32,7 @@
 
 #include "core/pd_config.h"
 #include "core/pd_util.h"
+#include "core/pd_webhooks.h"
 
 typedef struct pd_core pd_core;
 typedef struct pd_app pd_app;
@@ -118,6 +119,9 @@ struct pd_core {
   uint64_t wall_s;            /* Unix time, from pd_core_set_time */
   uint64_t seq;               /* socket id sequence */
   int draining;               /* shutting down: /ready answers 503 */
+  const pd_wh_out *wh;        /* webhook events (core/pd_webhooks.h); NULL = none */
+  void *wh_ud;
+  int wh_cluster;             /* the adapter decides occupancy/membership webhooks */
 };
 
 typedef struct pd_sub {
