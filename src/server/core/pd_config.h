@@ -42,6 +42,7 @@ typedef struct pd_app_cfg {
   size_t max_user_id;         /* 128 */
   int client_event_rate;      /* per second, 10 */
   int cache_ttl;              /* seconds, 1800 */
+  int tls_only;               /* WebSocket clients without TLS get 4000 (docs/tls.md) */
 } pd_app_cfg;
 
 typedef struct pd_config {
@@ -54,6 +55,8 @@ typedef struct pd_config {
   int header_timeout_ms;      /* HTTP request headers must be complete by then (408) */
   int pong_timeout_ms;        /* close 4201 when a ping is not answered in time */
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
+  char *tls_cert, *tls_key;   /* PEM files of the TLS listener (docs/tls.md) */
+  int tls_port;               /* 0 = no TLS listener; port 0 = no plain listener */
 } pd_config;
 
 void pd_config_init(pd_config *c);
