@@ -139,9 +139,14 @@ static SSL_CTX *build_ctx(const char *cert_file, const char *key_file, char *err
     goto bad;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+    unsigned long e = ERR_peek_last_error();
+    int mismatch = ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
     ossl_reason(reason, sizeof reason, "not a PEM private key");
-    snprintf(err, errlen, "cannot load the private key from %s: %s (an unencrypted PEM key is needed)", key_file,
-             reason);
+    if (mismatch)
+      snprintf(err, errlen, "the private key in %s does not match the certificate in %s", key_file, cert_file);
+    else
+      snprintf(err, errlen, "cannot load the private key from %s: %s (an unencrypted PEM key is needed)",
+               key_file, reason);
     goto bad;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
