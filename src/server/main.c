@@ -358,6 +358,9 @@ static int run(pd_config *cfg, int from_file) {
 }
 
 int main(int argc, char **argv) {
+  /* Before --help too: its text is over one stdio buffer, and a reader that
+   * stops early (grep -q) must not kill us halfway. */
+  signal(SIGPIPE, SIG_IGN);
   pd_log_writer = pd_log_stderr;
   opts o;
   int r = parse_args(argc, argv, &o);
