@@ -9,7 +9,9 @@ server certificate made with openssl in a temporary directory, then:
     CPU time (utime + stime from /proc) per handshake, and handshakes/s seen
     by this single client (client cost included);
   - idle WebSocket connections (connection_established received), N over
-    plain ws and N over wss: pusherd's RSS growth per connection.
+    plain ws and N over wss: pusherd's RSS growth per connection;
+  - N stalled handshakes (half, then all of a ClientHello each, then
+    nothing): RSS growth per connection.
 Stops pusherd (SIGTERM, by PID) and removes the directory at the end.
 """
 import argparse, asyncio, base64, os, shutil, signal, socket, ssl, subprocess, sys, tempfile, time
@@ -113,7 +115,33 @@ try:
             await asyncio.sleep(1.5)  # closed, and the heap trimmed by the tick
         return out
 
+    async def stalled(n, whole):
+        """n connections that send half (or all) of a ClientHello and then nothing."""
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        o = ssl.create_default_context(cafile=d + "/ca.pem").wrap_bio(inc, out, server_hostname="localhost")
+        try:
+            o.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = out.read()
+        await asyncio.sleep(1.5)
+        r0 = rss_kib()
+        ws = []
+        for _ in range(n):
+            r, w = await asyncio.open_connection("127.0.0.1", TPORT)
+            w.write(hello if whole else hello[: len(hello) // 2])
+            ws.append(w)
+        await asyncio.sleep(0.5)
+        r1 = rss_kib()
+        for w in ws:
+            w.close()
+        return (r1 - r0) * 1024.0 / n
+
     m = asyncio.run(mem())
+    for whole in (False, True):
+        st = asyncio.run(stalled(a.conns, whole))
+        print("%d stalled handshakes (%s a ClientHello, then nothing): pusherd RSS +%.0f bytes each" %
+              (a.conns, "all of" if whole else "half", st))
     print("%d idle WebSocket connections: pusherd RSS +%.0f bytes each over ws, +%.0f bytes each over wss "
           "(TLS adds %.0f)" % (a.conns, m[False], m[True], m[True] - m[False]))
 finally:

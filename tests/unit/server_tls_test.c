@@ -198,6 +198,39 @@ static void test_handshake_and_http(void **st) {
   pd_tls_ctx_free(x);
 }
 
+/* The ClientHello one byte at a time (the SSL object is made only when the
+ * first record is whole): the handshake completes all the same. */
+static void test_bytewise_hello(void **st) {
+  char err[600];
+  pd_tls_ctx *x;
+  assert_int_equal(pd_tls_ctx_new(&x, cert1, key1, err, sizeof err), 0);
+  pd_server srv;
+  pd_server_init(&srv, NULL, &cfg, &core);
+  pd_conn *c = tls_conn(&srv, x);
+  peer p;
+  peer_new(&p);
+  (void)SSL_do_handshake(p.ssl);
+  uint8_t hello[4096];
+  int n = BIO_read(p.out, hello, sizeof hello);
+  assert_true(n > 10);
+  const uint8_t *o;
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(pd_conn_detached_output(c, &o), 0); /* nothing answered before the record is whole */
+    pd_tls_conn_read(c, hello + i, 1);
+  }
+  assert_true(pd_conn_detached_output(c, &o) > 0);
+  pump(c, &p);
+  assert_true(SSL_is_init_finished(p.ssl));
+  peer_write(c, &p, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
+  char got[4096] = "";
+  peer_read(&p, got, sizeof got);
+  assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+  peer_free(&p);
+  pd_conn_destroy(c);
+  pd_server_free(&srv);
+  pd_tls_ctx_free(x);
+}
+
 static void test_tls_only(void **st) {
   char err[600], req[512];
   pd_tls_ctx *x;
@@ -378,6 +411,7 @@ static void test_start_errors(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_and_http, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bytewise_hello, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tls_only, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_peers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reload, setup, teardown),

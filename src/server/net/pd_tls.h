@@ -24,7 +24,9 @@
 #include "net/pd_net.h"
 
 /* Ciphertext a peer can make one connection hold in the input BIO: one
- * socket read (64 KiB) at most waits there, anything above is refused. */
+ * socket read (64 KiB) and one partial record at most wait there, anything
+ * above is refused.  Before its first record is complete a connection has
+ * no SSL object yet and holds only the bytes it sent (tls.c). */
 #define PD_TLS_IN_CAP (128u * 1024u)
 
 typedef struct pd_tls_ctx pd_tls_ctx;

@@ -27,7 +27,9 @@ struct pd_tls_ctx {
 
 struct pd_tls {
   pd_tls_ctx *ctx;
-  SSL *ssl;                   /* owns both BIOs */
+  uint8_t *pre;               /* input before the first record is complete (no SSL yet) */
+  size_t pre_len;
+  SSL *ssl;                   /* owns both BIOs; NULL before the first record and after a failure */
   BIO *rbio;                  /* socket -> SSL (ciphertext in) */
   BIO *wbio;                  /* SSL -> socket (ciphertext out) */
   int done;                   /* handshake complete */
@@ -235,27 +237,52 @@ void pd_tls_ctx_free(pd_tls_ctx *x) {
 }
 
 /* ------------------------------------------------------------------ connections */
+/* The SSL object is made when the first record has arrived whole (or the
+ * input is plainly not TLS): OpenSSL takes some 35 KiB for a handshake in
+ * progress (a 16 KiB record buffer, a 16 KiB handshake message buffer), so
+ * a peer that connects and sends nothing, or part of a ClientHello, would
+ * hold that until the deadline.  Before it, a connection holds only what it
+ * sent (at most one record and one socket read). */
+#define PD_TLS_RECORD_MAX (16384 + 2048) /* TLSCiphertext.length limit (RFC 5246 6.2.3) */
+
+static int first_record_ready(const pd_tls *t) {
+  if (t->pre_len >= 1 && t->pre[0] != 0x16) return 1; /* not a handshake record: OpenSSL names it */
+  if (t->pre_len < 5) return 0;
+  size_t len = ((size_t)t->pre[3] << 8) | t->pre[4];
+  return len > PD_TLS_RECORD_MAX || t->pre_len >= 5 + len;
+}
+
+static int make_ssl(pd_tls *t) {
+  ERR_clear_error();
+  SSL *ssl = SSL_new(t->ctx->ssl);
+  BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+  if (!ssl || !r || !w) {
+    BIO_free(r);
+    BIO_free(w);
+    SSL_free(ssl);
+    return -1;
+  }
+  /* An empty memory BIO means "no more yet", not end of file. */
+  BIO_set_mem_eof_return(r, -1);
+  BIO_set_mem_eof_return(w, -1);
+  SSL_set_bio(ssl, r, w);
+  SSL_set_accept_state(ssl);
+  t->ssl = ssl;
+  t->rbio = r;
+  t->wbio = w;
+  return 0;
+}
+
+static void drop_ssl(pd_tls *t) {
+  SSL_free(t->ssl);
+  t->ssl = NULL;
+  t->rbio = t->wbio = NULL;
+}
+
 int pd_tls_conn_start(pd_conn *c, pd_tls_ctx *x) {
   pd_tls *t = pd_zalloc(sizeof *t);
   if (!t) return -1;
   t->ctx = x;
-  ERR_clear_error();
-  t->ssl = SSL_new(x->ssl);
-  t->rbio = BIO_new(BIO_s_mem());
-  t->wbio = BIO_new(BIO_s_mem());
-  if (!t->ssl || !t->rbio || !t->wbio) {
-    BIO_free(t->rbio);
-    BIO_free(t->wbio);
-    SSL_free(t->ssl);
-    pd_free(t);
-    ERR_clear_error();
-    return -1;
-  }
-  /* An empty memory BIO means "no more yet", not end of file. */
-  BIO_set_mem_eof_return(t->rbio, -1);
-  BIO_set_mem_eof_return(t->wbio, -1);
-  SSL_set_bio(t->ssl, t->rbio, t->wbio);
-  SSL_set_accept_state(t->ssl);
   c->tls = t;
   return 0;
 }
@@ -263,7 +290,8 @@ int pd_tls_conn_start(pd_conn *c, pd_tls_ctx *x) {
 void pd_tls_conn_free(pd_conn *c) {
   pd_tls *t = c->tls;
   if (!t) return;
-  SSL_free(t->ssl);
+  drop_ssl(t);
+  pd_free(t->pre);
   pd_free(t);
   c->tls = NULL;
 }
@@ -274,6 +302,7 @@ int pd_tls_conn_handshaking(const pd_conn *c) { return c->tls && !c->tls->done; 
  * to the socket, in order.  0 or -1. */
 static int flush_out(pd_conn *c) {
   pd_tls *t = c->tls;
+  if (!t->ssl) return 0;
   size_t n = BIO_ctrl_pending(t->wbio);
   if (!n) return 0;
   pd_msg *m = pd_alloc(sizeof *m + n);
@@ -322,11 +351,12 @@ static void fail(pd_conn *c, const char *what) {
   ERR_clear_error();
   t->failed = 1;
   if (plain_http && !t->done) {
-    (void)BIO_reset(t->wbio);
+    if (t->wbio) (void)BIO_reset(t->wbio);
     answer_plain_http(c);
   } else {
     (void)flush_out(c);
   }
+  drop_ssl(t); /* its buffers go now, not when the drain ends */
   if (t->done) {
     pd_log(PD_LOG_INFO, "msg=\"TLS error; closing\" socket_id=%s error=\"%s\"", c->sess.socket_id, reason);
   } else {
@@ -348,12 +378,30 @@ void pd_tls_conn_read(pd_conn *c, const uint8_t *in, size_t len) {
   static uint8_t plain[16384]; /* one loop thread; pd_conn_feed does not re-enter here */
   pd_tls *t = c->tls;
   if (t->failed || c->closing || c->close_after_flush) return; /* drained and dropped */
-  if (BIO_ctrl_pending(t->rbio) + len > PD_TLS_IN_CAP) {
-    fail(c, "too much ciphertext buffered");
-    return;
+  if (!t->ssl) {
+    uint8_t *p = pd_realloc(t->pre, t->pre_len + len);
+    if (!p) {
+      fail(c, "out of memory");
+      return;
+    }
+    memcpy(p + t->pre_len, in, len);
+    t->pre = p;
+    t->pre_len += len;
+    if (!first_record_ready(t)) return;
+    if (make_ssl(t) != 0) {
+      fail(c, "out of memory");
+      return;
+    }
+    in = t->pre;
+    len = t->pre_len;
   }
-  if (BIO_write(t->rbio, in, (int)len) != (int)len) {
-    fail(c, "out of memory");
+  int over = BIO_ctrl_pending(t->rbio) + len > PD_TLS_IN_CAP;
+  int wrote = !over && BIO_write(t->rbio, in, (int)len) == (int)len;
+  pd_free(t->pre); /* in may point into it */
+  t->pre = NULL;
+  t->pre_len = 0;
+  if (!wrote) {
+    fail(c, over ? "too much ciphertext buffered" : "out of memory");
     return;
   }
   for (;;) {
