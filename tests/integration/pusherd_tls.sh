@@ -15,13 +15,14 @@
 #  - hostile peers on the TLS port: garbage instead of a ClientHello, plain
 #    HTTP (answered 400 in plain text), half a ClientHello then silence
 #    (closed at the handshake deadline, header_timeout_ms = 1000 here), a
-#    peer vanishing mid-handshake; the server keeps serving, an established
-#    wss client keeps receiving;
+#    peer vanishing mid-handshake; a WebSocket message over the cap through
+#    TLS gets close 1009; the server keeps serving, an established wss
+#    client keeps receiving;
 #  - SIGHUP: a replaced certificate is served to new connections (serial and
 #    subject checked), old connections keep working; a broken certificate
 #    file is refused with a log line and the previous certificate kept;
 #  - --port 0: TLS only, no plain listener;
-#  - SIGTERM: exit 0 (under ASan: no leak).
+#  - SIGTERM: the wss client gets 4200; exit 0 (under ASan: no leak).
 # Ports: pusherd 7970 (plain) and 7971 (TLS); 7972-7974 for the other runs.
 . "$(dirname "$0")/lib.sh"
 require_bins
@@ -187,6 +188,30 @@ print("silent peer: closed (%s)" % how)
 for _ in range(50):
     s = conn(); s.sendall(ch); s.close()
 print("50 peers vanished mid-handshake")
+# over TLS, a WebSocket message over the 256 KiB cap (many TLS records) is
+# answered with close 1009 (not a reset), like on the plain port
+import base64, struct
+ctx = ssl.create_default_context(cafile=ca)
+with ctx.wrap_socket(conn(), server_hostname="localhost") as t:
+    t.sendall(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) +
+              b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    got = b""
+    while b"connection_established" not in got:
+        b = t.recv(65536)
+        assert b, got
+        got += b
+    payload = b"x" * 300000
+    key = os.urandom(4)
+    masked = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+    try:
+        t.sendall(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", len(payload)) + key + masked)
+    except OSError:
+        pass  # the server may close before reading it all; what it sent is still there
+    rest, how = read_all(t)
+    i = rest.find(b"\x88")
+    assert i >= 0 and struct.unpack("!H", rest[i + 2:i + 4])[0] == 1009, (how, rest[-40:])
+print("a 300 KB WebSocket message over TLS: close 1009 (%s after)" % how)
 # a full handshake still works afterwards
 ctx = ssl.create_default_context(cafile=ca)
 with ctx.wrap_socket(conn(), server_hostname="localhost") as t:
@@ -227,7 +252,6 @@ case "$got" in *serial=1002*) ;; *) fail "after a broken reload, new connections
 log "a broken certificate file is refused; still serving: $got"
 _alive "$PD" || fail "pusherd died on SIGHUP"
 client_stop wss
-client_stop auto
 
 # ---- --port 0: TLS only
 _port_free 7974 || fail "port 7974 is in use"
@@ -241,7 +265,10 @@ grep -q "wss://127.0.0.1:7974/app/app-key" "$RUN_DIR/only.stdout" || fail "TLS-o
 kill -TERM "$PD2"; rc=0; wait "$PD2" || rc=$?
 [ "$rc" = 0 ] || fail "TLS-only pusherd exited with status $rc on SIGTERM"
 
-# ---- SIGTERM: clean exit
+# ---- SIGTERM: clean exit; the wss client gets 4200 over TLS
+from="$(line_count "$(out auto)")"
 kill -TERM "$PD"; rc=0; wait "$PD" || rc=$?
 [ "$rc" = 0 ] || fail "pusherd exited with status $rc on SIGTERM"
+expect_line auto 'd and d.get("type")=="error" and d.get("code")==4200' 10 "no 4200 over TLS at shutdown" "$from" >/dev/null
+client_stop auto
 log "PASS"
