@@ -59,6 +59,8 @@ void pd_config_free(pd_config *c) {
   pd_free(c->apps);
   pd_free(c->host);
   pd_free(c->redis_url);
+  pd_free(c->tls_cert);
+  pd_free(c->tls_key);
   memset(c, 0, sizeof *c);
 }
 
@@ -133,7 +135,7 @@ static const char *const app_keys[] = {
     "subscription_count", "max_connections", "activity_timeout", "max_event_data_bytes",
     "max_channels_per_event", "max_batch_size", "max_channel_name_length",
     "max_event_name_length", "max_presence_members", "max_user_info_bytes",
-    "max_user_id_length", "client_event_rate", "cache_ttl", "webhooks", NULL};
+    "max_user_id_length", "client_event_rate", "cache_ttl", "webhooks", "tls_only", NULL};
 
 static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errlen) {
   char where[64];
@@ -173,6 +175,7 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   r |= r ? 0 : want_bool(o, "client_events", &a->client_events, where, err, errlen);
   r |= r ? 0 : want_bool(o, "user_authentication", &a->user_auth, where, err, errlen);
   r |= r ? 0 : want_bool(o, "subscription_count", &a->subscription_count, where, err, errlen);
+  r |= r ? 0 : want_bool(o, "tls_only", &a->tls_only, where, err, errlen);
 #define INT_SETTING(name, field, lo, hi)                                      \
   if (!r) {                                                                   \
     int q = want_int(o, name, &n, lo, hi, where, err, errlen);               \
@@ -219,17 +222,23 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
         strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
-        strcmp(k, "header_timeout_ms") && strcmp(k, "webhook_batch_ms") && strcmp(k, "webhook_retry_seconds")) {
+        strcmp(k, "header_timeout_ms") && strcmp(k, "webhook_batch_ms") && strcmp(k, "webhook_retry_seconds") &&
+        strcmp(k, "tls_cert") && strcmp(k, "tls_key") && strcmp(k, "tls_port")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
   }
   if (want_str(root, "host", &c->host, 0, "$", what, sizeof what)) goto out;
   if (want_str(root, "redis_url", &c->redis_url, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "tls_cert", &c->tls_cert, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "tls_key", &c->tls_key, 0, "$", what, sizeof what)) goto out;
   long long n;
   int q = want_int(root, "port", &n, 0, 65535, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->port = (int)n;
+  q = want_int(root, "tls_port", &n, 1, 65535, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->tls_port = (int)n;
   q = want_int(root, "max_output_queue_bytes", &n, 4096, 1ll << 32, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->outq_cap = (size_t)n;

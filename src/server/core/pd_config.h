@@ -64,6 +64,7 @@ typedef struct pd_app_cfg {
   int cache_ttl;              /* seconds, 1800 */
   pd_webhook_cfg *webhooks;   /* "webhooks" */
   size_t nwebhooks;
+  int tls_only;               /* WebSocket clients without TLS get 4000 (docs/tls.md) */
 } pd_app_cfg;
 
 typedef struct pd_config {
@@ -78,6 +79,8 @@ typedef struct pd_config {
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
   int webhook_batch_ms;       /* webhook batch window */
   int webhook_retry_s;        /* retry a failed webhook batch for this long */
+  char *tls_cert, *tls_key;   /* PEM files of the TLS listener (docs/tls.md) */
+  int tls_port;               /* 0 = no TLS listener; port 0 = no plain listener */
 } pd_config;
 
 void pd_config_init(pd_config *c);

@@ -137,6 +137,7 @@ struct pd_session {
   pd_app *app;                /* set by pd_session_open */
   char socket_id[48];         /* "-" until open */
   int counted;                /* counted in app->connections, in core->sockets */
+  int tls;                    /* set by the net layer before open: the client came over TLS */
   int ended;                  /* pd_session_end ran: sends are dropped */
   pd_sub *subs;
   size_t nsubs, subs_alloc;
