@@ -5,6 +5,8 @@
 #include "core/pd_config.h"
 #include "core/pd_core.h"
 #include "net/pd_net.h"
+#include "net/pd_metrics.h"
+#include "core/pd_reload.h"
 #include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <time.h>
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -83,15 +86,29 @@ static void usage(FILE *f) {
 
 static pd_server server;
 static pd_core core;
+static pd_metrics *metrics;
+static uv_signal_t sighup;
 #ifdef PUSHERD_HAVE_HIREDIS
 static pd_redis *redis_adapter;
 static void stop_redis(void *ud) { pd_redis_stop(ud); }
-#endif
 
-static void on_signal(uv_signal_t *h, int sig) {
-  pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
-  pd_server_shutdown(h->data);
+/* Cluster families for /metrics and the readiness check of /ready. */
+static void redis_metrics(pd_mbuf *b, pd_core *c, void *ud) {
+  pd_metrics_family(b, "pusherd_redis_up", "gauge", "1 when both Redis connections (publish, subscribe) are up");
+  pd_metrics_u64(b, "pusherd_redis_up", NULL, NULL, NULL, NULL, (uint64_t)pd_redis_link_up(ud));
+  pd_metrics_family(b, "pusherd_cluster_peers", "gauge", "Other pusherd nodes currently seen, per app");
+  for (size_t i = 0; i < c->napps; i++)
+    if (!c->apps[i]->removed)
+      pd_metrics_u64(b, "pusherd_cluster_peers", "app_id", c->apps[i]->cfg->id, NULL, NULL,
+                     pd_redis_peers(ud, c->apps[i]));
 }
+
+static int redis_ready(const char **why, void *ud) {
+  if (pd_redis_link_up(ud)) return 1;
+  *why = "Redis link down";
+  return 0;
+}
+#endif
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
   char *end;
@@ -104,7 +121,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 /* Command line and environment. */
 typedef struct opts {
   const char *host, *port, *app_id, *app_key, *app_secret, *config;
-  const char *max_conns, *activity, *pong, *redis;
+  const char *max_conns, *activity, *pong, *redis, *metrics_port;
   int client_events;
 } opts;
 
@@ -124,6 +141,7 @@ static int parse_args(int argc, char **argv, opts *o) {
       {"--app-secret", offsetof(opts, app_secret)}, {"--max-connections", offsetof(opts, max_conns)},
       {"--activity-timeout", offsetof(opts, activity)}, {"--pong-timeout", offsetof(opts, pong)},
       {"--config", offsetof(opts, config)},     {"--redis", offsetof(opts, redis)},
+      {"--metrics-port", offsetof(opts, metrics_port)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -159,10 +177,11 @@ static int parse_args(int argc, char **argv, opts *o) {
   return 0;
 }
 
-/* A numeric option into *out; 0, or 2 after a message. */
+/* A numeric option into *out; 0, or 2 with msg in err. */
+static char cfg_err[1200];
 static int num_opt(const char *s, long lo, long hi, long *out, const char *msg) {
   if (parse_long(s, lo, hi, out) == 0) return 0;
-  fprintf(stderr, "pusherd: %s\n", msg);
+  snprintf(cfg_err, sizeof cfg_err, "%s", msg);
   return 2;
 }
 
@@ -185,13 +204,15 @@ static int default_app(pd_config *cfg, const opts *o) {
   return 0;
 }
 
-/* The configuration from the options (and --config FILE): 0, 1 or 2. */
+/* The configuration from the options (and --config FILE): 0, 1 or 2 (the
+ * message in cfg_err).  At start and on every SIGHUP reload. */
 static int build_config(pd_config *cfg, const opts *o) {
   long v;
+  cfg_err[0] = 0;
   if (o->config) {
     char err[1024];
     if (pd_config_load_file(cfg, o->config, err, sizeof err) != 0) {
-      fprintf(stderr, "pusherd: bad config: %s\n", err);
+      snprintf(cfg_err, sizeof cfg_err, "bad config: %s", err);
       return 2;
     }
   } else {
@@ -204,7 +225,7 @@ static int build_config(pd_config *cfg, const opts *o) {
   }
   if (o->port) {
     if (parse_long(o->port, 0, 65535, &v) != 0) {
-      fprintf(stderr, "pusherd: invalid port '%s'\n", o->port);
+      snprintf(cfg_err, sizeof cfg_err, "invalid port '%s'", o->port);
       return 2;
     }
     cfg->port = (int)v;
@@ -226,7 +247,7 @@ static int build_config(pd_config *cfg, const opts *o) {
     int bad = 1;
 #endif
     if (bad) {
-      fprintf(stderr, "pusherd: bad Redis URL '%s': %s\n", cfg->redis_url, err);
+      snprintf(cfg_err, sizeof cfg_err, "bad Redis URL '%s': %s", cfg->redis_url, err);
       return 2;
     }
   }
@@ -234,7 +255,61 @@ static int build_config(pd_config *cfg, const opts *o) {
     if (num_opt(o->pong, 1, 3600, &v, "--pong-timeout needs 1..3600 seconds")) return 2;
     cfg->pong_timeout_ms = (int)v * 1000;
   }
+  if (o->metrics_port) {
+    if (num_opt(o->metrics_port, 1, 65535, &v, "--metrics-port needs a port 1..65535")) return 2;
+    cfg->metrics_port = (int)v;
+  }
   return 0;
+}
+
+/* After the last connection is gone: the loop may end. */
+static void on_stop(void *ud) {
+  (void)ud;
+  pd_metrics_close(metrics);
+  if (!uv_is_closing((uv_handle_t *)&sighup)) uv_close((uv_handle_t *)&sighup, NULL);
+}
+
+/* SIGHUP: re-read --config (docs/operations.md, "Reload"). */
+static const opts *run_opts;
+static void on_sighup(uv_signal_t *h, int sig) {
+  (void)h, (void)sig;
+  if (!run_opts->config) {
+    pd_log(PD_LOG_WARN, "msg=\"SIGHUP: no --config file to reload; nothing changed\"");
+    return;
+  }
+  if (server.shutting_down) return;
+  pd_config next;
+  pd_config_init(&next);
+  int level = pd_log_level;
+  pd_config *live = (pd_config *)core.cfg;
+  if (build_config(&next, run_opts) != 0) {
+    pd_log_level = level;
+    core.stats.reloads_failed++;
+    pd_log(PD_LOG_ERROR, "msg=\"reload refused; the running configuration is kept\" file=%s error=\"%s\"",
+           run_opts->config, cfg_err[0] ? cfg_err : "out of memory");
+    pd_config_free(&next);
+    return;
+  }
+  pd_reload_summary sum;
+  pd_core_set_time(&core, uv_now(server.loop), (uint64_t)time(NULL));
+  if (pd_reload_apply(&core, live, &next, &sum) != 0) {
+    pd_log_level = level;
+    core.stats.reloads_failed++;
+    pd_log(PD_LOG_ERROR, "msg=\"reload failed: out of memory; the running configuration is kept\"");
+  } else {
+    core.stats.reloads_ok++;
+    pd_log(PD_LOG_INFO,
+           "msg=\"configuration reloaded\" file=%s apps=%zu added=%zu removed=%zu disabled=%zu enabled=%zu "
+           "changed=%zu connections_closed=%zu",
+           run_opts->config, live->napps, sum.added, sum.removed, sum.disabled, sum.enabled, sum.changed,
+           sum.closed);
+  }
+  pd_config_free(&next);
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
+  pd_server_shutdown(h->data);
 }
 
 static void log_start(const pd_config *cfg, int from_file) {
@@ -253,7 +328,9 @@ static void log_start(const pd_config *cfg, int from_file) {
 }
 
 /* Wire the layers and run the loop until shutdown. */
-static int run(pd_config *cfg, int from_file) {
+static int run(pd_config *cfg, const opts *o) {
+  int from_file = o->config != NULL;
+  run_opts = o;
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
   if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) return 1;
@@ -266,6 +343,19 @@ static int run(pd_config *cfg, int from_file) {
   }
 #endif
   if (pd_server_listen(&server) != 0) return 1;
+  if (cfg->metrics_port) {
+    metrics = pd_metrics_new(loop, &core);
+    if (!metrics || pd_metrics_listen(metrics, cfg->host, cfg->metrics_port) != 0) return 1;
+#ifdef PUSHERD_HAVE_HIREDIS
+    if (redis_adapter) {
+      pd_metrics_add_collector(metrics, redis_metrics, redis_adapter);
+      pd_metrics_set_ready_check(metrics, redis_ready, redis_adapter);
+    }
+#endif
+  }
+  server.on_stop = on_stop;
+  uv_signal_init(loop, &sighup);
+  uv_signal_start(&sighup, on_sighup, SIGHUP);
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
   server.sigterm.data = server.sigint.data = &server;
@@ -275,6 +365,7 @@ static int run(pd_config *cfg, int from_file) {
   log_start(cfg, from_file);
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
+  pd_metrics_free(metrics);
 #ifdef PUSHERD_HAVE_HIREDIS
   pd_redis_free(redis_adapter);
 #endif
@@ -291,7 +382,8 @@ int main(int argc, char **argv) {
   pd_config cfg;
   pd_config_init(&cfg);
   r = build_config(&cfg, &o);
-  if (r == 0) r = run(&cfg, o.config != NULL);
+  if (r == 2 && cfg_err[0]) fprintf(stderr, "pusherd: %s\n", cfg_err);
+  if (r == 0) r = run(&cfg, &o);
   pd_config_free(&cfg);
   if (r == 0) pd_log(PD_LOG_INFO, "msg=\"pusherd stopped\"");
   return r;

@@ -364,7 +364,7 @@ static void send_state(pd_capp *ca, int want_reply) {
 /* The adapter state of app (NULL once stopping for outgoing messages). */
 static pd_capp *capp_any(pd_cluster *cl, pd_app *app) {
   if (!cl || !app || app->core != cl->core) return NULL;
-  size_t i = (size_t)(app - cl->core->apps);
+  size_t i = app->idx;
   return i < cl->napps ? &cl->apps[i] : NULL;
 }
 
@@ -878,12 +878,12 @@ static pd_cluster *cluster_new(uv_loop_t *loop, pd_core *core, uint64_t node_num
   cl->loop = loop;
   cl->core = core;
   cl->retry_ms = RETRY_MIN_MS;
-  cl->napps = core->cfg->napps;
+  cl->napps = core->napps;
   cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
   if (!cl->apps) goto nomem;
   for (size_t i = 0; i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
-    ca->app = &core->apps[i];
+    ca->app = core->apps[i];
     ca->cl = cl;
     size_t l = strlen(ca->app->cfg->id) + 16;
     ca->rchannel = pd_alloc(l);
@@ -957,4 +957,12 @@ void pd_redis_stop(pd_redis *cl) {
   /* pending PUBLISHes (the bye) are written before the connection closes */
   if (cl->pub) redisAsyncDisconnect(cl->pub);
   if (cl->sub) redisAsyncDisconnect(cl->sub);
+}
+
+/* ------------------------------------------------------------------ status */
+int pd_redis_link_up(const pd_redis *cl) { return cl && cl->pub_up && cl->sub_up; }
+
+size_t pd_redis_peers(const pd_redis *cl, const pd_app *app) {
+  if (!cl || !app || app->core != cl->core || app->idx >= cl->napps) return 0;
+  return cl->apps[app->idx].nodes.n;
 }

@@ -39,7 +39,23 @@ pd_app_cfg *pd_app_cfg_new(const char *id, const char *key, const char *secret) 
   a->max_user_id = 128;
   a->client_event_rate = 10;
   a->cache_ttl = 1800;
+  a->max_backend_events_per_second = -1;
+  a->max_read_requests_per_second = -1;
   return a;
+}
+
+pd_app_cfg *pd_app_cfg_clone(const pd_app_cfg *a) {
+  pd_app_cfg *c = pd_alloc(sizeof *c);
+  if (!c) return NULL;
+  *c = *a;
+  c->id = pd_strdup(a->id);
+  c->key = pd_strdup(a->key);
+  c->secret = pd_strdup(a->secret);
+  if (!c->id || !c->key || !c->secret) {
+    pd_app_cfg_free(c);
+    return NULL;
+  }
+  return c;
 }
 
 void pd_app_cfg_free(pd_app_cfg *a) {
@@ -129,7 +145,8 @@ static const char *const app_keys[] = {
     "subscription_count", "max_connections", "activity_timeout", "max_event_data_bytes",
     "max_channels_per_event", "max_batch_size", "max_channel_name_length",
     "max_event_name_length", "max_presence_members", "max_user_info_bytes",
-    "max_user_id_length", "client_event_rate", "cache_ttl", NULL};
+    "max_user_id_length", "client_event_rate", "cache_ttl", "max_backend_events_per_second",
+    "max_read_requests_per_second", NULL};
 
 static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errlen) {
   char where[64];
@@ -187,6 +204,8 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   INT_SETTING("max_user_id_length", max_user_id, 1, 1000)
   INT_SETTING("client_event_rate", client_event_rate, 1, 1000000)
   INT_SETTING("cache_ttl", cache_ttl, 1, 86400)
+  INT_SETTING("max_backend_events_per_second", max_backend_events_per_second, -1, 1000000000)
+  INT_SETTING("max_read_requests_per_second", max_read_requests_per_second, -1, 1000000000)
 #undef INT_SETTING
   if (r || pd_config_add_app(c, a) != 0) {
     pd_app_cfg_free(a);
@@ -213,7 +232,7 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
         strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
-        strcmp(k, "header_timeout_ms")) {
+        strcmp(k, "header_timeout_ms") && strcmp(k, "metrics_port")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
@@ -224,6 +243,9 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   int q = want_int(root, "port", &n, 0, 65535, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->port = (int)n;
+  q = want_int(root, "metrics_port", &n, 0, 65535, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->metrics_port = (int)n;
   q = want_int(root, "max_output_queue_bytes", &n, 4096, 1ll << 32, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->outq_cap = (size_t)n;

@@ -1,6 +1,7 @@
-/* pusherd server core: configuration.  Built once at start (defaults,
- * options, --config FILE) and read-only afterwards: the live state of each
- * app is in pd_core (core/pd_core.h), which points here. */
+/* pusherd server core: configuration.  Built at start (defaults, options,
+ * --config FILE) and read-only while in use: the live state of each app is
+ * in pd_core (core/pd_core.h), which points here.  A reload (SIGHUP) builds
+ * a new one and swaps it in (core/pd_reload.h). */
 #ifndef PD_CONFIG_H
 #define PD_CONFIG_H
 
@@ -42,6 +43,8 @@ typedef struct pd_app_cfg {
   size_t max_user_id;         /* 128 */
   int client_event_rate;      /* per second, 10 */
   int cache_ttl;              /* seconds, 1800 */
+  long max_backend_events_per_second; /* HTTP API events a second (a batch of k: k); -1 = none */
+  long max_read_requests_per_second;  /* HTTP API GET requests a second; -1 = none */
 } pd_app_cfg;
 
 typedef struct pd_config {
@@ -54,6 +57,7 @@ typedef struct pd_config {
   int header_timeout_ms;      /* HTTP request headers must be complete by then (408) */
   int pong_timeout_ms;        /* close 4201 when a ping is not answered in time */
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
+  int metrics_port;           /* --metrics-port / "metrics_port": net/pd_metrics.h; 0 = off */
 } pd_config;
 
 void pd_config_init(pd_config *c);
@@ -63,6 +67,8 @@ void pd_app_cfg_free(pd_app_cfg *a);
 int pd_config_add_app(pd_config *c, pd_app_cfg *a);
 /* Load a JSON config file; on error writes "file:line:col: what" to err. */
 int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen);
+/* A deep copy of a (NULL when out of memory). */
+pd_app_cfg *pd_app_cfg_clone(const pd_app_cfg *a);
 pd_app_cfg *pd_config_app_by_key(const pd_config *c, const char *key);
 pd_app_cfg *pd_config_app_by_id(const pd_config *c, const char *id);
 

@@ -87,6 +87,7 @@ static int conn_write_raw(pd_conn *c, pd_msg *m) {
       }
     }
     c->sent_frames++;
+    if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
     return 0;
   }
   pd_wreq *w = pd_alloc(sizeof *w);
@@ -96,6 +97,7 @@ static int conn_write_raw(pd_conn *c, pd_msg *m) {
   pd_msg_ref(m);
   uv_buf_t b = uv_buf_init((char *)m->data, (unsigned)m->len);
   c->out_bytes += m->len;
+  if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
   int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
   if (r < 0) {
     c->out_bytes -= m->len;
@@ -125,7 +127,9 @@ static int conn_queue(pd_msg *m, void *ud) {
     c->overflow = 1;
     return -1;
   }
-  return conn_write_raw(c, m);
+  int r = conn_write_raw(c, m);
+  if (r == 0 && c->sess.app) c->sess.app->stats.ws_msgs_out++;
+  return r;
 }
 
 static void conn_drain_ws(pd_conn *c) {
@@ -156,7 +160,7 @@ static void conn_close(int code, const char *message, void *ud) {
       pd_msg *m = t ? pd_msg_frame(t, strlen(t)) : NULL;
       free(t);
       if (m) {
-        conn_write_raw(c, m);
+        if (conn_write_raw(c, m) == 0 && c->sess.app) c->sess.app->stats.ws_msgs_out++;
         pd_msg_unref(m);
       }
     }
@@ -175,14 +179,15 @@ static void conn_close(int code, const char *message, void *ud) {
 
 static const pd_sink conn_sink = {conn_queue, conn_close};
 
-static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
+static void http_reply(pd_conn *c, int status, const char *body, size_t len, int retry_after) {
   const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
-  char head[512];
+  char head[512], retry[40] = "";
+  if (retry_after > 0) snprintf(retry, sizeof retry, "Retry-After: %d\r\n", retry_after);
   int hl = snprintf(head, sizeof head,
                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                    "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n\r\n",
-                    status, text, len, keep ? "keep-alive" : "close");
+                    "Access-Control-Allow-Origin: *\r\n%sConnection: %s\r\n\r\n",
+                    status, text, len, retry, keep ? "keep-alive" : "close");
   pd_msg *m = pd_alloc(sizeof *m + (size_t)hl + len);
   if (!m) return;
   m->refs = 1;
@@ -202,7 +207,8 @@ static void http_error_reply(pd_conn *c, int status, const char *msg) {
   pd_http_response r;
   pd_http_error(&r, status, msg);
   c->http_error = 1;
-  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_stats_http(c->srv->core, PD_ROUTE_OTHER, r.status);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, 0);
   pd_free(r.body);
 }
 
@@ -268,6 +274,7 @@ static void ws_on_text(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
+  if (c->sess.app) c->sess.app->stats.ws_msgs_in++;
   pd_session_on_text(&c->sess, msg, len);
 }
 
@@ -276,6 +283,7 @@ static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
+  if (c->sess.app) c->sess.app->stats.ws_msgs_in++;
   pd_session_on_binary(&c->sess, msg, len);
 }
 
@@ -435,7 +443,7 @@ static int hp_message_complete(http_parser *p) {
   pd_http_response r;
   pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
                  c->url_len, c->body ? c->body : "", c->body_len, &r);
-  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, r.retry_after);
   pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
   return 0;
@@ -455,6 +463,7 @@ void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
   if (c->closing || c->close_after_flush) return;
   core_time(c->srv);
   if (c->is_ws) {
+    if (c->sess.app) c->sess.app->stats.ws_bytes_in += len;
     c->in_ws_recv = 1;
     (void)pusher__ws_recv(c->ws, buf, len);
     c->in_ws_recv = 0;
@@ -640,6 +649,7 @@ void pd_server_tick(pd_server *s) {
     } else if (c->close_after_flush) {
       if (now - c->close_started_ms > 5000) conn_begin_close(c);
     } else if (c->overflow) {
+      if (c->sess.app) c->sess.app->stats.outq_closes++;
       conn_close(4100, "Over capacity: the client did not read its messages fast enough", c);
     } else if (c->is_ws && c->sess.app) {
       uint64_t idle = now - c->last_rx_ms;
@@ -721,6 +731,7 @@ static void stop_handles(pd_server *s) {
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
   }
+  if (s->on_stop) s->on_stop(s->on_stop_ud);
 }
 
 static void check_shutdown_done(pd_server *s) {
