@@ -25,7 +25,8 @@ command -v curl >/dev/null || fail "curl not found"
 [ -d "$PEERS/clients/node_modules/pusher" ] || fail "pusher SDK not installed: run tests/peers/setup.sh"
 export PEERS_CLIENTS="$PEERS/clients"
 
-"$PUSHERD_BIN" --help | grep -q -- "--metrics-port PORT" || fail "--help does not document --metrics-port"
+"$PUSHERD_BIN" --help >"$RUN_DIR/help.txt" || fail "pusherd --help failed"
+grep -q -- "--metrics-port PORT" "$RUN_DIR/help.txt" || fail "--help does not document --metrics-port"
 rc=0; "$PUSHERD_BIN" --metrics-port 70000 >/dev/null 2>"$RUN_DIR/badport.err" || rc=$?
 [ "$rc" -eq 2 ] || fail "--metrics-port 70000 gave status $rc (want 2)"
 grep -q "metrics-port" "$RUN_DIR/badport.err" || fail "the usage error does not name --metrics-port"

@@ -22,7 +22,8 @@ PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 command -v node >/dev/null || fail "node not found (scripts/install-deps.sh)"
 [ -d "$PEERS/clients/node_modules/pusher-js" ] || fail "pusher-js not installed: run tests/peers/setup.sh"
 export PEERS_CLIENTS="$PEERS/clients"
-"$PUSHERD_BIN" --help | grep -q "^SIGHUP: re-read --config" || fail "--help does not document SIGHUP"
+"$PUSHERD_BIN" --help >"$RUN_DIR/help.txt" || fail "pusherd --help failed"
+grep -q "^SIGHUP: re-read --config" "$RUN_DIR/help.txt" || fail "--help does not document SIGHUP"
 
 CFG="$RUN_DIR/pusherd.json"
 app() { printf '{"id":"%s","key":"%s-key","secret":"%s","client_events":true}' "$1" "$1" "$2"; }

@@ -52,6 +52,10 @@
  *       last holder).
  *   {"t":"bye","n":N}  graceful shutdown: drop node N at once.
  *   {"t":"term","n":N,"u":USER_ID}  terminate_connections on every node.
+ *   {"t":"rl","n":N,"k":KIND,"s":SECOND,"u":UNITS}  HTTP API requests a node
+ *       accepted under a rate limit (core/pd_ratelimit.h: KIND 0 events,
+ *       1 reads) in wall-clock SECOND; the others count them against the
+ *       same second's limit.
  *
  * Cluster-wide: event fan-out, client events, server-to-user events, socket_id
  * exclusion, subscription counts / occupancy / user counts / members in REST
@@ -67,6 +71,7 @@
  * member_added (no distributed lock).
  */
 #include "adapter/pd_redis.h"
+#include "core/pd_ratelimit.h"
 #include "adapter/pd_local.h"
 #include "core/names.h"
 
@@ -385,6 +390,13 @@ static void op_event(pd_app *app, const char *channel, const char *event, const 
   publish_obj(ca, o);
 }
 
+static void op_rate_used(pd_app *app, int kind, uint64_t sec, long n, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:i,s:I,s:I}", "t", "rl", "k", kind, "s", (json_int_t)sec, "u", (json_int_t)n);
+  if (o) publish_obj(ca, o);
+}
+
 static void op_frame(pd_app *app, const char *channel, const char *frame, size_t len,
                      const char *except_socket_id, void *ud) {
   pd_capp *ca = capp_of(ud, app);
@@ -495,6 +507,7 @@ const pd_adapter pd_adapter_redis = {
     .remote_subs = op_remote_subs,
     .member_remote = op_member_remote,
     .add_remote_members = op_add_remote_members,
+    .rate_used = op_rate_used,
     .remote_channels = op_remote_channels,
 };
 
@@ -619,6 +632,12 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
   } else if (strcmp(t, "state") == 0) {
     apply_state(ca, n, o);
     if (json_integer_value(json_object_get(o, "r"))) send_state(ca, 0);
+  } else if (strcmp(t, "rl") == 0) {
+    json_t *k = json_object_get(o, "k"), *sec = json_object_get(o, "s"), *u = json_object_get(o, "u");
+    if (json_is_integer(k) && json_is_integer(sec) && json_is_integer(u) && json_integer_value(u) > 0 &&
+        (json_integer_value(k) == PD_RL_EVENTS || json_integer_value(k) == PD_RL_READS))
+      pd_ratelimit_remote(app, (int)json_integer_value(k), (uint64_t)json_integer_value(sec),
+                          (long)json_integer_value(u));
   } else if (strcmp(t, "term") == 0) {
     const char *u = json_string_value(json_object_get(o, "u"));
     size_t cnt = u ? pd_user_terminate_local(app, u) : 0;

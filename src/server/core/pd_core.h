@@ -78,6 +78,10 @@ typedef struct pd_adapter {
                              void *user_data);
   /* Adds names of channels occupied on other nodes (value null) to obj. */
   void (*remote_channels)(pd_app *app, const char *prefix, json_t *obj, void *user_data);
+  /* Optional (NULL: single node): this node accepted n units of rate-limit
+   * kind in wall-clock second sec (core/pd_ratelimit.h); the other nodes
+   * count them against their limit (pd_ratelimit_remote). */
+  void (*rate_used)(pd_app *app, int kind, uint64_t sec, long n, void *user_data);
 } pd_adapter;
 
 /* ------------------------------------------------------------------ state */
@@ -239,6 +243,8 @@ typedef struct pd_http_response {
   char *body;                 /* pd_alloc'ed JSON text; free with pd_free */
   size_t len;
   int retry_after;            /* > 0: send "Retry-After: N" (429) */
+  long rl_limit, rl_remaining; /* rl_reset != 0: send X-RateLimit-Limit, -Remaining, */
+  uint64_t rl_reset;          /*   -Reset (Unix seconds) (core/pd_ratelimit.h) */
 } pd_http_response;
 /* One complete HTTP request (url = path and query as sent).  Always fills
  * out (status and body); the caller sends it and frees out->body. */

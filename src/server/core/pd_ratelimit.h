@@ -22,5 +22,8 @@ int pd_ratelimit_take(pd_app *app, int kind, long n);
  * the others), and the sum the other nodes reported for second sec. */
 long pd_ratelimit_used(pd_app *app, int kind, uint64_t *sec);
 void pd_ratelimit_remote(pd_app *app, int kind, uint64_t sec, long used);
+/* The current window as the X-RateLimit-* headers tell it: units left
+ * (this node's and the others' use subtracted) and its end (Unix seconds). */
+void pd_ratelimit_window(pd_app *app, int kind, long *remaining, uint64_t *reset);
 
 #endif

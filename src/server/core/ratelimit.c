@@ -23,6 +23,7 @@ int pd_ratelimit_take(pd_app *app, int kind, long n) {
     return 1; /* the window is one second: the next one starts within it */
   }
   app->rl_used[kind] += n;
+  if (PD_AD(app)->rate_used) PD_AD(app)->rate_used(app, kind, app->rl_sec[kind], n, PD_AD_UD(app));
   return 0;
 }
 
@@ -30,6 +31,13 @@ long pd_ratelimit_used(pd_app *app, int kind, uint64_t *sec) {
   roll(app, kind);
   *sec = app->rl_sec[kind];
   return app->rl_used[kind];
+}
+
+void pd_ratelimit_window(pd_app *app, int kind, long *remaining, uint64_t *reset) {
+  roll(app, kind);
+  long left = pd_ratelimit_limit(app, kind) - app->rl_used[kind] - app->rl_remote[kind];
+  *remaining = left > 0 ? left : 0;
+  *reset = app->rl_sec[kind] + 1;
 }
 
 void pd_ratelimit_remote(pd_app *app, int kind, uint64_t sec, long used) {

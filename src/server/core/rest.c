@@ -143,9 +143,12 @@ static int is_presence(const char *name) { return pusher__chan_kind_of(name) == 
 /* The app's rate limit (core/pd_ratelimit.h) for n units of kind: 0, or
  * -1 after replying 429 with Retry-After. */
 static int rate_limited(rq *c, pd_app *app, int kind, long n) {
-  int wait = pd_ratelimit_take(app, kind, n);
-  if (!wait) return 0;
   long limit = pd_ratelimit_limit(app, kind);
+  if (limit < 0) return 0;
+  int wait = pd_ratelimit_take(app, kind, n);
+  c->out->rl_limit = limit;
+  pd_ratelimit_window(app, kind, &c->out->rl_remaining, &c->out->rl_reset);
+  if (!wait) return 0;
   if (kind == PD_RL_EVENTS)
     reply_error(c, 429, "Rate limit exceeded: this app may publish %ld events per second (this request: %ld)",
                 limit, n);
@@ -486,6 +489,8 @@ void pd_http_error(pd_http_response *out, int status, const char *msg) {
   rq c = {NULL, out, PD_ROUTE_OTHER};
   out->body = NULL;
   out->retry_after = 0;
+  out->rl_limit = out->rl_remaining = 0;
+  out->rl_reset = 0;
   reply_json(&c, status, json_pack("{s:s}", "error", msg));
 }
 
@@ -517,6 +522,8 @@ void pd_rest_handle(pd_core *core, const char *method, const char *url, size_t u
   out->body = NULL;
   out->len = 0;
   out->retry_after = 0;
+  out->rl_limit = out->rl_remaining = 0;
+  out->rl_reset = 0;
   route(&c, method, url, url_len, body, body_len);
   if (!out->body) reply(&c, 500, "{\"error\":\"out of memory\"}", 25);
   pd_stats_http(core, c.route, out->status);

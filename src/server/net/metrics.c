@@ -164,6 +164,18 @@ static void core_families(pd_mbuf *b, pd_core *core) {
     pd_metrics_u64(b, "pusherd_rate_limited_requests_total", "app_id", app->cfg->id, "limit", "reads",
                    app->stats.rate_limited[1]);
   }
+  /* the window as this node sees it: its own use plus what other nodes
+   * reported for the same wall-clock second (core/pd_ratelimit.h) */
+  pd_metrics_family(b, "pusherd_rate_limit_window_used", "gauge",
+                    "Units of the current one-second rate-limit window used (this node and, with --redis, the others)");
+  uint64_t sec = (uint64_t)time(NULL);
+  for (size_t i = 0; i < core->napps; i++) {
+    const pd_app *app = core->apps[i];
+    if (app->removed) continue;
+    for (int k = 0; k < 2; k++)
+      pd_metrics_u64(b, "pusherd_rate_limit_window_used", "app_id", app->cfg->id, "limit", k ? "reads" : "events",
+                     app->rl_sec[k] == sec ? (uint64_t)(app->rl_used[k] + app->rl_remote[k]) : 0);
+  }
   pd_metrics_family(b, "pusherd_http_requests_total", "counter",
                     "HTTP requests answered on the app port, by route and status");
   for (int r = 0; r < PD_ROUTE_N; r++)

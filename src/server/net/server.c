@@ -179,11 +179,22 @@ static void conn_close(int code, const char *message, void *ud) {
 
 static const pd_sink conn_sink = {conn_queue, conn_close};
 
-static void http_reply(pd_conn *c, int status, const char *body, size_t len, int retry_after) {
+/* Extra headers of an API response: rate limits (core/pd_ratelimit.h). */
+static void rl_headers(const pd_http_response *r, char *buf, size_t n) {
+  buf[0] = 0;
+  if (!r) return;
+  int k = 0;
+  if (r->retry_after > 0) k = snprintf(buf, n, "Retry-After: %d\r\n", r->retry_after);
+  if (r->rl_reset && k >= 0 && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\nX-RateLimit-Reset: %llu\r\n",
+             r->rl_limit, r->rl_remaining, (unsigned long long)r->rl_reset);
+}
+
+static void http_reply(pd_conn *c, int status, const char *body, size_t len, const pd_http_response *api) {
   const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
-  char head[512], retry[40] = "";
-  if (retry_after > 0) snprintf(retry, sizeof retry, "Retry-After: %d\r\n", retry_after);
+  char head[640], retry[200];
+  rl_headers(api, retry, sizeof retry);
   int hl = snprintf(head, sizeof head,
                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                     "Access-Control-Allow-Origin: *\r\n%sConnection: %s\r\n\r\n",
@@ -208,7 +219,7 @@ static void http_error_reply(pd_conn *c, int status, const char *msg) {
   pd_http_error(&r, status, msg);
   c->http_error = 1;
   pd_stats_http(c->srv->core, PD_ROUTE_OTHER, r.status);
-  http_reply(c, r.status, r.body ? r.body : "", r.len, 0);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, NULL);
   pd_free(r.body);
 }
 
@@ -443,7 +454,7 @@ static int hp_message_complete(http_parser *p) {
   pd_http_response r;
   pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
                  c->url_len, c->body ? c->body : "", c->body_len, &r);
-  http_reply(c, r.status, r.body ? r.body : "", r.len, r.retry_after);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, &r);
   pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
   return 0;
