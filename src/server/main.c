@@ -326,6 +326,10 @@ static void on_sighup(uv_signal_t *h, int sig) {
            "changed=%zu connections_closed=%zu",
            run_opts->config, live->napps, sum.added, sum.removed, sum.disabled, sum.enabled, sum.changed,
            sum.closed);
+    if (core.ad->clustered && sum.added)
+      pd_log(PD_LOG_WARN, "msg=\"reload: apps added by a reload are served on this node but not replicated "
+                          "to the other nodes until a restart\" added=%zu",
+             sum.added);
   }
   pd_config_free(&next);
 }

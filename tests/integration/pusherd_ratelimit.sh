@@ -13,6 +13,7 @@
 #  - SIGHUP lifting the limit (-1): no more 429
 #  - cluster (--redis, one real redis-server): the limit is shared by two
 #    nodes: a window filled on one node is refused on the other, both ways
+#  - /ready (metrics port) answers 503 while Redis is down, 200 when it is back
 # Ports: pusherd 7970 (metrics 7971); redis-server 7972, nodes 7973/7974
 # (metrics 7975/7976).
 . "$(dirname "$0")/lib.sh"
@@ -87,9 +88,13 @@ pusherd_stop single
 # cluster
 command -v redis-server >/dev/null || fail "redis-server not found (apt-get install redis-server)"
 _port_free "$RPORT" || fail "port $RPORT is in use"
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$RUN_DIR/redis.log" 2>&1 &
-_PIDS+=("$!")
-wait_until 10 "redis-server on :$RPORT" eval '! _port_free '"$RPORT" || fail "redis-server did not start"
+redis_start() {
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >>"$RUN_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  _PIDS+=("$REDIS_PID")
+  wait_until 10 "redis-server on :$RPORT" eval '! _port_free '"$RPORT" || fail "redis-server did not start"
+}
+redis_start
 config "$RUN_DIR/a.json" 7973 7975 5 "redis://127.0.0.1:$RPORT"
 config "$RUN_DIR/b.json" 7974 7976 5 "redis://127.0.0.1:$RPORT"
 pusherd_start a "$RUN_DIR/a.json" 7973 7975
@@ -102,6 +107,19 @@ curl -s "http://127.0.0.1:7975/metrics" | grep -q '^pusherd_redis_up 1$' || fail
 log "cluster: both nodes ready, pusherd_redis_up 1, pusherd_cluster_peers 1"
 node "$JS" cluster 7973 7974 7975 7976 >"$RUN_DIR/cluster-js.out" 2>&1 || { cat "$RUN_DIR/cluster-js.out"; fail "ratelimit.cjs cluster failed"; }
 cat "$RUN_DIR/cluster-js.out"
+
+# /ready follows the Redis link
+kill -TERM "$REDIS_PID"
+wait_until 10 "redis-server to exit" eval '! _alive '"$REDIS_PID" || fail "redis-server did not exit"
+wait "$REDIS_PID" 2>/dev/null || true
+wait_until 15 "/ready 503 on both nodes" eval '! ready 7975 && ! ready 7976' || fail "/ready stayed 200 with Redis down"
+curl -s "http://127.0.0.1:7975/ready" | grep -q '"reason":"Redis link down"' || fail "/ready does not say why"
+curl -s "http://127.0.0.1:7975/metrics" | grep -q '^pusherd_redis_up 0$' || fail "pusherd_redis_up is not 0 with Redis down"
+curl -s "http://127.0.0.1:7975/health" | grep -q '"ok":true' || fail "/health is not ok with Redis down"
+log "Redis down: /ready 503 (Redis link down), pusherd_redis_up 0, /health 200"
+redis_start
+wait_until 20 "/ready 200 again" eval 'ready 7975 && ready 7976' || fail "/ready did not come back after Redis returned"
+log "Redis back: /ready 200 on both nodes"
 pusherd_stop a
 pusherd_stop b
 log "PASS"
