@@ -133,12 +133,21 @@ void pd_metrics_double(pd_mbuf *b, const char *name, const char *l1, const char 
     }                                                                          \
   } while (0)
 
+/* Channels with at least one subscriber here (a cache channel keeps its
+ * entry while its cache is valid, subscribed or not). */
+static size_t occupied(const pd_app *app) {
+  size_t n = 0;
+  for (size_t i = 0; i < app->channels.nb; i++)
+    for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) n += ((pd_channel *)e->val)->nsubs > 0;
+  return n;
+}
+
 static void core_families(pd_mbuf *b, pd_core *core) {
   APP_FAMILY(b, core, "pusherd_connections", "gauge", "WebSocket connections open now (established)",
              app->connections);
   APP_FAMILY(b, core, "pusherd_connections_total", "counter", "WebSocket connections established since start",
              app->stats.connections_total);
-  APP_FAMILY(b, core, "pusherd_channels", "gauge", "Channels with subscribers on this node", app->channels.n);
+  APP_FAMILY(b, core, "pusherd_channels", "gauge", "Channels with subscribers on this node", occupied(app));
   APP_FAMILY(b, core, "pusherd_ws_messages_received_total", "counter",
              "WebSocket data messages received from clients", app->stats.ws_msgs_in);
   APP_FAMILY(b, core, "pusherd_ws_messages_sent_total", "counter",
