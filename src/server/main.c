@@ -403,6 +403,9 @@ static int run(pd_config *cfg, const opts *o) {
 
 int main(int argc, char **argv) {
   pd_log_writer = pd_log_stderr;
+  /* Also for --help: a reader that stops early (`pusherd --help | grep -q`)
+   * must not kill the writer of the rest (exit 0, not 141). */
+  signal(SIGPIPE, SIG_IGN);
   opts o;
   int r = parse_args(argc, argv, &o);
   if (r) return r == 1 ? 0 : r;
