@@ -301,6 +301,7 @@ static void on_sighup(uv_signal_t *h, int sig) {
     return;
   }
   if (server.shutting_down) return;
+  pd_log(PD_LOG_INFO, "msg=\"SIGHUP: reloading the configuration\" file=%s", run_opts->config);
   pd_config next;
   pd_config_init(&next);
   int level = pd_log_level;

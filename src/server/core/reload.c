@@ -4,19 +4,23 @@
 
 #include <string.h>
 
-/* Closes every established session of app with code (a snapshot first:
- * closing removes each from core->sockets). */
-static size_t close_app_sessions(pd_core *core, pd_app *app, int code, const char *reason) {
-  size_t n = 0, k = 0;
-  for (size_t i = 0; i < core->sockets.nb; i++)
-    for (pd_map_ent *e = core->sockets.b[i]; e; e = e->next) n += ((pd_session *)e->val)->app == app;
-  if (!n) return 0;
-  pd_session **snap = pd_alloc(n * sizeof *snap);
+/* Closes, in one pass over the established sessions (a snapshot first:
+ * closing removes each from core->sockets), those of the apps whose entry
+ * in why[app->idx] is set (apps with idx >= n are left alone).  Returns
+ * how many. */
+static size_t close_sessions(pd_core *core, const char *const *why, size_t n) {
+  size_t want = 0, k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (why[i]) want += (size_t)core->apps[i]->connections;
+  if (!want) return 0;
+  pd_session **snap = pd_alloc(want * sizeof *snap);
   if (!snap) return 0;
   for (size_t i = 0; i < core->sockets.nb; i++)
-    for (pd_map_ent *e = core->sockets.b[i]; e; e = e->next)
-      if (((pd_session *)e->val)->app == app && k < n) snap[k++] = e->val;
-  for (size_t i = 0; i < k; i++) pd_session_close(snap[i], code, reason);
+    for (pd_map_ent *e = core->sockets.b[i]; e; e = e->next) {
+      pd_session *s = e->val;
+      if (s->app->idx < n && why[s->app->idx] && k < want) snap[k++] = s;
+    }
+  for (size_t i = 0; i < k; i++) pd_session_close(snap[i], 4003, why[snap[i]->app->idx]);
   pd_free(snap);
   return k;
 }
@@ -59,7 +63,12 @@ int pd_reload_apply(pd_core *core, pd_config *live, pd_config *next, pd_reload_s
   /* copies for the apps about to be removed, before anything changes */
   size_t n0 = core->napps;
   pd_app_cfg **keep = pd_zalloc((n0 ? n0 : 1) * sizeof *keep);
-  if (!keep) return -1;
+  const char **why = pd_zalloc((n0 ? n0 : 1) * sizeof *why); /* close reason per app, or NULL */
+  if (!keep || !why) {
+    pd_free(keep);
+    pd_free(why);
+    return -1;
+  }
   for (size_t i = 0; i < n0; i++) {
     pd_app *app = core->apps[i];
     if (app->removed || pd_config_app_by_id(next, app->cfg->id)) continue;
@@ -78,7 +87,7 @@ int pd_reload_apply(pd_core *core, pd_config *live, pd_config *next, pd_reload_s
     pd_app_cfg *nc = pd_config_app_by_id(next, app->cfg->id);
     if (!nc) {
       sum->removed++;
-      sum->closed += close_app_sessions(core, app, 4003, "Application was removed from the server's configuration");
+      why[i] = "Application was removed from the server's configuration";
       app->removed = 1;
       app->owned_cfg = keep[i];
       app->cfg = keep[i];
@@ -88,7 +97,7 @@ int pd_reload_apply(pd_core *core, pd_config *live, pd_config *next, pd_reload_s
     }
     if (app->cfg->enabled && !nc->enabled) {
       sum->disabled++;
-      sum->closed += close_app_sessions(core, app, 4003, "Application is disabled");
+      why[i] = "Application is disabled";
       pd_log(PD_LOG_INFO, "msg=\"reload: app disabled\" app_id=%s", app->cfg->id);
     } else if (!app->cfg->enabled && nc->enabled) {
       sum->enabled++;
@@ -113,9 +122,13 @@ int pd_reload_apply(pd_core *core, pd_config *live, pd_config *next, pd_reload_s
   pd_config tmp = *live;
   *live = *next;
   *next = tmp;
+  /* last: closing runs the sinks and the adapter, on the new settings */
+  sum->closed = close_sessions(core, why, n0);
+  pd_free(why);
   return 0;
 nomem:
   for (size_t i = 0; i < n0; i++) pd_app_cfg_free(keep[i]);
   pd_free(keep);
+  pd_free(why);
   return -1;
 }
