@@ -260,8 +260,8 @@ static void write_cb(uv_write_t *req, int status) {
     mconn_close(c);
     return;
   }
-  /* half-close and wait for the client's EOF (read_cb), so that the
-   * reply is not lost to a reset; the timer closes it eventually */
+  /* the request was read whole before answering, so a half-close (FIN)
+   * and then the close do not turn into a reset that could cut the reply */
   c->sd.data = c;
   if (uv_shutdown(&c->sd, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) mconn_close(c);
 }
