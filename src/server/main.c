@@ -41,7 +41,9 @@ static void usage(FILE *f) {
           "  --redis URL              join a cluster over Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
           "                           (env PUSHERD_REDIS_URL; config key \"redis_url\"); see below\n"
           "  --metrics-port PORT      serve GET /metrics (Prometheus text), /health and /ready on this\n"
-          "                           port of --host (config key \"metrics_port\"; default off); see below\n"
+          "                           port (config key \"metrics_port\"; default off); see below\n"
+          "  --metrics-host HOST      the metrics listener's address (config key \"metrics_host\";\n"
+          "                           default: the same as --host)\n"
           "  --log-level LEVEL        debug, info, warn, error, off (default info); logs go to stderr\n"
           "  --help                   this text\n"
           "  --version                print the version and exit\n"
@@ -49,7 +51,7 @@ static void usage(FILE *f) {
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
           "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\"header_timeout_ms\":10000,\n"
-          "  \"metrics_port\":9601,\n"
+          "  \"metrics_port\":9601,\"metrics_host\":\"127.0.0.1\",\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"
           "    \"max_connections\":-1,\"activity_timeout\":120,\"max_event_data_bytes\":10240,\n"
@@ -71,8 +73,8 @@ static void usage(FILE *f) {
           "  is served at once; a removed or disabled app's connections are closed with 4003\n"
           "  (new connections get 4001 for a removed app, 4003 for a disabled one); secrets,\n"
           "  keys, limits and options apply to the next message or request; other apps'\n"
-          "  connections are untouched.  host, port, redis_url and metrics_port need a restart\n"
-          "  (kept, with a warning); command-line options still override the file.\n"
+          "  connections are untouched.  host, port, redis_url, metrics_port and metrics_host\n"
+          "  need a restart (kept, with a warning); command-line options still override the file.\n"
           "metrics (--metrics-port): its own listener, never the app port.  /metrics: per-app\n"
           "  connections (now, total), WebSocket messages and bytes in and out, events\n"
           "  published, client events, 4100 closes, 429s; HTTP requests by route and status;\n"
@@ -144,7 +146,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 /* Command line and environment. */
 typedef struct opts {
   const char *host, *port, *app_id, *app_key, *app_secret, *config;
-  const char *max_conns, *activity, *pong, *redis, *metrics_port;
+  const char *max_conns, *activity, *pong, *redis, *metrics_port, *metrics_host;
   int client_events;
 } opts;
 
@@ -164,7 +166,7 @@ static int parse_args(int argc, char **argv, opts *o) {
       {"--app-secret", offsetof(opts, app_secret)}, {"--max-connections", offsetof(opts, max_conns)},
       {"--activity-timeout", offsetof(opts, activity)}, {"--pong-timeout", offsetof(opts, pong)},
       {"--config", offsetof(opts, config)},     {"--redis", offsetof(opts, redis)},
-      {"--metrics-port", offsetof(opts, metrics_port)},
+      {"--metrics-port", offsetof(opts, metrics_port)}, {"--metrics-host", offsetof(opts, metrics_host)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -282,6 +284,10 @@ static int build_config(pd_config *cfg, const opts *o) {
     if (num_opt(o->metrics_port, 1, 65535, &v, "--metrics-port needs a port 1..65535")) return 2;
     cfg->metrics_port = (int)v;
   }
+  if (o->metrics_host && *o->metrics_host) {
+    pd_free(cfg->metrics_host);
+    cfg->metrics_host = pd_strdup(o->metrics_host);
+  }
   return 0;
 }
 
@@ -373,7 +379,8 @@ static int run(pd_config *cfg, const opts *o) {
   if (pd_server_listen(&server) != 0) return 1;
   if (cfg->metrics_port) {
     metrics = pd_metrics_new(loop, &core);
-    if (!metrics || pd_metrics_listen(metrics, cfg->host, cfg->metrics_port) != 0) return 1;
+    if (!metrics || pd_metrics_listen(metrics, cfg->metrics_host ? cfg->metrics_host : cfg->host, cfg->metrics_port) != 0)
+      return 1;
 #ifdef PUSHERD_HAVE_HIREDIS
     if (redis_adapter) {
       pd_metrics_add_collector(metrics, redis_metrics, redis_adapter);

@@ -12,7 +12,8 @@
 #    event and one HTTP events/200
 #  - SIGTERM: /ready answers 503 while the drain lasts (a client that never
 #    closes its side holds it open), /health stays 200, then pusherd exits 0
-# Ports: pusherd 7950, metrics 7951.
+#  - --metrics-host puts the metrics listener on another address
+# Ports: pusherd 7950, metrics 7951; 7952, metrics 7953 on 127.0.0.2.
 . "$(dirname "$0")/lib.sh"
 PORT=7950
 MPORT=7951
@@ -82,6 +83,18 @@ h1="$(metric 'pusherd_http_requests_total{route="events",status="200"}')"
 log "pusher listen + pusher trigger: connections_total +1, events_published_total +1, events/200 +1"
 check_promtool traffic
 client_stop c
+
+# --metrics-host: the metrics listener on another address than the app port
+_port_free 7952 && _port_free 7953 || fail "port 7952 or 7953 is in use"
+"$PUSHERD_BIN" --port 7952 --metrics-port 7953 --metrics-host 127.0.0.2 >"$RUN_DIR/mhost.stdout" 2>"$RUN_DIR/mhost.log" &
+MH_PID=$!
+_PIDS+=("$MH_PID")
+wait_until 10 "pusherd with --metrics-host" eval '[ "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.2:7953/health)" = 200 ]' ||
+  fail "no /health on 127.0.0.2:7953"
+code="$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:7953/health || true)"
+[ "$code" = 000 ] || fail "the metrics listener also answers on 127.0.0.1 ($code)"
+kill -TERM "$MH_PID"; wait "$MH_PID" || fail "pusherd with --metrics-host did not exit 0"
+log "--metrics-host 127.0.0.2: /health there, nothing on 127.0.0.1:7953"
 
 # SIGTERM drain: a raw WebSocket client that never answers the close or
 # closes its socket holds the drain open (pusherd then closes it after 5 s).

@@ -71,6 +71,7 @@ void pd_config_free(pd_config *c) {
   pd_free(c->apps);
   pd_free(c->host);
   pd_free(c->redis_url);
+  pd_free(c->metrics_host);
   memset(c, 0, sizeof *c);
 }
 
@@ -232,13 +233,14 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
         strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
-        strcmp(k, "header_timeout_ms") && strcmp(k, "metrics_port")) {
+        strcmp(k, "header_timeout_ms") && strcmp(k, "metrics_port") && strcmp(k, "metrics_host")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
   }
   if (want_str(root, "host", &c->host, 0, "$", what, sizeof what)) goto out;
   if (want_str(root, "redis_url", &c->redis_url, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "metrics_host", &c->metrics_host, 0, "$", what, sizeof what)) goto out;
   long long n;
   int q = want_int(root, "port", &n, 0, 65535, "$", what, sizeof what);
   if (q < 0) goto out;

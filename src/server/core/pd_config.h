@@ -58,6 +58,7 @@ typedef struct pd_config {
   int pong_timeout_ms;        /* close 4201 when a ping is not answered in time */
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
   int metrics_port;           /* --metrics-port / "metrics_port": net/pd_metrics.h; 0 = off */
+  char *metrics_host;         /* --metrics-host / "metrics_host"; NULL = host */
 } pd_config;
 
 void pd_config_init(pd_config *c);

@@ -13,7 +13,7 @@
  *     secret changed; connections are never closed for it (an app whose
  *     max_connections went down keeps its connections over the quota);
  *   - top-level settings that need a restart (host, port, redis_url,
- *     metrics_port) keep their running values, with a warning;
+ *     metrics_port, metrics_host) keep their running values, with a warning;
  *     max_output_queue_bytes, shutdown_grace_ms and header_timeout_ms
  *     apply at once.
  * Other apps' connections are untouched. */

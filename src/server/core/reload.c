@@ -44,10 +44,13 @@ static void keep_restart_only(const pd_config *live, pd_config *next) {
     pd_free(next->redis_url);
     next->redis_url = live->redis_url ? pd_strdup(live->redis_url) : NULL;
   }
-  if (live->metrics_port != next->metrics_port) {
-    pd_log(PD_LOG_WARN, "msg=\"reload: metrics_port needs a restart; keeping the running one\" metrics_port=%d",
+  if (live->metrics_port != next->metrics_port || differs(live->metrics_host, next->metrics_host)) {
+    pd_log(PD_LOG_WARN, "msg=\"reload: metrics_port and metrics_host need a restart; keeping the running ones\" "
+                        "metrics_port=%d",
            live->metrics_port);
     next->metrics_port = live->metrics_port;
+    pd_free(next->metrics_host);
+    next->metrics_host = live->metrics_host ? pd_strdup(live->metrics_host) : NULL;
   }
 }
 
