@@ -99,11 +99,18 @@ config "$RUN_DIR/a.json" 7973 7975 5 "redis://127.0.0.1:$RPORT"
 config "$RUN_DIR/b.json" 7974 7976 5 "redis://127.0.0.1:$RPORT"
 pusherd_start a "$RUN_DIR/a.json" 7973 7975
 pusherd_start b "$RUN_DIR/b.json" 7974 7976
+# the whole answer first: `curl | grep -q` fails under pipefail when grep
+# stops reading before curl has written everything
+has() {   # URL PATTERN: the answer has a line matching PATTERN
+  local body
+  body="$(curl -s "$1")" || true
+  grep -q -- "$2" <<<"$body"
+}
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/ready")" = 200 ]; }
-peers() { curl -s "http://127.0.0.1:$1/metrics" | grep -q '^pusherd_cluster_peers{app_id="lim"} 1$'; }
+peers() { has "http://127.0.0.1:$1/metrics" '^pusherd_cluster_peers{app_id="lim"} 1$'; }
 wait_until 15 "both nodes ready and seeing each other" eval 'ready 7975 && ready 7976 && peers 7975 && peers 7976' ||
   fail "the nodes did not become ready / see each other"
-curl -s "http://127.0.0.1:7975/metrics" | grep -q '^pusherd_redis_up 1$' || fail "pusherd_redis_up is not 1"
+has "http://127.0.0.1:7975/metrics" '^pusherd_redis_up 1$' || fail "pusherd_redis_up is not 1"
 log "cluster: both nodes ready, pusherd_redis_up 1, pusherd_cluster_peers 1"
 node "$JS" cluster 7973 7974 7975 7976 >"$RUN_DIR/cluster-js.out" 2>&1 || { cat "$RUN_DIR/cluster-js.out"; fail "ratelimit.cjs cluster failed"; }
 cat "$RUN_DIR/cluster-js.out"
@@ -113,9 +120,9 @@ kill -TERM "$REDIS_PID"
 wait_until 10 "redis-server to exit" eval '! _alive '"$REDIS_PID" || fail "redis-server did not exit"
 wait "$REDIS_PID" 2>/dev/null || true
 wait_until 15 "/ready 503 on both nodes" eval '! ready 7975 && ! ready 7976' || fail "/ready stayed 200 with Redis down"
-curl -s "http://127.0.0.1:7975/ready" | grep -q '"reason":"Redis link down"' || fail "/ready does not say why"
-curl -s "http://127.0.0.1:7975/metrics" | grep -q '^pusherd_redis_up 0$' || fail "pusherd_redis_up is not 0 with Redis down"
-curl -s "http://127.0.0.1:7975/health" | grep -q '"ok":true' || fail "/health is not ok with Redis down"
+has "http://127.0.0.1:7975/ready" '"reason":"Redis link down"' || fail "/ready does not say why"
+has "http://127.0.0.1:7975/metrics" '^pusherd_redis_up 0$' || fail "pusherd_redis_up is not 0 with Redis down"
+has "http://127.0.0.1:7975/health" '"ok":true' || fail "/health is not ok with Redis down"
 log "Redis down: /ready 503 (Redis link down), pusherd_redis_up 0, /health 200"
 redis_start
 wait_until 20 "/ready 200 again" eval 'ready 7975 && ready 7976' || fail "/ready did not come back after Redis returned"
