@@ -298,6 +298,24 @@ static void on_stop(void *ud) {
   if (!uv_is_closing((uv_handle_t *)&sighup)) uv_close((uv_handle_t *)&sighup, NULL);
 }
 
+/* Modules that keep pointers into the configuration (an app's settings,
+ * strings in them) re-point them in a reload hook: it runs after the swap,
+ * while the old settings (old) are still valid, before they are freed.
+ * Register with add_reload_hook when wiring the module in run(). */
+typedef void (*reload_hook_fn)(pd_core *c, const pd_config *old, void *user_data);
+static struct {
+  reload_hook_fn fn;
+  void *ud;
+} reload_hooks[8];
+static size_t nreload_hooks;
+static int add_reload_hook(reload_hook_fn fn, void *ud) __attribute__((unused));
+static int add_reload_hook(reload_hook_fn fn, void *ud) {
+  if (nreload_hooks >= sizeof reload_hooks / sizeof *reload_hooks) return -1;
+  reload_hooks[nreload_hooks].fn = fn;
+  reload_hooks[nreload_hooks++].ud = ud;
+  return 0;
+}
+
 /* SIGHUP: re-read --config (docs/operations.md, "Reload"). */
 static const opts *run_opts;
 static void on_sighup(uv_signal_t *h, int sig) {
@@ -327,6 +345,7 @@ static void on_sighup(uv_signal_t *h, int sig) {
     core.stats.reloads_failed++;
     pd_log(PD_LOG_ERROR, "msg=\"reload failed: out of memory; the running configuration is kept\"");
   } else {
+    for (size_t i = 0; i < nreload_hooks; i++) reload_hooks[i].fn(&core, &next, reload_hooks[i].ud);
     core.stats.reloads_ok++;
     pd_log(PD_LOG_INFO,
            "msg=\"configuration reloaded\" file=%s apps=%zu added=%zu removed=%zu disabled=%zu enabled=%zu "

@@ -68,7 +68,8 @@ void pd_app_cfg_free(pd_app_cfg *a);
 int pd_config_add_app(pd_config *c, pd_app_cfg *a);
 /* Load a JSON config file; on error writes "file:line:col: what" to err. */
 int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen);
-/* A deep copy of a (NULL when out of memory). */
+/* A deep copy of a (NULL when out of memory): every field a owns is
+ * copied, so that a and the copy are freed independently. */
 pd_app_cfg *pd_app_cfg_clone(const pd_app_cfg *a);
 pd_app_cfg *pd_config_app_by_key(const pd_config *c, const char *key);
 pd_app_cfg *pd_config_app_by_id(const pd_config *c, const char *id);

@@ -30,7 +30,10 @@ typedef struct pd_reload_summary {
 
 /* live: the configuration core runs on (core->cfg); next: a validated new
  * one.  Afterwards live holds the new settings (same address) and next the
- * old ones, for the caller to free with pd_config_free.  Cannot fail except
+ * old ones, for the caller to free with pd_config_free once every module
+ * that keeps pointers into the configuration has re-pointed them (main.c's
+ * reload hooks).  Removed apps keep a copy of their settings
+ * (pd_app_cfg_clone, which must deep-copy every owned field).  Cannot fail except
  * out of memory (-1: nothing changed). */
 int pd_reload_apply(pd_core *core, pd_config *live, pd_config *next, pd_reload_summary *sum);
 
