@@ -398,8 +398,8 @@ static int run(pd_config *cfg, const opts *o) {
   if (pd_server_listen(&server) != 0) return 1;
   if (cfg->metrics_port) {
     metrics = pd_metrics_new(loop, &core);
-    if (!metrics || pd_metrics_listen(metrics, cfg->metrics_host ? cfg->metrics_host : cfg->host, cfg->metrics_port) != 0)
-      return 1;
+    const char *mhost = cfg->metrics_host ? cfg->metrics_host : cfg->host;
+    if (!metrics || pd_metrics_listen(metrics, mhost, cfg->metrics_port) != 0) return 1;
 #ifdef PUSHERD_HAVE_HIREDIS
     if (redis_adapter) {
       pd_metrics_add_collector(metrics, redis_metrics, redis_adapter);

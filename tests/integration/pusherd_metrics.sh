@@ -10,6 +10,8 @@
 #    events published, client events, one 4100 output-queue close)
 #  - our C client: `pusher listen` adds one connection, `pusher trigger` one
 #    event and one HTTP events/200
+#  - the metrics port: 431 over its 8 KiB header cap, 405 for POST, 404 for
+#    the app's routes
 #  - SIGTERM: /ready answers 503 while the drain lasts (a client that never
 #    closes its side holds it open), /health stays 200, then pusherd exits 0
 #  - --metrics-host puts the metrics listener on another address
@@ -57,6 +59,14 @@ check_promtool() {   # WHEN
 }
 
 check_promtool fresh
+big="$(head -c 9000 /dev/zero | tr '\0' x)"
+code="$(curl -s -o "$RUN_DIR/431.json" -w '%{http_code}' -H "X-Big: $big" "http://127.0.0.1:$MPORT/metrics")"
+[ "$code" = 431 ] || fail "9 KB of headers on the metrics port answered $code (want 431: cap 8 KiB)"
+code="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MPORT/metrics")"
+[ "$code" = 405 ] || fail "POST /metrics answered $code (want 405)"
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/apps/app-id/channels")"
+[ "$code" = 404 ] || fail "the metrics port served an app route ($code, want 404)"
+log "metrics port: 9 KB of headers 431, POST 405, app routes 404"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")"
 [ "$code" = 404 ] || fail "GET /metrics on the app port answered $code (want 404: metrics only on --metrics-port)"
 

@@ -355,7 +355,8 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   c->len += (size_t)nread;
   c->req[c->len] = 0;
   if (strstr(c->req, "\r\n\r\n")) handle(c);
-  else if (c->len >= sizeof c->req - 1) respond_json(c, 431, "{\"error\":\"Request headers too large (cap 8 KiB)\"}\n", 0);
+  else if (c->len >= sizeof c->req - 1)
+    respond_json(c, 431, "{\"error\":\"Request headers too large (cap 8 KiB)\"}\n", 0);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
