@@ -126,7 +126,7 @@ async function fillAndRefuse(what, X, Y, mpy) {
   // straddles two seconds proves nothing and the next second is used (at
   // most 10); a wrong answer within one second fails at once.
   for (let round = 1; round <= 10; round++) {
-    while (Date.now() % 1000 > 100) await sleep(5);
+    await sleep(1005 - (Date.now() % 1000)); // the start of a second no earlier round used
     const x = await call(X.triggerBatch(Array.from({ length: 5 }, (_, i) => ({ channel: "c", name: "e", data: String(i) }))));
     if (x.status !== 200) { console.log(`  ${what} round ${round}: the filling node answered ${x.status} ${x.body || ""}`); continue; }
     const inWindow = () => Math.floor(Date.now() / 1000) + 1 === x.reset;
