@@ -170,7 +170,9 @@ async function until(cond, what) {
     ok(await reload("ok"), "SIGHUP: gone added back, off removed");
     const gone3 = new Raw("gone-key");
     ok(await gone3.established(), "gone: served again after being added back");
-    ok(await nw.wait((c) => c.code === undefined, "new alive") !== null && nw.code === undefined, "new: untouched");
+    ok(await status(sdk("new", "new-key", "new-secret").trigger("private-n", "again", "x")) === 200 &&
+       await nw.wait((c) => c.frames.find((f) => f.event === "again"), "again at new") !== null && nw.code === undefined,
+       "new: its connection untouched by the third reload (an event arrives)");
     for (const c of [rot, nw, gone3]) c.ws.close();
     keep.p.disconnect();
   } catch (e) {
