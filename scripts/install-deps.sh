@@ -9,7 +9,7 @@ root="$(cd "$here/.." && pwd)"
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libwslay-dev libssl-dev
   libjansson-dev libcurl4-openssl-dev libsodium-dev libhttp-parser-dev
   libhiredis-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev redis-server stunnel4 nodejs npm
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev redis-server stunnel4 nodejs npm prometheus
   curl openssl python3 valgrind procps iproute2 mandoc groff-base doxygen
   dpkg-dev systemd)
 want=("${build_pkgs[@]}")

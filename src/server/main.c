@@ -6,6 +6,8 @@
 #include "core/pd_core.h"
 #include "net/pd_net.h"
 #include "net/pd_tls.h"
+#include "net/pd_metrics.h"
+#include "core/pd_reload.h"
 #include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <time.h>
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -43,6 +46,10 @@ static void usage(FILE *f) {
           "  --config FILE            JSON file with any number of apps (replaces the default app)\n"
           "  --redis URL              join a cluster over Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
           "                           (env PUSHERD_REDIS_URL; config key \"redis_url\"); see below\n"
+          "  --metrics-port PORT      serve GET /metrics (Prometheus text), /health and /ready on this\n"
+          "                           port (config key \"metrics_port\"; default off); see below\n"
+          "  --metrics-host HOST      the metrics listener's address (config key \"metrics_host\";\n"
+          "                           default: the same as --host)\n"
           "  --log-level LEVEL        debug, info, warn, error, off (default info); logs go to stderr\n"
           "  --help                   this text\n"
           "  --version                print the version and exit\n"
@@ -52,12 +59,14 @@ static void usage(FILE *f) {
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
           "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\"header_timeout_ms\":10000,\n"
           "  \"webhook_batch_ms\":250,\"webhook_retry_seconds\":300,\n"
+          "  \"metrics_port\":9601,\"metrics_host\":\"127.0.0.1\",\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"
           "    \"max_connections\":-1,\"activity_timeout\":120,\"max_event_data_bytes\":10240,\n"
           "    \"max_channels_per_event\":100,\"max_batch_size\":10,\"max_channel_name_length\":200,\n"
           "    \"max_event_name_length\":200,\"max_presence_members\":100,\"max_user_info_bytes\":1024,\n"
           "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800,\"tls_only\":false,\n"
+          "    \"max_backend_events_per_second\":-1,\"max_read_requests_per_second\":-1,\n"
           "    \"webhooks\":[{\"url\":\"http://..\",\"event_types\":[\"channel_occupied\",..],\n"
           "      \"headers\":{..},\"filter\":{\"channel_name_starts_with\":..,\"channel_name_ends_with\":..}}]}]}\n"
           "webhooks (docs/webhooks.md): events channel_occupied, channel_vacated, member_added,\n"
@@ -82,7 +91,26 @@ static void usage(FILE *f) {
           "  behind past it is closed with 4100 and may reconnect after a back-off),\n"
           "  1000 channels per connection.\n"
           "SIGTERM/SIGINT: stop accepting, pusher:error 4200 + close 4200 to every client,\n"
-          "  drain, exit 0.\n"
+          "  drain, exit 0.  /ready (metrics port) answers 503 from the start of the drain.\n"
+          "SIGHUP: re-read --config.  A file that does not load is refused with an error log\n"
+          "  line and the running configuration is kept.  Apps are matched by id: a new app\n"
+          "  is served at once; a removed or disabled app's connections are closed with 4003\n"
+          "  (new connections get 4001 for a removed app, 4003 for a disabled one); secrets,\n"
+          "  keys, limits and options apply to the next message or request; other apps'\n"
+          "  connections are untouched.  host, port, redis_url, metrics_port and metrics_host\n"
+          "  need a restart (kept, with a warning); command-line options still override the file.\n"
+          "metrics (--metrics-port): its own listener, never the app port.  /metrics: per-app\n"
+          "  connections (now, total), WebSocket messages and bytes in and out, events\n"
+          "  published, client events, 4100 closes, 429s; HTTP requests by route and status;\n"
+          "  reloads; with --redis the Redis link (pusherd_redis_up) and peers; process RSS,\n"
+          "  CPU and start time.  /health: 200 while the loop runs.  /ready: 200, or 503 once\n"
+          "  shutdown starts and, with --redis, while a Redis connection is down.  Caps: 8 KiB\n"
+          "  request, 10 s per request, 64 connections, 8 MiB of output.\n"
+          "rate limits (per app, HTTP API): max_backend_events_per_second (a batch of k events\n"
+          "  counts k) and max_read_requests_per_second (GET channels/channel/users); -1 = none\n"
+          "  (default).  Over it: 429, {\"error\":...} and Retry-After: 1.  One-second windows of\n"
+          "  the wall clock; per node, or cluster-wide with --redis (each node publishes\n"
+          "  what it accepted; see docs/operations.md for the accuracy).\n"
           "\n"
           "cluster (--redis): run several pusherd processes (each its own --port, the same\n"
           "  apps) on one Redis behind any load balancer; they act as one app.  Each node\n"
@@ -119,11 +147,27 @@ static void on_shutdown(void *ud) {
 #endif
   pd_whs_shutdown(webhooks);
 }
+static pd_metrics *metrics;
+static uv_signal_t sighup;
+#ifdef PUSHERD_HAVE_HIREDIS
 
-static void on_signal(uv_signal_t *h, int sig) {
-  pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
-  pd_server_shutdown(h->data);
+/* Cluster families for /metrics and the readiness check of /ready. */
+static void redis_metrics(pd_mbuf *b, pd_core *c, void *ud) {
+  pd_metrics_family(b, "pusherd_redis_up", "gauge", "1 when both Redis connections (publish, subscribe) are up");
+  pd_metrics_u64(b, "pusherd_redis_up", NULL, NULL, NULL, NULL, (uint64_t)pd_redis_link_up(ud));
+  pd_metrics_family(b, "pusherd_cluster_peers", "gauge", "Other pusherd nodes currently seen, per app");
+  for (size_t i = 0; i < c->napps; i++)
+    if (!c->apps[i]->removed)
+      pd_metrics_u64(b, "pusherd_cluster_peers", "app_id", c->apps[i]->cfg->id, NULL, NULL,
+                     pd_redis_peers(ud, c->apps[i]));
 }
+
+static int redis_ready(const char **why, void *ud) {
+  if (pd_redis_link_up(ud)) return 1;
+  *why = "Redis link down";
+  return 0;
+}
+#endif
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
   char *end;
@@ -138,6 +182,7 @@ typedef struct opts {
   const char *host, *port, *app_id, *app_key, *app_secret, *config;
   const char *max_conns, *activity, *pong, *redis;
   const char *tls_port, *tls_cert, *tls_key;
+  const char *metrics_port, *metrics_host;
   int client_events;
 } opts;
 
@@ -159,6 +204,7 @@ static int parse_args(int argc, char **argv, opts *o) {
       {"--config", offsetof(opts, config)},     {"--redis", offsetof(opts, redis)},
       {"--tls-port", offsetof(opts, tls_port)}, {"--tls-cert", offsetof(opts, tls_cert)},
       {"--tls-key", offsetof(opts, tls_key)},
+      {"--metrics-port", offsetof(opts, metrics_port)}, {"--metrics-host", offsetof(opts, metrics_host)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -200,10 +246,11 @@ static int parse_args(int argc, char **argv, opts *o) {
   return 0;
 }
 
-/* A numeric option into *out; 0, or 2 after a message. */
+/* A numeric option into *out; 0, or 2 with msg in err. */
+static char cfg_err[1200];
 static int num_opt(const char *s, long lo, long hi, long *out, const char *msg) {
   if (parse_long(s, lo, hi, out) == 0) return 0;
-  fprintf(stderr, "pusherd: %s\n", msg);
+  snprintf(cfg_err, sizeof cfg_err, "%s", msg);
   return 2;
 }
 
@@ -231,7 +278,7 @@ static int tls_config(pd_config *cfg, const opts *o) {
   long v;
   if (o->tls_port) {
     if (parse_long(o->tls_port, 1, 65535, &v) != 0) {
-      fprintf(stderr, "pusherd: invalid --tls-port '%s' (1-65535)\n", o->tls_port);
+      snprintf(cfg_err, sizeof cfg_err, "invalid --tls-port '%s' (1-65535)", o->tls_port);
       return 2;
     }
     cfg->tls_port = (int)v;
@@ -246,28 +293,30 @@ static int tls_config(pd_config *cfg, const opts *o) {
   }
   int n = (cfg->tls_port != 0) + (cfg->tls_cert != NULL) + (cfg->tls_key != NULL);
   if (n != 0 && n != 3) {
-    fprintf(stderr, "pusherd: TLS needs all of --tls-port, --tls-cert and --tls-key (or tls_port, tls_cert, "
-                    "tls_key in the config)\n");
+    snprintf(cfg_err, sizeof cfg_err, "TLS needs all of --tls-port, --tls-cert and --tls-key (or tls_port, "
+                                      "tls_cert, tls_key in the config)");
     return 2;
   }
   if (cfg->port == 0 && cfg->tls_port == 0) {
-    fprintf(stderr, "pusherd: --port 0 turns the plain listener off; then --tls-port is required\n");
+    snprintf(cfg_err, sizeof cfg_err, "--port 0 turns the plain listener off; then --tls-port is required");
     return 2;
   }
   if (cfg->port == cfg->tls_port) {
-    fprintf(stderr, "pusherd: --port and --tls-port must differ (both %d)\n", cfg->port);
+    snprintf(cfg_err, sizeof cfg_err, "--port and --tls-port must differ (both %d)", cfg->port);
     return 2;
   }
   return 0;
 }
 
-/* The configuration from the options (and --config FILE): 0, 1 or 2. */
+/* The configuration from the options (and --config FILE): 0, 1 or 2 (the
+ * message in cfg_err).  At start and on every SIGHUP reload. */
 static int build_config(pd_config *cfg, const opts *o) {
   long v;
+  cfg_err[0] = 0;
   if (o->config) {
     char err[1024];
     if (pd_config_load_file(cfg, o->config, err, sizeof err) != 0) {
-      fprintf(stderr, "pusherd: bad config: %s\n", err);
+      snprintf(cfg_err, sizeof cfg_err, "bad config: %s", err);
       return 2;
     }
   } else {
@@ -280,7 +329,7 @@ static int build_config(pd_config *cfg, const opts *o) {
   }
   if (o->port) {
     if (parse_long(o->port, 0, 65535, &v) != 0) {
-      fprintf(stderr, "pusherd: invalid port '%s'\n", o->port);
+      snprintf(cfg_err, sizeof cfg_err, "invalid port '%s'", o->port);
       return 2;
     }
     cfg->port = (int)v;
@@ -302,7 +351,7 @@ static int build_config(pd_config *cfg, const opts *o) {
     int bad = 1;
 #endif
     if (bad) {
-      fprintf(stderr, "pusherd: bad Redis URL '%s': %s\n", cfg->redis_url, err);
+      snprintf(cfg_err, sizeof cfg_err, "bad Redis URL '%s': %s", cfg->redis_url, err);
       return 2;
     }
   }
@@ -310,7 +359,93 @@ static int build_config(pd_config *cfg, const opts *o) {
     if (num_opt(o->pong, 1, 3600, &v, "--pong-timeout needs 1..3600 seconds")) return 2;
     cfg->pong_timeout_ms = (int)v * 1000;
   }
+  if (o->metrics_port) {
+    if (num_opt(o->metrics_port, 1, 65535, &v, "--metrics-port needs a port 1..65535")) return 2;
+    cfg->metrics_port = (int)v;
+  }
+  if (o->metrics_host && *o->metrics_host) {
+    pd_free(cfg->metrics_host);
+    cfg->metrics_host = pd_strdup(o->metrics_host);
+  }
   return tls_config(cfg, o);
+}
+
+/* After the last connection is gone: the loop may end. */
+static void on_stop(void *ud) {
+  (void)ud;
+  pd_metrics_close(metrics);
+  if (!uv_is_closing((uv_handle_t *)&sighup)) uv_close((uv_handle_t *)&sighup, NULL);
+}
+
+/* Modules that keep pointers into the configuration (an app's settings,
+ * strings in them) re-point them in a reload hook: it runs after the swap,
+ * while the old settings (old) are still valid, before they are freed.
+ * Register with add_reload_hook when wiring the module in run(). */
+typedef void (*reload_hook_fn)(pd_core *c, const pd_config *old, void *user_data);
+static struct {
+  reload_hook_fn fn;
+  void *ud;
+} reload_hooks[8];
+static size_t nreload_hooks;
+static int add_reload_hook(reload_hook_fn fn, void *ud) {
+  if (nreload_hooks >= sizeof reload_hooks / sizeof *reload_hooks) return -1;
+  reload_hooks[nreload_hooks].fn = fn;
+  reload_hooks[nreload_hooks++].ud = ud;
+  return 0;
+}
+
+static void whs_reload(pd_core *c, const pd_config *old, void *ud) {
+  (void)c, (void)old;
+  pd_whs_reload(ud);
+}
+
+/* SIGHUP: re-read --config (docs/operations.md, "Reload"). */
+static const opts *run_opts;
+static void on_sighup(uv_signal_t *h, int sig) {
+  (void)h, (void)sig;
+  if (!run_opts->config) {
+    pd_log(PD_LOG_WARN, "msg=\"SIGHUP: no --config file to reload; nothing changed\"");
+    return;
+  }
+  if (server.shutting_down) return;
+  pd_log(PD_LOG_INFO, "msg=\"SIGHUP: reloading the configuration\" file=%s", run_opts->config);
+  pd_config next;
+  pd_config_init(&next);
+  int level = pd_log_level;
+  pd_config *live = (pd_config *)core.cfg;
+  if (build_config(&next, run_opts) != 0) {
+    pd_log_level = level;
+    core.stats.reloads_failed++;
+    pd_log(PD_LOG_ERROR, "msg=\"reload refused; the running configuration is kept\" file=%s error=\"%s\"",
+           run_opts->config, cfg_err[0] ? cfg_err : "out of memory");
+    pd_config_free(&next);
+    return;
+  }
+  pd_reload_summary sum;
+  pd_core_set_time(&core, uv_now(server.loop), (uint64_t)time(NULL));
+  if (pd_reload_apply(&core, live, &next, &sum) != 0) {
+    pd_log_level = level;
+    core.stats.reloads_failed++;
+    pd_log(PD_LOG_ERROR, "msg=\"reload failed: out of memory; the running configuration is kept\"");
+  } else {
+    for (size_t i = 0; i < nreload_hooks; i++) reload_hooks[i].fn(&core, &next, reload_hooks[i].ud);
+    core.stats.reloads_ok++;
+    pd_log(PD_LOG_INFO,
+           "msg=\"configuration reloaded\" file=%s apps=%zu added=%zu removed=%zu disabled=%zu enabled=%zu "
+           "changed=%zu connections_closed=%zu",
+           run_opts->config, live->napps, sum.added, sum.removed, sum.disabled, sum.enabled, sum.changed,
+           sum.closed);
+    if (core.ad->clustered && sum.added)
+      pd_log(PD_LOG_WARN, "msg=\"reload: apps added by a reload are served on this node but not replicated "
+                          "to the other nodes until a restart\" added=%zu",
+             sum.added);
+  }
+  pd_config_free(&next);
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
+  pd_server_shutdown(h->data);
 }
 
 static void log_start(const pd_config *cfg, int from_file, const pd_tls_ctx *tls) {
@@ -338,7 +473,9 @@ static void log_start(const pd_config *cfg, int from_file, const pd_tls_ctx *tls
 }
 
 /* Wire the layers and run the loop until shutdown. */
-static int run(pd_config *cfg, int from_file) {
+static int run(pd_config *cfg, const opts *o) {
+  int from_file = o->config != NULL;
+  run_opts = o;
   uv_loop_t *loop = uv_default_loop();
   pd_tls_ctx *tls = NULL;
   if (cfg->tls_port) {
@@ -359,8 +496,23 @@ static int run(pd_config *cfg, int from_file) {
   if (cfg->redis_url && pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
 #endif
   if (pd_whs_new(&webhooks, loop, &core) != 0) return 1;
+  add_reload_hook(whs_reload, webhooks);
   if (pd_server_listen(&server) != 0) return 1;
   if (tls && pd_tls_ctx_watch_sighup(tls, loop) != 0) return 1;
+  if (cfg->metrics_port) {
+    metrics = pd_metrics_new(loop, &core);
+    const char *mhost = cfg->metrics_host ? cfg->metrics_host : cfg->host;
+    if (!metrics || pd_metrics_listen(metrics, mhost, cfg->metrics_port) != 0) return 1;
+#ifdef PUSHERD_HAVE_HIREDIS
+    if (redis_adapter) {
+      pd_metrics_add_collector(metrics, redis_metrics, redis_adapter);
+      pd_metrics_set_ready_check(metrics, redis_ready, redis_adapter);
+    }
+#endif
+  }
+  server.on_stop = on_stop;
+  uv_signal_init(loop, &sighup);
+  uv_signal_start(&sighup, on_sighup, SIGHUP);
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
   server.sigterm.data = server.sigint.data = &server;
@@ -371,6 +523,7 @@ static int run(pd_config *cfg, int from_file) {
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
   pd_whs_free(webhooks);
+  pd_metrics_free(metrics);
 #ifdef PUSHERD_HAVE_HIREDIS
   pd_redis_free(redis_adapter);
 #endif
@@ -391,7 +544,8 @@ int main(int argc, char **argv) {
   pd_config cfg;
   pd_config_init(&cfg);
   r = build_config(&cfg, &o);
-  if (r == 0) r = run(&cfg, o.config != NULL);
+  if (r == 2 && cfg_err[0]) fprintf(stderr, "pusherd: %s\n", cfg_err);
+  if (r == 0) r = run(&cfg, &o);
   pd_config_free(&cfg);
   if (r == 0) pd_log(PD_LOG_INFO, "msg=\"pusherd stopped\"");
   return r;

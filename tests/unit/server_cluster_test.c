@@ -106,10 +106,10 @@ static json_t *last_of(const char *t) {
   return NULL;
 }
 
-static void inject(const char *s) { pd_redis_inject(rd, &core.apps[0], s); }
+static void inject(const char *s) { pd_redis_inject(rd, core.apps[0], s); }
 
 static void test_presence_across_nodes(void **st) {
-  pd_app *app = &core.apps[0];
+  pd_app *app = core.apps[0];
   rec *a = conn();
   join_presence(a, "presence-room", "u1");
   /* published: our subscription count and u1's first join */
@@ -180,7 +180,7 @@ static void test_presence_across_nodes(void **st) {
 }
 
 static void test_events_across_nodes(void **st) {
-  pd_app *app = &core.apps[0];
+  pd_app *app = core.apps[0];
   rec *a = conn(), *b = conn();
   send_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
   send_text(b, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\"}}");
@@ -221,7 +221,7 @@ static void test_events_across_nodes(void **st) {
 static void signin(rec *c, const char *user_data) { rec_signin(c, user_data); }
 
 static void test_users_across_nodes(void **st) {
-  pd_app *app = &core.apps[0];
+  pd_app *app = core.apps[0];
   /* dave is online on node 2222 before wendy signs in here */
   inject("{\"t\":\"uo\",\"n\":\"2222\",\"u\":\"dave\"}");
   assert_true(pd_adapter_redis.user_remote(app, "dave", rd));

@@ -229,7 +229,7 @@ static void join_presence(rec *r, const char *channel, const char *user) {
 static void test_dispatch(void **st) {
   rec *a = rec_open(&core, "app-key"), *b = rec_open(&core, "app-key"), *a2 = rec_open(&core, "app-key"),
       *z = rec_open(&core, "app-key");
-  pd_app *app = &core.apps[0];
+  pd_app *app = core.apps[0];
   assert_int_equal(app->connections, 4);
   rec_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"news\",\"auth\":\"\"}}");
   pd_channel *ch = pd_channel_get(app, "news", 0);
@@ -383,7 +383,7 @@ static void test_ws_binary_and_utf8(void **st) {
   assert_true(c->close_after_flush || c->closing);
   pd_conn_destroy(c);
   pd_server_free(&srv);
-  assert_int_equal(core.apps[0].connections, 0);
+  assert_int_equal(core.apps[0]->connections, 0);
 }
 
 /* ------------------------------------------------------------ config */

@@ -50,9 +50,9 @@ static void test_connect(void **st) {
   assert_string_equal(a->s.socket_id, "1000000001.1000005");
   assert_string_equal(LAST(a), "{\"event\":\"pusher:connection_established\",\"data\":"
                                "\"{\\\"socket_id\\\":\\\"1000000001.1000005\\\",\\\"activity_timeout\\\":120}\"}");
-  assert_ptr_equal(pd_core_find_session(&core, &core.apps[0], "1000000001.1000005"), &a->s);
+  assert_ptr_equal(pd_core_find_session(&core, core.apps[0], "1000000001.1000005"), &a->s);
   rec_free(a);
-  assert_null(pd_core_find_session(&core, &core.apps[0], "1000000001.1000005"));
+  assert_null(pd_core_find_session(&core, core.apps[0], "1000000001.1000005"));
 
   static const struct {
     const char *path;
@@ -83,7 +83,7 @@ static void test_connect(void **st) {
   assert_int_equal(d->close_code, 4200);
   rec_free(d);
   pd_core_set_draining(&core, 0);
-  assert_int_equal(core.apps[0].connections, 0);
+  assert_int_equal(core.apps[0]->connections, 0);
 }
 
 static void test_quota(void **st) {
@@ -183,7 +183,7 @@ static void test_subscribe_private(void **st) {
   rec_subscribe_signed(a, "private-x", NULL);
   assert_string_equal(LAST(a),
                       "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"private-x\",\"data\":\"{}\"}");
-  assert_int_equal(pd_channel_get(&core.apps[0], "private-x", 0)->nsubs, 1);
+  assert_int_equal(pd_channel_get(core.apps[0], "private-x", 0)->nsubs, 1);
   /* encrypted channels sign like private ones */
   rec_subscribe_signed(a, "private-encrypted-y", NULL);
   assert_string_equal(rec_frame(a, -2), "{\"event\":\"pusher_internal:subscription_succeeded\","
@@ -225,7 +225,7 @@ static void test_cache_channel(void **st) {
   rec *a = rec_open(&core, "app-key");
   rec_text(a, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"cache-x\"}}");
   assert_string_equal(rec_frame(a, -2), "{\"event\":\"pusher:cache_miss\",\"channel\":\"cache-x\"}");
-  assert_int_equal(pd_publish(&core.apps[0], "cache-x", "ev", "{\"v\":1}", NULL), 0);
+  assert_int_equal(pd_publish(core.apps[0], "cache-x", "ev", "{\"v\":1}", NULL), 0);
   const char *ev = "{\"event\":\"ev\",\"channel\":\"cache-x\",\"data\":\"{\\\"v\\\":1}\"}";
   assert_string_equal(LAST(a), ev);
   rec *b = rec_open(&core, "app-key");
@@ -294,14 +294,14 @@ static void test_signin(void **st) {
   assert_string_equal(LAST(w), "{\"event\":\"pusher_internal:watchlist_events\",\"data\":"
                                "\"{\\\"events\\\":[{\\\"name\\\":\\\"online\\\",\\\"user_ids\\\":[\\\"dave\\\"]}]}\"}");
   /* a server-to-user event reaches every session of the user */
-  assert_int_equal(pd_publish(&core.apps[0], "#server-to-user-dave", "note", "hi", NULL), 0);
+  assert_int_equal(pd_publish(core.apps[0], "#server-to-user-dave", "note", "hi", NULL), 0);
   assert_string_equal(LAST(d), "{\"event\":\"note\",\"channel\":\"#server-to-user-dave\",\"data\":\"hi\"}");
   /* the user's own server-to-user channel may be subscribed to */
   rec_text(d, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"#server-to-user-dave\"}}");
   assert_string_equal(rec_frame(d, -2), "{\"event\":\"pusher_internal:subscription_succeeded\","
                                "\"channel\":\"#server-to-user-dave\",\"data\":\"{}\"}");
   /* terminate: 4009 close for dave's sessions */
-  assert_int_equal(pd_user_terminate_local(&core.apps[0], "dave"), 1);
+  assert_int_equal(pd_user_terminate_local(core.apps[0], "dave"), 1);
   assert_int_equal(d->close_code, 4009);
   assert_string_equal(d->close_reason, "You got disconnected by the app");
   assert_string_equal(LAST(w), "{\"event\":\"pusher_internal:watchlist_events\",\"data\":"

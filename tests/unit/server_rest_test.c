@@ -230,7 +230,7 @@ static void test_channels_queries(void **st) {
   assert_int_equal(REST("GET", "/apps/app-id/channels/news", "info=cache", NULL), 400);
   assert_string_equal(out, "{\"error\":\"info=cache is only available for cache channels\"}");
   /* cache */
-  assert_int_equal(pd_publish(&core.apps[0], "cache-c", "e", "kept", NULL), 0);
+  assert_int_equal(pd_publish(core.apps[0], "cache-c", "e", "kept", NULL), 0);
   pd_core_set_time(&core, 5000, 1700000000 + 100);
   assert_int_equal(REST("GET", "/apps/app-id/channels/cache-c", "info=cache", NULL), 200);
   assert_string_equal(out, "{\"occupied\":false,\"cache\":{\"data\":\"kept\",\"ttl\":1700}}");

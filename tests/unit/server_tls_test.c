@@ -253,7 +253,7 @@ static void test_tls_only(void **st) {
       close4000 = 1;
   assert_true(close4000);
   assert_true(plain->close_after_flush || plain->closing);
-  assert_int_equal(core.apps[1].connections, 0);
+  assert_int_equal(core.apps[1]->connections, 0);
   /* the same over TLS: established */
   pd_conn *c = tls_conn(&srv, x);
   peer p;
@@ -264,12 +264,12 @@ static void test_tls_only(void **st) {
   peer_read(&p, got, sizeof got);
   assert_non_null(strstr(got, "HTTP/1.1 101 Switching Protocols\r\n"));
   assert_non_null(strstr(got, "pusher:connection_established"));
-  assert_int_equal(core.apps[1].connections, 1);
+  assert_int_equal(core.apps[1]->connections, 1);
   peer_free(&p);
   pd_conn_destroy(c);
   pd_conn_destroy(plain);
   pd_server_free(&srv);
-  assert_int_equal(core.apps[1].connections, 0);
+  assert_int_equal(core.apps[1]->connections, 0);
   pd_tls_ctx_free(x);
 }
 

@@ -224,7 +224,7 @@ static void test_cluster_decides(void **st) {
   rec *a = rec_open(&core, "app-key");
   rec_subscribe_signed(a, "presence-q", "{\"user_id\":\"u1\"}");
   assert_int_equal(nseen, 0); /* neither occupied nor member_added: the adapter's call */
-  pd_wh_transition(&core.apps[0], "presence-q", PD_WH_MEMBER_ADDED, "u1");
+  pd_wh_transition(core.apps[0], "presence-q", PD_WH_MEMBER_ADDED, "u1");
   assert_string_equal(seen_text(), "app-id 0 {\"channel\":\"presence-q\",\"name\":\"member_added\",\"user_id\":\"u1\"}\n");
   seen_clear();
   rec_free(a);

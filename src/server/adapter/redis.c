@@ -53,6 +53,10 @@
  *       last holder).
  *   {"t":"bye","n":N}  graceful shutdown: drop node N at once.
  *   {"t":"term","n":N,"u":USER_ID}  terminate_connections on every node.
+ *   {"t":"rl","n":N,"k":KIND,"s":SECOND,"u":UNITS}  HTTP API requests a node
+ *       accepted under a rate limit (core/pd_ratelimit.h: KIND 0 events,
+ *       1 reads) in wall-clock SECOND; the others count them against the
+ *       same second's limit.
  *
  * Cluster-wide: event fan-out, client events, server-to-user events, socket_id
  * exclusion, subscription counts / occupancy / user counts / members in REST
@@ -69,6 +73,7 @@
  * is decided in Redis and sent once.
  */
 #include "adapter/pd_redis.h"
+#include "core/pd_ratelimit.h"
 #include "adapter/pd_local.h"
 #include "core/names.h"
 #include "core/pd_webhooks.h"
@@ -565,7 +570,7 @@ static void send_state(pd_capp *ca, int want_reply) {
 /* The adapter state of app (NULL once stopping for outgoing messages). */
 static pd_capp *capp_any(pd_cluster *cl, pd_app *app) {
   if (!cl || !app || app->core != cl->core) return NULL;
-  size_t i = (size_t)(app - cl->core->apps);
+  size_t i = app->idx;
   return i < cl->napps ? &cl->apps[i] : NULL;
 }
 
@@ -584,6 +589,13 @@ static void op_event(pd_app *app, const char *channel, const char *event, const 
   if (!o) return;
   if (except_socket_id) json_object_set_new(o, "x", json_string(except_socket_id));
   publish_obj(ca, o);
+}
+
+static void op_rate_used(pd_app *app, int kind, uint64_t sec, long n, void *ud) {
+  pd_capp *ca = capp_of(ud, app);
+  if (!ca) return;
+  json_t *o = json_pack("{s:s,s:i,s:I,s:I}", "t", "rl", "k", kind, "s", (json_int_t)sec, "u", (json_int_t)n);
+  if (o) publish_obj(ca, o);
 }
 
 static void op_frame(pd_app *app, const char *channel, const char *frame, size_t len,
@@ -698,6 +710,7 @@ const pd_adapter pd_adapter_redis = {
     .remote_subs = op_remote_subs,
     .member_remote = op_member_remote,
     .add_remote_members = op_add_remote_members,
+    .rate_used = op_rate_used,
     .remote_channels = op_remote_channels,
 };
 
@@ -822,6 +835,12 @@ static void on_cluster_message(pd_capp *ca, const char *text, size_t len) {
   } else if (strcmp(t, "state") == 0) {
     apply_state(ca, n, o);
     if (json_integer_value(json_object_get(o, "r"))) send_state(ca, 0);
+  } else if (strcmp(t, "rl") == 0) {
+    json_t *k = json_object_get(o, "k"), *sec = json_object_get(o, "s"), *u = json_object_get(o, "u");
+    if (json_is_integer(k) && json_is_integer(sec) && json_is_integer(u) && json_integer_value(u) > 0 &&
+        (json_integer_value(k) == PD_RL_EVENTS || json_integer_value(k) == PD_RL_READS))
+      pd_ratelimit_remote(app, (int)json_integer_value(k), (uint64_t)json_integer_value(sec),
+                          (long)json_integer_value(u));
   } else if (strcmp(t, "term") == 0) {
     const char *u = json_string_value(json_object_get(o, "u"));
     size_t cnt = u ? pd_user_terminate_local(app, u) : 0;
@@ -1084,12 +1103,12 @@ static pd_cluster *cluster_new(uv_loop_t *loop, pd_core *core, uint64_t node_num
   cl->loop = loop;
   cl->core = core;
   cl->retry_ms = RETRY_MIN_MS;
-  cl->napps = core->cfg->napps;
+  cl->napps = core->napps;
   cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
   if (!cl->apps) goto nomem;
   for (size_t i = 0; i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
-    ca->app = &core->apps[i];
+    ca->app = core->apps[i];
     ca->cl = cl;
     size_t l = strlen(ca->app->cfg->id) + 16;
     ca->rchannel = pd_alloc(l);
@@ -1166,4 +1185,12 @@ void pd_redis_stop(pd_redis *cl) {
   /* pending PUBLISHes (the bye) are written before the connection closes */
   if (cl->pub) redisAsyncDisconnect(cl->pub);
   if (cl->sub) redisAsyncDisconnect(cl->sub);
+}
+
+/* ------------------------------------------------------------------ status */
+int pd_redis_link_up(const pd_redis *cl) { return cl && cl->pub_up && cl->sub_up; }
+
+size_t pd_redis_peers(const pd_redis *cl, const pd_app *app) {
+  if (!cl || !app || app->core != cl->core || app->idx >= cl->napps) return 0;
+  return cl->apps[app->idx].nodes.n;
 }

@@ -42,7 +42,26 @@ pd_app_cfg *pd_app_cfg_new(const char *id, const char *key, const char *secret) 
   a->max_user_id = 128;
   a->client_event_rate = 10;
   a->cache_ttl = 1800;
+  a->max_backend_events_per_second = -1;
+  a->max_read_requests_per_second = -1;
   return a;
+}
+
+pd_app_cfg *pd_app_cfg_clone(const pd_app_cfg *a) {
+  pd_app_cfg *c = pd_alloc(sizeof *c);
+  if (!c) return NULL;
+  *c = *a;
+  c->id = pd_strdup(a->id);
+  c->key = pd_strdup(a->key);
+  c->secret = pd_strdup(a->secret);
+  /* A copy serves a removed app (core/pd_reload.h): it sends no webhooks. */
+  c->webhooks = NULL;
+  c->nwebhooks = 0;
+  if (!c->id || !c->key || !c->secret) {
+    pd_app_cfg_free(c);
+    return NULL;
+  }
+  return c;
 }
 
 void pd_app_cfg_free(pd_app_cfg *a) {
@@ -61,6 +80,7 @@ void pd_config_free(pd_config *c) {
   pd_free(c->redis_url);
   pd_free(c->tls_cert);
   pd_free(c->tls_key);
+  pd_free(c->metrics_host);
   memset(c, 0, sizeof *c);
 }
 
@@ -135,7 +155,8 @@ static const char *const app_keys[] = {
     "subscription_count", "max_connections", "activity_timeout", "max_event_data_bytes",
     "max_channels_per_event", "max_batch_size", "max_channel_name_length",
     "max_event_name_length", "max_presence_members", "max_user_info_bytes",
-    "max_user_id_length", "client_event_rate", "cache_ttl", "webhooks", "tls_only", NULL};
+    "max_user_id_length", "client_event_rate", "cache_ttl", "webhooks", "tls_only",
+    "max_backend_events_per_second", "max_read_requests_per_second", NULL};
 
 static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errlen) {
   char where[64];
@@ -194,6 +215,8 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   INT_SETTING("max_user_id_length", max_user_id, 1, 1000)
   INT_SETTING("client_event_rate", client_event_rate, 1, 1000000)
   INT_SETTING("cache_ttl", cache_ttl, 1, 86400)
+  INT_SETTING("max_backend_events_per_second", max_backend_events_per_second, -1, 1000000000)
+  INT_SETTING("max_read_requests_per_second", max_read_requests_per_second, -1, 1000000000)
 #undef INT_SETTING
   if (!r && json_object_get(o, "webhooks"))
     r = pd_webhooks_cfg_parse(a, json_object_get(o, "webhooks"), where, err, errlen);
@@ -223,7 +246,8 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
         strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
         strcmp(k, "header_timeout_ms") && strcmp(k, "webhook_batch_ms") && strcmp(k, "webhook_retry_seconds") &&
-        strcmp(k, "tls_cert") && strcmp(k, "tls_key") && strcmp(k, "tls_port")) {
+        strcmp(k, "tls_cert") && strcmp(k, "tls_key") && strcmp(k, "tls_port") &&
+        strcmp(k, "metrics_port") && strcmp(k, "metrics_host")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
@@ -232,6 +256,7 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   if (want_str(root, "redis_url", &c->redis_url, 0, "$", what, sizeof what)) goto out;
   if (want_str(root, "tls_cert", &c->tls_cert, 0, "$", what, sizeof what)) goto out;
   if (want_str(root, "tls_key", &c->tls_key, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "metrics_host", &c->metrics_host, 0, "$", what, sizeof what)) goto out;
   long long n;
   int q = want_int(root, "port", &n, 0, 65535, "$", what, sizeof what);
   if (q < 0) goto out;
@@ -239,6 +264,9 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   q = want_int(root, "tls_port", &n, 1, 65535, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->tls_port = (int)n;
+  q = want_int(root, "metrics_port", &n, 0, 65535, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->metrics_port = (int)n;
   q = want_int(root, "max_output_queue_bytes", &n, 4096, 1ll << 32, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->outq_cap = (size_t)n;

@@ -7,24 +7,36 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------ core */
+/* A new live app for cfg, appended to core->apps; NULL when out of memory. */
+pd_app *pd_core_add_app(pd_core *core, const pd_app_cfg *cfg) {
+  pd_app **n = pd_realloc(core->apps, (core->napps + 1) * sizeof *n);
+  if (!n) return NULL;
+  core->apps = n;
+  pd_app *app = pd_zalloc(sizeof *app);
+  if (!app) return NULL;
+  app->cfg = cfg;
+  app->core = core;
+  app->idx = core->napps;
+  core->apps[core->napps++] = app;
+  return app;
+}
+
 int pd_core_init(pd_core *core, const pd_config *cfg, const pd_adapter *ad, void *ad_ud) {
   memset(core, 0, sizeof *core);
   core->cfg = cfg;
   core->ad = ad;
   core->ad_ud = ad_ud;
-  core->apps = pd_zalloc((cfg->napps ? cfg->napps : 1) * sizeof *core->apps);
-  if (!core->apps) return -1;
-  for (size_t i = 0; i < cfg->napps; i++) {
-    core->apps[i].cfg = cfg->apps[i];
-    core->apps[i].core = core;
-  }
+  for (size_t i = 0; i < cfg->napps; i++)
+    if (!pd_core_add_app(core, cfg->apps[i])) return -1;
   return 0;
 }
 
 void pd_core_free(pd_core *core) {
-  for (size_t i = 0; core->apps && i < core->cfg->napps; i++) {
-    pd_app_free_channels(&core->apps[i]);
-    pd_app_free_users(&core->apps[i]);
+  for (size_t i = 0; i < core->napps; i++) {
+    pd_app_free_channels(core->apps[i]);
+    pd_app_free_users(core->apps[i]);
+    pd_app_cfg_free(core->apps[i]->owned_cfg);
+    pd_free(core->apps[i]);
   }
   pd_free(core->apps);
   pd_map_free(&core->sockets);
@@ -44,14 +56,14 @@ void pd_core_set_time(pd_core *core, uint64_t now_ms, uint64_t wall_s) {
 void pd_core_set_draining(pd_core *core, int on) { core->draining = on; }
 
 pd_app *pd_core_app_by_key(pd_core *core, const char *key) {
-  for (size_t i = 0; i < core->cfg->napps; i++)
-    if (strcmp(core->apps[i].cfg->key, key) == 0) return &core->apps[i];
+  for (size_t i = 0; i < core->napps; i++)
+    if (!core->apps[i]->removed && strcmp(core->apps[i]->cfg->key, key) == 0) return core->apps[i];
   return NULL;
 }
 
 pd_app *pd_core_app_by_id(pd_core *core, const char *id) {
-  for (size_t i = 0; i < core->cfg->napps; i++)
-    if (strcmp(core->apps[i].cfg->id, id) == 0) return &core->apps[i];
+  for (size_t i = 0; i < core->napps; i++)
+    if (!core->apps[i]->removed && strcmp(core->apps[i]->cfg->id, id) == 0) return core->apps[i];
   return NULL;
 }
 
@@ -61,8 +73,8 @@ pd_session *pd_core_find_session(pd_core *core, pd_app *app, const char *socket_
 }
 
 void pd_core_tick(pd_core *core) {
-  for (size_t a = 0; a < core->cfg->napps; a++) {
-    pd_app *app = &core->apps[a];
+  for (size_t a = 0; a < core->napps; a++) {
+    pd_app *app = core->apps[a];
     for (size_t i = 0; i < app->channels.nb; i++)
       for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
         pd_channel *ch = e->val;
@@ -152,6 +164,7 @@ int pd_session_open(pd_session *s, const char *path, uint64_t rnd_a, uint64_t rn
     return code;
   }
   app->connections++;
+  app->stats.connections_total++;
   s->counted = 1;
   /* in a cluster the first part is the node number: unique across nodes */
   uint64_t first = core->ad->node_num(core->ad_ud);

@@ -1,6 +1,7 @@
-/* pusherd server core: configuration.  Built once at start (defaults,
- * options, --config FILE) and read-only afterwards: the live state of each
- * app is in pd_core (core/pd_core.h), which points here. */
+/* pusherd server core: configuration.  Built at start (defaults, options,
+ * --config FILE) and read-only while in use: the live state of each app is
+ * in pd_core (core/pd_core.h), which points here.  A reload (SIGHUP) builds
+ * a new one and swaps it in (core/pd_reload.h). */
 #ifndef PD_CONFIG_H
 #define PD_CONFIG_H
 
@@ -65,6 +66,8 @@ typedef struct pd_app_cfg {
   pd_webhook_cfg *webhooks;   /* "webhooks" */
   size_t nwebhooks;
   int tls_only;               /* WebSocket clients without TLS get 4000 (docs/tls.md) */
+  long max_backend_events_per_second; /* HTTP API events a second (a batch of k: k); -1 = none */
+  long max_read_requests_per_second;  /* HTTP API GET requests a second; -1 = none */
 } pd_app_cfg;
 
 typedef struct pd_config {
@@ -81,6 +84,8 @@ typedef struct pd_config {
   int webhook_retry_s;        /* retry a failed webhook batch for this long */
   char *tls_cert, *tls_key;   /* PEM files of the TLS listener (docs/tls.md) */
   int tls_port;               /* 0 = no TLS listener; port 0 = no plain listener */
+  int metrics_port;           /* --metrics-port / "metrics_port": net/pd_metrics.h; 0 = off */
+  char *metrics_host;         /* --metrics-host / "metrics_host"; NULL = host */
 } pd_config;
 
 void pd_config_init(pd_config *c);
@@ -90,6 +95,9 @@ void pd_app_cfg_free(pd_app_cfg *a);
 int pd_config_add_app(pd_config *c, pd_app_cfg *a);
 /* Load a JSON config file; on error writes "file:line:col: what" to err. */
 int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen);
+/* A deep copy of a (NULL when out of memory): every field a owns is
+ * copied, so that a and the copy are freed independently. */
+pd_app_cfg *pd_app_cfg_clone(const pd_app_cfg *a);
 pd_app_cfg *pd_config_app_by_key(const pd_config *c, const char *key);
 pd_app_cfg *pd_config_app_by_id(const pd_config *c, const char *id);
 

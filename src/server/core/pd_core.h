@@ -33,6 +33,7 @@
 #include "core/pd_config.h"
 #include "core/pd_util.h"
 #include "core/pd_webhooks.h"
+#include "core/pd_stats.h"
 
 typedef struct pd_core pd_core;
 typedef struct pd_app pd_app;
@@ -78,6 +79,10 @@ typedef struct pd_adapter {
                              void *user_data);
   /* Adds names of channels occupied on other nodes (value null) to obj. */
   void (*remote_channels)(pd_app *app, const char *prefix, json_t *obj, void *user_data);
+  /* Optional (NULL: single node): this node accepted n units of rate-limit
+   * kind in wall-clock second sec (core/pd_ratelimit.h); the other nodes
+   * count them against their limit (pd_ratelimit_remote). */
+  void (*rate_used)(pd_app *app, int kind, uint64_t sec, long n, void *user_data);
 } pd_adapter;
 
 /* ------------------------------------------------------------------ state */
@@ -104,14 +109,24 @@ struct pd_channel {
 struct pd_app {
   const pd_app_cfg *cfg;
   pd_core *core;
+  size_t idx;                 /* position in core->apps (stable) */
+  int removed;                /* dropped by a reload: lookups skip it (core/reload.c) */
+  pd_app_cfg *owned_cfg;      /* removed apps: cfg is this copy, owned here */
   long connections;
+  pd_app_stats stats;         /* counters (core/pd_stats.h) */
+  uint64_t rl_sec[2];         /* rate limits (core/ratelimit.c): current second, */
+  long rl_used[2];            /*   and what this node used of it */
+  long rl_remote[2];          /*   what other nodes reported for it */
   pd_map channels;            /* name -> pd_channel* */
   pd_map users;               /* user_id -> pd_user* (users.c) */
 };
 
 struct pd_core {
   const pd_config *cfg;
-  pd_app *apps;               /* cfg->napps, same order */
+  pd_app **apps;              /* every app ever configured, stable addresses; a reload
+                               * appends new ones and marks dropped ones removed */
+  size_t napps;
+  pd_core_stats stats;        /* counters (core/pd_stats.h) */
   pd_map sockets;             /* socket_id -> pd_session* (established) */
   const pd_adapter *ad;
   void *ad_ud;
@@ -156,6 +171,8 @@ struct pd_session {
 int pd_core_init(pd_core *core, const pd_config *cfg, const pd_adapter *ad, void *ad_ud);
 /* Frees the live state; every session must have ended before. */
 void pd_core_free(pd_core *core);
+/* Appends a live app for cfg (a reload's new app); NULL when out of memory. */
+pd_app *pd_core_add_app(pd_core *core, const pd_app_cfg *cfg);
 void pd_core_set_adapter(pd_core *core, const pd_adapter *ad, void *user_data); /* ad required */
 void pd_core_set_time(pd_core *core, uint64_t now_ms, uint64_t wall_s);
 void pd_core_set_draining(pd_core *core, int on);
@@ -230,11 +247,16 @@ typedef struct pd_http_response {
   int status;
   char *body;                 /* pd_alloc'ed JSON text; free with pd_free */
   size_t len;
+  int retry_after;            /* > 0: send "Retry-After: N" (429) */
+  long rl_limit, rl_remaining; /* rl_reset != 0: send X-RateLimit-Limit, -Remaining, */
+  uint64_t rl_reset;          /*   -Reset (Unix seconds) (core/pd_ratelimit.h) */
 } pd_http_response;
 /* One complete HTTP request (url = path and query as sent).  Always fills
  * out (status and body); the caller sends it and frees out->body. */
 void pd_rest_handle(pd_core *core, const char *method, const char *url, size_t url_len,
                     const char *body, size_t body_len, pd_http_response *out);
+/* Counts one answered HTTP request (route: enum pd_route). */
+void pd_stats_http(pd_core *core, int route, int status);
 /* A JSON {"error":msg} response (for the net layer's own errors). */
 void pd_http_error(pd_http_response *out, int status, const char *msg);
 const char *pd_http_status_text(int status);

@@ -327,6 +327,7 @@ static void on_client_event(pd_session *c, const char *event, json_t *msg, size_
   pd_sub *sub = client_event_target(c, event, chname);
   json_t *data = json_object_get(msg, "data");
   if (!sub || client_event_limits(c, data, raw_len, chname) != 0) return;
+  app->stats.client_events++;
   json_t *o = json_object();
   json_object_set_new(o, "event", json_string(event));
   json_object_set_new(o, "channel", json_string(chname));

@@ -1,6 +1,7 @@
 /* pusherd server core: the HTTP API (/apps/<id>/...) and health endpoints,
  * as request -> response (the net layer parses and writes HTTP). */
 #include "core/pd_core.h"
+#include "core/pd_ratelimit.h"
 #include "core/names.h"
 #include "core/sign.h"
 
@@ -15,6 +16,7 @@
 typedef struct rq {
   pd_core *core;
   pd_http_response *out;
+  int route;                  /* enum pd_route, for the counters */
 } rq;
 
 typedef struct kv {
@@ -137,6 +139,24 @@ static int check_signature(rq *c, pd_app *app, const char *method, const char *p
 
 static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 static int is_presence(const char *name) { return pusher__chan_kind_of(name) == PUSHER__CHAN_PRESENCE; }
+
+/* The app's rate limit (core/pd_ratelimit.h) for n units of kind: 0, or
+ * -1 after replying 429 with Retry-After. */
+static int rate_limited(rq *c, pd_app *app, int kind, long n) {
+  long limit = pd_ratelimit_limit(app, kind);
+  if (limit < 0) return 0;
+  int wait = pd_ratelimit_take(app, kind, n);
+  c->out->rl_limit = limit;
+  pd_ratelimit_window(app, kind, &c->out->rl_remaining, &c->out->rl_reset);
+  if (!wait) return 0;
+  if (kind == PD_RL_EVENTS)
+    reply_error(c, 429, "Rate limit exceeded: this app may publish %ld events per second (this request: %ld)",
+                limit, n);
+  else
+    reply_error(c, 429, "Rate limit exceeded: this app may make %ld read requests per second", limit);
+  c->out->retry_after = wait;
+  return -1;
+}
 
 /* Parse the "info" attribute list; sets flags; -1 on an unknown attribute. */
 static int parse_info(const char *info, int *user_count, int *sub_count, int *cache) {
@@ -320,6 +340,12 @@ static void do_events(rq *c, pd_app *app, const char *body, size_t len) {
   }
   ev e;
   if (parse_event(c, app, o, &e, 0) == 0) {
+    if (rate_limited(c, app, PD_RL_EVENTS, 1) != 0) {
+      ev_free(&e);
+      json_decref(o);
+      return;
+    }
+    app->stats.events_published++;
     publish_event(c, app, &e);
     json_t *r = json_object();
     if (e.info) json_object_set_new(r, "channels", event_info(app, &e));
@@ -350,7 +376,8 @@ static void do_batch(rq *c, pd_app *app, const char *body, size_t len) {
     if (parse_event(c, app, json_array_get(b, ok), &evs[ok], 1) != 0) break;
     any_info |= evs[ok].info != NULL;
   }
-  if (evs && ok == n) {
+  if (evs && ok == n && rate_limited(c, app, PD_RL_EVENTS, (long)n) == 0) {
+    app->stats.events_published += n;
     for (size_t i = 0; i < n; i++) publish_event(c, app, &evs[i]);
     json_t *r = json_object();
     if (any_info) {
@@ -459,8 +486,11 @@ static void do_terminate(rq *c, pd_app *app, const char *user) {
 }
 
 void pd_http_error(pd_http_response *out, int status, const char *msg) {
-  rq c = {NULL, out};
+  rq c = {NULL, out, PD_ROUTE_OTHER};
   out->body = NULL;
+  out->retry_after = 0;
+  out->rl_limit = out->rl_remaining = 0;
+  out->rl_reset = 0;
   reply_json(&c, status, json_pack("{s:s}", "error", msg));
 }
 
@@ -474,6 +504,7 @@ const char *pd_http_status_text(int status) {
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 413: return "Payload Too Large";
+  case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
@@ -486,12 +517,16 @@ static void route(rq *c, const char *method, const char *url, size_t url_len, co
 
 void pd_rest_handle(pd_core *core, const char *method, const char *url, size_t url_len, const char *body,
                     size_t body_len, pd_http_response *out) {
-  rq c = {core, out};
+  rq c = {core, out, PD_ROUTE_OTHER};
   out->status = 500;
   out->body = NULL;
   out->len = 0;
+  out->retry_after = 0;
+  out->rl_limit = out->rl_remaining = 0;
+  out->rl_reset = 0;
   route(&c, method, url, url_len, body, body_len);
   if (!out->body) reply(&c, 500, "{\"error\":\"out of memory\"}", 25);
+  pd_stats_http(core, c.route, out->status);
 }
 
 static void route(rq *c, const char *method, const char *url, size_t url_len, const char *body,
@@ -511,6 +546,7 @@ static void route(rq *c, const char *method, const char *url, size_t url_len, co
     goto out;
   }
   if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0) {
+    c->route = PD_ROUTE_HEALTH;
     if (!is_get) reply_error(c, 405, "Method not allowed");
     else if (c->core->draining && strcmp(path, "/ready") == 0) reply_error(c, 503, "Shutting down");
     else reply(c, 200, "{\"ok\":true}", 11);
@@ -532,12 +568,23 @@ static void route(rq *c, const char *method, const char *url, size_t url_len, co
     p = sl + 1;
   }
   pd_app *app = nseg ? pd_core_app_by_id(c->core, segs[0]) : NULL;
+  int reads = 0;
+  if (nseg == 2 && strcmp(segs[1], "events") == 0) c->route = PD_ROUTE_EVENTS;
+  else if (nseg == 2 && strcmp(segs[1], "batch_events") == 0) c->route = PD_ROUTE_BATCH;
+  else if (nseg == 2 && strcmp(segs[1], "channels") == 0) c->route = PD_ROUTE_CHANNELS, reads = 1;
+  else if (nseg == 3 && strcmp(segs[1], "channels") == 0) c->route = PD_ROUTE_CHANNEL, reads = 1;
+  else if (nseg == 4 && strcmp(segs[1], "channels") == 0 && strcmp(segs[3], "users") == 0)
+    c->route = PD_ROUTE_USERS, reads = 1;
+  else if (nseg == 4 && strcmp(segs[1], "users") == 0 && strcmp(segs[3], "terminate_connections") == 0)
+    c->route = PD_ROUTE_TERMINATE;
   if (!app) {
     reply_error(c, 404, "Unknown app");
   } else if (check_signature(c, app, method, path, &q, body, body_len) != 0) {
     /* replied */
   } else if (!app->cfg->enabled) {
     reply_error(c, 403, "Application is disabled");
+  } else if (reads && is_get && rate_limited(c, app, PD_RL_READS, 1) != 0) {
+    /* replied 429 */
   } else if (nseg == 2 && strcmp(segs[1], "events") == 0) {
     if (!is_post) reply_error(c, 405, "Use POST");
     else do_events(c, app, body, body_len);

@@ -103,6 +103,11 @@ struct pd_server {
   /* called once when shutdown starts (main: stop the Redis adapter) */
   void (*on_shutdown)(void *user_data);
   void *on_shutdown_ud;
+  /* called once when the last connection is gone after shutdown, as the
+   * server closes its own handles (main: close the metrics listener and
+   * the SIGHUP watcher, so that the loop can end) */
+  void (*on_stop)(void *user_data);
+  void *on_stop_ud;
 };
 
 /* loop NULL: detached mode.  cfg and core must outlive the server. */

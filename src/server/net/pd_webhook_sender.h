@@ -38,9 +38,17 @@ typedef struct pd_whs_stats {
   uint64_t queued_bytes;
 } pd_whs_stats;
 
-/* Installs itself as core's webhook output when some app has webhooks;
- * *out NULL (and 0) when none has.  -1: out of memory / curl failed. */
+/* Installs itself as core's webhook output (apps may gain webhooks on a
+ * reload).  -1: out of memory / curl failed. */
 int pd_whs_new(pd_whs **out, uv_loop_t *loop, pd_core *core);
+/* After a configuration reload swapped new settings in (core->apps[i]->cfg),
+ * while the old ones are still allocated: a webhook with the same app id
+ * and URL keeps its queue and takes the new secret, key and headers from
+ * its next attempt; a webhook no longer configured drops what waits for it
+ * (logged, counted; a request in flight finishes and is not retried); a new
+ * one starts empty.  0, or -1 when out of memory (logged; the webhooks
+ * that could not be set up drop their events). */
+int pd_whs_reload(pd_whs *w);
 /* SIGTERM: send what is pending now; give up on whatever is not delivered
  * shutdown_grace_ms + PD_WHS_TIMEOUT_MS after this call. */
 void pd_whs_shutdown(pd_whs *w);

@@ -94,6 +94,7 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
       }
     }
     c->sent_frames++;
+    if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
     return 0;
   }
   pd_wreq *w = pd_alloc(sizeof *w);
@@ -103,6 +104,7 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
   pd_msg_ref(m);
   uv_buf_t b = uv_buf_init((char *)m->data, (unsigned)m->len);
   c->out_bytes += m->len;
+  if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
   int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
   if (r < 0) {
     c->out_bytes -= m->len;
@@ -132,7 +134,9 @@ static int conn_queue(pd_msg *m, void *ud) {
     c->overflow = 1;
     return -1;
   }
-  return conn_write_raw(c, m);
+  int r = conn_write_raw(c, m);
+  if (r == 0 && c->sess.app) c->sess.app->stats.ws_msgs_out++;
+  return r;
 }
 
 static void conn_drain_ws(pd_conn *c) {
@@ -163,7 +167,7 @@ static void conn_close(int code, const char *message, void *ud) {
       pd_msg *m = t ? pd_msg_frame(t, strlen(t)) : NULL;
       free(t);
       if (m) {
-        conn_write_raw(c, m);
+        if (conn_write_raw(c, m) == 0 && c->sess.app) c->sess.app->stats.ws_msgs_out++;
         pd_msg_unref(m);
       }
     }
@@ -192,14 +196,26 @@ void pd_conn_end(pd_conn *c) {
   if (c->out_bytes == 0 && !c->in_ws_recv) conn_finish(c);
 }
 
-static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
+/* Extra headers of an API response: rate limits (core/pd_ratelimit.h). */
+static void rl_headers(const pd_http_response *r, char *buf, size_t n) {
+  buf[0] = 0;
+  if (!r) return;
+  int k = 0;
+  if (r->retry_after > 0) k = snprintf(buf, n, "Retry-After: %d\r\n", r->retry_after);
+  if (r->rl_reset && k >= 0 && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\nX-RateLimit-Reset: %llu\r\n",
+             r->rl_limit, r->rl_remaining, (unsigned long long)r->rl_reset);
+}
+
+static void http_reply(pd_conn *c, int status, const char *body, size_t len, const pd_http_response *api) {
   const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
-  char head[512];
+  char head[640], retry[200];
+  rl_headers(api, retry, sizeof retry);
   int hl = snprintf(head, sizeof head,
                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                    "Access-Control-Allow-Origin: *\r\nConnection: %s\r\n\r\n",
-                    status, text, len, keep ? "keep-alive" : "close");
+                    "Access-Control-Allow-Origin: *\r\n%sConnection: %s\r\n\r\n",
+                    status, text, len, retry, keep ? "keep-alive" : "close");
   pd_msg *m = pd_alloc(sizeof *m + (size_t)hl + len);
   if (!m) return;
   m->refs = 1;
@@ -219,7 +235,8 @@ static void http_error_reply(pd_conn *c, int status, const char *msg) {
   pd_http_response r;
   pd_http_error(&r, status, msg);
   c->http_error = 1;
-  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  pd_stats_http(c->srv->core, PD_ROUTE_OTHER, r.status);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, NULL);
   pd_free(r.body);
 }
 
@@ -287,6 +304,7 @@ static void ws_on_text(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
+  if (c->sess.app) c->sess.app->stats.ws_msgs_in++;
   pd_session_on_text(&c->sess, msg, len);
 }
 
@@ -295,6 +313,7 @@ static void ws_on_binary(const uint8_t *msg, size_t len, void *ud) {
   if (c->closing || c->close_after_flush) return;
   c->last_rx_ms = pd_now_ms(c->srv);
   c->ping_sent_ms = 0;
+  if (c->sess.app) c->sess.app->stats.ws_msgs_in++;
   pd_session_on_binary(&c->sess, msg, len);
 }
 
@@ -455,7 +474,7 @@ static int hp_message_complete(http_parser *p) {
   pd_http_response r;
   pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
                  c->url_len, c->body ? c->body : "", c->body_len, &r);
-  http_reply(c, r.status, r.body ? r.body : "", r.len);
+  http_reply(c, r.status, r.body ? r.body : "", r.len, &r);
   pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
   return 0;
@@ -475,6 +494,7 @@ void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
   if (c->closing || c->close_after_flush) return;
   core_time(c->srv);
   if (c->is_ws) {
+    if (c->sess.app) c->sess.app->stats.ws_bytes_in += len;
     c->in_ws_recv = 1;
     (void)pusher__ws_recv(c->ws, buf, len);
     c->in_ws_recv = 0;
@@ -667,6 +687,7 @@ void pd_server_tick(pd_server *s) {
     } else if (c->close_after_flush) {
       if (now - c->close_started_ms > 5000) conn_begin_close(c);
     } else if (c->overflow) {
+      if (c->sess.app) c->sess.app->stats.outq_closes++;
       conn_close(4100, "Over capacity: the client did not read its messages fast enough", c);
     } else if (c->is_ws && c->sess.app) {
       uint64_t idle = now - c->last_rx_ms;
@@ -771,6 +792,7 @@ static void stop_handles(pd_server *s) {
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
   }
+  if (s->on_stop) s->on_stop(s->on_stop_ud);
 }
 
 static void check_shutdown_done(pd_server *s) {

@@ -27,10 +27,16 @@ typedef struct wh_batch {
   int attempts;
 } wh_batch;
 
+/* A target keeps its own copies of the settings it sends with, so that a
+ * configuration reload (which frees the old settings) never leaves it
+ * pointing at freed memory; pd_whs_reload refreshes them. */
 typedef struct wh_target {
   pd_whs *w;
-  const pd_app_cfg *app;
-  const pd_webhook_cfg *hook;
+  char *app_id, *app_key, *app_secret, *url;
+  char **headers;             /* "Name: value" lines */
+  size_t nheaders;
+  int claimed;                /* pd_whs_reload: matched to a webhook of the new settings */
+  int retired;                /* its webhook left the configuration: freed once idle */
   json_t *open;               /* array of events, or NULL */
   size_t open_bytes;
   uint64_t open_since;
@@ -46,9 +52,11 @@ struct pd_whs {
   CURLM *multi;
   uv_timer_t wake;            /* batch windows and retries */
   uv_timer_t curl_timer;      /* libcurl's own timeout */
-  wh_target *targets;
-  size_t ntargets;
-  size_t *first;              /* per app: index of its first target */
+  wh_target **targets;        /* stable addresses: libcurl holds them while in flight */
+  size_t ntargets, atargets;
+  wh_target **slots;          /* per (app, webhook): its target, or NULL (out of memory) */
+  size_t *first;              /* per app index: its first slot; first[nfirst] = end */
+  size_t nfirst;
   size_t inflight;
   int stopping;
   uint64_t deadline_ms;       /* stopping: give up after this */
@@ -72,6 +80,7 @@ static uint64_t wall_ms(void) {
 }
 
 static void pump(pd_whs *w);
+static void reap_retired(pd_whs *w);
 static void wake_cb(uv_timer_t *h);
 
 /* ------------------------------------------------------------------ queue */
@@ -97,8 +106,8 @@ static void close_open(wh_target *t) {
     w->st.batches_dropped++;
     w->st.queued_events -= n;
     w->st.queued_bytes -= t->open_bytes;
-    pd_log(PD_LOG_ERROR, "msg=\"webhook batch dropped: out of memory\" app=%s url=%s events=%zu", t->app->id,
-           t->hook->url, n);
+    pd_log(PD_LOG_ERROR, "msg=\"webhook batch dropped: out of memory\" app=%s url=%s events=%zu", t->app_id,
+           t->url, n);
     t->open_bytes = 0;
     return;
   }
@@ -128,14 +137,18 @@ static void drop_head(wh_target *t, const char *why) {
   w->st.batches_dropped++;
   w->st.events_dropped += b->nevents;
   pd_log(PD_LOG_WARN, "msg=\"webhook batch dropped\" reason=\"%s\" app=%s url=%s events=%zu attempts=%d", why,
-         t->app->id, t->hook->url, b->nevents, b->attempts);
+         t->app_id, t->url, b->nevents, b->attempts);
   pop_head(t);
 }
 
 static void on_emit(pd_app *app, size_t hook, json_t *event, void *ud) {
   pd_whs *w = ud;
-  size_t ai = (size_t)(app - w->core->apps);
-  wh_target *t = &w->targets[w->first[ai] + hook];
+  size_t ai = app->idx;
+  wh_target *t = ai < w->nfirst && hook < w->first[ai + 1] - w->first[ai] ? w->slots[w->first[ai] + hook] : NULL;
+  if (!t) { /* settings changed under us, or out of memory at the last reload */
+    w->st.events_dropped++;
+    return;
+  }
   char *text = json_dumps(event, JSON_COMPACT);
   size_t n = text ? strlen(text) : 0;
   free(text);
@@ -146,7 +159,7 @@ static void on_emit(pd_app *app, size_t hook, json_t *event, void *ud) {
     if (t_now - w->overflow_log_ms >= 1000 || !w->overflow_log_ms) {
       pd_log(PD_LOG_WARN,
              "msg=\"webhook event dropped: %s\" app=%s url=%s dropped_since_last_line=%llu queued_bytes=%llu",
-             w->stopping ? "shutting down" : "queue full", t->app->id, t->hook->url,
+             w->stopping ? "shutting down" : "queue full", t->app_id, t->url,
              (unsigned long long)w->overflow_unlogged, (unsigned long long)w->st.queued_bytes);
       w->overflow_log_ms = t_now ? t_now : 1;
       w->overflow_unlogged = 0;
@@ -178,7 +191,7 @@ static void start_attempt(wh_target *t) {
   pd_whs *w = t->w;
   wh_batch *b = t->head;
   char sig[PUSHER__SHA256_HEX_SIZE];
-  if (pusher__hmac_sha256_hex(t->app->secret, strlen(t->app->secret), b->body, b->len, sig) != 0) {
+  if (pusher__hmac_sha256_hex(t->app_secret, strlen(t->app_secret), b->body, b->len, sig) != 0) {
     drop_head(t, "signing failed");
     return;
   }
@@ -190,18 +203,18 @@ static void start_attempt(wh_target *t) {
   char line[200 + PUSHER__SHA256_HEX_SIZE];
   struct curl_slist *h = NULL;
   h = curl_slist_append(h, "Content-Type: application/json");
-  snprintf(line, sizeof line, "X-Pusher-Key: %s", t->app->key);
+  snprintf(line, sizeof line, "X-Pusher-Key: %s", t->app_key);
   h = curl_slist_append(h, line);
   snprintf(line, sizeof line, "X-Pusher-Signature: %s", sig);
   h = curl_slist_append(h, line);
   h = curl_slist_append(h, "Expect:");
-  for (size_t i = 0; i < t->hook->nheaders; i++) h = curl_slist_append(h, t->hook->headers[i]);
+  for (size_t i = 0; i < t->nheaders; i++) h = curl_slist_append(h, t->headers[i]);
   long timeout = PD_WHS_TIMEOUT_MS;
   if (w->stopping) {
     uint64_t left = w->deadline_ms > now(w) ? w->deadline_ms - now(w) : 1;
     if (left < (uint64_t)timeout) timeout = (long)left;
   }
-  curl_easy_setopt(e, CURLOPT_URL, t->hook->url);
+  curl_easy_setopt(e, CURLOPT_URL, t->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -252,7 +265,7 @@ static void finish_attempt(wh_target *t, CURLcode rc) {
   else snprintf(why, sizeof why, "HTTP status %ld", status);
   uint64_t t_now = now(w);
   uint64_t window = (uint64_t)w->core->cfg->webhook_retry_s * 1000u;
-  if (w->stopping || t_now - b->first_ms >= window) {
+  if (w->stopping || t->retired || t_now - b->first_ms >= window) {
     drop_head(t, why);
     return;
   }
@@ -264,7 +277,7 @@ static void finish_attempt(wh_target *t, CURLcode rc) {
   b->next_ms = t_now + delay;
   w->st.batches_retried++;
   pd_log(PD_LOG_INFO, "msg=\"webhook attempt failed; will retry\" app=%s url=%s error=\"%s\" attempt=%d retry_in_ms=%llu",
-         t->app->id, t->hook->url, why, b->attempts, (unsigned long long)delay);
+         t->app_id, t->url, why, b->attempts, (unsigned long long)delay);
 }
 
 static void check_done(pd_whs *w) {
@@ -289,7 +302,7 @@ static void pump(pd_whs *w) {
   uint64_t window = (uint64_t)w->core->cfg->webhook_retry_s * 1000u;
   int give_up = w->stopping && t_now >= w->deadline_ms;
   for (size_t i = 0; i < w->ntargets; i++) {
-    wh_target *t = &w->targets[i];
+    wh_target *t = w->targets[i];
     if (t->open && (w->stopping || t_now - t->open_since >= (uint64_t)w->core->cfg->webhook_batch_ms))
       close_open(t);
     if (give_up) {
@@ -320,6 +333,7 @@ static void pump(pd_whs *w) {
     }
     if (!t->easy && t->head && t->head->next_ms < next) next = t->head->next_ms;
   }
+  reap_retired(w);
   if (w->stopping && !give_up && (next != UINT64_MAX || w->inflight) && w->deadline_ms < next)
     next = w->deadline_ms;
   if (!w->inflight) uv_unref((uv_handle_t *)&w->curl_timer);
@@ -394,35 +408,157 @@ static int timer_cb(CURLM *m, long ms, void *ud) {
 }
 
 /* ------------------------------------------------------------------ lifetime */
+/* ------------------------------------------------------------------ targets */
+static void free_strv(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) pd_free(v[i]);
+  pd_free(v);
+}
+
+static void target_free(wh_target *t) {
+  pd_free(t->app_id);
+  pd_free(t->app_key);
+  pd_free(t->app_secret);
+  pd_free(t->url);
+  free_strv(t->headers, t->nheaders);
+  pd_free(t);
+}
+
+/* (Re)take the settings of app a's webhook h: 0, or -1 (out of memory:
+ * the target keeps what it had). */
+static int target_set(wh_target *t, const pd_app_cfg *a, const pd_webhook_cfg *h) {
+  char *id = pd_strdup(a->id), *key = pd_strdup(a->key), *secret = pd_strdup(a->secret), *url = pd_strdup(h->url);
+  char **hd = h->nheaders ? pd_zalloc(h->nheaders * sizeof *hd) : NULL;
+  int bad = !id || !key || !secret || !url || (h->nheaders && !hd);
+  for (size_t i = 0; !bad && i < h->nheaders; i++) bad = !(hd[i] = pd_strdup(h->headers[i]));
+  if (bad) {
+    pd_free(id), pd_free(key), pd_free(secret), pd_free(url);
+    if (hd) free_strv(hd, h->nheaders);
+    return -1;
+  }
+  pd_free(t->app_id), pd_free(t->app_key), pd_free(t->app_secret), pd_free(t->url);
+  free_strv(t->headers, t->nheaders);
+  t->app_id = id, t->app_key = key, t->app_secret = secret, t->url = url;
+  t->headers = hd;
+  t->nheaders = h->nheaders;
+  return 0;
+}
+
+/* Retired targets whose last request has ended are freed. */
+static void reap_retired(pd_whs *w) {
+  size_t k = 0;
+  for (size_t i = 0; i < w->ntargets; i++) {
+    wh_target *t = w->targets[i];
+    if (t->retired && !t->easy && !t->head && !t->open) target_free(t);
+    else w->targets[k++] = t;
+  }
+  w->ntargets = k;
+}
+
+/* A webhook left the configuration: what waits for it is dropped (logged
+ * and counted); a request in flight finishes, and is not retried. */
+static void retire(wh_target *t) {
+  pd_whs *w = t->w;
+  size_t n = 0;
+  if (t->open) {
+    n += json_array_size(t->open);
+    w->st.queued_events -= json_array_size(t->open);
+    w->st.queued_bytes -= t->open_bytes;
+    json_decref(t->open);
+    t->open = NULL;
+    t->open_bytes = 0;
+  }
+  wh_batch *keep = t->easy ? t->head : NULL;
+  for (wh_batch *b = keep ? keep->next : t->head, *nx; b; b = nx) {
+    nx = b->next;
+    n += b->nevents;
+    w->st.queued_events -= b->nevents;
+    w->st.queued_bytes -= b->bytes;
+    w->st.batches_dropped++;
+    batch_free(b);
+  }
+  if (keep) keep->next = NULL;
+  t->head = t->tail = keep;
+  w->st.events_dropped += n;
+  t->retired = 1;
+  pd_log(PD_LOG_INFO, "msg=\"webhook removed by a configuration reload\" app=%s url=%s events_dropped=%zu",
+         t->app_id, t->url, n);
+}
+
+int pd_whs_reload(pd_whs *w) {
+  pd_core *core = w->core;
+  size_t n = 0;
+  for (size_t i = 0; i < core->napps; i++)
+    if (!core->apps[i]->removed) n += core->apps[i]->cfg->nwebhooks;
+  size_t *first = pd_zalloc((core->napps + 1) * sizeof *first);
+  wh_target **slots = pd_zalloc((n ? n : 1) * sizeof *slots);
+  wh_target **grown = w->atargets < w->ntargets + n
+                          ? pd_realloc(w->targets, (w->ntargets + n) * sizeof *grown)
+                          : w->targets;
+  if (!first || !slots || !grown) {
+    pd_free(first);
+    pd_free(slots);
+    pd_log(PD_LOG_ERROR, "msg=\"webhooks: out of memory applying new settings; the previous webhooks stay\"");
+    return -1;
+  }
+  if (grown != w->targets) w->atargets = w->ntargets + n;
+  w->targets = grown;
+  size_t old = w->ntargets, k = 0;
+  for (size_t i = 0; i < old; i++) w->targets[i]->claimed = 0;
+  int oom = 0;
+  for (size_t i = 0; i < core->napps; i++) {
+    first[i] = k;
+    const pd_app *app = core->apps[i];
+    if (app->removed) continue;
+    const pd_app_cfg *a = app->cfg;
+    for (size_t j = 0; j < a->nwebhooks; j++, k++) {
+      const pd_webhook_cfg *h = &a->webhooks[j];
+      wh_target *t = NULL;
+      /* the same app and URL keep their queue (and its order) */
+      for (size_t x = 0; x < old && !t; x++) {
+        wh_target *o = w->targets[x];
+        if (!o->retired && !o->claimed && !strcmp(o->app_id, a->id) && !strcmp(o->url, h->url)) t = o;
+      }
+      if (t) {
+        t->claimed = 1;
+        oom |= target_set(t, a, h) != 0; /* a new secret or headers from the next attempt on */
+      } else if ((t = pd_zalloc(sizeof *t))) {
+        t->w = w;
+        t->claimed = 1;
+        if (target_set(t, a, h) != 0) {
+          pd_free(t);
+          t = NULL;
+        } else {
+          w->targets[w->ntargets++] = t;
+        }
+      }
+      oom |= !t;
+      slots[k] = t;
+    }
+  }
+  first[core->napps] = k;
+  for (size_t i = 0; i < old; i++)
+    if (!w->targets[i]->retired && !w->targets[i]->claimed) retire(w->targets[i]);
+  pd_free(w->first);
+  pd_free(w->slots);
+  w->first = first;
+  w->slots = slots;
+  w->nfirst = core->napps;
+  if (oom) pd_log(PD_LOG_ERROR, "msg=\"webhooks: out of memory applying new settings; some webhooks are not sent\"");
+  pump(w);
+  return oom ? -1 : 0;
+}
+
 int pd_whs_new(pd_whs **out, uv_loop_t *loop, pd_core *core) {
   *out = NULL;
-  size_t n = 0;
-  for (size_t i = 0; i < core->cfg->napps; i++) n += core->apps[i].cfg->nwebhooks;
-  if (!n) return 0;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return -1;
   pd_whs *w = pd_zalloc(sizeof *w);
   if (!w) return -1;
   w->loop = loop;
   w->core = core;
-  w->targets = pd_zalloc(n * sizeof *w->targets);
-  w->first = pd_zalloc(core->cfg->napps * sizeof *w->first);
   w->multi = curl_multi_init();
-  if (!w->targets || !w->first || !w->multi) {
-    if (w->multi) curl_multi_cleanup(w->multi);
-    pd_free(w->targets);
-    pd_free(w->first);
+  if (!w->multi) {
     pd_free(w);
     return -1;
-  }
-  for (size_t i = 0; i < core->cfg->napps; i++) {
-    w->first[i] = w->ntargets;
-    const pd_app_cfg *a = core->apps[i].cfg;
-    for (size_t j = 0; j < a->nwebhooks; j++) {
-      wh_target *t = &w->targets[w->ntargets++];
-      t->w = w;
-      t->app = a;
-      t->hook = &a->webhooks[j];
-    }
   }
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
   curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
@@ -433,8 +569,13 @@ int pd_whs_new(pd_whs **out, uv_loop_t *loop, pd_core *core) {
   uv_timer_init(loop, &w->curl_timer);
   w->curl_timer.data = w;
   uv_unref((uv_handle_t *)&w->curl_timer);
-  pd_core_set_webhooks(core, &sender_out, w);
   *out = w;
+  if (pd_whs_reload(w) != 0) {
+    pd_whs_free(w);
+    *out = NULL;
+    return -1;
+  }
+  pd_core_set_webhooks(core, &sender_out, w);
   return 0;
 }
 
@@ -443,7 +584,7 @@ void pd_whs_shutdown(pd_whs *w) {
   w->stopping = 1;
   w->deadline_ms = now(w) + (uint64_t)w->core->cfg->shutdown_grace_ms + PD_WHS_TIMEOUT_MS;
   for (size_t i = 0; i < w->ntargets; i++)
-    if (w->targets[i].head && !w->targets[i].easy) w->targets[i].head->next_ms = now(w);
+    if (w->targets[i]->head && !w->targets[i]->easy) w->targets[i]->head->next_ms = now(w);
   pump(w);
 }
 
@@ -452,7 +593,7 @@ void pd_whs_free(pd_whs *w) {
   if (w->core->wh_ud == w) pd_core_set_webhooks(w->core, NULL, NULL);
   uint64_t lost = 0;
   for (size_t i = 0; i < w->ntargets; i++) {
-    wh_target *t = &w->targets[i];
+    wh_target *t = w->targets[i];
     if (t->easy) {
       curl_multi_remove_handle(w->multi, t->easy);
       curl_easy_cleanup(t->easy);
@@ -465,6 +606,7 @@ void pd_whs_free(pd_whs *w) {
       lost += b->nevents;
       batch_free(b);
     }
+    target_free(t);
   }
   if (lost) pd_log(PD_LOG_WARN, "msg=\"webhook events not delivered at exit\" events=%llu", (unsigned long long)lost);
   pd_log(PD_LOG_INFO,
@@ -478,6 +620,7 @@ void pd_whs_free(pd_whs *w) {
   uv_close((uv_handle_t *)&w->curl_timer, NULL);
   uv_run(w->loop, UV_RUN_NOWAIT); /* the close callbacks (sockets freed) */
   pd_free(w->targets);
+  pd_free(w->slots);
   pd_free(w->first);
   pd_free(w);
   curl_global_cleanup();
