@@ -491,16 +491,15 @@ int pd_whs_reload(pd_whs *w) {
     if (!core->apps[i]->removed) n += core->apps[i]->cfg->nwebhooks;
   size_t *first = pd_zalloc((core->napps + 1) * sizeof *first);
   wh_target **slots = pd_zalloc((n ? n : 1) * sizeof *slots);
-  wh_target **grown = w->atargets < w->ntargets + n
-                          ? pd_realloc(w->targets, (w->ntargets + n) * sizeof *grown)
-                          : w->targets;
-  if (!first || !slots || !grown) {
+  int grow = w->atargets < w->ntargets + n;
+  wh_target **grown = grow ? pd_realloc(w->targets, (w->ntargets + n) * sizeof *grown) : w->targets;
+  if (!first || !slots || (grow && !grown)) {
     pd_free(first);
     pd_free(slots);
     pd_log(PD_LOG_ERROR, "msg=\"webhooks: out of memory applying new settings; the previous webhooks stay\"");
     return -1;
   }
-  if (grown != w->targets) w->atargets = w->ntargets + n;
+  if (grow) w->atargets = w->ntargets + n;
   w->targets = grown;
   size_t old = w->ntargets, k = 0;
   for (size_t i = 0; i < old; i++) w->targets[i]->claimed = 0;
