@@ -394,6 +394,36 @@ static int add_reload_hook(reload_hook_fn fn, void *ud) {
   return 0;
 }
 
+/* Webhook delivery families for /metrics (docs/operations.md). */
+static void whs_metrics(pd_mbuf *b, pd_core *c, void *ud) {
+  (void)c;
+  const pd_whs_stats *st = pd_whs_get_stats(ud);
+  static const struct {
+    const char *name, *type, *help;
+    size_t off;
+  } f[] = {
+      {"pusherd_webhook_batches_sent_total", "counter", "Webhook requests answered 2xx",
+       offsetof(pd_whs_stats, batches_sent)},
+      {"pusherd_webhook_batches_retried_total", "counter", "Failed webhook attempts followed by a retry",
+       offsetof(pd_whs_stats, batches_retried)},
+      {"pusherd_webhook_batches_dropped_total", "counter",
+       "Webhook batches given up (retry window over, shutdown, webhook removed)",
+       offsetof(pd_whs_stats, batches_dropped)},
+      {"pusherd_webhook_events_sent_total", "counter", "Webhook events delivered", offsetof(pd_whs_stats, events_sent)},
+      {"pusherd_webhook_events_dropped_total", "counter", "Webhook events dropped (queue cap, dropped batches)",
+       offsetof(pd_whs_stats, events_dropped)},
+      {"pusherd_webhook_queued_events", "gauge", "Webhook events waiting now", offsetof(pd_whs_stats, queued_events)},
+      {"pusherd_webhook_queued_bytes", "gauge", "Bytes of webhook events waiting now",
+       offsetof(pd_whs_stats, queued_bytes)},
+  };
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    uint64_t v;
+    memcpy(&v, (const char *)st + f[i].off, sizeof v);
+    pd_metrics_family(b, f[i].name, f[i].type, f[i].help);
+    pd_metrics_u64(b, f[i].name, NULL, NULL, NULL, NULL, v);
+  }
+}
+
 static void whs_reload(pd_core *c, const pd_config *old, void *ud) {
   (void)c, (void)old;
   pd_whs_reload(ud);
@@ -503,6 +533,7 @@ static int run(pd_config *cfg, const opts *o) {
     metrics = pd_metrics_new(loop, &core);
     const char *mhost = cfg->metrics_host ? cfg->metrics_host : cfg->host;
     if (!metrics || pd_metrics_listen(metrics, mhost, cfg->metrics_port) != 0) return 1;
+    pd_metrics_add_collector(metrics, whs_metrics, webhooks);
 #ifdef PUSHERD_HAVE_HIREDIS
     if (redis_adapter) {
       pd_metrics_add_collector(metrics, redis_metrics, redis_adapter);

@@ -6,9 +6,13 @@
 # restart, a wrong secret refused by the SDK, receivers that hang, reset,
 # answer garbage or 500 or are down not disturbing WebSocket delivery, and
 # the SIGTERM grace; then, with webhook_retry_seconds 2, a batch answered
-# 500 is retried with back-off and dropped (logged) at the end of the window.
-# Ports: pusherd 7610 and 7615, receiver 7612, restarted receiver 7613,
-# nothing on 7614.
+# 500 is retried with back-off and dropped (logged) at the end of the window;
+# then a SIGHUP reload that rotates the app's key and secret, changes one
+# webhook's event types and adds another (the sender follows: the kept
+# webhook signs with the new secret, the new one starts), with the webhook
+# counters on /metrics checked by promtool and by value.
+# Ports: pusherd 7610, 7615 and 7616 (metrics 7617), receiver 7612,
+# restarted receiver 7613, nothing on 7614.
 . "$(dirname "$0")/lib.sh"
 PORT=7610
 RPORT=7612
@@ -17,6 +21,7 @@ DOWN=7614
 PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 [ -x "$PUSHERD_BIN" ] || fail "pusherd is not built ($PUSHERD_BIN)"
 command -v node >/dev/null || fail "node not found (scripts/install-deps.sh)"
+command -v promtool >/dev/null || fail "promtool not found (apt-get install prometheus; scripts/install-deps.sh)"
 [ -d "$PEERS/clients/node_modules/pusher" ] || fail "the pusher SDK is not installed: run tests/peers/setup.sh"
 for p in $PORT $RPORT $RSPORT $DOWN; do _port_free "$p" || fail "port $p is in use"; done
 
@@ -43,6 +48,7 @@ cat >"$RUN_DIR/config.json" <<JSON
 JSON
 
 node "$(dirname "$0")/webhook_receiver.mjs" --port "$RPORT" --app app-key:app-secret --app bad-key:not-the-secret \
+  --app app-key2:new-secret \
   >"$RUN_DIR/receiver.out" 2>"$RUN_DIR/receiver.log" &
 _PIDS+=("$!")
 wait_until 10 "receiver on :$RPORT" grep -q listening "$RUN_DIR/receiver.out" || fail "the receiver did not start"
@@ -87,4 +93,62 @@ kill -TERM "$PD2"
 wait_until 15 "pusherd (retry window) to exit" eval '! _alive '"$PD2" || fail "pusherd did not exit"
 prc=0; wait "$PD2" || prc=$?
 [ "$prc" -eq 0 ] || fail "pusherd (retry window) exited with status $prc"
+
+# Reload: the sender follows the new settings; its counters on /metrics.
+P3=7616 M3=7617
+for p in $P3 $M3; do _port_free "$p" || fail "port $p is in use"; done
+cat >"$RUN_DIR/config3.json" <<JSON
+{"port": $P3, "metrics_port": $M3, "webhook_batch_ms": 0,
+ "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret",
+   "webhooks": [{"url": "$R/ok/r1", "event_types": ["channel_occupied"]}]}]}
+JSON
+"$PUSHERD_BIN" --config "$RUN_DIR/config3.json" --log-level debug >"$RUN_DIR/pusherd3.stdout" 2>"$RUN_DIR/pusherd3.log" &
+PD3=$!
+_PIDS+=("$PD3")
+wait_until 10 "pusherd on :$P3" eval '! _port_free '"$P3" || fail "pusherd (reload) did not start"
+seen() {   # PATH EVENT CHANNEL: valid requests to PATH carrying that event
+  curl -s "http://127.0.0.1:$RPORT/requests" | python3 -c '
+import json, sys
+path, name, ch = sys.argv[1:4]
+n = 0
+for r in json.load(sys.stdin):
+    if r["path"] == path and r["valid"]:
+        n += sum(1 for e in json.loads(r["raw"])["events"] if e["name"] == name and e["channel"] == ch)
+print(n)' "$1" "$2" "$3"
+}
+metric() {   # NAME: its value on /metrics
+  curl -s "http://127.0.0.1:$M3/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+listen_start r1 --no-tls --host 127.0.0.1 --port "$P3" --key app-key reload-1
+wait_until 10 "channel_occupied of reload-1 at /ok/r1" eval '[ "$(seen /ok/r1 channel_occupied reload-1)" = 1 ]' \
+  || fail "no occupied webhook before the reload"
+wait_until 10 "events_sent 1 on /metrics" eval '[ "$(metric pusherd_webhook_events_sent_total)" = 1 ]' \
+  || fail "pusherd_webhook_events_sent_total is $(metric pusherd_webhook_events_sent_total), want 1"
+curl -s "http://127.0.0.1:$M3/metrics" >"$RUN_DIR/metrics3.txt"
+promtool check metrics <"$RUN_DIR/metrics3.txt" >"$RUN_DIR/promtool3.out" 2>&1 \
+  || { cat "$RUN_DIR/promtool3.out"; fail "promtool refused /metrics with webhook counters"; }
+cat >"$RUN_DIR/config3.json" <<JSON
+{"port": $P3, "metrics_port": $M3, "webhook_batch_ms": 0,
+ "apps": [{"id": "app-id", "key": "app-key2", "secret": "new-secret",
+   "webhooks": [{"url": "$R/ok/r1", "event_types": ["channel_vacated"]},
+                {"url": "$R/ok/r2", "event_types": ["channel_occupied"]}]}]}
+JSON
+kill -HUP "$PD3"
+wait_until 10 "the reload" grep -q 'configuration reloaded' "$RUN_DIR/pusherd3.log" || fail "no reload"
+client_stop r1
+wait_until 10 "channel_vacated of reload-1 at /ok/r1, signed with the new secret" \
+  eval '[ "$(seen /ok/r1 channel_vacated reload-1)" = 1 ]' || fail "no valid vacated webhook after the reload"
+listen_start r2 --no-tls --host 127.0.0.1 --port "$P3" --key app-key2 reload-2
+wait_until 10 "channel_occupied of reload-2 at the new /ok/r2" eval '[ "$(seen /ok/r2 channel_occupied reload-2)" = 1 ]' \
+  || fail "the webhook added by the reload sent nothing"
+[ "$(seen /ok/r1 channel_occupied reload-2)" = 0 ] || fail "/ok/r1 still got occupied after its event types changed"
+wait_until 10 "events_sent 3 on /metrics" eval '[ "$(metric pusherd_webhook_events_sent_total)" = 3 ]' \
+  || fail "pusherd_webhook_events_sent_total is $(metric pusherd_webhook_events_sent_total), want 3"
+[ "$(metric pusherd_webhook_events_dropped_total)" = 0 ] || fail "events dropped across the reload"
+log "reload: new secret used by the kept webhook, added webhook sends, counters on /metrics"
+client_stop r2
+kill -TERM "$PD3"
+wait_until 15 "pusherd (reload) to exit" eval '! _alive '"$PD3" || fail "pusherd did not exit"
+prc=0; wait "$PD3" || prc=$?
+[ "$prc" -eq 0 ] || fail "pusherd (reload) exited with status $prc"
 log "pass"
