@@ -98,11 +98,6 @@ for f in /usr/bin/pusher /usr/bin/pusherd /usr/share/man/man1/pusher.1 /usr/shar
   has_file pusher-tools "$f"
 done
 lacks_file pusher-tools '\.h$|\.a$|libpusher\.so|/man3/'
-
-# ---- the WebSocket codec is our own (lib/core/ws.c): no package needs wslay
-for p in libpusher0 libpusher-dev pusher-tools; do
-  ! grep -qi wslay <<<"$(field "$p" Depends)" || fail "$p depends on wslay: $(field "$p" Depends)"
-done
 [ "$(ctrl pusher-tools conffiles)" = /etc/pusherd/pusherd.json ] ||
   fail "pusher-tools conffiles: '$(ctrl pusher-tools conffiles)'"
 ctrl pusher-tools postinst >"$RUN_DIR/postinst"
