@@ -329,6 +329,7 @@ static void ws_upgrade(pd_conn *c) {
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
   pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
+  http_reset(c); /* the request's strings are not needed on a WebSocket */
 }
 
 /* ------------------------------------------------------------------ HTTP */
