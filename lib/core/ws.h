@@ -37,11 +37,14 @@
  * state and the error text are allocated when needed and freed when they
  * empty.  A complete unfragmented unmasked frame (client mode) is delivered
  * straight from the caller's input, without a copy.  Every allocation goes
- * through cfg->mem.
+ * through cfg->mem.  A message over max_msg or a burst of control frames is
+ * refused before it is buffered, so what a connection holds stays within
+ * max_msg + 125 bytes of input state and max_out + 64 KiB of output.
  *
- * Re-entrancy: from inside on_open/on_text the callbacks may call
- * pusher__ws_send_*, pusher__ws_pending/consume and the getters (frames
- * queued inside on_text are flushed when pusher__ws_recv returns).  A nested
+ * Re-entrancy: from inside on_open/on_text/on_binary/on_pong the callbacks
+ * may call pusher__ws_send_*, pusher__ws_pending/consume and the getters
+ * (a frame sent there is in the output at once, after the pongs and close
+ * replies of the frames parsed before it).  A nested
  * pusher__ws_recv returns PUSHER_ERR_INVALID_STATE.  on_close and on_error
  * are always the last thing pusher__ws_recv does (ws is not touched after
  * them), but pusher__ws_del must still only be called after it returns.
