@@ -594,10 +594,12 @@ static size_t payload(pusher__ws *ws, const uint8_t *in, size_t len) {
     end_frame(ws, in, k);
     return k;
   }
-  /* Reassemble: grow toward the end of this frame (never past max_msg,
-   * checked in begin_frame), doubling, so a peer that announces a large
-   * frame and sends it slowly costs only what it has sent. */
-  size_t need = ws->msg_len + k, limit = ws->msg_len + (size_t)ws->left;
+  /* Reassemble, doubling (amortised linear, however small the fragments),
+   * up to the end of this frame when it is the last one, else up to
+   * max_msg (checked in begin_frame): a peer that announces a large frame
+   * and sends it slowly costs only about what it has sent. */
+  size_t need = ws->msg_len + k;
+  size_t limit = ws->fin ? ws->msg_len + (size_t)ws->left : ws->max_msg;
   if (need > ws->msg_alloc) {
     size_t a = ws->msg_alloc ? ws->msg_alloc : 256;
     while (a < need) a *= 2;

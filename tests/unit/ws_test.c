@@ -1454,8 +1454,9 @@ static void test_server_ping_never_reads(void **st) {
 /* ------------------------------------------------------------------ memory of an idle connection */
 
 typedef struct counting {
-  long live;  /* allocations not yet freed */
-  long total; /* allocations ever made */
+  long live;     /* allocations not yet freed */
+  long total;    /* allocations ever made */
+  long reallocs; /* realloc calls that resized a block */
 } counting;
 
 static void *c_malloc(size_t n, void *u) {
@@ -1478,6 +1479,7 @@ static void *c_realloc(void *p, size_t n, void *u) {
   counting *c = u;
   void *q = realloc(p, n);
   if (q && !p) c->live++, c->total++;
+  if (p) c->reallocs++;
   return q;
 }
 
@@ -1489,7 +1491,7 @@ static void *c_realloc(void *p, size_t n, void *u) {
 static void test_idle_holds_only_the_struct(void **st) {
   (void)st;
   for (int server = 0; server < 2; server++) {
-    counting cnt = {0, 0};
+    counting cnt = {0, 0, 0};
     pusher_mem mem = {&cnt, c_malloc, c_free, c_calloc, c_realloc};
     pusher__ws_config cfg = {&mem, rand_zero, NULL, 0, 0};
     ev e = {0};
@@ -1546,6 +1548,18 @@ static void test_idle_holds_only_the_struct(void **st) {
     pusher__ws_consume(ws, 1);
     assert_int_equal(cnt.live, 2);
     drain(ws);
+    assert_int_equal(cnt.live, 1);
+    assert_int_equal(e.errors, 0);
+    /* 4,000 one-byte fragments: the reassembly buffer grows by doubling,
+     * not once per fragment (no quadratic copying) */
+    static uint8_t frags[4000 * 10];
+    n = 0;
+    for (int i = 0; i < 4000; i++)
+      n += peer_frame(server, frags + n, i == 3999, i ? 0x0 : 0x1, "f", 1);
+    cnt.reallocs = 0;
+    assert_int_equal(feed_split(ws, frags, n, n / 3), 0);
+    assert_int_equal(e.text_len, 4000);
+    assert_true(cnt.reallocs <= 8);
     assert_int_equal(cnt.live, 1);
     assert_int_equal(e.errors, 0);
     pusher__ws_del(ws);
