@@ -6,7 +6,8 @@
 #                [--runs RUNS] [--only fanout|recv] [--no-build] [--build DIR]
 #
 #   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
-#                  REST-triggered events, same C load generator (fanout_load).
+#                  REST-triggered events, the same load generator for both
+#                  (`pusher bench`, src/cli/bench.c).
 #   client_recv:   our C client vs pusher-js 8.6.0 receiving E events from
 #                  pusherd; plus callgrind instructions/event of our core.
 #
@@ -54,10 +55,11 @@ trap 'exit 130' INT TERM
 if [ "$build" = 1 ]; then
   echo "== building ($bdir, Release)" >&2
   cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
-    cmake --build "$bdir" -j2 --target pusherd fanout_load client_recv client_core >>"$work/cmake.log" 2>&1 ||
+    cmake --build "$bdir" -j2 --target pusherd pusher_cli client_recv client_core >>"$work/cmake.log" 2>&1 ||
     { tail -30 "$work/cmake.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
 fi
-PUSHERD="$bdir/pusherd" LOAD="$bdir/bench/fanout_load"
+PUSHERD="$bdir/pusherd" PUSHER="$bdir/pusher"
+BENCH=("$PUSHER" bench --no-tls --host 127.0.0.1 --app-id app-id --key app-key --secret app-secret)
 CRECV="$bdir/bench/client_recv" CCORE="$bdir/bench/client_core"
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -94,6 +96,23 @@ stop_soketi() {
   soketi_up=0
 }
 
+# `pusher bench --json` -> one line "RESULT label=LABEL a.b=v ..." (nested
+# keys joined with dots; null is n/a), for median() below.
+result_line() { # label < json
+  python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+out = ["RESULT", "label=" + sys.argv[1]]
+def walk(p, v):
+    if isinstance(v, dict):
+        for k, x in v.items(): walk(p + [k], x)
+    elif isinstance(v, bool): out.append("%s=%d" % (".".join(p), v))
+    elif isinstance(v, int): out.append("%s=%d" % (".".join(p), v))
+    elif isinstance(v, float): out.append("%s=%s" % (".".join(p), "%.0f" % v if abs(v) >= 1000 else "%.3g" % v))
+walk([], d)
+print(" ".join(out))' "$1"
+}
+
 # median FILE LABEL KEY: median of KEY= over the RESULT lines with label=LABEL
 median() {
   grep "label=$2 " "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$3=//p" | sort -g |
@@ -122,26 +141,39 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
       else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
       sleep 0.5
       echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
-      "$LOAD" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
-        --http-conns "$http_conns" --pid "$SERVER_PID" --label "$srv" >>"$F"
+      # pusher bench exits 1 on a loss; the table shows the counts.
+      "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
+        --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
+        >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
+      result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
+        echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
       if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
     done
   done
   echo
-  echo "server_fanout: $subs subscribers on one channel, $events REST events (rate ${rate}/s, 0 = max; $http_conns HTTP conns), median of $runs"
+  echo "server_fanout: $subs subscribers on one channel, $events REST events (rate ${rate}/s, 0 = max; $http_conns HTTP conns), pusher bench, median of $runs"
   header "metric" pusherd soketi
-  row "$F" "deliveries (of $((subs * events)))" delivered pusherd soketi
-  row "$F" "throughput (deliveries/s)" throughput_msg_s pusherd soketi
-  row "$F" "latency p50 (us, trigger->recv)" p50_us pusherd soketi
-  row "$F" "latency p99 (us)" p99_us pusherd soketi
-  row "$F" "server CPU per delivery (us)" cpu_us_per_msg pusherd soketi
-  row "$F" "server CPU, publish phase (s)" cpu_s pusherd soketi
-  row "$F" "server RSS before clients (KiB)" rss_base_kb pusherd soketi
-  row "$F" "server RSS, N idle subs (KiB)" rss_idle_kb pusherd soketi
-  row "$F" "RSS growth per idle sub (KiB)" rss_idle_per_conn_kb pusherd soketi
-  row "$F" "server RSS at end (KiB)" rss_end_kb pusherd soketi
-  row "$F" "server peak RSS VmHWM (KiB)" hwm_kb pusherd soketi
-  row "$F" "connect+subscribe all (s)" connect_s pusherd soketi
+  row "$F" "deliveries (of $((subs * events)))" deliveries.received pusherd soketi
+  row "$F" "lost + duplicated" deliveries.lost pusherd soketi
+  row "$F" "throughput (deliveries/s)" deliveries.per_s pusherd soketi
+  row "$F" "latency p50 (us, trigger->recv)" latency_us.p50 pusherd soketi
+  row "$F" "latency p90 (us)" latency_us.p90 pusherd soketi
+  row "$F" "latency p99 (us)" latency_us.p99 pusherd soketi
+  row "$F" "latency p99.9 (us)" latency_us.p99_9 pusherd soketi
+  row "$F" "latency max (us)" latency_us.max pusherd soketi
+  row "$F" "server CPU per delivery (us)" server.cpu_us_per_delivery pusherd soketi
+  row "$F" "server CPU, publish phase (s)" server.cpu_s pusherd soketi
+  row "$F" "server CPU, share of 1 core" server.cpu_share pusherd soketi
+  row "$F" "server RSS before clients (KiB)" server.rss_kb_before pusherd soketi
+  row "$F" "server RSS, N idle subs (KiB)" server.rss_kb_idle pusherd soketi
+  row "$F" "RSS growth per idle sub (KiB)" server.rss_kb_per_idle_sub pusherd soketi
+  row "$F" "server RSS at end (KiB)" server.rss_kb_end pusherd soketi
+  row "$F" "server peak RSS VmHWM (KiB)" server.hwm_kb pusherd soketi
+  row "$F" "connect+subscribe all (s)" connect.total_s pusherd soketi
+  row "$F" "subscribed per socket p50 (ms)" connect.subscribe_ms.p50 pusherd soketi
+  row "$F" "subscribed per socket p99 (ms)" connect.subscribe_ms.p99 pusherd soketi
+  row "$F" "load generator CPU, publish (s)" self.cpu_s pusherd soketi
+  row "$F" "bench event loop, share of 1 core" self.loop_cpu_share pusherd soketi
   echo
 fi
 
@@ -153,15 +185,16 @@ if [ -z "$only" ] || [ "$only" = recv ]; then
     for cl in libpusher pusher-js; do
       out="$work/client-$cl-$r.out"; : >"$out"
       if [ "$cl" = libpusher ]; then
-        "$CRECV" --port $RECV_PORT --channel bench-recv --count "$recv_events" >"$out" 2>&1 &
+        "$CRECV" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 &
       else
-        node "$here/client_recv_pusherjs.cjs" --port $RECV_PORT --channel bench-recv --count "$recv_events" >"$out" 2>&1 &
+        node "$here/client_recv_pusherjs.cjs" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 &
       fi
       cpid=$!; started+=("$cpid")
       for _ in $(seq 1 200); do grep -q READY "$out" && break; sleep 0.05; done
       echo "== client_recv run $r/$runs: $cl (pid $cpid), $recv_events events at ${recv_rate}/s" >&2
-      "$LOAD" --port $RECV_PORT --channel bench-recv --subscribers 0 --events "$recv_events" --batch 10 \
-        --rate "$recv_rate" --label publisher >/dev/null 2>>"$work/publisher.log"
+      "${BENCH[@]}" --port $RECV_PORT --channel-prefix bench-recv --subscribers 0 --events "$recv_events" \
+        --batch --rate "$recv_rate" --timeout 30 >"$work/publisher.log" 2>&1 ||
+        { echo "run.sh: the publisher failed:" >&2; tail -5 "$work/publisher.log" >&2; }
       for _ in $(seq 1 600); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
       stop_pid "$cpid"
       grep RESULT "$out" >>"$R" || { echo "run.sh: $cl gave no result:" >&2; cat "$out" >&2; }

@@ -331,27 +331,33 @@ int pusher__conn_connection_bind(pusher__conn *c, const char *event, pusher_conn
   return 0;
 }
 
+/* Unbinding marks the entry dead; sweep() removes it once no callback is
+ * running (a binding may be removed from inside its own callback). */
+static int unbound(pusher__conn *c, int *dead) {
+  *dead = 1;
+  c->need_sweep = 1;
+  if (c->depth == 0) sweep(c);
+  return 0;
+}
+
 int pusher__conn_connection_unbind(pusher__conn *c, pusher_bind_id id) {
   if (!c || !id) return PUSHER_ERR_INVALID_ARGUMENT;
-  for (size_t i = 0; i < c->ncbs; i++) {
-    if (c->cbs[i].id != id || c->cbs[i].dead) continue;
-    c->cbs[i].dead = 1;
-    c->need_sweep = 1;
-    if (c->depth == 0) sweep(c);
-    return 0;
-  }
+  for (size_t i = 0; i < c->ncbs; i++)
+    if (c->cbs[i].id == id && !c->cbs[i].dead) return unbound(c, &c->cbs[i].dead);
   return PUSHER_ERR_NOT_FOUND;
 }
 
-int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, pusher_event_cb cb,
-                      void *user_data, pusher_bind_id *id) {
+/* One event binding of any kind (channel ones may name a channel; NULL
+ * channel and event mean "all"). */
+static int add_ebind(pusher__conn *c, int kind, const char *channel, const char *event,
+                     pusher_event_cb cb, void *user_data, pusher_bind_id *id) {
   if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;
   if (c->dead) return PUSHER_ERR_INVALID_STATE;
   if (channel && (!*channel || strlen(channel) > PUSHER__MAX_CHANNEL_NAME)) return PUSHER_ERR_BAD_CHANNEL_NAME;
   if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
   if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
-  ebind b = {++c->next_bind, BK_CHANNEL, NULL, NULL, cb, user_data, 0};
+  ebind b = {++c->next_bind, kind, NULL, NULL, cb, user_data, 0};
   if (channel && !(b.channel = pusher__strdup(c->m, channel))) return PUSHER_ERR_NOMEM;
   if (event && !(b.event = pusher__strdup(c->m, event))) {
     pusher__free(c->m, b.channel);
@@ -362,39 +368,25 @@ int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, p
   return 0;
 }
 
-int pusher__conn_unbind(pusher__conn *c, pusher_bind_id id) {
-  if (!c || !id) return PUSHER_ERR_INVALID_ARGUMENT;
-  for (size_t i = 0; i < c->nebs; i++) {
-    if (c->ebs[i].id != id || c->ebs[i].dead) continue;
-    c->ebs[i].dead = 1;
-    c->need_sweep = 1;
-    if (c->depth == 0) sweep(c);
-    return 0;
-  }
-  return PUSHER_ERR_NOT_FOUND;
+int pusher__conn_bind(pusher__conn *c, const char *channel, const char *event, pusher_event_cb cb,
+                      void *user_data, pusher_bind_id *id) {
+  return add_ebind(c, BK_CHANNEL, channel, event, cb, user_data, id);
 }
 
-static int bind_kind(pusher__conn *c, int kind, const char *event, pusher_event_cb cb, void *user_data,
-                     pusher_bind_id *id) {
-  if (!c || !cb) return PUSHER_ERR_INVALID_ARGUMENT;
-  if (c->dead) return PUSHER_ERR_INVALID_STATE;
-  if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
-  if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
-  if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
-  ebind b = {++c->next_bind, kind, NULL, NULL, cb, user_data, 0};
-  if (event && !(b.event = pusher__strdup(c->m, event))) return PUSHER_ERR_NOMEM;
-  c->ebs[c->nebs++] = b;
-  if (id) *id = b.id;
-  return 0;
+int pusher__conn_unbind(pusher__conn *c, pusher_bind_id id) {
+  if (!c || !id) return PUSHER_ERR_INVALID_ARGUMENT;
+  for (size_t i = 0; i < c->nebs; i++)
+    if (c->ebs[i].id == id && !c->ebs[i].dead) return unbound(c, &c->ebs[i].dead);
+  return PUSHER_ERR_NOT_FOUND;
 }
 
 int pusher__conn_user_bind(pusher__conn *c, const char *event, pusher_event_cb cb, void *user_data,
                            pusher_bind_id *id) {
-  return bind_kind(c, BK_USER, event, cb, user_data, id);
+  return add_ebind(c, BK_USER, NULL, event, cb, user_data, id);
 }
 
 int pusher__conn_watchlist_bind(pusher__conn *c, const char *event, pusher_event_cb cb, void *user_data,
                                 pusher_bind_id *id) {
   if (event && strcmp(event, "online") != 0 && strcmp(event, "offline") != 0) return PUSHER_ERR_INVALID_ARGUMENT;
-  return bind_kind(c, BK_WATCHLIST, event, cb, user_data, id);
+  return add_ebind(c, BK_WATCHLIST, NULL, event, cb, user_data, id);
 }

@@ -15,6 +15,7 @@
 /* Subcommands: argv[0] is the subcommand name. */
 int cli_listen(int argc, char **argv);
 int cli_trigger(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 /* ---- argument helpers (args.c) ---- */
 
@@ -50,5 +51,41 @@ int cli_split_header(char *s, char **name, char **value);
 /* Copy in to out, naming options as the command line does ("--host", not
  * the library's "ws_host"): for library messages shown to CLI users. */
 void cli_option_names(const char *in, char *out, size_t outlen);
+
+/* ---- `pusher bench` options (parsed in args.c, run in bench.c) ---- */
+
+/* Most events in one batch_events request (Pusher's limit). */
+#define CLI_BENCH_BATCH 10
+
+typedef struct cli_bench_args {
+  /* connection, as `pusher trigger` and `pusher listen` take them */
+  const char *app_id, *key, *secret, *cluster, *host, *ca_file;
+  int port; /* 0 = default (443 with TLS, 80 without) */
+  int tls, insecure;
+  /* the load */
+  long subscribers;         /* 0 = publish only */
+  long channels;            /* channels PREFIX-0 .. PREFIX-(channels-1) */
+  long events;              /* events published in all, event i on channel i % channels */
+  double rate;              /* events per second; 0 = as fast as the replies come */
+  int batch;                /* batch_events, CLI_BENCH_BATCH events per request */
+  long publishers;          /* publishing threads, one HTTP connection each */
+  long connect_concurrency; /* subscribers connecting at the same time */
+  double connect_timeout;   /* per subscriber connection attempt, seconds */
+  double timeout;           /* give up after this long without progress, seconds */
+  const char *channel_prefix;
+  char prefix_buf[32];      /* the default prefix: bench-<random hex> */
+  /* measuring and output */
+  long server_pid; /* 0 = none */
+  int realtime;    /* stamp events with CLOCK_REALTIME instead of CLOCK_MONOTONIC */
+  int json;        /* one JSON object on stdout */
+  int progress;    /* 1 on, 0 off, -1 = when stderr is a terminal */
+} cli_bench_args;
+
+/* Parse `pusher bench` argv (argv[0] is "bench") into a, with environment
+ * defaults (PUSHER_APP_ID, PUSHER_APP_KEY, ...).  Returns 0 when the run can
+ * start, -1 after printing --help (exit 0), or CLI_EXIT_USAGE after printing
+ * the reason. */
+int cli_bench_parse(int argc, char **argv, cli_bench_args *a);
+extern const char cli_bench_help[];
 
 #endif

@@ -36,6 +36,9 @@ static const char LISTEN_HELP[] =
     "  --host HOST               WebSocket host instead of the cluster's (env PUSHER_HOST)\n"
     "  --port PORT               port (env PUSHER_PORT; default 443 with TLS, 80 without)\n"
     "  --tls, --no-tls           use TLS (wss, the default) or plain ws\n"
+    "  --wss-port PORT           TLS port (default 443, or --port with --tls): used\n"
+    "                            with --tls, and after --no-tls when the server answers\n"
+    "                            4000 (TLS only) and the client switches to TLS\n"
     "  --ca-file FILE            PEM CA bundle to verify the server with\n"
     "  --ca-path DIR             directory of CA certificates\n"
     "  --insecure                do not verify the server certificate (testing only)\n"
@@ -112,6 +115,7 @@ enum {
   OPT_CLUSTER,
   OPT_HOST,
   OPT_PORT,
+  OPT_WSS_PORT,
   OPT_TLS,
   OPT_NO_TLS,
   OPT_CA_FILE,
@@ -141,6 +145,7 @@ static const struct option LISTEN_OPTS[] = {
     {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"host", required_argument, NULL, OPT_HOST},
     {"port", required_argument, NULL, OPT_PORT},
+    {"wss-port", required_argument, NULL, OPT_WSS_PORT},
     {"tls", no_argument, NULL, OPT_TLS},
     {"no-tls", no_argument, NULL, OPT_NO_TLS},
     {"ca-file", required_argument, NULL, OPT_CA_FILE},
@@ -171,6 +176,7 @@ static const struct option LISTEN_OPTS[] = {
 typedef struct listen_args {
   const char *key, *cluster, *host, *ca_file, *ca_path;
   int port;      /* 0 = default */
+  int wss_port;  /* 0 = default (443, or port with TLS) */
   int tls;       /* 1 (default) or 0 */
   int insecure, watch_network, json;
   int signin, use_stdin;
@@ -912,6 +918,10 @@ static int parse_args(int argc, char **argv, listen_args *a) {
       if (cli_parse_port(optarg, &a->port) != 0)
         return cli_usage_error("listen", "--port: '%s' is not a port number (1-65535)", optarg);
       break;
+    case OPT_WSS_PORT:
+      if (cli_parse_port(optarg, &a->wss_port) != 0)
+        return cli_usage_error("listen", "--wss-port: '%s' is not a port number (1-65535)", optarg);
+      break;
     case OPT_TLS: a->tls = 1; break;
     case OPT_NO_TLS: a->tls = 0; break;
     case OPT_CA_FILE: a->ca_file = optarg; break;
@@ -1005,6 +1015,7 @@ static void fill_options(const listen_args *a, pusher_client_options *o, uv_loop
     else
       o->ws_port = a->port;
   }
+  if (a->wss_port) o->wss_port = a->wss_port;
   o->ca_file = a->ca_file;
   o->ca_path = a->ca_path;
   o->tls_insecure = a->insecure;

@@ -1,4 +1,4 @@
-/* `pusher`: command-line tool for Pusher Channels (listen, trigger). */
+/* `pusher`: command-line tool for Pusher Channels (listen, trigger, bench). */
 #include <pusher/pusher.h>
 
 #include <stdio.h>
@@ -14,6 +14,9 @@ static void usage(FILE *f) {
           "  listen [options] CHANNEL...            subscribe and print what arrives\n"
           "  trigger [options] CHANNEL[,..] EVENT [DATA]\n"
           "                                         publish an event through the HTTP API\n"
+          "  bench [options] --subscribers N --events M\n"
+          "                                         measure a server: N subscribers, M events,\n"
+          "                                         deliveries/s, latency, losses, server CPU\n"
           "  help [COMMAND]                         this text, or a command's --help\n"
           "\n"
           "Options:\n"
@@ -32,6 +35,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "listen") == 0) return cli_listen(argc - 1, argv + 1);
   if (strcmp(cmd, "trigger") == 0) return cli_trigger(argc - 1, argv + 1);
+  if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
     printf("pusher %s (libpusher %s, Pusher Channels protocol %d)\n", PUSHER_VERSION, pusher_version(0), PUSHER_PROTOCOL_VERSION);
     return CLI_EXIT_OK;
@@ -42,6 +46,7 @@ int main(int argc, char **argv) {
       char *sub[] = {argv[2], help, NULL};
       if (strcmp(argv[2], "listen") == 0) return cli_listen(2, sub);
       if (strcmp(argv[2], "trigger") == 0) return cli_trigger(2, sub);
+      if (strcmp(argv[2], "bench") == 0) return cli_bench(2, sub);
       fprintf(stderr, "pusher: unknown command '%s'\n", argv[2]);
       usage(stderr);
       return CLI_EXIT_USAGE;

@@ -46,6 +46,7 @@ static const char TRIGGER_HELP[] =
     "  --host HOST         API host instead of the cluster's (env PUSHER_HOST)\n"
     "  --port PORT         port (env PUSHER_PORT; default 443 with TLS, 80 without)\n"
     "  --tls, --no-tls     https (the default) or http\n"
+    "  --wss-port PORT     the port with TLS (https); beats --port when TLS is on\n"
     "  --ca-file FILE      PEM CA bundle to verify the server with\n"
     "  --insecure          do not verify the server certificate (testing only)\n"
     "  --socket-id ID      exclude the connection with this socket_id\n"
@@ -73,6 +74,7 @@ enum {
   OPT_CLUSTER,
   OPT_HOST,
   OPT_PORT,
+  OPT_WSS_PORT,
   OPT_TLS,
   OPT_NO_TLS,
   OPT_CA_FILE,
@@ -91,6 +93,7 @@ static const struct option TRIGGER_OPTS[] = {
     {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"host", required_argument, NULL, OPT_HOST},
     {"port", required_argument, NULL, OPT_PORT},
+    {"wss-port", required_argument, NULL, OPT_WSS_PORT},
     {"tls", no_argument, NULL, OPT_TLS},
     {"no-tls", no_argument, NULL, OPT_NO_TLS},
     {"ca-file", required_argument, NULL, OPT_CA_FILE},
@@ -107,7 +110,7 @@ static const struct option TRIGGER_OPTS[] = {
 
 typedef struct trigger_args {
   const char *app_id, *key, *secret, *cluster, *host, *ca_file, *socket_id, *info, *master_key;
-  int port, tls, insecure, batch, verbose;
+  int port, wss_port, tls, insecure, batch, verbose;
   double timeout;
   char *channels_arg; /* "a,b,c" (argv, split in place) */
   const char *event, *data;
@@ -424,6 +427,10 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
       if (cli_parse_port(optarg, &a->port) != 0)
         return cli_usage_error("trigger", "--port: '%s' is not a port number (1-65535)", optarg);
       break;
+    case OPT_WSS_PORT:
+      if (cli_parse_port(optarg, &a->wss_port) != 0)
+        return cli_usage_error("trigger", "--wss-port: '%s' is not a port number (1-65535)", optarg);
+      break;
     case OPT_TLS: a->tls = 1; break;
     case OPT_NO_TLS: a->tls = 0; break;
     case OPT_CA_FILE: a->ca_file = optarg; break;
@@ -448,6 +455,7 @@ static int parse_args(int argc, char **argv, trigger_args *a) {
       return cli_usage_error("trigger", "unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (a->tls && a->wss_port) a->port = a->wss_port;
   int npos = argc - optind;
   if (a->batch) {
     if (npos != 0)

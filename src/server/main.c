@@ -5,9 +5,11 @@
 #include "core/pd_config.h"
 #include "core/pd_core.h"
 #include "net/pd_net.h"
+#include "net/pd_tls.h"
 #include "pusher/version.h"
 #ifdef PUSHERD_HAVE_HIREDIS
 #include "adapter/pd_redis.h"
+#include "net/pd_webhook_sender.h"
 #endif
 
 #include <stddef.h>
@@ -26,7 +28,11 @@ static void usage(FILE *f) {
           "\n"
           "options:\n"
           "  --host HOST              listen address (env PUSHERD_HOST; default 127.0.0.1)\n"
-          "  --port PORT              listen port (env PUSHERD_PORT; default 6001)\n"
+          "  --port PORT              listen port (env PUSHERD_PORT; default 6001); 0 = no plain\n"
+          "                           listener (then --tls-port is required)\n"
+          "  --tls-port PORT          also listen with TLS on PORT: wss:// and https:// (config \"tls_port\")\n"
+          "  --tls-cert FILE          PEM certificate chain for --tls-port (config \"tls_cert\")\n"
+          "  --tls-key FILE           PEM private key (unencrypted) for --tls-port (config \"tls_key\")\n"
           "  --app-id ID              default app id (env PUSHERD_APP_ID; default app-id)\n"
           "  --app-key KEY            default app key (env PUSHERD_APP_KEY; default app-key)\n"
           "  --app-secret SECRET      default app secret (env PUSHERD_APP_SECRET; default app-secret)\n"
@@ -42,14 +48,32 @@ static void usage(FILE *f) {
           "  --version                print the version and exit\n"
           "\n"
           "config file: {\"host\":\"127.0.0.1\",\"port\":6001,\"log_level\":\"info\",\n"
+          "  \"tls_port\":6002,\"tls_cert\":\"cert.pem\",\"tls_key\":\"key.pem\",\n"
           "  \"redis_url\":\"redis://127.0.0.1:6379\",\n"
           "  \"max_output_queue_bytes\":4194304,\"shutdown_grace_ms\":3000,\"header_timeout_ms\":10000,\n"
+          "  \"webhook_batch_ms\":250,\"webhook_retry_seconds\":300,\n"
           "  \"apps\":[{\"id\":\"..\",\"key\":\"..\",\"secret\":\"..\",\"enabled\":true,\n"
           "    \"client_events\":false,\"user_authentication\":true,\"subscription_count\":true,\n"
           "    \"max_connections\":-1,\"activity_timeout\":120,\"max_event_data_bytes\":10240,\n"
           "    \"max_channels_per_event\":100,\"max_batch_size\":10,\"max_channel_name_length\":200,\n"
           "    \"max_event_name_length\":200,\"max_presence_members\":100,\"max_user_info_bytes\":1024,\n"
-          "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800}]}\n"
+          "    \"max_user_id_length\":128,\"client_event_rate\":10,\"cache_ttl\":1800,\"tls_only\":false,\n"
+          "    \"webhooks\":[{\"url\":\"http://..\",\"event_types\":[\"channel_occupied\",..],\n"
+          "      \"headers\":{..},\"filter\":{\"channel_name_starts_with\":..,\"channel_name_ends_with\":..}}]}]}\n"
+          "webhooks (docs/webhooks.md): events channel_occupied, channel_vacated, member_added,\n"
+          "  member_removed, client_event, cache_miss, subscription_count; batched per webhook\n"
+          "  over webhook_batch_ms (default 250, at most 1000), signed POSTs; a 2xx within 4 s\n"
+          "  is success, else retried with back-off (1 s doubling to 60 s) for\n"
+          "  webhook_retry_seconds (default 300), then dropped and logged; at most 16 MiB of\n"
+          "  events wait (more are dropped and logged); on SIGTERM pending webhooks get\n"
+          "  shutdown_grace_ms + 4 s.\n"
+          "\n"
+          "TLS (--tls-port): OpenSSL, TLS 1.2 and 1.3 only, ECDHE+AEAD suites, server cipher\n"
+          "  preference, no compression, no renegotiation.  The handshake must finish within\n"
+          "  header_timeout_ms of the connection (else it is closed).  SIGHUP reloads the\n"
+          "  certificate and key files for new connections (a bad file is refused with a log\n"
+          "  line; the previous certificate stays).  A tls_only app answers a WebSocket client\n"
+          "  that did not come over TLS with pusher:error 4000 and close 4000.  See docs/tls.md.\n"
           "\n"
           "caps: HTTP headers 16 KiB (431) complete within header_timeout_ms of the\n"
           "  connection or of the request's first byte (default 10 s; then 408 and close),\n"
@@ -65,7 +89,8 @@ static void usage(FILE *f) {
           "  has a random node number, the first part of its socket ids.  Two Redis\n"
           "  connections (subscribe + publish), retried with back-off 0.25..5 s while Redis\n"
           "  is away (local delivery continues; cross-node messages are dropped meanwhile;\n"
-          "  state is re-exchanged after reconnecting).  No Redis keys are used: one pub/sub\n"
+          "  state is re-exchanged after reconnecting).  No Redis keys are used (except by\n"
+          "  webhooks: pusherd:wh:<app_id>:*, docs/webhooks.md): one pub/sub\n"
           "  channel per app, pusherd:<app_id>, carries compact JSON messages\n"
           "  {\"t\":TYPE,\"n\":NODE,...}: ev (REST/server-to-user event, with the socket_id to\n"
           "  exclude), fr (client event frame), sub (a node's subscription count on a\n"
@@ -83,10 +108,17 @@ static void usage(FILE *f) {
 
 static pd_server server;
 static pd_core core;
+static pd_whs *webhooks;
 #ifdef PUSHERD_HAVE_HIREDIS
 static pd_redis *redis_adapter;
-static void stop_redis(void *ud) { pd_redis_stop(ud); }
 #endif
+static void on_shutdown(void *ud) {
+  (void)ud;
+#ifdef PUSHERD_HAVE_HIREDIS
+  if (redis_adapter) pd_redis_stop(redis_adapter);
+#endif
+  pd_whs_shutdown(webhooks);
+}
 
 static void on_signal(uv_signal_t *h, int sig) {
   pd_log(PD_LOG_INFO, "msg=\"signal received\" signal=%d", sig);
@@ -105,6 +137,7 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
 typedef struct opts {
   const char *host, *port, *app_id, *app_key, *app_secret, *config;
   const char *max_conns, *activity, *pong, *redis;
+  const char *tls_port, *tls_cert, *tls_key;
   int client_events;
 } opts;
 
@@ -124,10 +157,18 @@ static int parse_args(int argc, char **argv, opts *o) {
       {"--app-secret", offsetof(opts, app_secret)}, {"--max-connections", offsetof(opts, max_conns)},
       {"--activity-timeout", offsetof(opts, activity)}, {"--pong-timeout", offsetof(opts, pong)},
       {"--config", offsetof(opts, config)},     {"--redis", offsetof(opts, redis)},
+      {"--tls-port", offsetof(opts, tls_port)}, {"--tls-cert", offsetof(opts, tls_cert)},
+      {"--tls-key", offsetof(opts, tls_key)},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout), 1;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      /* one write(2) for the whole text (longer than stdio's 4 KiB pipe
+       * buffer): `pusherd --help | grep -q X` must not die of SIGPIPE */
+      static char buf[1 << 14];
+      setvbuf(stdout, buf, _IOFBF, sizeof buf);
+      return usage(stdout), 1;
+    }
     if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
       printf("pusherd %s (Pusher Channels protocol %d)\n", PUSHER_VERSION, PUSHER_PROTOCOL_VERSION);
       return 1;
@@ -185,6 +226,41 @@ static int default_app(pd_config *cfg, const opts *o) {
   return 0;
 }
 
+/* --tls-* beat the config file's tls_*; all three or none. */
+static int tls_config(pd_config *cfg, const opts *o) {
+  long v;
+  if (o->tls_port) {
+    if (parse_long(o->tls_port, 1, 65535, &v) != 0) {
+      fprintf(stderr, "pusherd: invalid --tls-port '%s' (1-65535)\n", o->tls_port);
+      return 2;
+    }
+    cfg->tls_port = (int)v;
+  }
+  if (o->tls_cert) {
+    pd_free(cfg->tls_cert);
+    cfg->tls_cert = pd_strdup(o->tls_cert);
+  }
+  if (o->tls_key) {
+    pd_free(cfg->tls_key);
+    cfg->tls_key = pd_strdup(o->tls_key);
+  }
+  int n = (cfg->tls_port != 0) + (cfg->tls_cert != NULL) + (cfg->tls_key != NULL);
+  if (n != 0 && n != 3) {
+    fprintf(stderr, "pusherd: TLS needs all of --tls-port, --tls-cert and --tls-key (or tls_port, tls_cert, "
+                    "tls_key in the config)\n");
+    return 2;
+  }
+  if (cfg->port == 0 && cfg->tls_port == 0) {
+    fprintf(stderr, "pusherd: --port 0 turns the plain listener off; then --tls-port is required\n");
+    return 2;
+  }
+  if (cfg->port == cfg->tls_port) {
+    fprintf(stderr, "pusherd: --port and --tls-port must differ (both %d)\n", cfg->port);
+    return 2;
+  }
+  return 0;
+}
+
 /* The configuration from the options (and --config FILE): 0, 1 or 2. */
 static int build_config(pd_config *cfg, const opts *o) {
   long v;
@@ -234,56 +310,80 @@ static int build_config(pd_config *cfg, const opts *o) {
     if (num_opt(o->pong, 1, 3600, &v, "--pong-timeout needs 1..3600 seconds")) return 2;
     cfg->pong_timeout_ms = (int)v * 1000;
   }
-  return 0;
+  return tls_config(cfg, o);
 }
 
-static void log_start(const pd_config *cfg, int from_file) {
-  pd_log(PD_LOG_INFO, "msg=\"pusherd listening\" host=%s port=%d apps=%zu", cfg->host, cfg->port, cfg->napps);
+static void log_start(const pd_config *cfg, int from_file, const pd_tls_ctx *tls) {
+  if (cfg->port)
+    pd_log(PD_LOG_INFO, "msg=\"pusherd listening\" host=%s port=%d apps=%zu", cfg->host, cfg->port, cfg->napps);
+  if (tls)
+    pd_log(PD_LOG_INFO, "msg=\"pusherd listening with TLS\" host=%s tls_port=%d apps=%zu cert=%s %s", cfg->host,
+           cfg->tls_port, cfg->napps, cfg->tls_cert, pd_tls_ctx_describe(tls));
   for (size_t i = 0; i < cfg->napps; i++) {
     const pd_app_cfg *a = cfg->apps[i];
-    pd_log(PD_LOG_INFO, "msg=\"app\" app_id=%s key=%s secret=%s client_events=%s max_connections=%ld", a->id, a->key,
-           from_file ? "(from config)" : a->secret, a->client_events ? "on" : "off", a->max_connections);
+    pd_log(PD_LOG_INFO, "msg=\"app\" app_id=%s key=%s secret=%s client_events=%s max_connections=%ld tls_only=%s",
+           a->id, a->key, from_file ? "(from config)" : a->secret, a->client_events ? "on" : "off",
+           a->max_connections, a->tls_only ? "yes" : "no");
   }
   if (!from_file) {
-    printf("pusherd: development app on ws://%s:%d/app/%s (app id %s, key %s, secret %s, client events %s)\n",
-           cfg->host, cfg->port, cfg->apps[0]->key, cfg->apps[0]->id, cfg->apps[0]->key, cfg->apps[0]->secret,
+    const char *scheme = cfg->port ? "ws" : "wss";
+    int port = cfg->port ? cfg->port : cfg->tls_port;
+    printf("pusherd: development app on %s://%s:%d/app/%s (app id %s, key %s, secret %s, client events %s)\n",
+           scheme, cfg->host, port, cfg->apps[0]->key, cfg->apps[0]->id, cfg->apps[0]->key, cfg->apps[0]->secret,
            cfg->apps[0]->client_events ? "on" : "off");
+    if (cfg->port && cfg->tls_port)
+      printf("pusherd: and with TLS on wss://%s:%d/app/%s\n", cfg->host, cfg->tls_port, cfg->apps[0]->key);
     fflush(stdout);
   }
 }
 
 /* Wire the layers and run the loop until shutdown. */
 static int run(pd_config *cfg, int from_file) {
-  signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();
-  if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) return 1;
-  pd_server_init(&server, loop, cfg, &core);
-#ifdef PUSHERD_HAVE_HIREDIS
-  if (cfg->redis_url) {
-    if (pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
-    server.on_shutdown = stop_redis;
-    server.on_shutdown_ud = redis_adapter;
+  pd_tls_ctx *tls = NULL;
+  if (cfg->tls_port) {
+    char err[600];
+    if (pd_tls_ctx_new(&tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {
+      fprintf(stderr, "pusherd: TLS: %s\n", err);
+      return 1;
+    }
   }
+  if (pd_core_init(&core, cfg, &pd_adapter_local, NULL) != 0) {
+    pd_tls_ctx_free(tls);
+    return 1;
+  }
+  pd_server_init(&server, loop, cfg, &core);
+  server.on_shutdown = on_shutdown;
+  server.tls_ctx = tls;
+#ifdef PUSHERD_HAVE_HIREDIS
+  if (cfg->redis_url && pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
 #endif
+  if (pd_whs_new(&webhooks, loop, &core) != 0) return 1;
   if (pd_server_listen(&server) != 0) return 1;
+  if (tls && pd_tls_ctx_watch_sighup(tls, loop) != 0) return 1;
   uv_signal_init(loop, &server.sigterm);
   uv_signal_init(loop, &server.sigint);
   server.sigterm.data = server.sigint.data = &server;
   uv_signal_start(&server.sigterm, on_signal, SIGTERM);
   uv_signal_start(&server.sigint, on_signal, SIGINT);
   server.signals_on = 1;
-  log_start(cfg, from_file);
+  log_start(cfg, from_file, tls);
   uv_run(loop, UV_RUN_DEFAULT);
   pd_server_free(&server);
+  pd_whs_free(webhooks);
 #ifdef PUSHERD_HAVE_HIREDIS
   pd_redis_free(redis_adapter);
 #endif
   pd_core_free(&core);
+  pd_tls_ctx_free(tls);
   uv_loop_close(loop);
   return 0;
 }
 
 int main(int argc, char **argv) {
+  /* Before --help too: its text is over one stdio buffer, and a reader that
+   * stops early (grep -q) must not kill us halfway. */
+  signal(SIGPIPE, SIG_IGN);
   pd_log_writer = pd_log_stderr;
   opts o;
   int r = parse_args(argc, argv, &o);

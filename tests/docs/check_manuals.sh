@@ -3,8 +3,8 @@
 #  - mandoc -Tlint -Wstyle and groff -man -ww report nothing;
 #  - libpusher(3) names every public function (PUSHER_EXTERN) and every
 #    PUSHER_ERR_* code of include/pusher/*.h;
-#  - pusher(1) names every long option that `pusher listen --help` and
-#    `pusher trigger --help` document;
+#  - pusher(1) names every long option that `pusher listen --help`,
+#    `pusher trigger --help` and `pusher bench --help` document;
 #  - pusherd(8) names every long option of `pusherd --help` and every
 #    configuration key that src/server/core/config.c accepts.
 #   check_manuals.sh SOURCE_DIR PUSHER_BINARY PUSHERD_BINARY
@@ -34,7 +34,7 @@ done
 [ "${#missing[@]}" -eq 0 ] || fail "libpusher.3 does not document: ${missing[*]}"
 
 cli_text="$(mandoc -Tascii "$man/pusher.1" | sed "s/.\x08//g")"
-for cmd in listen trigger; do
+for cmd in listen trigger bench; do
   for opt in $("$bin" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
     grep -qF -- "$opt" <<<"$cli_text" || missing+=("$cmd $opt")
   done
@@ -55,4 +55,4 @@ for k in $keys; do
   grep -qw -- "$k" <<<"$pd_text" || missing+=("config key $k")
 done
 [ "${#missing[@]}" -eq 0 ] || fail "pusherd.8 does not document: ${missing[*]}"
-echo "manuals: lint clean; $(grep -c '^PUSHER_EXTERN' "$src"/include/pusher/*.h | awk -F: '{ n += $2 } END { print n }') public functions and every error code in libpusher.3; every listen/trigger option in pusher.1; $(wc -w <<<"$pd_opts") pusherd options and $(wc -w <<<"$keys") config keys in pusherd.8"
+echo "manuals: lint clean; $(grep -c '^PUSHER_EXTERN' "$src"/include/pusher/*.h | awk -F: '{ n += $2 } END { print n }') public functions and every error code in libpusher.3; every listen/trigger/bench option in pusher.1; $(wc -w <<<"$pd_opts") pusherd options and $(wc -w <<<"$keys") config keys in pusherd.8"

@@ -12,8 +12,9 @@
  * "libuv glue" below): the adapter shipped with hiredis 0.14 (Debian 12)
  * drops uv_poll errors, so a refused reconnect was never noticed and the node
  * stayed cut off; ours hands errors to hiredis and also gives up on a
- * connection attempt that hangs for 5 s.  No keys are written; the
- * cluster state lives in the nodes and is replicated through messages.  If
+ * connection attempt that hangs for 5 s.  No keys are written (except
+ * for webhooks, see "webhooks" below); the cluster state lives in the nodes
+ * and is replicated through messages.  If
  * Redis goes away both connections are retried with a back-off from 250 ms
  * to 5 s (logged); local delivery keeps working, messages published while
  * disconnected are dropped (counted in the log).  After a reconnect the
@@ -64,11 +65,13 @@
  * ignores the /DB of the URL (it is SELECTed, but only keys use it): two
  * clusters sharing one Redis need different app ids.
  * Two nodes joining the same new user in the same instant may both announce
- * member_added (no distributed lock).
+ * member_added to clients (no distributed lock); the member_added webhook
+ * is decided in Redis and sent once.
  */
 #include "adapter/pd_redis.h"
 #include "adapter/pd_local.h"
 #include "core/names.h"
+#include "core/pd_webhooks.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -315,6 +318,204 @@ static void rnode_drop(pd_capp *ca, const char *id) {
   rnode_free(n);
 }
 
+/* ------------------------------------------------------------------ webhooks */
+/* channel_occupied/vacated and member_added/removed decided cluster-wide,
+ * once per transition (docs/webhooks.md).  Keys, per app A (P below is
+ * "pusherd:wh:A:"):
+ *   P s:CHANNEL       hash node -> that node's subscriptions on CHANNEL
+ *   P m:CHANNEL:USER  hash node -> 1 while USER is a member there on node
+ *   P n:NODE          set of the keys above holding a field of NODE
+ *   P nodes           sorted set node -> last call (Redis TIME, ms)
+ * Every change goes through WH_SCRIPT, which Redis runs atomically, one
+ * call at a time: it changes the calling node's field and returns the keys
+ * whose cluster total (the sum over nodes) it moved from 0 to >0 ("+") or
+ * from >0 to 0 ("-").  Only the call that moves a total across 0 sees that
+ * move, and only its node sends the webhook: exactly one per transition,
+ * and in Redis's order the totals of a key alternate 0 / >0, so the
+ * transitions alternate.  Modes:
+ *   set  KEY COUNT     the node's field of KEY := COUNT (0 deletes it)
+ *   sync K1 C1 K2 ...  the node's whole holding (after a Redis reconnect,
+ *                      when changes may have been dropped)
+ *   hb   EXPIRE_MS     heartbeat; nodes silent for EXPIRE_MS are reaped:
+ *                      their fields removed (by whichever node's call comes
+ *                      first: the script is atomic, so exactly one does)
+ *   leave              the node's own fields removed (graceful stop)
+ * Channel names cannot contain ':', so KEY splits unambiguously. */
+#define WH_EXPIRE_MS 5000
+static const char WH_SCRIPT[] =
+    "local P, me, mode = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local nk = P .. 'n:' .. me\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out = {}\n"
+    "local function total(k)\n"
+    "  local s = 0\n"
+    "  for _, v in ipairs(redis.call('HVALS', k)) do s = s + tonumber(v) end\n"
+    "  return s\n"
+    "end\n"
+    "local function put(k, node, n)\n"
+    "  local before = total(k)\n"
+    "  if n > 0 then redis.call('HSET', k, node, n); redis.call('SADD', P .. 'n:' .. node, k)\n"
+    "  else redis.call('HDEL', k, node); redis.call('SREM', P .. 'n:' .. node, k) end\n"
+    "  local after = total(k)\n"
+    "  if before == 0 and after > 0 then table.insert(out, k); table.insert(out, '+')\n"
+    "  elseif before > 0 and after == 0 then table.insert(out, k); table.insert(out, '-') end\n"
+    "end\n"
+    "local function reap(node)\n"
+    "  for _, k in ipairs(redis.call('SMEMBERS', P .. 'n:' .. node)) do put(k, node, 0) end\n"
+    "  redis.call('DEL', P .. 'n:' .. node)\n"
+    "  redis.call('ZREM', P .. 'nodes', node)\n"
+    "end\n"
+    "if mode == 'leave' then reap(me); return out end\n"
+    "redis.call('ZADD', P .. 'nodes', now, me)\n"
+    "if mode == 'set' then put(ARGV[4], me, tonumber(ARGV[5]))\n"
+    "elseif mode == 'sync' then\n"
+    "  local want = {}\n"
+    "  for i = 4, #ARGV - 1, 2 do want[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
+    "  for _, k in ipairs(redis.call('SMEMBERS', nk)) do if not want[k] then put(k, me, 0) end end\n"
+    "  for k, n in pairs(want) do put(k, me, n) end\n"
+    "elseif mode == 'hb' then\n"
+    "  for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', now - tonumber(ARGV[4]))) do\n"
+    "    if d ~= me then reap(d) end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* The keys the cluster decides for app: only when some webhook wants them. */
+static int wh_wants_subs(pd_app *app, const char *channel) {
+  return pd_wh_wanted(app, PD_WH_CHANNEL_OCCUPIED, channel) || pd_wh_wanted(app, PD_WH_CHANNEL_VACATED, channel);
+}
+static int wh_wants_members(pd_app *app, const char *channel) {
+  return pd_wh_wanted(app, PD_WH_MEMBER_ADDED, channel) || pd_wh_wanted(app, PD_WH_MEMBER_REMOVED, channel);
+}
+
+static char *wh_prefix(pd_capp *ca) {
+  size_t l = strlen(ca->app->cfg->id) + 16;
+  char *p = pd_alloc(l);
+  if (p) snprintf(p, l, "pusherd:wh:%s:", ca->app->cfg->id);
+  return p;
+}
+
+/* "P s:CHANNEL" / "P m:CHANNEL:USER" (pd_alloc'ed). */
+static char *wh_key(pd_capp *ca, const char *channel, const char *user_id) {
+  char *p = wh_prefix(ca);
+  if (!p) return NULL;
+  size_t l = strlen(p) + strlen(channel) + (user_id ? strlen(user_id) : 0) + 8;
+  char *k = pd_alloc(l);
+  if (k) {
+    if (user_id) snprintf(k, l, "%sm:%s:%s", p, channel, user_id);
+    else snprintf(k, l, "%ss:%s", p, channel);
+  }
+  pd_free(p);
+  return k;
+}
+
+static void wh_reply(redisAsyncContext *ac, void *r, void *priv) {
+  (void)ac;
+  pd_capp *ca = priv;
+  redisReply *rep = r;
+  if (!rep) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    pd_log(PD_LOG_ERROR, "msg=\"redis webhook script failed\" app=%s error=\"%s\"", ca->app->cfg->id, rep->str);
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY) return;
+  char *p = wh_prefix(ca);
+  if (!p) return;
+  size_t pl = strlen(p);
+  for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+    redisReply *k = rep->element[i], *s = rep->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || s->type != REDIS_REPLY_STRING || k->len <= pl + 2) continue;
+    int up = s->str[0] == '+';
+    char *rest = pd_strdup(k->str + pl + 2); /* after "s:" / "m:" */
+    if (!rest) continue;
+    if (k->str[pl] == 's') {
+      pd_wh_transition(ca->app, rest, up ? PD_WH_CHANNEL_OCCUPIED : PD_WH_CHANNEL_VACATED, NULL);
+    } else if (k->str[pl] == 'm') {
+      char *colon = strchr(rest, ':');
+      if (colon) {
+        *colon = 0;
+        pd_wh_transition(ca->app, rest, up ? PD_WH_MEMBER_ADDED : PD_WH_MEMBER_REMOVED, colon + 1);
+      }
+    }
+    pd_free(rest);
+  }
+  pd_free(p);
+}
+
+/* EVAL WH_SCRIPT 0 PREFIX NODE MODE args... */
+static void wh_call(pd_capp *ca, const char *mode, size_t nargs, const char **args, const size_t *lens) {
+  pd_cluster *cl = ca->cl;
+  if (!cl->pub || !cl->pub_up || cl->stopping || !cl->core->wh_cluster) return;
+  size_t n = 6 + nargs;
+  const char **argv = pd_alloc(n * sizeof *argv);
+  size_t *argl = pd_alloc(n * sizeof *argl);
+  char *p = wh_prefix(ca);
+  if (argv && argl && p) {
+    argv[0] = "EVAL", argv[1] = WH_SCRIPT, argv[2] = "0", argv[3] = p, argv[4] = cl->node, argv[5] = mode;
+    for (size_t i = 0; i < 6; i++) argl[i] = strlen(argv[i]);
+    for (size_t i = 0; i < nargs; i++) argv[6 + i] = args[i], argl[6 + i] = lens ? lens[i] : strlen(args[i]);
+    redisAsyncCommandArgv(cl->pub, wh_reply, ca, (int)n, argv, argl);
+  }
+  pd_free(p);
+  pd_free(argv);
+  pd_free(argl);
+}
+
+static void wh_set(pd_capp *ca, const char *channel, const char *user_id, long count) {
+  char *k = wh_key(ca, channel, user_id);
+  char num[24];
+  snprintf(num, sizeof num, "%ld", count);
+  const char *args[2] = {k, num};
+  if (k) wh_call(ca, "set", 2, args, NULL);
+  pd_free(k);
+}
+
+/* After the publish connection is (re)established: this node's holding. */
+static void wh_sync(pd_capp *ca) {
+  pd_app *app = ca->app;
+  size_t n = 0, cap = 16;
+  char **args = pd_alloc(cap * sizeof *args);
+  if (!args) return;
+  for (size_t i = 0; i < app->channels.nb; i++)
+    for (pd_map_ent *e = app->channels.b[i]; e; e = e->next) {
+      pd_channel *ch = e->val;
+      if (!ch->nsubs) continue;
+      size_t need = n + 2 + 2 * ch->nmembers;
+      if (need > cap) {
+        while (cap < need) cap *= 2;
+        char **na = pd_realloc(args, cap * sizeof *args);
+        if (!na) goto out;
+        args = na;
+      }
+      if (wh_wants_subs(app, ch->name)) {
+        char num[24];
+        snprintf(num, sizeof num, "%zu", ch->nsubs);
+        args[n++] = wh_key(ca, ch->name, NULL);
+        args[n++] = pd_strdup(num);
+      }
+      if (ch->presence && wh_wants_members(app, ch->name))
+        for (size_t j = 0; j < ch->members.nb; j++)
+          for (pd_map_ent *m = ch->members.b[j]; m; m = m->next) {
+            args[n++] = wh_key(ca, ch->name, m->key);
+            args[n++] = pd_strdup("1");
+          }
+    }
+  int ok = 1;
+  for (size_t i = 0; i < n; i++) ok &= args[i] != NULL;
+  if (ok) wh_call(ca, "sync", n, (const char **)args, NULL);
+out:
+  for (size_t i = 0; i < n; i++) pd_free(args[i]);
+  pd_free(args);
+}
+
+static void wh_heartbeat(pd_capp *ca) {
+  char ms[24];
+  snprintf(ms, sizeof ms, "%d", WH_EXPIRE_MS);
+  const char *args[1] = {ms};
+  wh_call(ca, "hb", 1, args, NULL);
+}
+
 /* ------------------------------------------------------------------ publish */
 static void publish_obj(pd_capp *ca, json_t *o) {
   pd_cluster *cl = ca->cl;
@@ -406,6 +607,7 @@ static void op_subs_changed(pd_channel *ch, void *ud) {
   if (!ca || pusher__chan_user_id(ch->name)) return;
   json_t *o = json_pack("{s:s,s:s,s:I}", "t", "sub", "c", ch->name, "k", (json_int_t)ch->nsubs);
   if (o) publish_obj(ca, o);
+  if (wh_wants_subs(ch->app, ch->name)) wh_set(ca, ch->name, NULL, (long)ch->nsubs);
 }
 
 static void op_user_changed(pd_app *app, const char *user_id, int online, void *ud) {
@@ -428,6 +630,7 @@ static void op_member_changed(pd_channel *ch, const char *user_id, json_t *user_
   if (!o) return;
   if (joined) json_object_set(o, "i", user_info ? user_info : json_null());
   publish_obj(ca, o);
+  if (wh_wants_members(ch->app, ch->name)) wh_set(ca, ch->name, user_id, joined ? 1 : 0);
 }
 
 /* ------------------------------------------------------------------ queries */
@@ -761,8 +964,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   pd_log(PD_LOG_INFO, "msg=\"redis connected\" host=%s port=%d conn=%s", cl->host, cl->port, what);
   if (ac == cl->pub) {
     cl->pub_up = 1;
-    for (size_t i = 0; i < cl->napps; i++)
+    for (size_t i = 0; i < cl->napps; i++) {
       if (cl->apps[i].subscribed) send_state(&cl->apps[i], 1);
+      wh_sync(&cl->apps[i]);
+    }
   } else {
     cl->sub_up = 1;
     cl->sub_up_ms = now_ms(cl);
@@ -827,6 +1032,7 @@ static void hb_cb(uv_timer_t *t) {
     }
   for (size_t i = 0; i < cl->napps; i++) {
     pd_capp *ca = &cl->apps[i];
+    wh_heartbeat(ca);
     if (!ca->subscribed) continue;
     json_t *o = json_pack("{s:s}", "t", "hb");
     if (o) publish_obj(ca, o);
@@ -930,6 +1136,7 @@ int pd_redis_new(pd_redis **out, uv_loop_t *loop, pd_core *core, const char *url
   cl->port = port;
   cl->db = db;
   cl->timers_on = 1;
+  core->wh_cluster = 1; /* occupancy and membership webhooks: decided in Redis */
   uv_timer_init(loop, &cl->retry);
   cl->retry.data = cl;
   uv_timer_init(loop, &cl->hb);
@@ -946,7 +1153,9 @@ void pd_redis_stop(pd_redis *cl) {
   for (size_t i = 0; cl->apps && i < cl->napps; i++) {
     json_t *o = json_pack("{s:s}", "t", "bye");
     if (o) publish_obj(&cl->apps[i], o);
+    wh_call(&cl->apps[i], "leave", 0, NULL, NULL); /* its transitions are sent by this node */
   }
+  /* core->wh_cluster stays set: after "leave" this node decides nothing */
   cl->stopping = 1;
   if (cl->timers_on) {
     uv_timer_stop(&cl->retry);

@@ -176,6 +176,7 @@ int pd_channel_join(pd_session *c, pd_channel *ch, const char *user_id, const ch
     ch->alloc = na;
   }
   char *uid = NULL;
+  int wh_member = 0;
   if (ch->presence) {
     uid = pd_strdup(user_id);
     if (!uid) goto nomem;
@@ -205,6 +206,7 @@ int pd_channel_join(pd_session *c, pd_channel *ch, const char *user_id, const ch
       }
       ch->nmembers++;
       if (!elsewhere) pd_channel_member_event(ch, 1, user_id, m->user_info, c);
+      wh_member = !elsewhere;
       PD_AD(ch->app)->member_changed(ch, user_id, m->user_info, 1, PD_AD_UD(ch->app));
     }
   }
@@ -213,6 +215,8 @@ int pd_channel_join(pd_session *c, pd_channel *ch, const char *user_id, const ch
   s->idx = ch->nsubs;
   s->user_id = uid;
   ch->subs[ch->nsubs++] = c;
+  pd_wh_joined(ch);
+  if (wh_member) pd_wh_member(ch, user_id, 1);
   PD_AD(ch->app)->subs_changed(ch, PD_AD_UD(ch->app));
   return 0;
 nomem:
@@ -242,12 +246,15 @@ void pd_channel_leave(pd_session *c, size_t si) {
       json_decref(m->user_info);
       pd_free(m);
       ch->nmembers--;
-      if (!PD_AD(ch->app)->member_remote(ch->app, ch->name, sub.user_id, PD_AD_UD(ch->app)))
+      if (!PD_AD(ch->app)->member_remote(ch->app, ch->name, sub.user_id, PD_AD_UD(ch->app))) {
         pd_channel_member_event(ch, 0, sub.user_id, NULL, c);
+        pd_wh_member(ch, sub.user_id, 0);
+      }
       PD_AD(ch->app)->member_changed(ch, sub.user_id, NULL, 0, PD_AD_UD(ch->app));
     }
   }
   pd_free(sub.user_id);
+  pd_wh_left(ch);
   PD_AD(ch->app)->subs_changed(ch, PD_AD_UD(ch->app));
   pd_channel_send_count(ch);
   pd_channel_maybe_free(ch);

@@ -1,6 +1,7 @@
 /* pusherd server core: apps and their limits; the --config FILE loader. */
 #include "core/pd_config.h"
 #include "core/pd_util.h"
+#include "core/pd_webhooks.h"
 
 #include <jansson.h>
 
@@ -15,6 +16,8 @@ void pd_config_init(pd_config *c) {
   c->shutdown_grace_ms = 3000;
   c->header_timeout_ms = PD_HEADER_TIMEOUT_MS_DEFAULT;
   c->pong_timeout_ms = PD_PONG_TIMEOUT_S * 1000;
+  c->webhook_batch_ms = PD_WH_BATCH_MS_DEFAULT;
+  c->webhook_retry_s = PD_WH_RETRY_S_DEFAULT;
 }
 
 pd_app_cfg *pd_app_cfg_new(const char *id, const char *key, const char *secret) {
@@ -47,6 +50,7 @@ void pd_app_cfg_free(pd_app_cfg *a) {
   pd_free(a->id);
   pd_free(a->key);
   pd_free(a->secret);
+  pd_webhooks_cfg_free(a);
   pd_free(a);
 }
 
@@ -55,6 +59,8 @@ void pd_config_free(pd_config *c) {
   pd_free(c->apps);
   pd_free(c->host);
   pd_free(c->redis_url);
+  pd_free(c->tls_cert);
+  pd_free(c->tls_key);
   memset(c, 0, sizeof *c);
 }
 
@@ -129,7 +135,7 @@ static const char *const app_keys[] = {
     "subscription_count", "max_connections", "activity_timeout", "max_event_data_bytes",
     "max_channels_per_event", "max_batch_size", "max_channel_name_length",
     "max_event_name_length", "max_presence_members", "max_user_info_bytes",
-    "max_user_id_length", "client_event_rate", "cache_ttl", NULL};
+    "max_user_id_length", "client_event_rate", "cache_ttl", "webhooks", "tls_only", NULL};
 
 static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errlen) {
   char where[64];
@@ -169,6 +175,7 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   r |= r ? 0 : want_bool(o, "client_events", &a->client_events, where, err, errlen);
   r |= r ? 0 : want_bool(o, "user_authentication", &a->user_auth, where, err, errlen);
   r |= r ? 0 : want_bool(o, "subscription_count", &a->subscription_count, where, err, errlen);
+  r |= r ? 0 : want_bool(o, "tls_only", &a->tls_only, where, err, errlen);
 #define INT_SETTING(name, field, lo, hi)                                      \
   if (!r) {                                                                   \
     int q = want_int(o, name, &n, lo, hi, where, err, errlen);               \
@@ -188,6 +195,8 @@ static int load_app(pd_config *c, json_t *o, size_t idx, char *err, size_t errle
   INT_SETTING("client_event_rate", client_event_rate, 1, 1000000)
   INT_SETTING("cache_ttl", cache_ttl, 1, 86400)
 #undef INT_SETTING
+  if (!r && json_object_get(o, "webhooks"))
+    r = pd_webhooks_cfg_parse(a, json_object_get(o, "webhooks"), where, err, errlen);
   if (r || pd_config_add_app(c, a) != 0) {
     pd_app_cfg_free(a);
     return -1;
@@ -213,17 +222,23 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   json_object_foreach(root, k, v) {
     if (strcmp(k, "host") && strcmp(k, "port") && strcmp(k, "apps") && strcmp(k, "log_level") &&
         strcmp(k, "max_output_queue_bytes") && strcmp(k, "shutdown_grace_ms") && strcmp(k, "redis_url") &&
-        strcmp(k, "header_timeout_ms")) {
+        strcmp(k, "header_timeout_ms") && strcmp(k, "webhook_batch_ms") && strcmp(k, "webhook_retry_seconds") &&
+        strcmp(k, "tls_cert") && strcmp(k, "tls_key") && strcmp(k, "tls_port")) {
       snprintf(what, sizeof what, "unknown top-level setting \"%s\"", k);
       goto out;
     }
   }
   if (want_str(root, "host", &c->host, 0, "$", what, sizeof what)) goto out;
   if (want_str(root, "redis_url", &c->redis_url, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "tls_cert", &c->tls_cert, 0, "$", what, sizeof what)) goto out;
+  if (want_str(root, "tls_key", &c->tls_key, 0, "$", what, sizeof what)) goto out;
   long long n;
   int q = want_int(root, "port", &n, 0, 65535, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->port = (int)n;
+  q = want_int(root, "tls_port", &n, 1, 65535, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->tls_port = (int)n;
   q = want_int(root, "max_output_queue_bytes", &n, 4096, 1ll << 32, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->outq_cap = (size_t)n;
@@ -233,6 +248,12 @@ int pd_config_load_file(pd_config *c, const char *path, char *err, size_t errlen
   q = want_int(root, "header_timeout_ms", &n, 100, 600000, "$", what, sizeof what);
   if (q < 0) goto out;
   if (q > 0) c->header_timeout_ms = (int)n;
+  q = want_int(root, "webhook_batch_ms", &n, 0, 1000, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->webhook_batch_ms = (int)n;
+  q = want_int(root, "webhook_retry_seconds", &n, 0, 86400, "$", what, sizeof what);
+  if (q < 0) goto out;
+  if (q > 0) c->webhook_retry_s = (int)n;
   json_t *ll = json_object_get(root, "log_level");
   if (ll) {
     int lv = json_is_string(ll) ? pd_log_level_parse(json_string_value(ll)) : -1;

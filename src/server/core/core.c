@@ -125,6 +125,8 @@ static int open_check(pd_session *s, const char *url, pd_app **out, const char *
   if (!app) return *why = "Application does not exist", 4001;
   *out = app;
   if (!app->cfg->enabled) return *why = "Application is disabled", 4003;
+  /* docs/protocol.md: 4000, the client reconnects with TLS */
+  if (app->cfg->tls_only && !s->tls) return *why = "Application only accepts TLS connections; reconnect with wss://", 4000;
   size_t vl = 0;
   const char *pv = query_param(query, "protocol", &vl);
   if (!pv || vl == 0) return *why = "No protocol version supplied", 4008;

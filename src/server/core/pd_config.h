@@ -24,6 +24,26 @@
 #define PD_PONG_TIMEOUT_S 30
 #define PD_MAX_SUBS_PER_CONN 1000
 
+/* Webhooks (docs/webhooks.md).  Event types, as bits of pd_webhook_cfg.types
+ * (names in pd_wh_type_names, in this order). */
+enum {
+  PD_WH_CHANNEL_OCCUPIED, PD_WH_CHANNEL_VACATED, PD_WH_MEMBER_ADDED, PD_WH_MEMBER_REMOVED,
+  PD_WH_CLIENT_EVENT, PD_WH_CACHE_MISS, PD_WH_SUBSCRIPTION_COUNT, PD_WH_NTYPES
+};
+extern const char *const pd_wh_type_names[PD_WH_NTYPES];
+#define PD_WH_MAX_PER_APP 16          /* webhooks per app */
+#define PD_WH_MAX_HEADERS 32          /* custom headers per webhook */
+#define PD_WH_BATCH_MS_DEFAULT 250    /* webhook_batch_ms */
+#define PD_WH_RETRY_S_DEFAULT 300     /* webhook_retry_seconds: Pusher's 5 minutes */
+
+typedef struct pd_webhook_cfg {
+  char *url;                  /* http:// or https:// */
+  unsigned types;             /* 1u << PD_WH_* */
+  char **headers;             /* "Name: value" lines */
+  size_t nheaders;
+  char *starts_with, *ends_with; /* channel name filter; NULL = any */
+} pd_webhook_cfg;
+
 typedef struct pd_app_cfg {
   char *id, *key, *secret;
   int enabled;
@@ -42,6 +62,9 @@ typedef struct pd_app_cfg {
   size_t max_user_id;         /* 128 */
   int client_event_rate;      /* per second, 10 */
   int cache_ttl;              /* seconds, 1800 */
+  pd_webhook_cfg *webhooks;   /* "webhooks" */
+  size_t nwebhooks;
+  int tls_only;               /* WebSocket clients without TLS get 4000 (docs/tls.md) */
 } pd_app_cfg;
 
 typedef struct pd_config {
@@ -54,6 +77,10 @@ typedef struct pd_config {
   int header_timeout_ms;      /* HTTP request headers must be complete by then (408) */
   int pong_timeout_ms;        /* close 4201 when a ping is not answered in time */
   char *redis_url;            /* --redis / PUSHERD_REDIS_URL / "redis_url"; NULL = single node */
+  int webhook_batch_ms;       /* webhook batch window */
+  int webhook_retry_s;        /* retry a failed webhook batch for this long */
+  char *tls_cert, *tls_key;   /* PEM files of the TLS listener (docs/tls.md) */
+  int tls_port;               /* 0 = no TLS listener; port 0 = no plain listener */
 } pd_config;
 
 void pd_config_init(pd_config *c);

@@ -32,6 +32,7 @@
 
 #include "core/pd_config.h"
 #include "core/pd_util.h"
+#include "core/pd_webhooks.h"
 
 typedef struct pd_core pd_core;
 typedef struct pd_app pd_app;
@@ -118,6 +119,9 @@ struct pd_core {
   uint64_t wall_s;            /* Unix time, from pd_core_set_time */
   uint64_t seq;               /* socket id sequence */
   int draining;               /* shutting down: /ready answers 503 */
+  const pd_wh_out *wh;        /* webhook events (core/pd_webhooks.h); NULL = none */
+  void *wh_ud;
+  int wh_cluster;             /* the adapter decides occupancy/membership webhooks */
 };
 
 typedef struct pd_sub {
@@ -133,6 +137,7 @@ struct pd_session {
   pd_app *app;                /* set by pd_session_open */
   char socket_id[48];         /* "-" until open */
   int counted;                /* counted in app->connections, in core->sockets */
+  int tls;                    /* set by the net layer before open: the client came over TLS */
   int ended;                  /* pd_session_end ran: sends are dropped */
   pd_sub *subs;
   size_t nsubs, subs_alloc;

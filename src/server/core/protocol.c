@@ -192,7 +192,10 @@ static void on_subscribe(pd_session *c, json_t *data) {
   if (ch->cache) {
     if (ch->cached && app->core->wall_s - ch->cached_at_s < (uint64_t)app->cfg->cache_ttl)
       pd_session_send(c, ch->cached);
-    else send_event(c, "pusher:cache_miss", name, NULL);
+    else {
+      send_event(c, "pusher:cache_miss", name, NULL);
+      pd_wh_cache_miss(ch);
+    }
   }
   pd_channel_send_count(ch);
 }
@@ -338,6 +341,7 @@ static void on_client_event(pd_session *c, const char *event, json_t *msg, size_
   }
   json_decref(o);
   if (!m) return;
+  pd_wh_client_event(sub->ch, event, data, c->socket_id, sub->ch->presence ? sub->user_id : NULL);
   pd_channel_broadcast(sub->ch, m, c);
   pd_msg_unref(m);
 }

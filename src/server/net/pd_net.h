@@ -16,6 +16,8 @@
 #include "core/pd_core.h"
 
 typedef struct pusher__ws pusher__ws; /* lib/core/ws.h */
+struct pd_tls;                        /* net/pd_tls.h */
+struct pd_tls_ctx;
 
 /* File descriptors kept free for the process: a connection accepted when
  * fewer than this many remain is answered 503 and closed (see
@@ -36,6 +38,7 @@ typedef struct pd_conn {
   size_t dout_len;
   uint64_t close_started_ms;
   uv_shutdown_t shutdown_req;
+  struct pd_tls *tls;         /* accepted on the TLS listener (net/pd_tls.h); NULL = plain */
   /* HTTP */
   http_parser parser;
   size_t header_bytes;
@@ -77,6 +80,9 @@ struct pd_server {
   pd_core *core;
   uv_tcp_t listener;
   int listening;
+  uv_tcp_t tls_listener;      /* cfg->tls_port with tls_ctx (net/pd_tls.h) */
+  int tls_listening;
+  struct pd_tls_ctx *tls_ctx; /* set by main before pd_server_listen; NULL = no TLS */
   uv_timer_t tick;
   uv_signal_t sigterm, sigint;
   uv_timer_t grace;
@@ -117,6 +123,10 @@ pd_conn *pd_conn_new_detached(pd_server *s);
 void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len);
 void pd_conn_destroy(pd_conn *c);
 size_t pd_conn_detached_output(pd_conn *c, const uint8_t **out);
+/* For net/tls.c: write bytes exactly as they go on the socket (0 or -1);
+ * end a connection: no more input, flush the output, FIN, then close. */
+int pd_conn_write_wire(pd_conn *c, pd_msg *m);
+void pd_conn_end(pd_conn *c);
 /* Run the once-a-second timer work now (detached mode). */
 void pd_server_tick(pd_server *s);
 

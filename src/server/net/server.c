@@ -3,6 +3,7 @@
  * graceful shutdown, on libuv.  Everything Pusher is the server core's
  * (core/pd_core.h): each connection holds a pd_session and is its sink. */
 #include "net/pd_net.h"
+#include "net/pd_tls.h"
 #include "core/ws.h"
 
 #include <stdio.h>
@@ -73,6 +74,12 @@ static void write_cb(uv_write_t *req, int status) {
 
 /* Write a frame regardless of the queue cap (control frames, errors). */
 static int conn_write_raw(pd_conn *c, pd_msg *m) {
+  if (c->closing) return -1;
+  if (c->tls) return pd_tls_conn_write(c, m); /* encrypted, then pd_conn_write_wire */
+  return pd_conn_write_wire(c, m);
+}
+
+int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
   if (c->closing) return -1;
   if (c->detached) {
     /* no socket: keep the bytes (up to PD_DETACHED_OUT_CAP) for the owner */
@@ -175,6 +182,16 @@ static void conn_close(int code, const char *message, void *ud) {
 
 static const pd_sink conn_sink = {conn_queue, conn_close};
 
+/* No close frame or reply (the TLS layer's errors, close_notify): end the
+ * session, write what is queued, then FIN (conn_finish). */
+void pd_conn_end(pd_conn *c) {
+  if (c->closing || c->close_after_flush) return;
+  pd_session_end(&c->sess);
+  c->close_after_flush = 1;
+  c->close_started_ms = pd_now_ms(c->srv);
+  if (c->out_bytes == 0 && !c->in_ws_recv) conn_finish(c);
+}
+
 static void http_reply(pd_conn *c, int status, const char *body, size_t len) {
   const char *text = pd_http_status_text(status);
   int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
@@ -223,6 +240,7 @@ void pd_conn_destroy(pd_conn *c) {
   pd_server *s = c->srv;
   conn_unlink(c);
   if (c->ws) pusher__ws_del(c->ws);
+  pd_tls_conn_free(c);
   http_reset(c);
   pd_free(c->dout);
   pd_free(c);
@@ -249,6 +267,7 @@ static void conn_finish(pd_conn *c) {
     conn_begin_close(c);
     return;
   }
+  if (c->tls) pd_tls_conn_shutdown(c); /* close_notify before the FIN */
   c->shut = 1;
   c->shutdown_req.data = c;
   if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_begin_close(c);
@@ -328,6 +347,7 @@ static void ws_upgrade(pd_conn *c) {
   c->is_ws = 1;
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
+  c->sess.tls = c->tls != NULL; /* for tls_only apps */
   pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
   http_reset(c); /* the request's strings are not needed on a WebSocket */
 }
@@ -495,7 +515,8 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     if (!c->closing) conn_begin_close(c);
     return;
   }
-  if (nread > 0) pd_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+  if (nread > 0 && c->tls) pd_tls_conn_read(c, (const uint8_t *)buf->base, (size_t)nread);
+  else if (nread > 0) pd_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 static pd_conn *conn_alloc(pd_server *s) {
@@ -571,7 +592,7 @@ static int fd_near_limit(pd_conn *c) {
  * send a reset instead of a FIN (RFC 1122 4.2.2.13), and a client reading
  * later still finds the reply before the reset.  Bounded: one read of at
  * most 16 KiB and one non-blocking write. */
-static void refuse(pd_conn *c) {
+static void refuse(pd_conn *c, int tls) {
   static const char reply[] =
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 56\r\n"
       "Retry-After: 1\r\nConnection: close\r\n\r\n"
@@ -580,7 +601,7 @@ static void refuse(pd_conn *c) {
   char sink[16384];
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) (void)recv(fd, sink, sizeof sink, MSG_DONTWAIT);
   uv_buf_t b = uv_buf_init((char *)reply, sizeof reply - 1);
-  (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (!tls) (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1); /* a TLS client could not read it */
   c->refused = 1;
   conn_begin_close(c);
 }
@@ -603,12 +624,17 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, close_cb);
     return;
   }
+  int tls = server == (uv_stream_t *)&s->tls_listener;
   if (fd_near_limit(c)) {
     fd_shortage(s, "reserve");
-    refuse(c);
+    refuse(c, tls);
     return;
   }
   fd_recovered(s);
+  if (tls && pd_tls_conn_start(c, s->tls_ctx) != 0) {
+    conn_begin_close(c);
+    return;
+  }
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
@@ -633,6 +659,7 @@ void pd_server_tick(pd_server *s) {
   core_time(s);
   uint64_t now = pd_now_ms(s);
   size_t late = 0; /* answered 408 in this tick: one log line for all */
+  size_t late_tls = 0; /* TLS handshakes past the header deadline: closed */
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
@@ -650,6 +677,11 @@ void pd_server_tick(pd_server *s) {
         pd_session_ping(&c->sess);
         c->ping_sent_ms = now;
       }
+    } else if (pd_tls_conn_handshaking(c)) {
+      if (now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
+        late_tls++;
+        conn_begin_close(c); /* no HTTP reply is possible before the handshake */
+      }
     } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
                now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
       late++;
@@ -663,6 +695,9 @@ void pd_server_tick(pd_server *s) {
   }
   if (late)
     pd_log(PD_LOG_INFO, "msg=\"request headers not complete in time; 408\" connections=%zu limit_ms=%d", late,
+           s->cfg->header_timeout_ms);
+  if (late_tls)
+    pd_log(PD_LOG_INFO, "msg=\"TLS handshake not complete in time; closed\" connections=%zu limit_ms=%d", late_tls,
            s->cfg->header_timeout_ms);
   pd_core_tick(s->core);
   trim_memory(s);
@@ -684,26 +719,40 @@ int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core 
   return 0;
 }
 
-int pd_server_listen(pd_server *s) {
+static int listen_on(pd_server *s, uv_tcp_t *l, int port) {
   struct sockaddr_storage addr;
   int r;
-  if (strchr(s->cfg->host, ':')) r = uv_ip6_addr(s->cfg->host, s->cfg->port, (struct sockaddr_in6 *)&addr);
-  else r = uv_ip4_addr(s->cfg->host, s->cfg->port, (struct sockaddr_in *)&addr);
+  if (strchr(s->cfg->host, ':')) r = uv_ip6_addr(s->cfg->host, port, (struct sockaddr_in6 *)&addr);
+  else r = uv_ip4_addr(s->cfg->host, port, (struct sockaddr_in *)&addr);
   if (r != 0) {
     pd_log(PD_LOG_ERROR, "msg=\"bad listen address\" host=%s error=\"%s\"", s->cfg->host, uv_strerror(r));
     return r;
   }
-  uv_tcp_init(s->loop, &s->listener);
-  s->listener.data = s;
-  r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  uv_tcp_init(s->loop, l);
+  l->data = s;
+  r = uv_tcp_bind(l, (const struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)l, 1024, on_connection);
   if (r != 0) {
-    pd_log(PD_LOG_ERROR, "msg=\"cannot listen\" host=%s port=%d error=\"%s\"", s->cfg->host, s->cfg->port,
+    pd_log(PD_LOG_ERROR, "msg=\"cannot listen\" host=%s port=%d error=\"%s\"", s->cfg->host, port,
            uv_strerror(r));
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)l, NULL);
     return r;
   }
-  s->listening = 1;
+  return 0;
+}
+
+/* The plain listener on cfg->port (none when 0) and, with a TLS context,
+ * the TLS listener on cfg->tls_port. */
+int pd_server_listen(pd_server *s) {
+  int r;
+  if (s->cfg->port) {
+    if ((r = listen_on(s, &s->listener, s->cfg->port)) != 0) return r;
+    s->listening = 1;
+  }
+  if (s->tls_ctx && s->cfg->tls_port) {
+    if ((r = listen_on(s, &s->tls_listener, s->cfg->tls_port)) != 0) return r;
+    s->tls_listening = 1;
+  }
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
     s->fd_limit = (int)rl.rlim_cur;
@@ -718,6 +767,7 @@ static void stop_handles(pd_server *s) {
   uv_timer_stop(&s->grace);
   if (!uv_is_closing((uv_handle_t *)&s->tick)) uv_close((uv_handle_t *)&s->tick, NULL);
   if (!uv_is_closing((uv_handle_t *)&s->grace)) uv_close((uv_handle_t *)&s->grace, NULL);
+  pd_tls_ctx_stop(s->tls_ctx);
   if (s->signals_on) {
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -749,6 +799,10 @@ void pd_server_shutdown(pd_server *s) {
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     s->listening = 0;
+  }
+  if (s->tls_listening) {
+    uv_close((uv_handle_t *)&s->tls_listener, NULL);
+    s->tls_listening = 0;
   }
   pd_conn *c = s->conns;
   while (c) {

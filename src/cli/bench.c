@@ -1,0 +1,1027 @@
+/* `pusher bench`: a load generator and latency meter for any Pusher
+ * Channels server (options in args.c, `pusher bench --help`, pusher(1)).
+ *
+ * Subscribers: N libpusher clients in loop mode on one libuv loop (this
+ * thread), at most --connect-concurrency of them connecting at a time.  A
+ * subscriber that reports an error before its subscription succeeded is
+ * counted as a connect failure and disconnected (no retry: a benchmark
+ * wants to know); one that fails later is counted as a disconnect.
+ *
+ * Publishers: --publishers threads, each with its own pusher_rest handle
+ * (include/pusher/rest.h is synchronous, so it must not run on the loop
+ * thread).  They take event numbers from one counter, pace them at --rate,
+ * stamp each event with the clock just before the request, and publish it.
+ *
+ * Measuring: the loop thread parses each event's stamp and records the
+ * latency in a fixed-memory log-linear histogram (no per-sample storage);
+ * per subscriber it keeps the highest sequence seen and a 64-event window,
+ * enough to tell duplicates from late (out-of-order) events.  With
+ * --server-pid the server's /proc files are sampled before connecting, when
+ * all are subscribed and at the end.
+ *
+ * Threads share: the event counter and the first HTTP error (under mu), a
+ * few atomic counters, and the read-only per-channel subscriber counts
+ * taken when publishing starts.  Publishers wake the loop with uv_async. */
+#include <pusher/pusher.h>
+#include <pusher/rest.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+
+/* ------------------------------------------------------------------ clocks */
+
+static uint64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static uint64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+static double cpu_thread_s(void) { return (double)clock_ns(CLOCK_THREAD_CPUTIME_ID) / 1e9; }
+static double cpu_process_s(void) { return (double)clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9; }
+
+/* ------------------------------------------------------------------ histogram */
+
+/* Log-linear buckets, as HdrHistogram does: values below 128 exactly, then
+ * each power of two [2^b, 2^(b+1)) cut into 64 equal buckets, so a bucket's
+ * width is at most 1/64 of its values (about 1.6 %).  Covers all of
+ * uint64_t in 3776 counters (30 KiB). */
+#define H_LINEAR 128
+#define H_SUB 64
+#define H_BUCKETS (H_LINEAR + 57 * H_SUB)
+
+typedef struct hist {
+  uint64_t n[H_BUCKETS];
+  uint64_t count, min, max;
+  double sum;
+} hist;
+
+static size_t h_index(uint64_t v) {
+  if (v < H_LINEAR) return (size_t)v;
+  int b = 63 - __builtin_clzll(v); /* >= 7 */
+  int shift = b - 6;               /* v >> shift is in [64, 128) */
+  return H_LINEAR + (size_t)(shift - 1) * H_SUB + (size_t)((v >> shift) - H_SUB);
+}
+
+/* The highest value that lands in bucket i. */
+static uint64_t h_upper(size_t i) {
+  if (i < H_LINEAR) return i;
+  unsigned shift = (unsigned)((i - H_LINEAR) / H_SUB) + 1;
+  uint64_t m = (i - H_LINEAR) % H_SUB + H_SUB;
+  return ((m + 1) << shift) - 1;
+}
+
+static void h_init(hist *h) {
+  memset(h, 0, sizeof *h);
+  h->min = UINT64_MAX;
+}
+
+static void h_add(hist *h, uint64_t v) {
+  h->n[h_index(v)]++;
+  h->count++;
+  h->sum += (double)v;
+  if (v < h->min) h->min = v;
+  if (v > h->max) h->max = v;
+}
+
+static void h_merge(hist *into, const hist *from) {
+  for (size_t i = 0; i < H_BUCKETS; i++) into->n[i] += from->n[i];
+  into->count += from->count;
+  into->sum += from->sum;
+  if (from->min < into->min) into->min = from->min;
+  if (from->max > into->max) into->max = from->max;
+}
+
+/* The value at quantile q (0..1]: the upper end of the bucket holding the
+ * ceil(q * count)-th smallest value, never above the exact maximum. */
+static uint64_t h_quantile(const hist *h, double q) {
+  if (h->count == 0) return 0;
+  uint64_t rank = (uint64_t)(q * (double)h->count);
+  if ((double)rank < q * (double)h->count) rank++;
+  if (rank < 1) rank = 1;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < H_BUCKETS; i++) {
+    seen += h->n[i];
+    if (seen >= rank) {
+      uint64_t u = h_upper(i);
+      return u < h->max ? u : h->max;
+    }
+  }
+  return h->max;
+}
+
+/* ------------------------------------------------------------------ /proc */
+
+typedef struct proc_sample {
+  int ok;
+  double cpu_s;        /* utime + stime */
+  long rss_kb, hwm_kb; /* VmRSS, VmHWM */
+} proc_sample;
+
+static proc_sample sample_proc(long pid) {
+  proc_sample s = {0, 0, -1, -1};
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return s;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* The command name (field 2) may hold spaces and ')': fields count from
+   * the last ')'.  utime and stime are fields 14 and 15, in clock ticks. */
+  char *p = strrchr(buf, ')');
+  if (p == NULL) return s;
+  unsigned long long ut = 0, st = 0;
+  int field = 2;
+  char *save = NULL;
+  for (char *t = strtok_r(p + 1, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+    field++;
+    if (field == 14) ut = strtoull(t, NULL, 10);
+    if (field == 15) {
+      st = strtoull(t, NULL, 10);
+      break;
+    }
+  }
+  if (field != 15) return s;
+  s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
+  f = fopen(path, "r");
+  if (f) {
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "VmRSS:", 6) == 0) s.rss_kb = strtol(line + 6, NULL, 10);
+      if (strncmp(line, "VmHWM:", 6) == 0) s.hwm_kb = strtol(line + 6, NULL, 10);
+    }
+    fclose(f);
+  }
+  s.ok = 1;
+  return s;
+}
+
+/* ------------------------------------------------------------------ state */
+
+enum sub_state { S_IDLE, S_CONNECTING, S_CONNECTED, S_SUBSCRIBED, S_FAILED, S_CLOSED };
+enum phase { P_CONNECT, P_PUBLISH, P_DONE };
+
+struct bench;
+
+typedef struct sub {
+  struct bench *b;
+  pusher_client *c;
+  uint32_t chan;
+  uint8_t state;
+  uint64_t t_start; /* pusher_client_connect() */
+  uint64_t hi;      /* 1 + the highest per-channel sequence received (0: none) */
+  uint64_t win;     /* bit d: sequence hi-1-d was received (d < 64) */
+} sub;
+
+typedef struct publisher {
+  struct bench *b;
+  pthread_t tid;
+  int started;
+  pusher_rest *rest;
+  hist req; /* request times, ns */
+} publisher;
+
+typedef struct bench {
+  const cli_bench_args *a;
+  uv_loop_t loop;
+  uv_timer_t tick;
+  uv_async_t wake;
+  uv_signal_t sigint, sigterm;
+  int progress;
+  int phase;
+  clockid_t stamp_clock;
+
+  /* subscribers (loop thread only) */
+  sub *subs;
+  long started, connected, subscribed, failed, disconnects;
+  long *chan_subs; /* subscribed per channel; frozen copy below at publish time */
+  char first_error[300];
+  hist connect_h, subscribe_h; /* ns from pusher_client_connect() */
+  uint64_t t_start, t_all_subscribed, t_last_delivery, t_last_progress;
+
+  /* deliveries (loop thread only) */
+  hist lat;
+  uint64_t received, duplicates, out_of_order, foreign;
+
+  /* publishing (shared) */
+  const long *chan_expect; /* per channel: subscribers when publishing started */
+  publisher *pubs;
+  pthread_mutex_t mu;
+  uint64_t next_event;         /* under mu */
+  int pubs_done;               /* under mu */
+  char first_http_error[600];  /* under mu */
+  hist req;                    /* under mu: merged at each publisher's end */
+  double pub_cpu_s;            /* under mu */
+  atomic_int stop;
+  atomic_uint_fast64_t triggered, requests, http_errors, expected, t_first_trigger, t_last_reply;
+  uint64_t t_pub0; /* set before the threads start: rate pacing origin */
+  uint64_t planned; /* deliveries expected when every event is published */
+
+  /* samples */
+  proc_sample srv_before, srv_idle, srv_end;
+  long self_rss_before, self_rss_idle;
+  double self_cpu0, loop_cpu0;
+  double self_cpu, loop_cpu;
+  uint64_t t_end;
+  int interrupted, timed_out;
+} bench;
+
+static const char BENCH_EVENT[] = "bench";
+
+/* ------------------------------------------------------------------ helpers */
+
+/* VmRSS (or VmHWM with peak) of this process, KiB.  VmHWM, unlike
+ * getrusage's ru_maxrss, is never below the current VmRSS. */
+static long self_rss_kb(int peak) {
+  FILE *f = fopen("/proc/self/status", "r");
+  long kb = -1;
+  char line[256];
+  if (f == NULL) return -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, peak ? "VmHWM:" : "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kb;
+}
+
+static void chan_name(const bench *b, uint32_t i, char *out, size_t n) {
+  snprintf(out, n, "%s-%" PRIu32, b->a->channel_prefix, i);
+}
+
+static void progress_clear(bench *b) {
+  if (b->progress) {
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+  }
+}
+
+static void progress_line(bench *b) {
+  if (!b->progress) return;
+  if (b->phase == P_CONNECT)
+    fprintf(stderr, "\r\033[Kconnecting: %ld/%ld subscribed, %ld failed", b->subscribed,
+            b->a->subscribers, b->failed);
+  else
+    fprintf(stderr, "\r\033[Kpublishing: %" PRIu64 "/%ld events, %" PRIu64 "/%" PRIu64 " deliveries",
+            (uint64_t)atomic_load(&b->triggered), b->a->events, b->received, b->planned);
+  fflush(stderr);
+}
+
+static void note_error(bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_error(bench *b, const char *fmt, ...) {
+  if (b->first_error[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b->first_error, sizeof b->first_error, fmt, ap);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------------ subscribers */
+
+static void start_more(bench *b);
+static void maybe_advance(bench *b);
+
+/* End a subscriber's run: no retry. */
+static void sub_stop(sub *s, int state) {
+  s->state = (uint8_t)state;
+  pusher_client_disconnect(s->c);
+}
+
+static void sub_failed(sub *s, const char *why) {
+  bench *b = s->b;
+  if (s->state == S_FAILED || s->state == S_CLOSED) return;
+  if (s->state == S_SUBSCRIBED) {
+    b->disconnects++;
+    note_error(b, "subscriber %ld lost its connection: %s", (long)(s - b->subs), why);
+    sub_stop(s, S_CLOSED);
+    return;
+  }
+  b->failed++;
+  note_error(b, "%s", why);
+  sub_stop(s, S_FAILED);
+  b->t_last_progress = mono_ns();
+  start_more(b);
+  maybe_advance(b);
+}
+
+static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *user) {
+  sub *s = user;
+  (void)c;
+  if (s->state == S_FAILED || s->state == S_CLOSED) return;
+  if (strcmp(ev->name, "error") == 0) {
+    char why[260];
+    if (ev->code)
+      snprintf(why, sizeof why, "%s (code %d)", ev->message ? ev->message : "error", ev->code);
+    else
+      snprintf(why, sizeof why, "%s", ev->message ? ev->message : pusher_strerror(ev->error));
+    sub_failed(s, why);
+  } else if (strcmp(ev->name, "state_change") == 0) {
+    if (ev->current == PUSHER_STATE_CONNECTED && s->state == S_CONNECTING) {
+      s->state = S_CONNECTED;
+      s->b->connected++;
+      h_add(&s->b->connect_h, mono_ns() - s->t_start);
+    } else if (ev->current == PUSHER_STATE_FAILED || ev->current == PUSHER_STATE_DISCONNECTED ||
+               ev->current == PUSHER_STATE_UNAVAILABLE) {
+      char why[80];
+      snprintf(why, sizeof why, "connection state %s", pusher_state_name(ev->current));
+      sub_failed(s, why);
+    }
+  }
+}
+
+/* Data is exactly {"i":SEQ,"t":STAMP}; anything else is foreign. */
+static int parse_stamp(const char *d, size_t n, uint64_t *seq, uint64_t *t) {
+  const char *end = d + n;
+  if (n < 13 || memcmp(d, "{\"i\":", 5) != 0) return -1; /* {"i":0,"t":0} */
+  const char *p = d + 5;
+  uint64_t v = 0;
+  if (p >= end || *p < '0' || *p > '9') return -1;
+  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+  *seq = v;
+  if (end - p < 6 || memcmp(p, ",\"t\":", 5) != 0) return -1;
+  p += 5;
+  if (*p < '0' || *p > '9') return -1;
+  v = 0;
+  while (p < end && *p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+  if (p + 1 != end || *p != '}') return -1;
+  *t = v;
+  return 0;
+}
+
+static void on_delivery(sub *s, const pusher_event *ev) {
+  bench *b = s->b;
+  uint64_t seq, t;
+  uint64_t now = clock_ns(b->stamp_clock);
+  if (ev->data == NULL || parse_stamp(ev->data, ev->data_len, &seq, &t) != 0 ||
+      seq >= (uint64_t)b->a->events || seq % (uint64_t)b->a->channels != s->chan) {
+    b->foreign++;
+    return;
+  }
+  b->received++;
+  b->t_last_delivery = b->t_last_progress = mono_ns();
+  h_add(&b->lat, now > t ? now - t : 0);
+  uint64_t k = seq / (uint64_t)b->a->channels; /* this channel's sequence */
+  if (k >= s->hi) {
+    uint64_t step = k + 1 - s->hi;
+    s->win = step >= 64 ? 0 : s->win << step;
+    s->win |= 1; /* skipped ones (k > hi) will arrive late or never */
+    s->hi = k + 1;
+  } else {
+    uint64_t d = s->hi - 1 - k;
+    if (d < 64 && (s->win >> d) & 1) {
+      b->duplicates++;
+    } else {
+      if (d < 64) s->win |= (uint64_t)1 << d;
+      b->out_of_order++;
+    }
+  }
+}
+
+static void on_channel(pusher_client *c, const pusher_event *ev, void *user) {
+  sub *s = user;
+  bench *b = s->b;
+  (void)c;
+  if (s->state == S_FAILED || s->state == S_CLOSED) return;
+  if (strcmp(ev->event, BENCH_EVENT) == 0) {
+    if (s->state == S_SUBSCRIBED) on_delivery(s, ev);
+  } else if (strcmp(ev->event, "pusher:subscription_succeeded") == 0) {
+    if (s->state == S_SUBSCRIBED) return;
+    if (s->state == S_CONNECTING) { /* no state_change seen first: count it now */
+      b->connected++;
+      h_add(&b->connect_h, mono_ns() - s->t_start);
+    }
+    s->state = S_SUBSCRIBED;
+    b->subscribed++;
+    b->chan_subs[s->chan]++;
+    h_add(&b->subscribe_h, mono_ns() - s->t_start);
+    b->t_last_progress = mono_ns();
+    start_more(b);
+    maybe_advance(b);
+  } else if (strcmp(ev->event, "pusher:subscription_error") == 0) {
+    char why[300];
+    snprintf(why, sizeof why, "subscription refused: %.*s", (int)(ev->data_len > 200 ? 200 : ev->data_len),
+             ev->data ? ev->data : "");
+    sub_failed(s, why);
+  }
+}
+
+static int sub_start(bench *b, sub *s) {
+  const cli_bench_args *a = b->a;
+  pusher_client_options o;
+  pusher_client_options_default(&o);
+  o.loop = &b->loop;
+  o.encrypted = a->tls;
+  if (a->cluster) o.cluster = a->cluster;
+  if (a->host) o.ws_host = a->host;
+  if (a->port) {
+    if (a->tls)
+      o.wss_port = a->port;
+    else
+      o.ws_port = a->port;
+  }
+  o.ca_file = a->ca_file;
+  o.tls_insecure = a->insecure;
+  o.connect_timeout = a->connect_timeout;
+  o.client_name = "libpusher-bench";
+  char ch[256];
+  chan_name(b, s->chan, ch, sizeof ch);
+  int rc = pusher_client_new(&s->c, a->key, &o);
+  if (rc == 0) rc = pusher_connection_bind(s->c, NULL, on_conn, s, NULL);
+  if (rc == 0) rc = pusher_bind(s->c, ch, NULL, on_channel, s, NULL);
+  if (rc == 0) rc = pusher_subscribe(s->c, ch);
+  if (rc != 0) return rc;
+  s->state = S_CONNECTING;
+  s->t_start = mono_ns();
+  rc = pusher_client_connect(s->c);
+  return rc;
+}
+
+static void start_more(bench *b) {
+  while (b->phase == P_CONNECT && b->started < b->a->subscribers &&
+         b->started - b->subscribed - b->failed < b->a->connect_concurrency) {
+    /* Nobody got through and a whole first wave failed: the rest would too. */
+    if (b->subscribed == 0 && b->failed >= b->a->connect_concurrency) return;
+    sub *s = &b->subs[b->started++];
+    int rc = sub_start(b, s);
+    if (rc != 0) {
+      char why[200];
+      snprintf(why, sizeof why, "cannot start a client: %s", pusher_strerror(rc));
+      b->failed++;
+      note_error(b, "%s", why);
+      s->state = S_FAILED;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ publishers */
+
+static void sleep_until(bench *b, uint64_t due) {
+  for (;;) {
+    uint64_t now = mono_ns();
+    if (now >= due || atomic_load(&b->stop)) return;
+    uint64_t d = due - now;
+    if (d > 100000000u) d = 100000000u; /* look at stop at least every 100 ms */
+    struct timespec ts = {(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void *publisher_main(void *arg) {
+  publisher *p = arg;
+  bench *b = p->b;
+  const cli_bench_args *a = b->a;
+  uint64_t M = (uint64_t)a->events, C = (uint64_t)a->channels;
+  double cpu0 = cpu_thread_s();
+  char names[CLI_BENCH_BATCH][256];
+  char datas[CLI_BENCH_BATCH][64];
+  pusher_rest_event evs[CLI_BENCH_BATCH];
+  while (!atomic_load(&b->stop)) {
+    uint64_t first, n;
+    pthread_mutex_lock(&b->mu);
+    first = b->next_event;
+    n = first < M ? (a->batch ? CLI_BENCH_BATCH : 1) : 0;
+    if (n > M - first) n = M - first;
+    b->next_event += n;
+    pthread_mutex_unlock(&b->mu);
+    if (n == 0) break;
+    if (a->rate > 0) sleep_until(b, b->t_pub0 + (uint64_t)((double)first * 1e9 / a->rate));
+    if (atomic_load(&b->stop)) break;
+    uint64_t stamp = clock_ns(b->stamp_clock);
+    uint64_t expect = 0;
+    for (uint64_t k = 0; k < n; k++) {
+      uint64_t seq = first + k;
+      chan_name(b, (uint32_t)(seq % C), names[k], sizeof names[k]);
+      snprintf(datas[k], sizeof datas[k], "{\"i\":%" PRIu64 ",\"t\":%" PRIu64 "}", seq, stamp);
+      evs[k] = (pusher_rest_event){.channel = names[k], .name = BENCH_EVENT, .data = datas[k]};
+      expect += b->chan_expect ? (uint64_t)b->chan_expect[seq % C] : 0;
+    }
+    uint64_t t0 = mono_ns();
+    uint_fast64_t zero = 0;
+    atomic_compare_exchange_strong(&b->t_first_trigger, &zero, t0);
+    int rv;
+    if (a->batch) {
+      rv = pusher_rest_trigger_batch(p->rest, evs, (size_t)n, NULL);
+    } else {
+      const char *chans[1] = {names[0]};
+      rv = pusher_rest_trigger(p->rest, chans, 1, &evs[0], NULL);
+    }
+    uint64_t t1 = mono_ns();
+    h_add(&p->req, t1 - t0);
+    atomic_fetch_add(&b->requests, 1);
+    atomic_store(&b->t_last_reply, t1);
+    if (rv != 0) {
+      atomic_fetch_add(&b->http_errors, 1);
+      pthread_mutex_lock(&b->mu);
+      if (b->first_http_error[0] == '\0')
+        snprintf(b->first_http_error, sizeof b->first_http_error, "%s",
+                 pusher_rest_error_detail(p->rest));
+      pthread_mutex_unlock(&b->mu);
+      atomic_store(&b->stop, 1); /* the figures would mean nothing */
+      break;
+    }
+    atomic_fetch_add(&b->triggered, n);
+    atomic_fetch_add(&b->expected, expect);
+  }
+  double cpu = cpu_thread_s() - cpu0;
+  pthread_mutex_lock(&b->mu);
+  h_merge(&b->req, &p->req);
+  b->pub_cpu_s += cpu;
+  b->pubs_done++;
+  pthread_mutex_unlock(&b->mu);
+  uv_async_send(&b->wake);
+  return NULL;
+}
+
+static int publishers_create(bench *b) {
+  const cli_bench_args *a = b->a;
+  b->pubs = calloc((size_t)a->publishers, sizeof *b->pubs);
+  if (b->pubs == NULL) return PUSHER_ERR_NOMEM;
+  for (long i = 0; i < a->publishers; i++) {
+    publisher *p = &b->pubs[i];
+    p->b = b;
+    h_init(&p->req);
+    pusher_rest_options o;
+    pusher_rest_options_default(&o);
+    o.app_id = a->app_id;
+    o.key = a->key;
+    o.secret = a->secret;
+    if (a->cluster) o.cluster = a->cluster;
+    o.host = a->host;
+    o.port = a->port;
+    o.tls = a->tls;
+    o.ca_file = a->ca_file;
+    o.tls_insecure = a->insecure;
+    o.timeout = a->timeout;
+    int rc = pusher_rest_new(&p->rest, &o);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ phases */
+
+static void start_publishing(bench *b) {
+  const cli_bench_args *a = b->a;
+  b->phase = P_PUBLISH;
+  b->t_all_subscribed = mono_ns();
+  if (a->server_pid) b->srv_idle = sample_proc(a->server_pid);
+  b->self_rss_idle = self_rss_kb(0);
+  long *frozen = malloc((size_t)a->channels * sizeof *frozen);
+  if (frozen) memcpy(frozen, b->chan_subs, (size_t)a->channels * sizeof *frozen);
+  b->chan_expect = frozen;
+  for (long c = 0; frozen && c < a->channels; c++) /* channel c gets events c, c+C, ... */
+    b->planned += (uint64_t)frozen[c] * (uint64_t)(a->events / a->channels + (c < a->events % a->channels));
+  b->self_cpu0 = cpu_process_s();
+  b->loop_cpu0 = cpu_thread_s();
+  b->t_last_progress = b->t_pub0 = mono_ns();
+  for (long i = 0; i < a->publishers; i++) {
+    publisher *p = &b->pubs[i];
+    if (pthread_create(&p->tid, NULL, publisher_main, p) != 0) {
+      pthread_mutex_lock(&b->mu);
+      snprintf(b->first_http_error, sizeof b->first_http_error, "cannot start a publisher thread");
+      b->pubs_done++;
+      pthread_mutex_unlock(&b->mu);
+      atomic_store(&b->stop, 1);
+      continue;
+    }
+    p->started = 1;
+  }
+  uv_async_send(&b->wake);
+}
+
+static void finish(bench *b) {
+  if (b->phase == P_DONE) return;
+  int was_publishing = b->phase == P_PUBLISH;
+  b->phase = P_DONE;
+  b->t_end = mono_ns();
+  atomic_store(&b->stop, 1);
+  if (was_publishing) {
+    b->self_cpu = cpu_process_s() - b->self_cpu0;
+    b->loop_cpu = cpu_thread_s() - b->loop_cpu0;
+  }
+  if (b->a->server_pid) b->srv_end = sample_proc(b->a->server_pid);
+  uv_stop(&b->loop);
+}
+
+/* Move on when the current phase has run its course. */
+static void maybe_advance(bench *b) {
+  const cli_bench_args *a = b->a;
+  if (b->phase == P_CONNECT) {
+    int settled = b->started - b->subscribed - b->failed == 0;
+    int all = b->started == a->subscribers;
+    int hopeless = b->subscribed == 0 && b->failed >= a->connect_concurrency;
+    if (settled && (all || hopeless)) {
+      if (b->subscribed == 0 && a->subscribers > 0)
+        finish(b);
+      else
+        start_publishing(b);
+    }
+  } else if (b->phase == P_PUBLISH) {
+    pthread_mutex_lock(&b->mu);
+    int done = b->pubs_done == a->publishers;
+    pthread_mutex_unlock(&b->mu);
+    if (done && b->received - b->duplicates >= (uint64_t)atomic_load(&b->expected)) finish(b);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  bench *b = t->data;
+  maybe_advance(b);
+  if (b->phase == P_DONE) return;
+  uint64_t now = mono_ns();
+  uint64_t last = b->t_last_progress;
+  uint64_t reply = (uint64_t)atomic_load(&b->t_last_reply);
+  if (reply > last) last = reply;
+  if (b->phase == P_PUBLISH && b->a->rate > 0) {
+    /* Paced publishing: waiting for the next event's time is no stall. */
+    pthread_mutex_lock(&b->mu);
+    uint64_t taken = b->next_event;
+    pthread_mutex_unlock(&b->mu);
+    uint64_t due = taken ? b->t_pub0 + (uint64_t)((double)(taken - 1) * 1e9 / b->a->rate) : 0;
+    if (due > last) last = due > now ? now : due;
+  }
+  if ((double)(now - last) / 1e9 > b->a->timeout) {
+    b->timed_out = 1;
+    finish(b);
+    return;
+  }
+  progress_line(b);
+}
+
+static void on_wake(uv_async_t *h) { maybe_advance(h->data); }
+
+static void on_signal(uv_signal_t *h, int signum) {
+  bench *b = h->data;
+  (void)signum;
+  b->interrupted = 1;
+  finish(b);
+}
+
+/* ------------------------------------------------------------------ report */
+
+static double ns_to_us(uint64_t v) { return (double)v / 1e3; }
+static double ns_to_ms(uint64_t v) { return (double)v / 1e6; }
+static double round3(double v) { return (double)(long long)(v * 1000 + (v < 0 ? -0.5 : 0.5)) / 1000; }
+
+static json_t *jnum(double v) { return json_real(round3(v)); }
+
+static json_t *hist_ms(const hist *h) {
+  json_t *o = json_object();
+  json_object_set_new(o, "p50", jnum(ns_to_ms(h_quantile(h, 0.50))));
+  json_object_set_new(o, "p99", jnum(ns_to_ms(h_quantile(h, 0.99))));
+  json_object_set_new(o, "max", jnum(ns_to_ms(h->max)));
+  return o;
+}
+
+typedef struct figures {
+  uint64_t expected, unique, lost, triggered, requests, http_errors;
+  double connect_s, publish_s, deliveries_per_s, events_per_s;
+  double srv_cpu_s, srv_cpu_us_per_delivery;
+  int ok;
+} figures;
+
+static figures compute(bench *b) {
+  figures f;
+  memset(&f, 0, sizeof f);
+  f.expected = (uint64_t)atomic_load(&b->expected);
+  f.unique = b->received - b->duplicates;
+  f.lost = f.expected > f.unique ? f.expected - f.unique : 0;
+  f.triggered = (uint64_t)atomic_load(&b->triggered);
+  f.requests = (uint64_t)atomic_load(&b->requests);
+  f.http_errors = (uint64_t)atomic_load(&b->http_errors);
+  f.connect_s = b->t_all_subscribed ? (double)(b->t_all_subscribed - b->t_start) / 1e9 : -1;
+  uint64_t t0 = (uint64_t)atomic_load(&b->t_first_trigger);
+  uint64_t tl = (uint64_t)atomic_load(&b->t_last_reply);
+  uint64_t tend = b->t_last_delivery > tl ? b->t_last_delivery : tl;
+  f.publish_s = t0 && tend > t0 ? (double)(tend - t0) / 1e9 : 0;
+  f.deliveries_per_s = f.publish_s > 0 ? (double)b->received / f.publish_s : 0;
+  f.events_per_s = f.publish_s > 0 ? (double)f.triggered / f.publish_s : 0;
+  f.srv_cpu_s = -1;
+  f.srv_cpu_us_per_delivery = -1;
+  if (b->srv_idle.ok && b->srv_end.ok) {
+    f.srv_cpu_s = b->srv_end.cpu_s - b->srv_idle.cpu_s;
+    if (b->received) f.srv_cpu_us_per_delivery = f.srv_cpu_s * 1e6 / (double)b->received;
+  }
+  f.ok = !b->interrupted && !b->timed_out && b->failed == 0 && b->disconnects == 0 &&
+         f.http_errors == 0 && f.lost == 0 && b->duplicates == 0 &&
+         (b->a->publishers > 1 || b->out_of_order == 0) && f.triggered == (uint64_t)b->a->events;
+  return f;
+}
+
+static const char *verdict(const bench *b, const figures *f, char *buf, size_t n) {
+  if (f->ok) return "ok";
+  if (b->interrupted) snprintf(buf, n, "interrupted");
+  else if (b->failed && b->subscribed == 0 && b->started < b->a->subscribers)
+    snprintf(buf, n, "no subscriber could connect or subscribe (gave up after %ld failed attempts)",
+             b->failed);
+  else if (b->failed)
+    snprintf(buf, n, "%ld of %ld subscribers could not connect or subscribe", b->failed,
+             b->a->subscribers);
+  else if (f->http_errors) snprintf(buf, n, "a request to the HTTP API failed");
+  else if (b->timed_out) snprintf(buf, n, "no progress for %g s", b->a->timeout);
+  else if (b->disconnects) snprintf(buf, n, "%ld subscribers lost their connection", b->disconnects);
+  else if (f->lost) snprintf(buf, n, "%" PRIu64 " deliveries lost", f->lost);
+  else if (b->duplicates) snprintf(buf, n, "%" PRIu64 " duplicate deliveries", b->duplicates);
+  else if (b->out_of_order) snprintf(buf, n, "%" PRIu64 " deliveries out of order", b->out_of_order);
+  else snprintf(buf, n, "not every event was published");
+  return buf;
+}
+
+static void report_json(bench *b, const figures *f) {
+  const cli_bench_args *a = b->a;
+  json_t *o = json_object();
+  json_object_set_new(o, "subscribers", json_integer(a->subscribers));
+  json_object_set_new(o, "channels", json_integer(a->channels));
+  json_object_set_new(o, "events", json_integer(a->events));
+  json_object_set_new(o, "rate", jnum(a->rate));
+  json_object_set_new(o, "batch", json_boolean(a->batch));
+  json_object_set_new(o, "publishers", json_integer(a->publishers));
+  json_object_set_new(o, "channel_prefix", json_string(a->channel_prefix));
+
+  json_t *c = json_object();
+  json_object_set_new(c, "attempted", json_integer(b->started));
+  json_object_set_new(c, "subscribed", json_integer(b->subscribed));
+  json_object_set_new(c, "failed", json_integer(b->failed));
+  json_object_set_new(c, "total_s", f->connect_s >= 0 ? jnum(f->connect_s) : json_null());
+  json_object_set_new(c, "connect_ms", hist_ms(&b->connect_h));
+  json_object_set_new(c, "subscribe_ms", hist_ms(&b->subscribe_h));
+  json_object_set_new(c, "first_error", b->first_error[0] ? json_string(b->first_error) : json_null());
+  json_object_set_new(o, "connect", c);
+
+  json_t *p = json_object();
+  json_object_set_new(p, "triggered", json_integer((json_int_t)f->triggered));
+  json_object_set_new(p, "requests", json_integer((json_int_t)f->requests));
+  json_object_set_new(p, "http_errors", json_integer((json_int_t)f->http_errors));
+  json_object_set_new(p, "events_per_s", jnum(f->events_per_s));
+  json_object_set_new(p, "request_ms", hist_ms(&b->req));
+  json_object_set_new(p, "first_error",
+                      b->first_http_error[0] ? json_string(b->first_http_error) : json_null());
+  json_object_set_new(o, "publish", p);
+
+  json_t *d = json_object();
+  json_object_set_new(d, "expected", json_integer((json_int_t)f->expected));
+  json_object_set_new(d, "received", json_integer((json_int_t)b->received));
+  json_object_set_new(d, "lost", json_integer((json_int_t)f->lost));
+  json_object_set_new(d, "duplicates", json_integer((json_int_t)b->duplicates));
+  json_object_set_new(d, "out_of_order", json_integer((json_int_t)b->out_of_order));
+  json_object_set_new(d, "foreign", json_integer((json_int_t)b->foreign));
+  json_object_set_new(d, "disconnects", json_integer(b->disconnects));
+  json_object_set_new(d, "duration_s", jnum(f->publish_s));
+  json_object_set_new(d, "per_s", jnum(f->deliveries_per_s));
+  json_object_set_new(o, "deliveries", d);
+
+  json_t *l = json_object();
+  json_object_set_new(l, "p50", jnum(ns_to_us(h_quantile(&b->lat, 0.50))));
+  json_object_set_new(l, "p90", jnum(ns_to_us(h_quantile(&b->lat, 0.90))));
+  json_object_set_new(l, "p99", jnum(ns_to_us(h_quantile(&b->lat, 0.99))));
+  json_object_set_new(l, "p99_9", jnum(ns_to_us(h_quantile(&b->lat, 0.999))));
+  json_object_set_new(l, "max", jnum(ns_to_us(b->lat.max)));
+  json_object_set_new(l, "mean", jnum(b->lat.count ? b->lat.sum / (double)b->lat.count / 1e3 : 0));
+  json_object_set_new(o, "latency_us", l);
+
+  if (a->server_pid) {
+    json_t *s = json_object();
+    json_object_set_new(s, "pid", json_integer(a->server_pid));
+    json_object_set_new(s, "cpu_s", f->srv_cpu_s >= 0 ? jnum(f->srv_cpu_s) : json_null());
+    json_object_set_new(s, "cpu_share",
+                        f->srv_cpu_s >= 0 && f->publish_s > 0 ? jnum(f->srv_cpu_s / f->publish_s) : json_null());
+    json_object_set_new(s, "cpu_us_per_delivery",
+                        f->srv_cpu_us_per_delivery >= 0 ? jnum(f->srv_cpu_us_per_delivery) : json_null());
+    json_object_set_new(s, "rss_kb_before", b->srv_before.ok ? json_integer(b->srv_before.rss_kb) : json_null());
+    json_object_set_new(s, "rss_kb_idle", b->srv_idle.ok ? json_integer(b->srv_idle.rss_kb) : json_null());
+    json_object_set_new(s, "rss_kb_end", b->srv_end.ok ? json_integer(b->srv_end.rss_kb) : json_null());
+    json_object_set_new(s, "hwm_kb", b->srv_end.ok ? json_integer(b->srv_end.hwm_kb) : json_null());
+    if (b->srv_before.ok && b->srv_idle.ok && b->subscribed > 0)
+      json_object_set_new(s, "rss_kb_per_idle_sub",
+                          jnum((double)(b->srv_idle.rss_kb - b->srv_before.rss_kb) / (double)b->subscribed));
+    else
+      json_object_set_new(s, "rss_kb_per_idle_sub", json_null());
+    json_object_set_new(o, "server", s);
+  } else {
+    json_object_set_new(o, "server", json_null());
+  }
+
+  json_t *m = json_object();
+  json_object_set_new(m, "cpu_s", jnum(b->self_cpu));
+  json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu));
+  json_object_set_new(m, "loop_cpu_share", jnum(f->publish_s > 0 ? b->loop_cpu / f->publish_s : 0));
+  json_object_set_new(m, "publisher_cpu_s", jnum(b->pub_cpu_s));
+  json_object_set_new(m, "rss_kb_idle", b->t_pub0 ? json_integer(b->self_rss_idle) : json_null());
+  json_object_set_new(m, "rss_kb_per_sub",
+                      b->subscribed > 0 && b->self_rss_idle > 0 && b->self_rss_before > 0
+                          ? jnum((double)(b->self_rss_idle - b->self_rss_before) / (double)b->subscribed)
+                          : json_null());
+  json_object_set_new(m, "maxrss_kb", json_integer(self_rss_kb(1)));
+  json_object_set_new(o, "self", m);
+
+  char why[160];
+  json_object_set_new(o, "ok", json_boolean(f->ok));
+  json_object_set_new(o, "verdict", json_string(verdict(b, f, why, sizeof why)));
+  char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  if (s) {
+    puts(s);
+    free(s);
+  }
+  json_decref(o);
+}
+
+static void report_text(bench *b, const figures *f) {
+  const cli_bench_args *a = b->a;
+  char rate[32];
+  if (a->rate > 0)
+    snprintf(rate, sizeof rate, "%g/s", a->rate);
+  else
+    snprintf(rate, sizeof rate, "max");
+  printf("pusher bench: %ld subscribers on %ld channel%s (%s-*), %ld events at rate %s, %s, "
+         "%ld publisher%s\n",
+         a->subscribers, a->channels, a->channels == 1 ? "" : "s", a->channel_prefix, a->events,
+         rate, a->batch ? "batches of 10" : "one event per request", a->publishers,
+         a->publishers == 1 ? "" : "s");
+  printf("connect:     %ld subscribed, %ld failed", b->subscribed, b->failed);
+  if (f->connect_s >= 0) printf(" in %.3f s", f->connect_s);
+  printf("; per socket: connected p50 %.2f ms p99 %.2f ms, subscribed p50 %.2f ms p99 %.2f ms\n",
+         ns_to_ms(h_quantile(&b->connect_h, 0.5)), ns_to_ms(h_quantile(&b->connect_h, 0.99)),
+         ns_to_ms(h_quantile(&b->subscribe_h, 0.5)), ns_to_ms(h_quantile(&b->subscribe_h, 0.99)));
+  if (b->first_error[0]) printf("             first error: %s\n", b->first_error);
+  if (b->t_pub0 == 0) { /* never got to publish */
+    char why[160];
+    printf("result:      %s\n", verdict(b, f, why, sizeof why));
+    return;
+  }
+  printf("publish:     %" PRIu64 " events in %" PRIu64 " requests (%.0f events/s), %" PRIu64
+         " HTTP errors; request p50 %.2f ms p99 %.2f ms\n",
+         f->triggered, f->requests, f->events_per_s, f->http_errors, ns_to_ms(h_quantile(&b->req, 0.5)),
+         ns_to_ms(h_quantile(&b->req, 0.99)));
+  if (b->first_http_error[0]) printf("             first error: %s\n", b->first_http_error);
+  printf("deliveries:  %" PRIu64 " of %" PRIu64 " in %.3f s = %.0f/s; lost %" PRIu64
+         ", duplicates %" PRIu64 ", out of order %" PRIu64 ", disconnects %ld\n",
+         b->received, f->expected, f->publish_s, f->deliveries_per_s, f->lost, b->duplicates,
+         b->out_of_order, b->disconnects);
+  printf("latency:     p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us "
+         "(trigger to receipt)\n",
+         ns_to_us(h_quantile(&b->lat, 0.5)), ns_to_us(h_quantile(&b->lat, 0.9)),
+         ns_to_us(h_quantile(&b->lat, 0.99)), ns_to_us(h_quantile(&b->lat, 0.999)),
+         ns_to_us(b->lat.max));
+  if (a->server_pid) {
+    if (f->srv_cpu_s >= 0)
+      printf("server:      pid %ld: CPU %.2f s (%.0f%% of one core) = %.3f us per delivery; RSS %ld "
+             "KiB before, %ld KiB idle, %ld KiB at end, peak %ld KiB\n",
+             a->server_pid, f->srv_cpu_s, f->publish_s > 0 ? 100 * f->srv_cpu_s / f->publish_s : 0,
+             f->srv_cpu_us_per_delivery, b->srv_before.rss_kb,
+             b->srv_idle.rss_kb, b->srv_end.rss_kb, b->srv_end.hwm_kb);
+    else
+      printf("server:      pid %ld: could not be sampled (gone?)\n", a->server_pid);
+  }
+  printf("this process: CPU %.2f s while publishing (event loop %.2f s = %.0f%% of one core, "
+         "publishers %.2f s); RSS %ld KiB with all subscribed, peak %ld KiB\n",
+         b->self_cpu, b->loop_cpu, f->publish_s > 0 ? 100 * b->loop_cpu / f->publish_s : 0,
+         b->pub_cpu_s, b->self_rss_idle, self_rss_kb(1));
+  char why[160];
+  printf("result:      %s\n", f->ok ? "OK" : verdict(b, f, why, sizeof why));
+}
+
+/* ------------------------------------------------------------------ run */
+
+/* Raise RLIMIT_NOFILE's soft limit when the run needs more descriptors. */
+static int fit_descriptors(const cli_bench_args *a) {
+  rlim_t need = (rlim_t)a->subscribers + (rlim_t)a->publishers * 2 + 64;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return 0;
+  if (rl.rlim_cur == RLIM_INFINITY) return 0;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+    fprintf(stderr,
+            "pusher bench: %ld subscribers need about %llu open files, but this process may open "
+            "at most %llu (the hard RLIMIT_NOFILE): lower --subscribers to %lld or raise the hard "
+            "limit (ulimit -Hn)\n",
+            a->subscribers, (unsigned long long)need, (unsigned long long)rl.rlim_max,
+            (long long)rl.rlim_max - (long long)(need - (rlim_t)a->subscribers));
+    return -1;
+  }
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    fprintf(stderr, "pusher bench: cannot raise the open files limit to %llu: %s\n",
+            (unsigned long long)rl.rlim_cur, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+int cli_bench(int argc, char **argv) {
+  cli_bench_args a;
+  int rc = cli_bench_parse(argc, argv, &a);
+  if (rc != 0) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (a.server_pid && !sample_proc(a.server_pid).ok)
+    return cli_usage_error("bench", "--server-pid: no process %ld to sample (/proc/%ld/stat)",
+                           a.server_pid, a.server_pid);
+  if (fit_descriptors(&a) != 0) return CLI_EXIT_FAIL;
+
+  bench *b = calloc(1, sizeof *b);
+  if (b == NULL) {
+    fprintf(stderr, "pusher bench: out of memory\n");
+    return CLI_EXIT_FAIL;
+  }
+  b->a = &a;
+  b->stamp_clock = a.realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+  b->progress = a.progress >= 0 ? a.progress : isatty(STDERR_FILENO);
+  h_init(&b->lat);
+  h_init(&b->connect_h);
+  h_init(&b->subscribe_h);
+  h_init(&b->req);
+  pthread_mutex_init(&b->mu, NULL);
+  b->subs = calloc(a.subscribers ? (size_t)a.subscribers : 1, sizeof *b->subs);
+  b->chan_subs = calloc((size_t)a.channels, sizeof *b->chan_subs);
+  if (b->subs == NULL || b->chan_subs == NULL || uv_loop_init(&b->loop) != 0) {
+    fprintf(stderr, "pusher bench: out of memory\n");
+    free(b->subs);
+    free(b->chan_subs);
+    free(b);
+    return CLI_EXIT_FAIL;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  rc = publishers_create(b);
+  if (rc != 0) {
+    fprintf(stderr, "pusher bench: cannot create the HTTP client: %s\n", pusher_strerror(rc));
+    uv_loop_close(&b->loop);
+    rc = CLI_EXIT_FAIL;
+    goto out;
+  }
+  for (long i = 0; i < a.subscribers; i++) {
+    b->subs[i].b = b;
+    b->subs[i].chan = (uint32_t)(i % a.channels);
+  }
+  uv_timer_init(&b->loop, &b->tick);
+  b->tick.data = b;
+  uv_async_init(&b->loop, &b->wake, on_wake);
+  b->wake.data = b;
+  uv_signal_init(&b->loop, &b->sigint);
+  uv_signal_init(&b->loop, &b->sigterm);
+  b->sigint.data = b->sigterm.data = b;
+  uv_signal_start(&b->sigint, on_signal, SIGINT);
+  uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+
+  if (a.server_pid) b->srv_before = sample_proc(a.server_pid);
+  b->self_rss_before = self_rss_kb(0);
+  b->t_start = b->t_last_progress = mono_ns();
+  uv_timer_start(&b->tick, on_tick, 100, 100);
+  if (a.subscribers == 0)
+    start_publishing(b);
+  else
+    start_more(b);
+  maybe_advance(b);
+  if (b->phase != P_DONE) uv_run(&b->loop, UV_RUN_DEFAULT);
+  progress_clear(b);
+
+  /* Publishers see stop at their next event (or their HTTP timeout). */
+  atomic_store(&b->stop, 1);
+  for (long i = 0; i < a.publishers; i++)
+    if (b->pubs[i].started) pthread_join(b->pubs[i].tid, NULL);
+
+  figures f = compute(b);
+  if (a.json)
+    report_json(b, &f);
+  else
+    report_text(b, &f);
+  fflush(stdout);
+  if (!f.ok) {
+    char why[160];
+    fprintf(stderr, "pusher bench: %s\n", verdict(b, &f, why, sizeof why));
+    if (b->first_error[0]) fprintf(stderr, "pusher bench: first subscriber error: %s\n", b->first_error);
+    if (b->first_http_error[0]) fprintf(stderr, "pusher bench: HTTP API: %s\n", b->first_http_error);
+  }
+  rc = f.ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+
+  for (long i = 0; i < a.subscribers; i++)
+    if (b->subs[i].c) pusher_client_del(b->subs[i].c);
+  uv_close((uv_handle_t *)&b->tick, on_closed);
+  uv_close((uv_handle_t *)&b->wake, on_closed);
+  uv_close((uv_handle_t *)&b->sigint, on_closed);
+  uv_close((uv_handle_t *)&b->sigterm, on_closed);
+  uv_run(&b->loop, UV_RUN_DEFAULT); /* let every client close */
+  uv_loop_close(&b->loop);
+out:
+  if (b->pubs)
+    for (long i = 0; i < a.publishers; i++) pusher_rest_del(b->pubs[i].rest);
+  free(b->pubs);
+  free((void *)b->chan_expect);
+  free(b->subs);
+  free(b->chan_subs);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+  return rc;
+}
