@@ -59,7 +59,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME libpusher-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # The static library and pusher.pc name these libraries.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libuv1-dev, libwslay-dev, libssl-dev, libjansson-dev, libcurl4-openssl-dev | libcurl-dev, libsodium-dev, pkg-config")
+  "libuv1-dev, libssl-dev, libjansson-dev, libcurl4-openssl-dev | libcurl-dev, libsodium-dev, pkg-config")
 
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION "Pusher Channels command-line client and server
 pusher listens to and publishes on Pusher Channels; pusherd is a Pusher

@@ -5,7 +5,10 @@
  *   bit 1: 1 = client ws fed from the start (the bytes are the 101 reply);
  *   bits 2..7: chunk size (0 => whole input at once).
  * The rest is fed to pusher__ws_recv in chunks; every text message is echoed
- * from inside on_text, and the output is drained now and then. */
+ * from inside on_text, and the output is drained now and then.  The server
+ * takes binary messages and pongs (as pusherd does); the client fails on
+ * binary.  Oracles: every text message delivered is valid UTF-8 and within
+ * max_msg, and every error return was reported through on_error. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,8 +23,11 @@ typedef struct fz {
 
 static void on_open(void *u) { (void)u; }
 
+#define FZ_MAX_MSG 4096
+
 static void on_text(const uint8_t *msg, size_t len, void *u) {
   fz *f = u;
+  if (len > FZ_MAX_MSG || !pusher__ws_utf8_valid(msg, len)) __builtin_trap();
   /* Re-entrancy under fuzz: queue a reply from inside the callback. */
   if (len < 64) (void)pusher__ws_send_text(f->ws, (const char *)msg, len);
   if (len == 1 && msg[0] == 'c') (void)pusher__ws_send_close(f->ws, 1000, "bye");
@@ -47,6 +53,19 @@ static void on_error(int err, const char *detail, void *u) {
 
 static const pusher__ws_callbacks CB = {on_open, on_text, on_close, on_error};
 
+static void on_binary(const uint8_t *msg, size_t len, void *u) {
+  (void)u;
+  if (len > FZ_MAX_MSG) __builtin_trap();
+  if (len) {
+    volatile uint8_t c = msg[len - 1];
+    (void)c;
+  }
+}
+
+static void on_pong(void *u) { (void)u; }
+
+static const pusher__ws_extra_callbacks XCB = {on_binary, on_pong};
+
 static void rand_fixed(uint8_t *buf, size_t n, void *u) {
   (void)u;
   for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)(i * 37u + 11u);
@@ -67,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   data++;
   size--;
   fz f = {0};
-  pusher__ws_config cfg = {NULL, rand_fixed, NULL, 4096, 8192};
+  pusher__ws_config cfg = {NULL, rand_fixed, NULL, FZ_MAX_MSG, 8192};
   int server = sel & 1;
   int raw_handshake = (sel >> 1) & 1;
   size_t chunk = sel >> 2;
@@ -75,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (server) {
     if (pusher__ws_server_new(&f.ws, &cfg, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &CB, &f)) return 0;
+    pusher__ws_set_extra_callbacks(f.ws, &XCB);
   } else {
     if (pusher__ws_client_new(&f.ws, &cfg, "localhost:6001", "/app/key?protocol=7", NULL, &CB,
                               &f))

@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-build_pkgs=(build-essential cmake pkg-config libuv1-dev libwslay-dev libssl-dev
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev
   libjansson-dev libcurl4-openssl-dev libsodium-dev libhttp-parser-dev
   libhiredis-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev redis-server stunnel4 nodejs npm prometheus

@@ -1,20 +1,21 @@
-/* Sans-I/O WebSocket endpoint (RFC 6455) on top of wslay's event API.
- * See ws.h for the contract.  Layout:
- *   - the client handshake (request builder, incremental 101 reply parser),
- *   - the wslay glue (recv/send/genmask callbacks, message dispatch),
- *   - the public send/recv/pending API,
- *   - helpers (accept key, frame header, UTF-8 validation). */
+/* Sans-I/O WebSocket endpoint (RFC 6455): our own incremental frame parser
+ * and encoder, for client and server.  See ws.h for the contract.  Layout:
+ *   - the state (a small struct; everything else is allocated on demand),
+ *   - helpers (UTF-8, masking, the output buffer, errors),
+ *   - the frame encoder and the send API,
+ *   - the frame parser (one pass over the input: header rules, payload,
+ *     message reassembly, control frames),
+ *   - lifecycle, the client handshake, recv, getters.
+ * Section numbers are RFC 6455's. */
 #include "core/ws.h"
 
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/types.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <wslay/wslay.h>
 
 #include "core/mem.h"
 
@@ -25,66 +26,79 @@
  * replies) even when the data queue is full. */
 #define WS_CTRL_SLACK ((size_t)64 * 1024)
 #define WS_FRAME_OVERHEAD 14 /* 2 + 8 length + 4 mask */
+#define WS_CTRL_MAX 125      /* section 5.5: control payloads are <= 125 bytes */
+#define WS_DETAIL_MAX 256    /* error detail text, NUL included */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-enum { ST_HANDSHAKE, ST_OPEN };
+enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA };
 
+/* Incremental UTF-8 check (RFC 3629 section 4): how many continuation bytes
+ * are still expected, and the range the next one must fall in (narrower
+ * than 80..BF after E0, ED, F0 and F4: no overlongs, surrogates or code
+ * points over U+10FFFF). */
+typedef struct utf8_state {
+  uint8_t need, lo, hi;
+} utf8_state;
+
+/* The client handshake: only while it lasts. */
+typedef struct ws_hs {
+  pusher__buf hdr;   /* the 101 reply header so far (<= 16 KiB) */
+  unsigned match;    /* how much of "\r\n\r\n" was matched at the tail */
+  char accept[32];   /* the expected Sec-WebSocket-Accept */
+} ws_hs;
+
+/* An open, idle connection holds only this struct: the output, the message
+ * being reassembled, a partial control frame, the handshake and the error
+ * text are allocated when needed and freed when done. */
 struct pusher__ws {
-  pusher_mem mem;
+  const pusher_mem *mem; /* borrowed (ws.h) */
   pusher__ws_callbacks cb;
-  pusher__ws_extra_callbacks xcb;
+  void (*on_binary)(const uint8_t *msg, size_t len, void *user_data);
+  void (*on_pong)(void *user_data);
   void *ud;
   pusher_rand_fn rand;
   void *rand_user;
-  wslay_event_context_ptr ctx;
-  int server;
-  int state;
   size_t max_msg, max_out;
 
-  pusher__buf out; /* bytes for the transport (handshake + frames) */
+  /* output: bytes for the transport (handshake + frames); NULL when empty */
+  uint8_t *out;
+  size_t out_len, out_alloc;
 
-  /* client handshake */
-  pusher__buf hdr;
-  unsigned hdr_match; /* how much of "\r\n\r\n" was matched at the tail */
-  char accept[32];    /* expected Sec-WebSocket-Accept */
+  /* the frame being parsed */
+  uint64_t left;        /* payload bytes not seen yet (0: reading a header) */
+  uint8_t hdr[14];      /* its header so far (2 + 8 length + 4 mask) */
+  uint8_t hdr_have;
+  uint8_t op;           /* its opcode */
+  uint8_t mask[4];      /* its masking key (section 5.3) */
+  uint8_t mask_pos;     /* payload bytes seen, mod 4 */
+  uint8_t ctl_len;      /* control payload gathered in ctl */
 
-  /* input currently being fed to wslay_event_recv */
-  const uint8_t *in;
-  size_t in_len;
-  int in_wslay; /* inside wslay_event_recv: sends only queue, no flush */
-  int busy;     /* inside pusher__ws_recv: recursion guard */
+  /* the data message being reassembled (section 5.4) */
+  uint8_t msg_op;       /* OP_TEXT, OP_BINARY, or 0 between messages */
+  utf8_state u;         /* text: the UTF-8 check so far */
+  uint8_t *msg;         /* its payload (NULL while it has none) */
+  size_t msg_len, msg_alloc;
+  uint8_t *ctl;         /* a control frame's payload (WS_CTRL_MAX bytes) */
 
-  int close_queued;
-  int wslay_dead; /* wslay_event_send/recv returned < 0: never call it again */
-  int failed; /* sticky error code once unusable (0 = fine) */
+  uint32_t ping_budget; /* client: pings still allowed (see has_budget) */
+  uint32_t ping_cap;
 
-  /* a frame-header scanner run over the input before wslay, only to name
-   * the RFC 6455 rule a bad frame broke (wslay reports a bare "protocol
-   * error"); see scan() */
-  uint8_t sc_hdr[14];
-  unsigned sc_have;     /* header bytes gathered */
-  uint64_t sc_left;     /* payload bytes of the current frame not seen yet */
-  int sc_frag;          /* inside a fragmented data message */
-  int sc_close;         /* the current frame is a close frame */
-  uint8_t sc_mask[4];   /* the current frame's masking key (section 5.3) */
-  int sc_masked;
-  uint8_t sc_cbuf[125]; /* its payload, unmasked */
-  size_t sc_clen;
-  uint8_t hold[2 + 4 + 125]; /* an incomplete close frame (see feed_frames) */
-  size_t hold_len;
-  char why[128];        /* the first rule broken ("" = none seen) */
-  uint16_t why_code;    /* the close code wslay gives that rule: 1002 or 1007 */
-  long ping_budget;     /* client: pings still allowed (-1 = no cap) */
-  unsigned long ping_cap;
+  unsigned server : 1;
+  unsigned open : 1;       /* handshake done */
+  unsigned fin : 1;        /* the current frame's FIN bit */
+  unsigned masked : 1;     /* the current frame is masked */
+  unsigned close_sent : 1; /* a close frame is queued (or written) */
+  unsigned close_rcvd : 1; /* the peer's close arrived: nothing more is read */
+  unsigned busy : 1;       /* inside pusher__ws_recv: recursion guard */
+  unsigned has_budget : 1; /* pusher__ws_set_ping_budget was called */
 
-  /* events gathered inside wslay callbacks, delivered after it returns */
-  int err;
-  char detail[256];
-  int close_pending;
-  uint16_t close_code;
-  size_t close_reason_len;
-  char close_reason[128];
+  int err;              /* the first error of this recv (0 = none) */
+  int failed;           /* sticky error code once unusable (0 = fine) */
+  char *detail;         /* its text (allocated; or a static fallback) */
+  ws_hs *hs;            /* client, until the 101 reply is parsed */
 };
+
+static const char DETAIL_NOMEM[] = "out of memory";
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -92,7 +106,7 @@ static void fill_rand(pusher__ws *ws, uint8_t *buf, size_t n) {
   if (ws->rand) {
     ws->rand(buf, n, ws->rand_user);
   } else if (RAND_bytes(buf, (int)n) != 1) {
-    /* Mask keys need no secrecy (RFC 6455 §10.3 wants unpredictability from
+    /* Mask keys need no secrecy (section 10.3 wants unpredictability from
      * the script's point of view); never leave them uninitialised. */
     memset(buf, 0, n);
   }
@@ -121,27 +135,36 @@ static int has_ctl(const char *s) {
   return 0;
 }
 
-/* Record an error to be delivered by pusher__ws_recv once wslay is done.
- * The first error wins. */
+/* Record the error pusher__ws_recv reports when it returns (the first one
+ * wins).  The text is allocated here: the struct keeps only a pointer. */
 static void set_err(pusher__ws *ws, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(pusher__ws *ws, int err, const char *fmt, ...) {
   if (ws->err) return;
   ws->err = err;
+  char buf[WS_DETAIL_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(ws->detail, sizeof ws->detail, fmt, ap);
+  vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  char *d = pusher__strdup(ws->mem, buf);
+  ws->detail = d ? d : (char *)DETAIL_NOMEM;
 }
 
-/* Used for what we send (text messages, close reasons).  Inbound text is
- * already checked by wslay (1.1.1, lib/wslay_event.c: a Hoehrmann UTF-8 DFA
- * run over every text-frame chunk in wslay_event_recv, failing the
- * connection with close 1007 on a reject or on a message that ends inside a
- * sequence), so msg_cb does not check it a second time. */
-static int utf8_valid(const uint8_t *s, size_t n) {
+static void utf8_init(utf8_state *u) { u->need = 0, u->lo = 0x80, u->hi = 0xBF; }
+
+/* Feed s[0..n) to the check; 0 as soon as a byte cannot continue valid
+ * UTF-8.  A sequence may be split anywhere between calls. */
+static int utf8_feed(utf8_state *u, const uint8_t *s, size_t n) {
+  unsigned need = u->need, lo = u->lo, hi = u->hi;
   size_t i = 0;
   while (i < n) {
+    if (need) {
+      unsigned c = s[i++];
+      if (c < lo || c > hi) return 0;
+      need--, lo = 0x80, hi = 0xBF;
+      continue;
+    }
     /* ASCII runs are skipped 8 bytes at a time. */
     while (n - i >= 8) {
       uint64_t w;
@@ -150,35 +173,97 @@ static int utf8_valid(const uint8_t *s, size_t n) {
       i += 8;
     }
     if (i >= n) break;
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1, cp = c & 0x1Fu, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2, cp = c & 0x0Fu, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3, cp = c & 0x07u, min = 0x10000;
-    } else {
-      return 0; /* continuation byte, C0/C1 overlong lead, F5..FF */
-    }
-    if (n - i - 1 < need) return 0;
-    for (size_t k = 1; k <= need; k++) {
-      uint8_t b = s[i + k];
-      if ((b & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (b & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    i += need + 1;
+    unsigned c = s[i++];
+    if (c < 0x80) continue;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c == 0xE0) need = 2, lo = 0xA0;
+    else if (c == 0xED) need = 2, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) need = 2;
+    else if (c == 0xF0) need = 3, lo = 0x90;
+    else if (c == 0xF4) need = 3, hi = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) need = 3;
+    else return 0; /* continuation byte, C0/C1 overlong lead, F5..FF */
   }
+  u->need = (uint8_t)need, u->lo = (uint8_t)lo, u->hi = (uint8_t)hi;
   return 1;
 }
 
+static int utf8_valid(const uint8_t *s, size_t n) {
+  utf8_state u;
+  utf8_init(&u);
+  return utf8_feed(&u, s, n) && !u.need;
+}
+
 int pusher__ws_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }
+
+/* dst[i] = src[i] ^ mask[(pos + i) % 4] (section 5.3); returns the new pos.
+ * dst may be src. */
+static unsigned mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4],
+                          unsigned pos) {
+  size_t i = 0;
+  if (n >= 16) {
+    uint8_t m8[8];
+    for (unsigned k = 0; k < 8; k++) m8[k] = mask[(pos + k) & 3];
+    uint64_t m;
+    memcpy(&m, m8, 8);
+    for (; n - i >= 8; i += 8) {
+      uint64_t w;
+      memcpy(&w, src + i, 8);
+      w ^= m;
+      memcpy(dst + i, &w, 8);
+    }
+  }
+  for (; i < n; i++) dst[i] = src[i] ^ mask[(pos + i) & 3];
+  return (unsigned)((pos + n) & 3);
+}
+
+/* Make room for n more output bytes (no cap here: callers check theirs). */
+static int out_reserve(pusher__ws *ws, size_t n) {
+  if (n > SIZE_MAX - ws->out_len) return PUSHER_ERR_TOO_LARGE;
+  size_t need = ws->out_len + n;
+  if (need <= ws->out_alloc) return 0;
+  size_t a = ws->out_alloc ? ws->out_alloc : 256;
+  while (a < need) a = a > SIZE_MAX / 2 ? need : a * 2;
+  uint8_t *p = pusher__realloc(ws->mem, ws->out, a);
+  if (!p) return PUSHER_ERR_NOMEM;
+  ws->out = p;
+  ws->out_alloc = a;
+  return 0;
+}
+
+static int out_appendf(pusher__ws *ws, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int out_appendf(pusher__ws *ws, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return PUSHER_ERR_INTERNAL;
+  int r = out_reserve(ws, (size_t)n + 1);
+  if (r) return r;
+  va_start(ap, fmt);
+  vsnprintf((char *)ws->out + ws->out_len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  ws->out_len += (size_t)n;
+  return 0;
+}
+
+static void out_free(pusher__ws *ws) {
+  pusher__free(ws->mem, ws->out);
+  ws->out = NULL;
+  ws->out_len = ws->out_alloc = 0;
+}
+
+static void msg_free(pusher__ws *ws) {
+  pusher__free(ws->mem, ws->msg);
+  ws->msg = NULL;
+  ws->msg_len = ws->msg_alloc = 0;
+}
+
+static void ctl_free(pusher__ws *ws) {
+  pusher__free(ws->mem, ws->ctl);
+  ws->ctl = NULL;
+  ws->ctl_len = 0;
+}
 
 int pusher__ws_accept_key(const char *key, char *out, size_t outlen) {
   if (!key || !out || outlen < 29) return PUSHER_ERR_INVALID_ARGUMENT;
@@ -215,242 +300,354 @@ size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_le
   return 10;
 }
 
-/* ------------------------------------------------------------------ client frame scanner */
+/* ------------------------------------------------------------------ encoder */
 
-/* wslay answers every broken rule with close 1002 (1007 for bad UTF-8) and a
- * bare error code.  To say which rule the peer broke, both ends also run
- * the frame headers (and close payloads, at most 125 bytes) through this
- * scanner before wslay sees them.  It decides nothing: wslay still fails the
- * connection; the scanner only supplies the words.  It stops at the first
- * broken rule.  References are to RFC 6455. */
-
-static void scan_why(pusher__ws *ws, uint16_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void scan_why(pusher__ws *ws, uint16_t code, const char *fmt, ...) {
-  if (ws->why[0]) return;
-  ws->why_code = code;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(ws->why, sizeof ws->why, fmt, ap);
-  va_end(ap);
+/* Append one complete frame (FIN set): masked with a fresh key from the
+ * rand function in client mode (section 5.3), unmasked in server mode
+ * (section 5.1).  The payload is p[0..n) followed by q[0..qn) (a close
+ * frame's code and reason).  Control frames may use WS_CTRL_SLACK beyond
+ * max_out; data frames are checked by the caller. */
+static int put_frame(pusher__ws *ws, uint8_t op, const uint8_t *p, size_t n, const uint8_t *q,
+                     size_t qn) {
+  uint8_t h[14];
+  size_t len = n + qn;
+  size_t hl = pusher__ws_frame_header(h, op, len);
+  if (!ws->server) {
+    h[1] |= 0x80;
+    fill_rand(ws, h + hl, 4);
+    hl += 4;
+  }
+  if (op >= OP_CLOSE) {
+    size_t cap = ws->max_out > SIZE_MAX - WS_CTRL_SLACK ? SIZE_MAX : ws->max_out + WS_CTRL_SLACK;
+    if (ws->out_len > cap || hl + len > cap - ws->out_len) return PUSHER_ERR_TOO_LARGE;
+  }
+  int r = out_reserve(ws, hl + len);
+  if (r) return r;
+  uint8_t *o = ws->out + ws->out_len;
+  memcpy(o, h, hl);
+  if (ws->server) {
+    if (n) memcpy(o + hl, p, n);
+    if (qn) memcpy(o + hl + n, q, qn);
+  } else {
+    unsigned pos = mask_copy(o + hl, p, n, h + hl - 4, 0);
+    mask_copy(o + hl + n, q, qn, h + hl - 4, pos);
+  }
+  ws->out_len += hl + len;
+  return 0;
 }
 
-/* Section 7.4: the codes a close frame may carry (as wslay checks them). */
+static int put_close(pusher__ws *ws, uint16_t code, const uint8_t *reason, size_t rl) {
+  uint8_t c[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+  int r = put_frame(ws, OP_CLOSE, c, code ? 2 : 0, reason, rl);
+  if (!r) ws->close_sent = 1;
+  return r;
+}
+
+static int can_send(const pusher__ws *ws) {
+  if (ws->failed || !ws->open || ws->close_sent) return PUSHER_ERR_INVALID_STATE;
+  return 0;
+}
+
+int pusher__ws_send_text(pusher__ws *ws, const char *msg, size_t len) {
+  if (!ws || (!msg && len)) return PUSHER_ERR_INVALID_ARGUMENT;
+  int r = can_send(ws);
+  if (r) return r;
+  size_t queued = ws->out_len;
+  if (len > ws->max_out || queued > ws->max_out - len ||
+      ws->max_out - len - queued < WS_FRAME_OVERHEAD)
+    return PUSHER_ERR_TOO_LARGE;
+  if (!utf8_valid((const uint8_t *)msg, len)) return PUSHER_ERR_INVALID_ARGUMENT;
+  return put_frame(ws, OP_TEXT, (const uint8_t *)msg, len, NULL, 0);
+}
+
+int pusher__ws_send_ping(pusher__ws *ws) {
+  if (!ws) return PUSHER_ERR_INVALID_ARGUMENT;
+  int r = can_send(ws);
+  if (r) return r;
+  return put_frame(ws, OP_PING, NULL, 0, NULL, 0);
+}
+
+int pusher__ws_send_close(pusher__ws *ws, uint16_t code, const char *reason) {
+  if (!ws) return PUSHER_ERR_INVALID_ARGUMENT;
+  size_t rl = reason ? strlen(reason) : 0;
+  if (rl > 123 || (rl && !code) || !utf8_valid((const uint8_t *)(reason ? reason : ""), rl))
+    return PUSHER_ERR_INVALID_ARGUMENT;
+  int r = can_send(ws);
+  if (r) return r;
+  return put_close(ws, code, (const uint8_t *)reason, rl);
+}
+
+/* ------------------------------------------------------------------ parser */
+
+/* Fail the connection (section 7.1.7): queue a close frame with code (and
+ * reason, which may be NULL) unless one was sent already, and record the
+ * error; parsing stops at once.  The close frame is skipped when even the
+ * control slack is full. */
+static void fail(pusher__ws *ws, int err, uint16_t code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void fail(pusher__ws *ws, int err, uint16_t code, const char *reason, const char *fmt, ...) {
+  if (ws->err) return;
+  char buf[WS_DETAIL_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (code && !ws->close_sent)
+    (void)put_close(ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+  set_err(ws, err, "%s", buf);
+}
+
+/* Section 7.4: the codes a close frame may carry: 1000-1003, 1007-1014
+ * (1004 is reserved, 1005 and 1006 must never be sent; 1012-1014 are in
+ * IANA's registry, section 11.7) and 3000-4999 (registered and private). */
 static int close_code_ok(unsigned code) {
-  return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
+  return (code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) ||
          (code >= 3000 && code <= 4999);
 }
 
-/* The close frame's payload is complete (section 5.5.1). */
-static void scan_close(pusher__ws *ws) {
-  const uint8_t *c = ws->sc_cbuf;
-  size_t n = ws->sc_clen;
-  unsigned code = n >= 2 ? (unsigned)c[0] << 8 | c[1] : 0;
-  if (n == 1)
-    scan_why(ws, 1002, "close frame with a 1-byte payload (a close body starts with a 2-byte code)");
-  else if (n >= 2 && !close_code_ok(code))
-    scan_why(ws, 1002, "invalid close code %u", code);
-  else if (n > 2 && !utf8_valid(c + 2, n - 2))
-    scan_why(ws, 1007, "invalid UTF-8 in the close reason");
-}
-
-/* A complete frame header: sections 5.2 (bits, lengths), 5.1 (masking),
- * 5.4 (fragmentation) and 5.5 (control frames). */
-static void scan_header(pusher__ws *ws, uint64_t len, unsigned lenbytes) {
-  unsigned b0 = ws->sc_hdr[0], op = b0 & 0x0Fu, fin = b0 >> 7, rsv = (b0 >> 4) & 7u;
-  int ctrl = op >= 8;
-  ws->sc_masked = (ws->sc_hdr[1] & 0x80) != 0;
-  if (ws->sc_masked) memcpy(ws->sc_mask, ws->sc_hdr + 2 + lenbytes, 4);
-  if (lenbytes == 8 && (len >> 63))
-    scan_why(ws, 1002, "64-bit payload length with the most significant bit set");
-  else if ((lenbytes == 2 && len < 126) || (lenbytes == 8 && len < 65536))
-    scan_why(ws, 1002, "non-minimal payload length (%llu in the %u-bit form)",
-             (unsigned long long)len, lenbytes * 8);
-  else if (rsv & 4)
-    scan_why(ws, 1002, "reserved bit RSV1 set: a compressed frame, but compression was not negotiated");
-  else if (rsv)
-    scan_why(ws, 1002, "reserved bit RSV%u set (no extension was negotiated)", (rsv & 2) ? 2u : 3u);
-  else if (ws->sc_masked && !ws->server)
-    scan_why(ws, 1002, "masked frame from the server (section 5.1: servers never mask)");
-  else if (!ws->sc_masked && ws->server)
-    scan_why(ws, 1002, "unmasked frame from the client (section 5.1: clients always mask)");
-  else if ((op >= 3 && op <= 7) || op >= 0xB)
-    scan_why(ws, 1002, "reserved opcode 0x%x", op);
-  else if (op == 0 && !ws->sc_frag)
-    scan_why(ws, 1002, "continuation frame without a message to continue");
-  else if (op != 0 && !ctrl && ws->sc_frag)
-    scan_why(ws, 1002, "new data frame inside a fragmented message");
-  if (op == 1 || op == 2) ws->sc_frag = !fin;
-  else if (op == 0 && fin) ws->sc_frag = 0;
-  ws->sc_close = op == 8;
-  ws->sc_clen = 0;
-}
-
-/* Header size once its first two bytes are known (0 = not yet known). */
-static unsigned header_size(const uint8_t *h, unsigned have) {
-  if (have < 2) return 0;
+/* Header size once its first two bytes are known. */
+static unsigned header_size(const uint8_t *h) {
   unsigned l7 = h[1] & 0x7Fu;
   return 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
 }
 
-/* Scan p[0..n).  With stop_at_close, stop before the first byte of a close
- * frame and return how many bytes were scanned; else (or once a broken rule
- * was found) return n. */
-static size_t scan(pusher__ws *ws, const uint8_t *p, size_t n, int stop_at_close) {
-  size_t total = n;
-  while (n && !ws->why[0]) {
-    if (stop_at_close && !ws->sc_have && !ws->sc_left && (*p & 0x0Fu) == 8) return total - n;
-    if (ws->sc_left) {
-      size_t k = n < ws->sc_left ? n : (size_t)ws->sc_left;
-      if (ws->sc_close && ws->sc_clen + k <= sizeof ws->sc_cbuf) {
-        for (size_t i = 0; i < k; i++, ws->sc_clen++)
-          ws->sc_cbuf[ws->sc_clen] = p[i] ^ (ws->sc_masked ? ws->sc_mask[ws->sc_clen % 4] : 0);
-      }
-      p += k;
-      n -= k;
-      ws->sc_left -= k;
-      if (!ws->sc_left && ws->sc_close) scan_close(ws);
-      continue;
-    }
-    ws->sc_hdr[ws->sc_have++] = *p++;
-    n--;
-    if (ws->sc_have == 2 && (ws->sc_hdr[0] & 0x08)) {
-      /* a control frame: wslay judges its size and FIN from these 2 bytes */
-      unsigned op = ws->sc_hdr[0] & 0x0Fu, l7 = ws->sc_hdr[1] & 0x7Fu;
-      if (l7 > 125)
-        scan_why(ws, 1002, "control frame (opcode 0x%x) with a payload over 125 bytes", op);
-      else if (!(ws->sc_hdr[0] & 0x80))
-        scan_why(ws, 1002, "fragmented control frame (opcode 0x%x)", op);
-    }
-    unsigned need = header_size(ws->sc_hdr, ws->sc_have);
-    if (!need || ws->sc_have < need) continue;
-    unsigned l7 = ws->sc_hdr[1] & 0x7Fu, lenbytes = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
-    uint64_t len = lenbytes ? 0 : l7;
-    for (unsigned i = 0; i < lenbytes; i++) len = len << 8 | ws->sc_hdr[2 + i];
-    ws->sc_have = 0;
-    scan_header(ws, len, lenbytes);
-    ws->sc_left = len;
-    if (!len && ws->sc_close) scan_close(ws);
+/* The first two header bytes of a control frame already break two rules of
+ * section 5.5; say so before the rest arrives. */
+static void check_ctl_start(pusher__ws *ws) {
+  unsigned op = ws->hdr[0] & 0x0Fu, l7 = ws->hdr[1] & 0x7Fu;
+  if (!(op & 0x8)) return;
+  if (l7 > WS_CTRL_MAX)
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1002, NULL,
+         "control frame (opcode 0x%x) with a payload over 125 bytes", op);
+  else if (!(ws->hdr[0] & 0x80))
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1002, NULL, "fragmented control frame (opcode 0x%x)", op);
+}
+
+static void end_frame(pusher__ws *ws, const uint8_t *data, size_t n);
+
+/* A complete frame header: sections 5.2 (bits, lengths), 5.1 (masking),
+ * 5.4 (fragmentation) and 5.5 (control frames), then the caps.  The first
+ * broken rule is named. */
+static void begin_frame(pusher__ws *ws) {
+  const uint8_t *h = ws->hdr;
+  unsigned op = h[0] & 0x0Fu, fin = h[0] >> 7, rsv = (h[0] >> 4) & 7u;
+  unsigned l7 = h[1] & 0x7Fu, lenbytes = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+  int masked = (h[1] & 0x80) != 0, ctrl = op >= 8;
+  uint64_t len = lenbytes ? 0 : l7;
+  for (unsigned i = 0; i < lenbytes; i++) len = len << 8 | h[2 + i];
+  ws->hdr_have = 0;
+#define RULE(...) fail(ws, PUSHER_ERR_WEBSOCKET, 1002, NULL, __VA_ARGS__)
+  if (lenbytes == 8 && (len >> 63))
+    RULE("64-bit payload length with the most significant bit set");
+  else if ((lenbytes == 2 && len < 126) || (lenbytes == 8 && len < 65536))
+    RULE("non-minimal payload length (%llu in the %u-bit form)", (unsigned long long)len,
+         lenbytes * 8);
+  else if (rsv & 4)
+    RULE("reserved bit RSV1 set: a compressed frame, but compression was not negotiated");
+  else if (rsv)
+    RULE("reserved bit RSV%u set (no extension was negotiated)", (rsv & 2) ? 2u : 3u);
+  else if (masked && !ws->server)
+    RULE("masked frame from the server (section 5.1: servers never mask)");
+  else if (!masked && ws->server)
+    RULE("unmasked frame from the client (section 5.1: clients always mask)");
+  else if ((op >= 3 && op <= 7) || op >= 0xB)
+    RULE("reserved opcode 0x%x", op);
+  else if (op == OP_CONT && !ws->msg_op)
+    RULE("continuation frame without a message to continue");
+  else if (op != OP_CONT && !ctrl && ws->msg_op)
+    RULE("new data frame inside a fragmented message");
+#undef RULE
+  if (ws->err) return;
+  if (op == OP_BINARY && !ws->on_binary) {
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1003, "binary frames are not supported",
+         "binary frames are not supported");
+    return;
   }
-  return total;
-}
-
-/* ------------------------------------------------------------------ wslay glue */
-
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user_data) {
-  pusher__ws *ws = user_data;
-  (void)flags;
-  if (!ws->in_len) {
-    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    return -1;
-  }
-  size_t n = len < ws->in_len ? len : ws->in_len;
-  memcpy(buf, ws->in, n);
-  ws->in += n;
-  ws->in_len -= n;
-  return (ssize_t)n;
-}
-
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user_data) {
-  pusher__ws *ws = user_data;
-  (void)flags;
-  size_t room = ws->out.cap - ws->out.len;
-  size_t n = len < room ? len : room;
-  if (!n || pusher__buf_append(&ws->out, data, n) != 0) {
-    /* Full (or out of memory): leave it in wslay's queue for later. */
-    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    return -1;
-  }
-  return (ssize_t)n;
-}
-
-static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data) {
-  (void)ctx;
-  fill_rand(user_data, buf, len);
-  return 0;
-}
-
-/* Fail the connection (inside wslay_event_recv or between two calls):
- * queue a close frame and stop reading. */
-static void fail_inside(pusher__ws *ws, uint16_t code, const char *reason) {
-  if (wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason)) == 0)
-    ws->close_queued = 1;
-  wslay_event_shutdown_read(ws->ctx);
-}
-
-static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *user_data) {
-  pusher__ws *ws = user_data;
-  (void)ctx;
-  if (ws->err || ws->close_pending) return;
-  static const uint8_t empty[1] = {0};
-  const uint8_t *msg = arg->msg ? arg->msg : empty;
-  switch (arg->opcode) {
-  case WSLAY_TEXT_FRAME: /* valid UTF-8: wslay checked it (see utf8_valid) */
-    if (ws->cb.on_text) ws->cb.on_text(msg, arg->msg_length, ws->ud);
-    break;
-  case WSLAY_BINARY_FRAME:
-    if (ws->xcb.on_binary) {
-      ws->xcb.on_binary(msg, arg->msg_length, ws->ud);
-      break;
+  if (!ctrl) {
+    if (op != OP_CONT) {
+      ws->msg_op = (uint8_t)op;
+      utf8_init(&ws->u);
     }
-    fail_inside(ws, 1003, "binary frames are not supported");
-    set_err(ws, PUSHER_ERR_WEBSOCKET, "binary frames are not supported");
-    break;
-  case WSLAY_CONNECTION_CLOSE: {
-    /* a 1-byte close body never gets here: see feed_frames */
-    if (arg->msg_length > 2 && !utf8_valid(msg + 2, arg->msg_length - 2)) {
-      /* wslay 1.1 checks the reason's UTF-8 per received chunk, skipping the
-       * first 2 bytes of every chunk: split across reads, a bad reason
-       * gets through.  Check the whole reason (section 5.5.1). */
-      fail_inside(ws, 1007, "invalid UTF-8 in the close reason");
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "invalid UTF-8 in the close reason");
+    if (len > ws->max_msg - ws->msg_len) {
+      fail(ws, PUSHER_ERR_MSG_TOO_LARGE, 1009, NULL, "message over %zu bytes", ws->max_msg);
       return;
     }
-    ws->close_pending = 1;
-    ws->close_code = arg->status_code ? arg->status_code : 1005;
-    size_t rl = arg->msg_length >= 2 ? arg->msg_length - 2 : 0;
-    if (rl > sizeof ws->close_reason - 1) rl = sizeof ws->close_reason - 1;
-    if (rl) memcpy(ws->close_reason, msg + 2, rl);
-    ws->close_reason[rl] = '\0';
-    ws->close_reason_len = rl;
-    break;
   }
-  case WSLAY_PING: /* wslay has queued the pong */
-    if (!ws->server && ws->ping_budget == 0) {
-      fail_inside(ws, 1008, "ping flood");
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "ping flood: more than %lu WebSocket pings in a second",
-              ws->ping_cap);
-    } else if (ws->ping_budget > 0) {
-      ws->ping_budget--;
+  ws->op = (uint8_t)op;
+  ws->fin = fin;
+  ws->masked = masked;
+  if (masked) memcpy(ws->mask, h + 2 + lenbytes, 4);
+  ws->mask_pos = 0;
+  ws->ctl_len = 0;
+  ws->left = len;
+  if (!len) end_frame(ws, ws->msg, ws->msg_len);
+}
+
+/* The close frame's payload (ws->ctl) is complete: section 5.5.1. */
+static void got_close(pusher__ws *ws) {
+  const uint8_t *c = ws->ctl;
+  size_t n = ws->ctl_len;
+  unsigned code = n >= 2 ? (unsigned)c[0] << 8 | c[1] : 0;
+  if (n == 1) {
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1002, NULL,
+         "close frame with a 1-byte payload (a close body starts with a 2-byte code)");
+  } else if (n >= 2 && !close_code_ok(code)) {
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1002, NULL, "invalid close code %u", code);
+  } else if (n > 2 && !utf8_valid(c + 2, n - 2)) {
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1007, "invalid UTF-8 in the close reason",
+         "invalid UTF-8 in the close reason");
+  } else {
+    /* Echo the code and reason (section 5.5.1) unless we closed first.
+     * ws->ctl stays until pusher__ws_recv has called on_close. */
+    ws->close_rcvd = 1;
+    if (!ws->close_sent) {
+      int r = put_frame(ws, OP_CLOSE, c, n, NULL, 0);
+      if (r == 0) ws->close_sent = 1;
+      else if (r == PUSHER_ERR_TOO_LARGE)
+        set_err(ws, r, "outbound queue over %zu bytes (peer not reading)",
+                ws->max_out + WS_CTRL_SLACK);
+      else
+        set_err(ws, r, "%s", DETAIL_NOMEM);
     }
-    break;
-  case WSLAY_PONG:
-    if (ws->xcb.on_pong) ws->xcb.on_pong(ws->ud);
-    break;
-  default: /* continuation and reserved opcodes: wslay never delivers them */
-    break;
   }
 }
 
-static const struct wslay_event_callbacks wslay_cbs = {
-    recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, msg_cb,
-};
-
-/* Move everything wslay has queued into ws->out (as far as the cap allows).
- * Inside wslay_event_recv this only defers: pusher__ws_recv flushes after. */
-static int flush(pusher__ws *ws) {
-  if (ws->in_wslay || ws->wslay_dead) return 0;
-  if (!wslay_event_want_write(ws->ctx)) return 0;
-  int r = wslay_event_send(ws->ctx);
-  if (r < 0) {
-    ws->wslay_dead = 1;
-    if (!ws->failed) ws->failed = r == WSLAY_ERR_NOMEM ? PUSHER_ERR_NOMEM : PUSHER_ERR_WEBSOCKET;
-    return ws->failed;
+static void got_ping(pusher__ws *ws) {
+  if (!ws->server && ws->has_budget) {
+    if (!ws->ping_budget) {
+      fail(ws, PUSHER_ERR_WEBSOCKET, 1008, "ping flood",
+           "ping flood: more than %lu WebSocket pings in a second", (unsigned long)ws->ping_cap);
+      return;
+    }
+    ws->ping_budget--;
   }
-  return 0;
+  /* Section 5.5.2: a pong with the same payload. */
+  int r = put_frame(ws, OP_PONG, ws->ctl, ws->ctl_len, NULL, 0);
+  if (r == PUSHER_ERR_TOO_LARGE)
+    set_err(ws, r, "outbound queue over %zu bytes (peer not reading)",
+            ws->max_out + WS_CTRL_SLACK);
+  else if (r)
+    set_err(ws, r, "%s", DETAIL_NOMEM);
+}
+
+/* The current frame is complete.  For a data frame, data[0..n) is the
+ * whole message when the frame has FIN (in ws->msg, or straight from the
+ * input when it came in one piece). */
+static void end_frame(pusher__ws *ws, const uint8_t *data, size_t n) {
+  static const uint8_t empty[1] = {0};
+  switch (ws->op) {
+  case OP_CLOSE:
+    got_close(ws);
+    return; /* ws->ctl is freed once on_close has run */
+  case OP_PING:
+    got_ping(ws);
+    break;
+  case OP_PONG:
+    if (ws->on_pong) ws->on_pong(ws->ud);
+    break;
+  default: /* data */
+    if (!ws->fin) return;
+    if (ws->msg_op == OP_TEXT && ws->u.need) {
+      /* section 8.1: the message ended inside a UTF-8 sequence */
+      fail(ws, PUSHER_ERR_WEBSOCKET, 1007, NULL, "invalid UTF-8 in text message");
+      return;
+    }
+    uint8_t mop = ws->msg_op;
+    ws->msg_op = 0;
+    if (!data) data = empty;
+    if (mop == OP_TEXT) {
+      if (ws->cb.on_text) ws->cb.on_text(data, n, ws->ud);
+    } else if (ws->on_binary) {
+      ws->on_binary(data, n, ws->ud);
+    }
+    msg_free(ws);
+    return;
+  }
+  ctl_free(ws);
+}
+
+/* Payload bytes of the current frame: as many of in[0..len) as it has
+ * left.  Returns how many were used. */
+static size_t payload(pusher__ws *ws, const uint8_t *in, size_t len) {
+  size_t k = len < ws->left ? len : (size_t)ws->left;
+  if (ws->op >= OP_CLOSE) {
+    if (!ws->ctl && !(ws->ctl = pusher__malloc(ws->mem, WS_CTRL_MAX))) {
+      set_err(ws, PUSHER_ERR_NOMEM, "%s", DETAIL_NOMEM);
+      return k;
+    }
+    /* k <= WS_CTRL_MAX - ctl_len: the header said <= 125 (check_ctl_start) */
+    ws->mask_pos = (uint8_t)mask_copy(ws->ctl + ws->ctl_len, in, k, ws->masked ? ws->mask
+                                      : (const uint8_t[4]){0, 0, 0, 0}, ws->mask_pos);
+    ws->ctl_len = (uint8_t)(ws->ctl_len + k);
+    ws->left -= k;
+    if (!ws->left) end_frame(ws, NULL, 0);
+    return k;
+  }
+  if (ws->fin && !ws->msg_len && k == ws->left && !ws->masked) {
+    /* The whole (last) frame of the message is here and needs no
+     * unmasking: check it and deliver it from the input, no copy. */
+    ws->left = 0;
+    if (ws->msg_op == OP_TEXT && !utf8_feed(&ws->u, in, k)) {
+      fail(ws, PUSHER_ERR_WEBSOCKET, 1007, NULL, "invalid UTF-8 in text message");
+      return k;
+    }
+    end_frame(ws, in, k);
+    return k;
+  }
+  /* Reassemble, doubling (amortised linear, however small the fragments),
+   * up to the end of this frame when it is the last one, else up to
+   * max_msg (checked in begin_frame): a peer that announces a large frame
+   * and sends it slowly costs only about what it has sent. */
+  size_t need = ws->msg_len + k;
+  size_t limit = ws->fin ? ws->msg_len + (size_t)ws->left : ws->max_msg;
+  if (need > ws->msg_alloc) {
+    size_t a = ws->msg_alloc ? ws->msg_alloc : 256;
+    while (a < need) a *= 2;
+    if (a > limit) a = limit;
+    uint8_t *p = pusher__realloc(ws->mem, ws->msg, a);
+    if (!p) {
+      set_err(ws, PUSHER_ERR_NOMEM, "%s", DETAIL_NOMEM);
+      return k;
+    }
+    ws->msg = p;
+    ws->msg_alloc = a;
+  }
+  uint8_t *dst = ws->msg + ws->msg_len;
+  if (ws->masked) ws->mask_pos = (uint8_t)mask_copy(dst, in, k, ws->mask, ws->mask_pos);
+  else memcpy(dst, in, k);
+  ws->msg_len += k;
+  ws->left -= k;
+  if (ws->msg_op == OP_TEXT && !utf8_feed(&ws->u, dst, k)) {
+    /* fail at once, not at the end of the message (section 8.1) */
+    fail(ws, PUSHER_ERR_WEBSOCKET, 1007, NULL, "invalid UTF-8 in text message");
+    return k;
+  }
+  if (!ws->left) end_frame(ws, ws->msg, ws->msg_len);
+  return k;
+}
+
+/* Parse in[0..len): the one pass over the input.  Stops at the first error
+ * or at the peer's close (what follows a close is not read). */
+static void parse(pusher__ws *ws, const uint8_t *in, size_t len) {
+  while (len && !ws->err && !ws->close_rcvd) {
+    if (ws->left) {
+      size_t k = payload(ws, in, len);
+      in += k, len -= k;
+      continue;
+    }
+    if (ws->hdr_have < 2) {
+      ws->hdr[ws->hdr_have++] = *in++, len--;
+      if (ws->hdr_have < 2) continue;
+      check_ctl_start(ws);
+      if (ws->err) break;
+    } else {
+      size_t need = header_size(ws->hdr) - ws->hdr_have, k = len < need ? len : need;
+      memcpy(ws->hdr + ws->hdr_have, in, k);
+      ws->hdr_have = (uint8_t)(ws->hdr_have + k);
+      in += k, len -= k;
+    }
+    if (ws->hdr_have == header_size(ws->hdr)) begin_frame(ws);
+  }
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -459,41 +656,37 @@ static int ws_alloc(pusher__ws **out, const pusher__ws_config *cfg, int server,
                     const pusher__ws_callbacks *cb, void *user_data) {
   pusher__ws *ws = pusher__calloc(cfg->mem, 1, sizeof *ws);
   if (!ws) return PUSHER_ERR_NOMEM;
-  pusher__mem_copy(&ws->mem, cfg->mem);
+  ws->mem = cfg->mem;
   if (cb) ws->cb = *cb;
   ws->ud = user_data;
   ws->rand = cfg->rand;
   ws->rand_user = cfg->rand_user;
-  ws->server = server;
+  ws->server = server ? 1u : 0u;
   ws->max_msg = cfg->max_msg ? cfg->max_msg : WS_DEFAULT_MAX_MSG;
   ws->max_out = cfg->max_out ? cfg->max_out : WS_DEFAULT_MAX_OUT;
-  size_t outcap = ws->max_out > SIZE_MAX - WS_CTRL_SLACK ? SIZE_MAX : ws->max_out + WS_CTRL_SLACK;
-  pusher__buf_init(&ws->out, &ws->mem, outcap);
-  pusher__buf_init(&ws->hdr, &ws->mem, WS_MAX_HANDSHAKE_HDR);
-  int r = server ? wslay_event_context_server_init(&ws->ctx, &wslay_cbs, ws)
-                 : wslay_event_context_client_init(&ws->ctx, &wslay_cbs, ws);
-  if (r != 0) {
-    pusher__free(cfg->mem, ws);
-    return PUSHER_ERR_NOMEM;
-  }
-  wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_msg);
+  utf8_init(&ws->u);
   *out = ws;
   return 0;
 }
 
 void pusher__ws_set_extra_callbacks(pusher__ws *ws, const pusher__ws_extra_callbacks *cb) {
   if (!ws) return;
-  if (cb) ws->xcb = *cb;
-  else memset(&ws->xcb, 0, sizeof ws->xcb);
+  ws->on_binary = cb ? cb->on_binary : NULL;
+  ws->on_pong = cb ? cb->on_pong : NULL;
 }
 
 void pusher__ws_del(pusher__ws *ws) {
   if (!ws) return;
-  if (ws->ctx) wslay_event_context_free(ws->ctx);
-  pusher__buf_free(&ws->out);
-  pusher__buf_free(&ws->hdr);
-  pusher_mem m = ws->mem;
-  pusher__free(&m, ws);
+  const pusher_mem *m = ws->mem;
+  out_free(ws);
+  msg_free(ws);
+  ctl_free(ws);
+  if (ws->hs) {
+    pusher__buf_free(&ws->hs->hdr);
+    pusher__free(m, ws->hs);
+  }
+  if (ws->detail != DETAIL_NOMEM) pusher__free(m, ws->detail);
+  pusher__free(m, ws);
 }
 
 int pusher__ws_client_new(pusher__ws **out, const pusher__ws_config *cfg,
@@ -507,22 +700,27 @@ int pusher__ws_client_new(pusher__ws **out, const pusher__ws_config *cfg,
   pusher__ws *ws;
   int r = ws_alloc(&ws, cfg, 0, cb, user_data);
   if (r) return r;
-  ws->ping_budget = -1;
+  ws->hs = pusher__calloc(ws->mem, 1, sizeof *ws->hs);
+  if (!ws->hs) {
+    pusher__ws_del(ws);
+    return PUSHER_ERR_NOMEM;
+  }
+  pusher__buf_init(&ws->hs->hdr, ws->mem, WS_MAX_HANDSHAKE_HDR);
   uint8_t nonce[16];
   fill_rand(ws, nonce, sizeof nonce);
   char key[32];
   EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce); /* 24 chars + NUL */
-  r = pusher__ws_accept_key(key, ws->accept, sizeof ws->accept);
+  r = pusher__ws_accept_key(key, ws->hs->accept, sizeof ws->hs->accept);
   if (!r)
-    r = pusher__buf_appendf(&ws->out,
-                            "GET %s HTTP/1.1\r\n"
-                            "Host: %s\r\n"
-                            "Upgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Key: %s\r\n"
-                            "Sec-WebSocket-Version: 13\r\n"
-                            "%s\r\n",
-                            path, host_header, key, extra_headers ? extra_headers : "");
+    r = out_appendf(ws,
+                    "GET %s HTTP/1.1\r\n"
+                    "Host: %s\r\n"
+                    "Upgrade: websocket\r\n"
+                    "Connection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: %s\r\n"
+                    "Sec-WebSocket-Version: 13\r\n"
+                    "%s\r\n",
+                    path, host_header, key, extra_headers ? extra_headers : "");
   if (r) {
     pusher__ws_del(ws);
     return r;
@@ -543,18 +741,18 @@ int pusher__ws_server_new(pusher__ws **out, const pusher__ws_config *cfg, const 
   char accept[32];
   r = pusher__ws_accept_key(key, accept, sizeof accept);
   if (!r)
-    r = pusher__buf_appendf(&ws->out,
-                            "HTTP/1.1 101 Switching Protocols\r\n"
-                            "Upgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: %s\r\n"
-                            "%s\r\n",
-                            accept, extra_headers ? extra_headers : "");
+    r = out_appendf(ws,
+                    "HTTP/1.1 101 Switching Protocols\r\n"
+                    "Upgrade: websocket\r\n"
+                    "Connection: Upgrade\r\n"
+                    "Sec-WebSocket-Accept: %s\r\n"
+                    "%s\r\n",
+                    accept, extra_headers ? extra_headers : "");
   if (r) {
     pusher__ws_del(ws);
     return r;
   }
-  ws->state = ST_OPEN;
+  ws->open = 1;
   *out = ws;
   return 0;
 }
@@ -586,10 +784,10 @@ static void printable(char *dst, size_t dstlen, const char *s, size_t n) {
   dst[n] = '\0';
 }
 
-/* Parse the complete reply header in ws->hdr (ends with CRLFCRLF). */
+/* Parse the complete reply header in ws->hs->hdr (ends with CRLFCRLF). */
 static int parse_reply(pusher__ws *ws) {
-  const char *p = (const char *)ws->hdr.data;
-  const char *end = p + ws->hdr.len - 2; /* the final CRLF terminates the list */
+  const char *p = (const char *)ws->hs->hdr.data;
+  const char *end = p + ws->hs->hdr.len - 2; /* the final CRLF terminates the list */
   const char *eol = memchr(p, '\r', (size_t)(end - p));
   if (!eol || eol[1] != '\n') eol = end;
   size_t sl = (size_t)(eol - p);
@@ -625,7 +823,7 @@ static int parse_reply(pusher__ws *ws) {
     } else if (ieq(line, nl, "connection")) {
       connection_ok |= has_token(v, vl, "upgrade");
     } else if (ieq(line, nl, "sec-websocket-accept")) {
-      if (accept_seen || !ieq(v, vl, ws->accept) || memcmp(v, ws->accept, vl) != 0) {
+      if (accept_seen || !ieq(v, vl, ws->hs->accept) || memcmp(v, ws->hs->accept, vl) != 0) {
         set_err(ws, PUSHER_ERR_HANDSHAKE, "Sec-WebSocket-Accept mismatch");
         return PUSHER_ERR_HANDSHAKE;
       }
@@ -655,112 +853,48 @@ static int parse_reply(pusher__ws *ws) {
 }
 
 /* Consume reply-header bytes; *used = bytes that belonged to the header.
- * On success with the header complete, ws->state becomes ST_OPEN. */
+ * Once the header is complete and valid, the handshake state is freed and
+ * the socket is open. */
 static int hs_feed(pusher__ws *ws, const uint8_t *in, size_t len, size_t *used) {
   static const char term[4] = {'\r', '\n', '\r', '\n'};
+  ws_hs *hs = ws->hs;
   size_t i = 0;
   int done = 0;
   while (i < len) {
     uint8_t c = in[i++];
-    if (c == (uint8_t)term[ws->hdr_match])
-      ws->hdr_match++;
+    if (c == (uint8_t)term[hs->match])
+      hs->match++;
     else
-      ws->hdr_match = c == '\r' ? 1 : 0;
-    if (ws->hdr_match == 4) {
+      hs->match = c == '\r' ? 1 : 0;
+    if (hs->match == 4) {
       done = 1;
       break;
     }
   }
   *used = i;
-  if (pusher__buf_append(&ws->hdr, in, i) != 0) {
+  if (pusher__buf_append(&hs->hdr, in, i) != 0) {
     set_err(ws, PUSHER_ERR_HANDSHAKE, "HTTP reply header over %zu bytes", WS_MAX_HANDSHAKE_HDR);
     return PUSHER_ERR_HANDSHAKE;
   }
   if (!done) return 0;
   int r = parse_reply(ws);
-  pusher__buf_free(&ws->hdr);
   if (r) return r;
-  ws->state = ST_OPEN;
+  pusher__buf_free(&hs->hdr);
+  pusher__free(ws->mem, hs);
+  ws->hs = NULL;
+  ws->open = 1;
   return 0;
 }
 
 /* ------------------------------------------------------------------ recv */
-
-/* One wslay_event_recv over in[0..len) (recv_cb serves it). */
-static int feed_wslay(pusher__ws *ws, const uint8_t *in, size_t len) {
-  ws->in = in;
-  ws->in_len = len;
-  ws->in_wslay = 1;
-  int r = wslay_event_recv(ws->ctx);
-  ws->in_wslay = 0;
-  ws->in = NULL;
-  ws->in_len = 0;
-  return r;
-}
-
-/* Size of the held close frame once its header is known (else 2).  Only a
- * close frame of at most 125 payload bytes is held: a longer one is already
- * a broken rule. */
-static size_t hold_want(const pusher__ws *ws) {
-  if (ws->hold_len < 2) return 2;
-  return header_size(ws->hold, 2) + (ws->hold[1] & 0x7Fu);
-}
-
-/* Feed wslay (both ends) so that every close frame reaches it in one piece,
- * in a wslay_event_recv of its own.  wslay 1.1 checks the close reason's
- * UTF-8 per received chunk and skips the first 2 bytes of every chunk, so a
- * valid reason split across reads could fail as bad UTF-8 (a client would
- * turn a 4001 close into a retry, a server would answer a good close with
- * 1007).  The bytes of an incomplete close frame (at most 131) wait in
- * ws->hold for the rest. */
-static int feed_frames(pusher__ws *ws, const uint8_t *in, size_t len) {
-  int r = 0;
-  while (len && r == 0 && !ws->err && !ws->close_pending &&
-         wslay_event_get_read_enabled(ws->ctx)) {
-    if (ws->hold_len) {
-      size_t want = hold_want(ws), k = want - ws->hold_len;
-      if (k > len) k = len;
-      memcpy(ws->hold + ws->hold_len, in, k);
-      scan(ws, in, k, 0);
-      ws->hold_len += k;
-      in += k;
-      len -= k;
-      if (!ws->why[0] && ws->hold_len < hold_want(ws)) continue;
-      if (ws->hold_len == hold_want(ws) && (ws->hold[1] & 0x7Fu) == 1) {
-        /* Section 5.5.1: a close body starts with a 2-byte code.  wslay 1.1
-         * takes a 1-byte body for a close without a code and echoes an
-         * empty close; fail the connection with 1002 before it sees one. */
-        ws->hold_len = 0;
-        fail_inside(ws, 1002, "close frame with a 1-byte payload");
-        set_err(ws, PUSHER_ERR_WEBSOCKET, "%s",
-                ws->why[0] ? ws->why : "close frame with a 1-byte payload");
-        break;
-      }
-      r = feed_wslay(ws, ws->hold, ws->hold_len);
-      ws->hold_len = 0;
-      continue;
-    }
-    size_t n = scan(ws, in, len, 1);
-    if (n) {
-      r = feed_wslay(ws, in, n);
-      in += n;
-      len -= n;
-      continue;
-    }
-    ws->hold[0] = in[0]; /* a close frame starts here */
-    scan(ws, in, 1, 0);
-    ws->hold_len = 1;
-    in++;
-    len--;
-  }
-  return r;
-}
 
 /* Deliver the gathered error (last action: the caller may drop ws). */
 static int report_err(pusher__ws *ws) {
   int err = ws->err;
   ws->failed = err;
   ws->busy = 0;
+  msg_free(ws);
+  ctl_free(ws);
   void (*fn)(int, const char *, void *) = ws->cb.on_error;
   if (fn) fn(err, ws->detail, ws->ud);
   return err;
@@ -770,154 +904,79 @@ int pusher__ws_recv(pusher__ws *ws, const uint8_t *in, size_t len) {
   if (!ws || (!in && len)) return PUSHER_ERR_INVALID_ARGUMENT;
   if (ws->busy) return PUSHER_ERR_INVALID_STATE;
   if (ws->failed) return ws->failed;
+  if (ws->close_rcvd) return 0; /* nothing is read after the peer's close */
   ws->busy = 1;
-  if (ws->state == ST_HANDSHAKE) {
+  if (!ws->open) {
     size_t used = 0;
     if (hs_feed(ws, in, len, &used) < 0) return report_err(ws);
-    if (ws->state == ST_HANDSHAKE) {
+    if (!ws->open) {
       ws->busy = 0;
       return 0;
     }
     in += used;
     len -= used;
     if (ws->cb.on_open) ws->cb.on_open(ws->ud);
-    if (ws->failed) {
-      ws->busy = 0;
-      return ws->failed;
-    }
   }
-  if (!len || !wslay_event_get_read_enabled(ws->ctx)) {
-    /* Nothing to parse, or reading stopped after a close: drop the bytes. */
-    ws->busy = 0;
-    return flush(ws);
-  }
-  int r = feed_frames(ws, in, len);
-  int fr = flush(ws); /* also after r < 0: wslay queued a close frame */
-  if (r < 0) {
-    ws->wslay_dead = 1;
-    set_err(ws, r == WSLAY_ERR_NOMEM ? PUSHER_ERR_NOMEM : PUSHER_ERR_WEBSOCKET, "%s",
-            ws->why[0] && r != WSLAY_ERR_NOMEM ? ws->why : "WebSocket protocol error (bad frame)");
-  } else if (!ws->err && !ws->close_pending && !wslay_event_get_read_enabled(ws->ctx) &&
-             !wslay_event_get_close_received(ws->ctx)) {
-    /* wslay failed the connection itself (it queued a close frame). */
-    uint16_t code = wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx)
-                                                        : 0;
-    ws->close_queued = 1;
-    if (code == 1009)
-      set_err(ws, PUSHER_ERR_MSG_TOO_LARGE, "message over %zu bytes", ws->max_msg);
-    else if (ws->why[0] && code == ws->why_code)
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "%s", ws->why);
-    else if (code == 1007)
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "invalid UTF-8 in text message");
-    else
-      set_err(ws, PUSHER_ERR_WEBSOCKET, "WebSocket protocol error (close %u)", (unsigned)code);
-  }
-  if (!ws->err && fr < 0) set_err(ws, fr, "WebSocket send failed");
-  if (!ws->err && wslay_event_want_write(ws->ctx) && ws->out.len >= ws->out.cap)
-    set_err(ws, PUSHER_ERR_TOO_LARGE, "outbound queue over %zu bytes (peer not reading)",
-            ws->out.cap);
+  parse(ws, in, len);
   if (ws->err) return report_err(ws);
-  if (ws->close_pending) {
-    ws->close_pending = 0;
-    ws->busy = 0;
-    void (*fn)(uint16_t, const char *, size_t, void *) = ws->cb.on_close;
-    if (fn) fn(ws->close_code, ws->close_reason, ws->close_reason_len, ws->ud);
-    return 0;
-  }
   ws->busy = 0;
+  if (ws->close_rcvd) {
+    /* on_close is the last thing done: copy the reason out of ws->ctl,
+     * which is freed first. */
+    char reason[WS_CTRL_MAX];
+    size_t rl = ws->ctl_len > 2 ? ws->ctl_len - 2u : 0;
+    uint16_t code = ws->ctl_len >= 2 ? (uint16_t)(ws->ctl[0] << 8 | ws->ctl[1]) : 1005;
+    if (rl) memcpy(reason, ws->ctl + 2, rl);
+    reason[rl] = '\0';
+    ctl_free(ws);
+    msg_free(ws);
+    void (*fn)(uint16_t, const char *, size_t, void *) = ws->cb.on_close;
+    if (fn) fn(code, reason, rl, ws->ud);
+  }
   return 0;
 }
 
-/* ------------------------------------------------------------------ send */
-
-static int can_send(const pusher__ws *ws) {
-  if (ws->failed) return PUSHER_ERR_INVALID_STATE;
-  if (ws->state != ST_OPEN) return PUSHER_ERR_INVALID_STATE;
-  if (ws->close_queued || wslay_event_get_close_sent(ws->ctx)) return PUSHER_ERR_INVALID_STATE;
-  return 0;
-}
-
-static int queue(pusher__ws *ws, uint8_t opcode, const uint8_t *p, size_t len) {
-  struct wslay_event_msg m = {opcode, p, len};
-  int r = wslay_event_queue_msg(ws->ctx, &m);
-  if (r == WSLAY_ERR_NOMEM) return PUSHER_ERR_NOMEM;
-  if (r == WSLAY_ERR_INVALID_ARGUMENT) return PUSHER_ERR_INVALID_ARGUMENT;
-  if (r) return PUSHER_ERR_INVALID_STATE;
-  return flush(ws);
-}
-
-int pusher__ws_send_text(pusher__ws *ws, const char *msg, size_t len) {
-  if (!ws || (!msg && len)) return PUSHER_ERR_INVALID_ARGUMENT;
-  int r = can_send(ws);
-  if (r) return r;
-  size_t queued = ws->out.len + wslay_event_get_queued_msg_length(ws->ctx);
-  if (len > ws->max_out || queued > ws->max_out - len ||
-      ws->max_out - len - queued < WS_FRAME_OVERHEAD)
-    return PUSHER_ERR_TOO_LARGE;
-  if (!utf8_valid((const uint8_t *)msg, len)) return PUSHER_ERR_INVALID_ARGUMENT;
-  return queue(ws, WSLAY_TEXT_FRAME, (const uint8_t *)msg, len);
-}
-
-int pusher__ws_send_ping(pusher__ws *ws) {
-  if (!ws) return PUSHER_ERR_INVALID_ARGUMENT;
-  int r = can_send(ws);
-  if (r) return r;
-  return queue(ws, WSLAY_PING, NULL, 0);
-}
-
-int pusher__ws_send_close(pusher__ws *ws, uint16_t code, const char *reason) {
-  if (!ws) return PUSHER_ERR_INVALID_ARGUMENT;
-  size_t rl = reason ? strlen(reason) : 0;
-  if (rl > 123 || (rl && !code) || !utf8_valid((const uint8_t *)(reason ? reason : ""), rl))
-    return PUSHER_ERR_INVALID_ARGUMENT;
-  int r = can_send(ws);
-  if (r) return r;
-  r = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rl);
-  if (r == WSLAY_ERR_NOMEM) return PUSHER_ERR_NOMEM;
-  if (r == WSLAY_ERR_INVALID_ARGUMENT) return PUSHER_ERR_INVALID_ARGUMENT;
-  if (r) return PUSHER_ERR_INVALID_STATE;
-  ws->close_queued = 1;
-  return flush(ws);
-}
+/* ------------------------------------------------------------------ output */
 
 size_t pusher__ws_pending(pusher__ws *ws, const uint8_t **out) {
   if (!ws) {
     if (out) *out = NULL;
     return 0;
   }
-  (void)flush(ws);
-  if (out) *out = ws->out.data;
-  return ws->out.len;
+  if (out) *out = ws->out;
+  return ws->out_len;
 }
 
 void pusher__ws_consume(pusher__ws *ws, size_t n) {
   if (!ws) return;
-  pusher__buf_consume(&ws->out, n);
-  (void)flush(ws);
+  if (n >= ws->out_len) {
+    out_free(ws); /* empty: an idle connection keeps no output buffer */
+    return;
+  }
+  memmove(ws->out, ws->out + n, ws->out_len - n);
+  ws->out_len -= n;
 }
+
+/* ------------------------------------------------------------------ getters */
 
 int pusher__ws_is_open(const pusher__ws *ws) {
-  return ws && !ws->failed && ws->state == ST_OPEN && !ws->close_queued &&
-         !wslay_event_get_close_sent(ws->ctx) && !wslay_event_get_close_received(ws->ctx);
+  return ws && !ws->failed && ws->open && !ws->close_sent && !ws->close_rcvd;
 }
 
-int pusher__ws_close_sent(const pusher__ws *ws) {
-  return ws && (ws->close_queued || wslay_event_get_close_sent(ws->ctx));
-}
+int pusher__ws_close_sent(const pusher__ws *ws) { return ws && ws->close_sent; }
 
-int pusher__ws_close_received(const pusher__ws *ws) {
-  return ws && wslay_event_get_close_received(ws->ctx);
-}
+int pusher__ws_close_received(const pusher__ws *ws) { return ws && ws->close_rcvd; }
 
 void pusher__ws_set_ping_budget(pusher__ws *ws, unsigned long n) {
   if (!ws || ws->server) return;
-  ws->ping_budget = n > (unsigned long)LONG_MAX ? LONG_MAX : (long)n;
-  ws->ping_cap = n;
+  ws->ping_budget = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+  ws->ping_cap = ws->ping_budget;
+  ws->has_budget = 1;
 }
 
 const char *pusher__ws_cut_point(const pusher__ws *ws) {
   if (!ws || ws->server || ws->failed) return NULL;
-  if (ws->state == ST_HANDSHAKE) return "during the WebSocket handshake";
-  if (ws->sc_have || ws->sc_left) return "in the middle of a frame";
+  if (!ws->open) return "during the WebSocket handshake";
+  if (ws->hdr_have || ws->left) return "in the middle of a frame";
   return NULL;
 }

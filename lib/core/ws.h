@@ -1,4 +1,5 @@
-/* Sans-I/O WebSocket endpoint (RFC 6455) on top of wslay's event API.
+/* Sans-I/O WebSocket endpoint (RFC 6455) with its own incremental frame
+ * parser and encoder (lib/core/ws.c).
  *
  * Client mode: pusher__ws_client_new() queues the HTTP Upgrade request; the
  * 101 reply is parsed from the first bytes fed to pusher__ws_recv() and
@@ -13,24 +14,37 @@
  * pusher__ws_consume().  No sockets, no clock; randomness (mask keys,
  * Sec-WebSocket-Key) comes from the injected rand function.
  *
- * Caps: max_msg (inbound message, after reassembly; over => close 1009 and
- * PUSHER_ERR_MSG_TOO_LARGE), handshake reply header <= 16 KiB, outbound
+ * Caps: max_msg (inbound message, after reassembly; a frame header that
+ * would take the message over it => close 1009 and PUSHER_ERR_MSG_TOO_LARGE
+ * before its payload is read), handshake reply header <= 16 KiB, outbound
  * queue <= max_out bytes (over => PUSHER_ERR_TOO_LARGE from send_*).
- * Text messages that are not valid UTF-8 => close 1007, PUSHER_ERR_WEBSOCKET
- * (wslay itself validates inbound text frames as they arrive, see ws.c).
- * Binary messages => close 1003, PUSHER_ERR_WEBSOCKET, unless on_binary is
- * set (the server: it answers them and keeps the connection).  In client
- * mode the error detail names the rule a bad server frame broke (e.g.
- * "reserved bit RSV1 set: ...", "invalid close code 1005"), not just
- * "protocol error".  Control frames we
- * must write (pongs, close replies) may use up to 64 KiB beyond max_out; past
- * that (a peer that pings but never reads) => PUSHER_ERR_TOO_LARGE.
- * wslay 1.1 allocates its own frame/queue memory with libc malloc (it has no
- * allocator hook); everything else goes through cfg->mem.
+ * Text messages are checked for UTF-8 as their bytes arrive (sequences may
+ * be split across frames and reads); the first bad byte, or a message that
+ * ends inside a sequence => close 1007, PUSHER_ERR_WEBSOCKET.  Binary
+ * messages => close 1003, PUSHER_ERR_WEBSOCKET (at their first frame),
+ * unless on_binary is set (the server: it answers them and keeps the
+ * connection).  A frame that breaks a rule of RFC 6455 => close 1002 (1007
+ * for a close reason that is not UTF-8), and the error detail names the
+ * rule (e.g. "reserved bit RSV1 set: ...", "invalid close code 1005"), in
+ * both modes.  Control frames we must write (pongs, close replies) may use
+ * up to 64 KiB beyond max_out; past that (a peer that pings but never
+ * reads) => PUSHER_ERR_TOO_LARGE.
  *
- * Re-entrancy: from inside on_open/on_text the callbacks may call
- * pusher__ws_send_*, pusher__ws_pending/consume and the getters (frames
- * queued inside on_text are flushed when pusher__ws_recv returns).  A nested
+ * Memory: an open connection with no partial frame and nothing queued holds
+ * only its struct (about 230 bytes on LP64).  The output buffer, the
+ * message being reassembled (it grows as its bytes arrive, never past
+ * max_msg), a partial control frame (<= 125 bytes), the client handshake
+ * state and the error text are allocated when needed and freed when they
+ * empty.  A complete unfragmented unmasked frame (client mode) is delivered
+ * straight from the caller's input, without a copy.  Every allocation goes
+ * through cfg->mem.  A message over max_msg or a burst of control frames is
+ * refused before it is buffered, so what a connection holds stays within
+ * max_msg + 125 bytes of input state and max_out + 64 KiB of output.
+ *
+ * Re-entrancy: from inside on_open/on_text/on_binary/on_pong the callbacks
+ * may call pusher__ws_send_*, pusher__ws_pending/consume and the getters
+ * (a frame sent there is in the output at once, after the pongs and close
+ * replies of the frames parsed before it).  A nested
  * pusher__ws_recv returns PUSHER_ERR_INVALID_STATE.  on_close and on_error
  * are always the last thing pusher__ws_recv does (ws is not touched after
  * them), but pusher__ws_del must still only be called after it returns.
@@ -72,7 +86,7 @@ typedef struct pusher__ws_extra_callbacks {
 } pusher__ws_extra_callbacks;
 
 typedef struct pusher__ws_config {
-  const pusher_mem *mem;
+  const pusher_mem *mem; /* borrowed: must outlive the ws (NULL = libc) */
   pusher_rand_fn rand;   /* required in client mode (mask keys, Sec-WebSocket-Key) */
   void *rand_user;
   size_t max_msg;        /* inbound message cap; 0 = 256 KiB */

@@ -63,7 +63,6 @@ struct xport {
   size_t inflight;
   int last_err;
   char detail[256];
-  uint8_t rbuf[READ_BUF];
 };
 
 struct wreq {

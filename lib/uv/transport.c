@@ -162,9 +162,16 @@ static void report_opened(struct xport *x) {
   pusher__conn_io_opened(c->conn, x->gen, now_ms());
 }
 
+/* One read buffer per thread, shared by every connection whose loop runs
+ * on it: libuv calls on_alloc, reads and calls on_read at once, and
+ * on_read hands every byte on (to TLS, which copies, or to the engine,
+ * whose WebSocket codec copies what it keeps) before it returns.  An idle
+ * connection holds no read buffer. */
+static _Thread_local uint8_t read_buf[READ_BUF];
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  struct sock *s = h->data;
-  *buf = uv_buf_init((char *)s->x->rbuf, sizeof(s->x->rbuf));
+  (void)h;
+  *buf = uv_buf_init((char *)read_buf, sizeof read_buf);
 }
 
 /* Decrypt what TLS has, handle handshake completion; pass plaintext on. */

@@ -66,7 +66,7 @@ ctrl() { dpkg-deb --ctrl-tarfile "$(deb "$1")" | tar -xO "./$2" 2>/dev/null; }
 # ---- libpusher0
 [ "$(field libpusher0 Package)" = libpusher0 ] || fail "libpusher0 is named $(field libpusher0 Package)"
 [ "$(field libpusher0 Version)" = "$VERSION" ] || fail "libpusher0 version $(field libpusher0 Version)"
-for d in 'libc6 \(>= [0-9.]+\)' 'libuv1 \(>= [0-9.]+\)' 'libwslay1 \(>= [0-9.]+\)' 'libssl3 \(>= [0-9.]+\)' \
+for d in 'libc6 \(>= [0-9.]+\)' 'libuv1 \(>= [0-9.]+\)' 'libssl3 \(>= [0-9.]+\)' \
   'libjansson4 \(>= [0-9.]+\)' 'libcurl4 \(>= [0-9.]+\)' 'libsodium23 \(>= [0-9.]+\)'; do
   has_dep libpusher0 "$d"
 done
@@ -78,7 +78,7 @@ ctrl libpusher0 shlibs | grep -qxF "libpusher 0 libpusher0 (>= $VERSION)" ||
 
 # ---- libpusher-dev
 has_dep libpusher-dev "libpusher0 \\(= $VERSION\\)"
-for d in libuv1-dev libwslay-dev libssl-dev libjansson-dev libsodium-dev pkg-config; do has_dep libpusher-dev "$d"; done
+for d in libuv1-dev libssl-dev libjansson-dev libsodium-dev pkg-config; do has_dep libpusher-dev "$d"; done
 for f in /usr/include/pusher/pusher.h /usr/include/pusher/rest.h /usr/include/pusher/version.h \
   '/usr/lib/.*libpusher\.a' '/usr/lib/.*libpusher\.so' '/usr/lib/.*pkgconfig/pusher\.pc' \
   '/usr/lib/.*cmake/pusher/pusherConfig\.cmake' /usr/share/man/man3/libpusher.3; do
@@ -90,7 +90,7 @@ lacks_file libpusher-dev 'libpusher\.so\.|/bin/|/etc/|/man1/|/man8/'
 has_dep pusher-tools adduser
 # pusher and pusherd link libpusher statically.
 ! grep -q libpusher <<<"$(field pusher-tools Depends)" || fail "pusher-tools depends on libpusher: $(field pusher-tools Depends)"
-for d in 'libuv1 \(>= [0-9.]+\)' 'libwslay1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)'; do
+for d in 'libuv1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)'; do
   has_dep pusher-tools "$d"
 done
 for f in /usr/bin/pusher /usr/bin/pusherd /usr/share/man/man1/pusher.1 /usr/share/man/man8/pusherd.8 \

@@ -15,7 +15,9 @@
 /* ------------------------------------------------------------------ harness */
 
 typedef struct ev {
-  int opens, texts, closes, errors;
+  int opens, texts, closes, errors, binaries, pongs;
+  char binary[256]; /* last binary message */
+  size_t binary_len;
   char text[4096]; /* last text message */
   size_t text_len;
   char all_texts[8192]; /* every text, '|'-separated */
@@ -62,6 +64,17 @@ static void on_error(int err, const char *detail, void *u) {
 }
 
 static const pusher__ws_callbacks CB = {on_open, on_text, on_close, on_error};
+
+static void on_binary(const uint8_t *msg, size_t len, void *u) {
+  ev *e = u;
+  e->binaries++;
+  e->binary_len = len;
+  memcpy(e->binary, msg, len < sizeof e->binary ? len : sizeof e->binary);
+}
+
+static void on_pong(void *u) { ((ev *)u)->pongs++; }
+
+static const pusher__ws_extra_callbacks XCB = {on_binary, on_pong};
 
 static void rand_zero(uint8_t *buf, size_t n, void *u) {
   (void)u;
@@ -832,8 +845,8 @@ static void test_bad_frame_messages(void **st) {
   }
 }
 
-/* The scanner only names what wslay rejects: good traffic (fragments with a
- * ping in between, a 64 KiB frame, a close with a code and reason) passes. */
+/* Naming rules flags nothing good: good traffic (fragments with a ping in
+ * between, a 64 KiB frame, a close with a code and reason) passes. */
 static void test_good_frames_not_flagged(void **st) {
   (void)st;
   static uint8_t in[70000 + 64];
@@ -921,8 +934,7 @@ static void test_cut_point(void **st) {
 
 /* A valid close whose reason is not ASCII, split at every byte (and byte by
  * byte): always the close (4001, reason intact), never "invalid UTF-8".
- * wslay 1.1 alone fails some of these splits (it checks the reason's UTF-8
- * per chunk); the client hands it every close frame in one piece. */
+ * The reason is checked once the close frame is complete, not per read. */
 static void test_close_reason_split(void **st) {
   (void)st;
   uint8_t in[64];
@@ -959,6 +971,7 @@ static pusher__ws *open_server(ev *e) {
 }
 
 static const uint8_t MASK[4] = {0x37, 0xFA, 0x21, 0x3D};
+#define MASK_P MASK
 
 /* The server's first output frame after the input: a close with `code`. */
 static void expect_server_close(pusher__ws *s, uint16_t code) {
@@ -971,7 +984,7 @@ static void expect_server_close(pusher__ws *s, uint16_t code) {
 }
 
 /* A client's close with a 1-byte payload breaks RFC 6455 5.5.1 (a close body
- * starts with a 2-byte code); wslay 1.1 takes it for a close without a code.
+ * starts with a 2-byte code), whatever a lenient parser might make of it.
  * The server fails the connection with 1002, however the bytes arrive. */
 static void test_server_close_one_byte(void **st) {
   (void)st;
@@ -992,8 +1005,7 @@ static void test_server_close_one_byte(void **st) {
 }
 
 /* A client's close reason is checked as a whole (RFC 6455 5.5.1 and 8.1),
- * not per received chunk as wslay 1.1 does (skipping the first 2 bytes of
- * every chunk): split at every byte and byte by byte, a valid non-ASCII
+ * not per received chunk: split at every byte and byte by byte, a valid non-ASCII
  * reason is always a close, an invalid one always 1007. */
 static void test_server_close_reason_split(void **st) {
   (void)st;
@@ -1039,6 +1051,522 @@ static void test_server_unmasked_named(void **st) {
   pusher__ws_del(s);
 }
 
+/* ------------------------------------------------------------------ the parser, both modes */
+
+/* A client (after the handshake) or a server (after its 101), with the
+ * binary and pong callbacks set; output drained. */
+static pusher__ws *open_mode(ev *e, int server, size_t max_msg, size_t max_out) {
+  pusher__ws_config cfg = {NULL, rand_zero, NULL, max_msg, max_out};
+  pusher__ws *ws = NULL;
+  if (server) {
+    assert_int_equal(pusher__ws_server_new(&ws, &cfg, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &CB, e), 0);
+  } else {
+    assert_int_equal(pusher__ws_client_new(&ws, &cfg, "h:80", "/", NULL, &CB, e), 0);
+    drain(ws);
+    assert_int_equal(pusher__ws_recv(ws, (const uint8_t *)OK_REPLY, sizeof OK_REPLY - 1), 0);
+  }
+  drain(ws);
+  pusher__ws_set_extra_callbacks(ws, &XCB);
+  e->self = ws;
+  return ws;
+}
+
+/* A frame as the peer of `server` sends it: masked toward a server. */
+static size_t peer_frame(int server, uint8_t *out, int fin, uint8_t op, const void *p, size_t n) {
+  return frame(out, fin, op, server ? MASK_P : NULL, p, n);
+}
+
+/* Every frame kind, fed one byte at a time, in both modes: text (7-bit and
+ * 16-bit lengths), binary, ping with a payload, pong, a fragmented text
+ * with a ping and a pong between its fragments, and a close with a code
+ * and reason.  Checks what is delivered and the exact pongs and close echo. */
+static void test_every_kind_byte_by_byte(void **st) {
+  (void)st;
+  static char mid[300];
+  memset(mid, 'm', sizeof mid);
+  for (int server = 0; server < 2; server++) {
+    static uint8_t in[1024];
+    size_t n = 0;
+    n += peer_frame(server, in + n, 1, 0x1, "short", 5);
+    n += peer_frame(server, in + n, 1, 0x1, mid, sizeof mid);
+    n += peer_frame(server, in + n, 1, 0x2, "\x00\xff\x01", 3);
+    n += peer_frame(server, in + n, 1, 0x9, "ping!", 5);
+    n += peer_frame(server, in + n, 1, 0xA, "", 0);
+    n += peer_frame(server, in + n, 0, 0x1, "frag", 4);
+    n += peer_frame(server, in + n, 1, 0x9, "", 0);
+    n += peer_frame(server, in + n, 0, 0x0, "men", 3);
+    n += peer_frame(server, in + n, 1, 0xA, "x", 1);
+    n += peer_frame(server, in + n, 1, 0x0, "ted", 3);
+    n += peer_frame(server, in + n, 1, 0x8, "\x03\xe9" "gone", 6); /* 1001 */
+    ev e = {0};
+    pusher__ws *ws = open_mode(&e, server, 0, 0);
+    for (size_t i = 0; i < n; i++) {
+      assert_int_equal(pusher__ws_recv(ws, in + i, 1), 0);
+      /* a header, or a payload, cut anywhere waits for the rest */
+      if (i + 1 < n) assert_int_equal(e.closes, 0);
+    }
+    assert_int_equal(e.errors, 0);
+    assert_int_equal(e.texts, 3);
+    char want_texts[400];
+    snprintf(want_texts, sizeof want_texts, "short|%.*s|fragmented", (int)sizeof mid, mid);
+    assert_string_equal(e.all_texts, want_texts);
+    assert_int_equal(e.binaries, 1);
+    assert_int_equal(e.binary_len, 3);
+    assert_memory_equal(e.binary, "\x00\xff\x01", 3);
+    assert_int_equal(e.pongs, 2);
+    assert_int_equal(e.closes, 1);
+    assert_int_equal(e.close_code, 1001);
+    assert_string_equal(e.close_reason, "gone");
+    /* two pongs echoing the pings' payloads, then the close echo; a client
+     * masks them (zero mask from rand_zero), a server does not */
+    uint8_t want[64];
+    size_t wn = 0;
+    const uint8_t *zero = server ? NULL : (const uint8_t *)"\0\0\0\0";
+    wn += frame(want + wn, 1, 0xA, zero, "ping!", 5);
+    wn += frame(want + wn, 1, 0xA, zero, "", 0);
+    wn += frame(want + wn, 1, 0x8, zero, "\x03\xe9" "gone", 6);
+    const uint8_t *p;
+    size_t pn = pusher__ws_pending(ws, &p);
+    assert_int_equal(pn, wn);
+    assert_memory_equal(p, want, wn);
+    pusher__ws_del(ws);
+  }
+}
+
+/* 16-bit and 64-bit payload lengths at their bounds, whole and in pieces;
+ * the non-minimal forms of the largest lengths the shorter form holds are
+ * refused (section 5.2: "the minimal number of bytes MUST be used"). */
+static void test_extended_lengths(void **st) {
+  (void)st;
+  static const size_t sizes[] = {125, 126, 65535, 65536, 70000};
+  static uint8_t in[70000 + 64];
+  static char big[70000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+  for (int server = 0; server < 2; server++) {
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+      size_t n = peer_frame(server, in, 1, 0x1, big, sizes[s]);
+      assert_int_equal(n - sizes[s], (sizes[s] < 126 ? 2 : sizes[s] < 65536 ? 4 : 10) + (server ? 4 : 0));
+      for (size_t chunk = 1; chunk <= n; chunk = chunk * 7 + 1) {
+        ev e = {0};
+        pusher__ws *ws = open_mode(&e, server, sizeof big, 0);
+        int rc = 0;
+        for (size_t off = 0; off < n && rc == 0; off += chunk)
+          rc = pusher__ws_recv(ws, in + off, off + chunk <= n ? chunk : n - off);
+        assert_int_equal(rc, 0);
+        assert_int_equal(e.texts, 1);
+        assert_int_equal(e.text_len, sizes[s]);
+        assert_memory_equal(e.text, big, sizes[s] < sizeof e.text - 1 ? sizes[s] : sizeof e.text - 1);
+        pusher__ws_del(ws);
+      }
+    }
+    /* 125 in the 16-bit form, 65535 in the 64-bit form */
+    static const uint8_t nm16[] = {0x81, 0x7E, 0x00, 0x7D};
+    static const uint8_t nm64[] = {0x81, 0x7F, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    const uint8_t *bad[] = {nm16, nm64};
+    size_t badlen[] = {sizeof nm16, sizeof nm64};
+    const char *detail[] = {"non-minimal payload length (125 in the 16-bit form)",
+                            "non-minimal payload length (65535 in the 64-bit form)"};
+    for (int b = 0; b < 2; b++) {
+      ev e = {0};
+      pusher__ws *ws = open_mode(&e, server, 0, 0);
+      uint8_t hdr[16];
+      memcpy(hdr, bad[b], badlen[b]);
+      size_t hl = badlen[b];
+      if (server) {
+        hdr[1] |= 0x80;
+        memcpy(hdr + hl, MASK_P, 4);
+        hl += 4;
+      }
+      assert_int_equal(pusher__ws_recv(ws, hdr, hl), PUSHER_ERR_WEBSOCKET);
+      assert_string_equal(e.detail, detail[b]);
+      const uint8_t *p;
+      assert_true(pusher__ws_pending(ws, &p) >= 4);
+      assert_int_equal(p[0], 0x88);
+      pusher__ws_del(ws);
+    }
+  }
+}
+
+/* max_msg, both modes: exactly max_msg passes (in one frame and across
+ * fragments); one byte over fails with 1009 as soon as the header that
+ * takes the message over arrives, before any of its payload. */
+static void test_max_msg_exact_and_over(void **st) {
+  (void)st;
+  char body[64];
+  memset(body, 'x', sizeof body);
+  for (int server = 0; server < 2; server++) {
+    uint8_t in[256];
+    {
+      ev e = {0};
+      pusher__ws *ws = open_mode(&e, server, 32, 0);
+      size_t n = peer_frame(server, in, 1, 0x1, body, 32);
+      n += peer_frame(server, in + n, 0, 0x1, body, 20);
+      n += peer_frame(server, in + n, 1, 0x0, body, 12);
+      n += peer_frame(server, in + n, 1, 0x2, body, 32);
+      assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+      assert_int_equal(e.texts, 2);
+      assert_int_equal(e.text_len, 32);
+      assert_int_equal(e.binaries, 1);
+      assert_int_equal(e.binary_len, 32);
+      pusher__ws_del(ws);
+    }
+    for (int frag = 0; frag < 2; frag++) {
+      ev e = {0};
+      pusher__ws *ws = open_mode(&e, server, 32, 0);
+      size_t n = frag ? peer_frame(server, in, 0, 0x1, body, 20) : 0;
+      size_t at = n;
+      n += peer_frame(server, in + n, 1, frag ? 0x0 : 0x1, body, frag ? 13 : 33);
+      /* everything before the payload of the frame that goes over */
+      size_t hl = 2 + (server ? 4 : 0);
+      assert_int_equal(pusher__ws_recv(ws, in, at + hl), PUSHER_ERR_MSG_TOO_LARGE);
+      assert_int_equal(e.err, PUSHER_ERR_MSG_TOO_LARGE);
+      assert_string_equal(e.detail, "message over 32 bytes");
+      assert_int_equal(e.texts, 0);
+      const uint8_t *p;
+      size_t pn = pusher__ws_pending(ws, &p);
+      assert_true(pn >= 4);
+      assert_int_equal(p[0], 0x88);
+      size_t off = server ? 2 : 6;
+      assert_int_equal(p[off] << 8 | p[off + 1], 1009);
+      pusher__ws_del(ws);
+    }
+  }
+}
+
+/* Client frames are masked with a fresh key from the injected rand function
+ * for each frame (section 5.3); server frames are never masked. */
+static void test_masking_per_mode(void **st) {
+  (void)st;
+  uint8_t ctr = 0;
+  pusher__ws_config cfg = {NULL, rand_ctr, &ctr, 0, 0};
+  ev e = {0};
+  pusher__ws *ws = NULL;
+  /* the client's key comes from the rand function: answer with its accept */
+  assert_int_equal(pusher__ws_client_new(&ws, &cfg, "h:80", "/", NULL, &CB, &e), 0);
+  const uint8_t *p;
+  size_t pn = pusher__ws_pending(ws, &p);
+  char req[512];
+  memcpy(req, p, pn);
+  req[pn] = '\0';
+  char *k = strstr(req, "Sec-WebSocket-Key: ") + strlen("Sec-WebSocket-Key: ");
+  *strstr(k, "\r\n") = '\0';
+  char acc[32], reply[256];
+  assert_int_equal(pusher__ws_accept_key(k, acc, sizeof acc), 0);
+  int rl = snprintf(reply, sizeof reply,
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
+  pusher__ws_del(ws);
+  ev e2 = {0};
+  ctr = 0; /* the same key again */
+  assert_int_equal(pusher__ws_client_new(&ws, &cfg, "h:80", "/", NULL, &CB, &e2), 0);
+  assert_int_equal(ctr, 16); /* the Sec-WebSocket-Key nonce */
+  drain(ws);
+  assert_int_equal(pusher__ws_recv(ws, (const uint8_t *)reply, (size_t)rl), 0);
+  assert_int_equal(e2.opens, 1);
+  static char msg[40];
+  memset(msg, 'q', sizeof msg);
+  for (int f = 0; f < 3; f++) {
+    uint8_t key[4];
+    for (int i = 0; i < 4; i++) key[i] = (uint8_t)(0x5A + ctr + i); /* what rand_ctr gives next */
+    assert_int_equal(pusher__ws_send_text(ws, msg, sizeof msg), 0);
+    pn = pusher__ws_pending(ws, &p);
+    assert_int_equal(pn, 2 + 4 + sizeof msg);
+    assert_int_equal(p[1], 0x80 | sizeof msg);
+    assert_memory_equal(p + 2, key, 4);
+    for (size_t i = 0; i < sizeof msg; i++) assert_int_equal(p[6 + i] ^ key[i % 4], 'q');
+    drain(ws);
+  }
+  pusher__ws_del(ws);
+
+  /* a server's frames: mask bit clear, no key */
+  ev se = {0};
+  pusher__ws *s = open_mode(&se, 1, 0, 0);
+  assert_int_equal(pusher__ws_send_text(s, msg, sizeof msg), 0);
+  assert_int_equal(pusher__ws_send_ping(s), 0);
+  assert_int_equal(pusher__ws_send_close(s, 4000, "bye"), 0);
+  pn = pusher__ws_pending(s, &p);
+  assert_int_equal(pn, 2 + sizeof msg + 2 + 2 + 5);
+  assert_int_equal(p[1], sizeof msg);
+  assert_memory_equal(p + 2, msg, sizeof msg);
+  assert_memory_equal(p + 2 + sizeof msg, "\x89\x00\x88\x05\x0f\xa0" "bye", 9);
+  pusher__ws_del(s);
+}
+
+/* UTF-8 split across frames and reads: every way of cutting a message of
+ * 2-, 3- and 4-byte sequences into two fragments, fed whole and byte by
+ * byte, is delivered intact.  Invalid sequences split the same way fail
+ * with 1007 as soon as the offending byte arrives, before the message
+ * ends, and a message that ends inside a sequence fails at its last frame. */
+static void test_utf8_split_across_frames(void **st) {
+  (void)st;
+  static const char good[] = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z"; /* a é € 😀 z */
+  const size_t gl = sizeof good - 1;
+  for (int server = 0; server < 2; server++) {
+    for (size_t cut = 0; cut <= gl; cut++) {
+      uint8_t in[128];
+      size_t n = peer_frame(server, in, 0, 0x1, good, cut);
+      n += peer_frame(server, in + n, 1, 0x9, "", 0); /* a ping in between */
+      n += peer_frame(server, in + n, 1, 0x0, good + cut, gl - cut);
+      for (int bytewise = 0; bytewise < 2; bytewise++) {
+        ev e = {0};
+        pusher__ws *ws = open_mode(&e, server, 0, 0);
+        assert_int_equal(feed_split(ws, in, n, bytewise ? SIZE_MAX : n / 2), 0);
+        assert_int_equal(e.errors, 0);
+        assert_int_equal(e.texts, 1);
+        assert_int_equal(e.text_len, gl);
+        assert_memory_equal(e.text, good, gl);
+        pusher__ws_del(ws);
+      }
+    }
+    /* Bad: the first fragment ends inside a sequence, the second (not the
+     * last: the message never ends here) breaks it. */
+    static const struct {
+      const char *a, *b;
+    } bad[] = {
+        {"ok\xC3", "("},           /* 2-byte lead, then ASCII */
+        {"\xE2\x82", "\x41"},      /* 3-byte, broken at its third byte */
+        {"\xE0", "\x80\x80"},      /* overlong 3-byte */
+        {"\xED", "\xA0\x80"},      /* surrogate U+D800 */
+        {"\xF4", "\x90\x80\x80"},  /* over U+10FFFF */
+        {"\xF0\x9F", "\x98"},      /* fine so far: see below */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      uint8_t in[64];
+      size_t n = peer_frame(server, in, 0, 0x1, bad[i].a, strlen(bad[i].a));
+      n += peer_frame(server, in + n, 0, 0x0, bad[i].b, strlen(bad[i].b));
+      ev e = {0};
+      pusher__ws *ws = open_mode(&e, server, 0, 0);
+      int rc = feed_split(ws, in, n, SIZE_MAX);
+      if (i == 5) {
+        /* a valid prefix: nothing happens until the message ends */
+        assert_int_equal(rc, 0);
+        assert_int_equal(e.errors, 0);
+        size_t m = peer_frame(server, in, 1, 0x0, "", 0);
+        assert_int_equal(pusher__ws_recv(ws, in, m), PUSHER_ERR_WEBSOCKET);
+      } else {
+        assert_int_equal(rc, PUSHER_ERR_WEBSOCKET);
+      }
+      assert_int_equal(e.errors, 1);
+      assert_int_equal(e.texts, 0);
+      assert_string_equal(e.detail, "invalid UTF-8 in text message");
+      const uint8_t *p;
+      size_t pn = pusher__ws_pending(ws, &p);
+      assert_true(pn >= 4);
+      size_t off = server ? 2 : 6;
+      assert_int_equal(p[off] << 8 | p[off + 1], 1007);
+      pusher__ws_del(ws);
+    }
+  }
+}
+
+/* Close frames, both modes: with and without a payload, every valid code
+ * echoed; invalid codes fail with 1002 (section 7.4). */
+static void test_close_codes(void **st) {
+  (void)st;
+  static const unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
+                                  1012, 1013, 1014, 3000, 3999, 4000, 4999};
+  static const unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+  for (int server = 0; server < 2; server++) {
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+      for (int with_reason = 0; with_reason < 2; with_reason++) {
+        uint8_t pl[8] = {(uint8_t)(good[i] >> 8), (uint8_t)good[i], 'w', 'h', 'y'};
+        uint8_t in[32];
+        size_t n = peer_frame(server, in, 1, 0x8, pl, with_reason ? 5 : 2);
+        ev e = {0};
+        pusher__ws *ws = open_mode(&e, server, 0, 0);
+        assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+        assert_int_equal(e.closes, 1);
+        assert_int_equal(e.close_code, good[i]);
+        assert_string_equal(e.close_reason, with_reason ? "why" : "");
+        assert_true(pusher__ws_close_received(ws));
+        assert_true(pusher__ws_close_sent(ws));
+        const uint8_t *p;
+        size_t pn = pusher__ws_pending(ws, &p);
+        size_t off = server ? 2 : 6;
+        assert_int_equal(pn, off + (with_reason ? 5 : 2));
+        assert_int_equal(p[off] << 8 | p[off + 1], good[i]);
+        pusher__ws_del(ws);
+      }
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      uint8_t pl[2] = {(uint8_t)(bad[i] >> 8), (uint8_t)bad[i]};
+      uint8_t in[16];
+      size_t n = peer_frame(server, in, 1, 0x8, pl, 2);
+      ev e = {0};
+      pusher__ws *ws = open_mode(&e, server, 0, 0);
+      assert_int_equal(pusher__ws_recv(ws, in, n), PUSHER_ERR_WEBSOCKET);
+      char want[64];
+      snprintf(want, sizeof want, "invalid close code %u", bad[i]);
+      assert_string_equal(e.detail, want);
+      assert_int_equal(e.closes, 0);
+      const uint8_t *p;
+      pusher__ws_pending(ws, &p);
+      size_t off = server ? 2 : 6;
+      assert_int_equal(p[off] << 8 | p[off + 1], 1002);
+      pusher__ws_del(ws);
+    }
+    /* a close in the middle of a fragmented message ends it: the message
+     * is never delivered, nothing after the close is read */
+    uint8_t in[64];
+    size_t n = peer_frame(server, in, 0, 0x1, "half", 4);
+    n += peer_frame(server, in + n, 1, 0x8, "", 0);
+    n += peer_frame(server, in + n, 1, 0x0, "rest", 4);
+    ev e = {0};
+    pusher__ws *ws = open_mode(&e, server, 0, 0);
+    assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+    assert_int_equal(e.closes, 1);
+    assert_int_equal(e.close_code, 1005);
+    assert_int_equal(e.texts, 0);
+    assert_int_equal(e.errors, 0);
+    pusher__ws_del(ws);
+  }
+}
+
+/* A peer that pings but never reads our output: a server answers every
+ * ping until its pongs fill max_out + 64 KiB of control slack, then fails
+ * with PUSHER_ERR_TOO_LARGE; what is queued is whole pong frames. */
+static void test_server_ping_never_reads(void **st) {
+  (void)st;
+  ev e = {0};
+  pusher__ws *s = open_mode(&e, 1, 0, 1024);
+  uint8_t payload[125], ping[2 + 4 + 125];
+  memset(payload, 'p', sizeof payload);
+  size_t n = peer_frame(1, ping, 1, 0x9, payload, sizeof payload);
+  int rc = 0, pings = 0;
+  while (rc == 0 && pings < 100000) {
+    rc = pusher__ws_recv(s, ping, n);
+    pings++;
+  }
+  assert_int_equal(rc, PUSHER_ERR_TOO_LARGE);
+  assert_string_equal(e.detail, "outbound queue over 66560 bytes (peer not reading)");
+  const uint8_t *p;
+  size_t pn = pusher__ws_pending(s, &p);
+  assert_int_equal(pn % (2 + 125), 0);
+  assert_int_equal(pn / (2 + 125), pings - 1); /* every ping but the last answered */
+  assert_true(pn <= 1024 + 64 * 1024);
+  assert_true(pn + 2 + 125 > 1024 + 64 * 1024);
+  for (size_t off = 0; off < pn; off += 2 + 125) assert_memory_equal(p + off, "\x8a\x7d" "ppp", 5);
+  /* the data queue's own cap is max_out, whatever the slack holds */
+  assert_int_equal(pusher__ws_send_text(s, "x", 1), PUSHER_ERR_INVALID_STATE);
+  pusher__ws_del(s);
+}
+
+/* ------------------------------------------------------------------ memory of an idle connection */
+
+typedef struct counting {
+  long live;     /* allocations not yet freed */
+  long total;    /* allocations ever made */
+  long reallocs; /* realloc calls that resized a block */
+} counting;
+
+static void *c_malloc(size_t n, void *u) {
+  counting *c = u;
+  void *p = malloc(n);
+  if (p) c->live++, c->total++;
+  return p;
+}
+static void c_free(void *p, void *u) {
+  if (p) ((counting *)u)->live--;
+  free(p);
+}
+static void *c_calloc(size_t n, size_t sz, void *u) {
+  counting *c = u;
+  void *p = calloc(n, sz);
+  if (p) c->live++, c->total++;
+  return p;
+}
+static void *c_realloc(void *p, size_t n, void *u) {
+  counting *c = u;
+  void *q = realloc(p, n);
+  if (q && !p) c->live++, c->total++;
+  if (p) c->reallocs++;
+  return q;
+}
+
+/* An open connection with no partial frame and nothing queued holds one
+ * allocation (its struct), in both modes: the handshake state, the output
+ * buffer, the reassembly buffer and a partial control frame are freed as
+ * soon as they empty.  A whole unmasked frame is delivered without any
+ * allocation (client mode). */
+static void test_idle_holds_only_the_struct(void **st) {
+  (void)st;
+  for (int server = 0; server < 2; server++) {
+    counting cnt = {0, 0, 0};
+    pusher_mem mem = {&cnt, c_malloc, c_free, c_calloc, c_realloc};
+    pusher__ws_config cfg = {&mem, rand_zero, NULL, 0, 0};
+    ev e = {0};
+    pusher__ws *ws = NULL;
+    if (server) {
+      assert_int_equal(pusher__ws_server_new(&ws, &cfg, "dGhlIHNhbXBsZSBub25jZQ==", NULL, &CB, &e), 0);
+    } else {
+      assert_int_equal(pusher__ws_client_new(&ws, &cfg, "h:80", "/", NULL, &CB, &e), 0);
+      drain(ws);
+      assert_true(cnt.live > 1); /* the handshake state */
+      assert_int_equal(pusher__ws_recv(ws, (const uint8_t *)OK_REPLY, sizeof OK_REPLY - 1), 0);
+    }
+    drain(ws);
+    pusher__ws_set_extra_callbacks(ws, &XCB);
+    assert_int_equal(cnt.live, 1);
+    uint8_t in[600];
+    static char body[300];
+    memset(body, 'b', sizeof body);
+    /* a whole frame */
+    size_t n = peer_frame(server, in, 1, 0x1, body, sizeof body);
+    long before = cnt.total;
+    assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+    assert_int_equal(e.texts, 1);
+    assert_int_equal(cnt.live, 1);
+    if (!server) assert_int_equal(cnt.total, before); /* no copy at all */
+    /* a frame in two reads: buffered in between, freed after */
+    assert_int_equal(pusher__ws_recv(ws, in, n / 2), 0);
+    assert_true(cnt.live > 1);
+    assert_string_equal(pusher__ws_cut_point(ws) ? pusher__ws_cut_point(ws) : "server",
+                        server ? "server" : "in the middle of a frame");
+    assert_int_equal(pusher__ws_recv(ws, in + n / 2, n - n / 2), 0);
+    assert_int_equal(e.texts, 2);
+    assert_int_equal(cnt.live, 1);
+    /* a fragmented message with a ping between the fragments */
+    n = peer_frame(server, in, 0, 0x1, "ab", 2);
+    n += peer_frame(server, in + n, 1, 0x9, "p", 1);
+    assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+    assert_true(cnt.live > 1); /* the message so far, and the pong queued */
+    drain(ws);
+    n = peer_frame(server, in, 1, 0x0, "cd", 2);
+    assert_int_equal(pusher__ws_recv(ws, in, n), 0);
+    assert_string_equal(e.text, "abcd");
+    assert_int_equal(cnt.live, 1);
+    /* a partial control frame */
+    n = peer_frame(server, in, 1, 0x9, "ping", 4);
+    assert_int_equal(pusher__ws_recv(ws, in, n - 2), 0);
+    assert_true(cnt.live > 1);
+    assert_int_equal(pusher__ws_recv(ws, in + n - 2, 2), 0);
+    drain(ws);
+    assert_int_equal(cnt.live, 1);
+    /* output queued, then written out in two parts */
+    assert_int_equal(pusher__ws_send_text(ws, "out", 3), 0);
+    assert_int_equal(cnt.live, 2);
+    pusher__ws_consume(ws, 1);
+    assert_int_equal(cnt.live, 2);
+    drain(ws);
+    assert_int_equal(cnt.live, 1);
+    assert_int_equal(e.errors, 0);
+    /* 4,000 one-byte fragments: the reassembly buffer grows by doubling,
+     * not once per fragment (no quadratic copying) */
+    static uint8_t frags[4000 * 10];
+    n = 0;
+    for (int i = 0; i < 4000; i++)
+      n += peer_frame(server, frags + n, i == 3999, i ? 0x0 : 0x1, "f", 1);
+    cnt.reallocs = 0;
+    assert_int_equal(feed_split(ws, frags, n, n / 3), 0);
+    assert_int_equal(e.text_len, 4000);
+    assert_true(cnt.reallocs <= 8);
+    assert_int_equal(cnt.live, 1);
+    assert_int_equal(e.errors, 0);
+    pusher__ws_del(ws);
+    assert_int_equal(cnt.live, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key),
@@ -1073,6 +1601,14 @@ int main(void) {
       cmocka_unit_test(test_server_close_one_byte),
       cmocka_unit_test(test_server_close_reason_split),
       cmocka_unit_test(test_server_unmasked_named),
+      cmocka_unit_test(test_every_kind_byte_by_byte),
+      cmocka_unit_test(test_extended_lengths),
+      cmocka_unit_test(test_max_msg_exact_and_over),
+      cmocka_unit_test(test_masking_per_mode),
+      cmocka_unit_test(test_utf8_split_across_frames),
+      cmocka_unit_test(test_close_codes),
+      cmocka_unit_test(test_server_ping_never_reads),
+      cmocka_unit_test(test_idle_holds_only_the_struct),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

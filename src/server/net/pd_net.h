@@ -34,15 +34,10 @@ typedef struct pd_conn {
   struct pd_conn *prev, *next;
   uv_tcp_t tcp;
   pd_session sess;            /* the Pusher side (server core) */
-  int detached;               /* no socket (fuzzers / unit tests) */
   uint8_t *dout;              /* detached: bytes written so far */
   size_t dout_len;
-  int closing;                /* uv_close called or scheduled */
-  int close_after_flush;
   uint64_t close_started_ms;
-  int shut;                   /* output shut down (FIN sent), draining input */
   uv_shutdown_t shutdown_req;
-  int is_ws;
   struct pd_tls *tls;         /* accepted on the TLS listener (net/pd_tls.h); NULL = plain */
   /* HTTP */
   http_parser parser;
@@ -51,26 +46,32 @@ typedef struct pd_conn {
   size_t url_len;
   char *hfield, *hvalue;      /* current header */
   size_t hfield_len, hvalue_len;
-  int last_was_value;
   char *ws_key;
-  int upgrade_ws;
   char *body;
   size_t body_len;
-  int body_too_large;
-  int req_done;
-  int headers_done;           /* headers of the current request complete */
   uint64_t req_started_ms;    /* accept or first byte of the request; 0 = idle */
-  int http_error;
-  int refused;                /* answered 503: out of file descriptors */
   /* WebSocket */
   pusher__ws *ws;
-  int in_ws_recv;             /* inside pusher__ws_recv */
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
-  int overflow;               /* output cap exceeded: close 4100 soon */
   /* output */
   size_t out_bytes;           /* queued, not yet written */
   uint64_t sent_frames;
+  /* flags, one bit each: an idle connection is mostly this struct */
+  unsigned detached : 1;      /* no socket (fuzzers / unit tests) */
+  unsigned closing : 1;       /* uv_close called or scheduled */
+  unsigned close_after_flush : 1;
+  unsigned shut : 1;          /* output shut down (FIN sent), draining input */
+  unsigned is_ws : 1;
+  unsigned last_was_value : 1; /* HTTP: the last header callback was a value */
+  unsigned upgrade_ws : 1;
+  unsigned body_too_large : 1;
+  unsigned req_done : 1;
+  unsigned headers_done : 1;  /* headers of the current request complete */
+  unsigned http_error : 1;
+  unsigned refused : 1;       /* answered 503: out of file descriptors */
+  unsigned in_ws_recv : 1;    /* inside pusher__ws_recv */
+  unsigned overflow : 1;      /* output cap exceeded: close 4100 soon */
 } pd_conn;
 
 struct pd_server {

@@ -368,6 +368,7 @@ static void ws_upgrade(pd_conn *c) {
   conn_drain_ws(c);
   c->sess.tls = c->tls != NULL; /* for tls_only apps */
   pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
+  http_reset(c); /* the request's strings are not needed on a WebSocket */
 }
 
 /* ------------------------------------------------------------------ HTTP */
