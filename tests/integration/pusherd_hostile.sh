@@ -8,7 +8,7 @@
 #     still receives events, and once the flood's sockets close a new client
 #     is served again (docs/architecture.md, "Out of file descriptors");
 #   - 5,000 connections that never finish their request headers: each gets
-#     408 at the header deadline ("header_timeout_ms", 1 s here) and is
+#     408 at the header deadline ("header_timeout_ms", 1 s here times the wait multiplier) and is
 #     closed; RSS comes back down;
 #   - 1,000 WebSocket upgrades at once: all established;
 #   - a client subscribed to 1,000 channels leaves: REST /channels lists none;
@@ -30,8 +30,12 @@ PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 command -v node >/dev/null || fail "node not found"
 FD_PORT=7440 WIDE_PORT=7441
 FD_LIMIT=64
-cat >"$RUN_DIR/apps.json" <<'JSON'
-{"header_timeout_ms": 1000, "log_level": "info", "max_output_queue_bytes": 65536,
+# The header deadline scales with the wait multiplier: under a sanitizer a
+# flood of 1,000 upgrades can keep the loop from reading a request that
+# arrived in time for longer than 1 s, and would then get 408 instead of 101.
+HEADER_MS="$(awk -v m="$MULT" 'BEGIN { printf "%d", 1000 * m }')"
+cat >"$RUN_DIR/apps.json" <<JSON
+{"header_timeout_ms": $HEADER_MS, "log_level": "info", "max_output_queue_bytes": 65536,
  "apps": [{"id": "app-id", "key": "app-key", "secret": "app-secret", "max_presence_members": 3}]}
 JSON
 for p in "$FD_PORT" "$WIDE_PORT"; do _port_free "$p" || fail "port $p is in use"; done

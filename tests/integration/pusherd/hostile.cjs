@@ -179,7 +179,7 @@ async function headerless() {
   const open = socks.filter((x) => !x.closedAt).length;
   const got408 = socks.filter((x) => /^HTTP\/1\.1 408 /.test(x.data)).length;
   const last = Math.max(...socks.map((x) => x.closedAt));
-  figure(`headerless: all closed ${last - opened} ms after the last was opened (deadline 1000 ms, checked each second); 408 answers: ${got408}`);
+  figure(`headerless: all closed ${last - opened} ms after the last was opened (deadline 1000 ms × the wait multiplier, checked each second); 408 answers: ${got408}`);
   ok(open === 0, `headerless: every connection was closed by the deadline (${open} still open)`);
   ok(got408 === HEADERLESS, `headerless: each got one 408 (${got408}/${HEADERLESS})`);
   for (const x of socks) x.s.destroy();
