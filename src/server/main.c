@@ -424,6 +424,13 @@ static void whs_metrics(pd_mbuf *b, pd_core *c, void *ud) {
   }
 }
 
+#ifdef PUSHERD_HAVE_HIREDIS
+static void redis_reload(pd_core *c, const pd_config *old, void *ud) {
+  (void)c, (void)old;
+  pd_redis_reload(ud);
+}
+#endif
+
 static void whs_reload(pd_core *c, const pd_config *old, void *ud) {
   (void)c, (void)old;
   pd_whs_reload(ud);
@@ -465,10 +472,6 @@ static void on_sighup(uv_signal_t *h, int sig) {
            "changed=%zu connections_closed=%zu",
            run_opts->config, live->napps, sum.added, sum.removed, sum.disabled, sum.enabled, sum.changed,
            sum.closed);
-    if (core.ad->clustered && sum.added)
-      pd_log(PD_LOG_WARN, "msg=\"reload: apps added by a reload are served on this node but not replicated "
-                          "to the other nodes until a restart\" added=%zu",
-             sum.added);
   }
   pd_config_free(&next);
 }
@@ -523,7 +526,10 @@ static int run(pd_config *cfg, const opts *o) {
   server.on_shutdown = on_shutdown;
   server.tls_ctx = tls;
 #ifdef PUSHERD_HAVE_HIREDIS
-  if (cfg->redis_url && pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
+  if (cfg->redis_url) {
+    if (pd_redis_new(&redis_adapter, loop, &core, cfg->redis_url) != 0) return 1;
+    add_reload_hook(redis_reload, redis_adapter);
+  }
 #endif
   if (pd_whs_new(&webhooks, loop, &core) != 0) return 1;
   add_reload_hook(whs_reload, webhooks);

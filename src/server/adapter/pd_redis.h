@@ -23,6 +23,10 @@ int pd_redis_parse_url(const char *url, char **host, int *port, char **password,
 int pd_redis_new(pd_redis **out, uv_loop_t *loop, pd_core *core, const char *url);
 /* Graceful: "bye" to the other nodes, stop timers, disconnect. */
 void pd_redis_stop(pd_redis *r);
+/* After a configuration reload added apps (core->napps grew): their
+ * cluster channels are subscribed.  0, or -1 out of memory (logged; those
+ * apps are then served on this node only). */
+int pd_redis_reload(pd_redis *r);
 /* For metrics and /ready: 1 when both Redis connections are up; the
  * number of other nodes currently seen for app. */
 int pd_redis_link_up(const pd_redis *r);

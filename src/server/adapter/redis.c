@@ -130,7 +130,7 @@ struct pd_redis {
   int retry_armed;
   int timers_on;              /* retry/hb initialized (not in offline mode) */
   unsigned long dropped;
-  pd_capp *apps;
+  pd_capp **apps;             /* one per core app index (stable addresses: hiredis holds them) */
   size_t napps;
 };
 typedef struct pd_redis pd_cluster;
@@ -571,7 +571,7 @@ static void send_state(pd_capp *ca, int want_reply) {
 static pd_capp *capp_any(pd_cluster *cl, pd_app *app) {
   if (!cl || !app || app->core != cl->core) return NULL;
   size_t i = app->idx;
-  return i < cl->napps ? &cl->apps[i] : NULL;
+  return i < cl->napps ? cl->apps[i] : NULL;
 }
 
 static pd_capp *capp_of(pd_cluster *cl, pd_app *app) {
@@ -961,7 +961,7 @@ static void conn_lost(pd_cluster *cl, const redisAsyncContext *ac, const char *w
     was_up = cl->sub_up;
     cl->sub = NULL;
     cl->sub_up = 0;
-    for (size_t i = 0; i < cl->napps; i++) cl->apps[i].subscribed = 0;
+    for (size_t i = 0; i < cl->napps; i++) cl->apps[i]->subscribed = 0;
   } else {
     return;
   }
@@ -984,16 +984,16 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   if (ac == cl->pub) {
     cl->pub_up = 1;
     for (size_t i = 0; i < cl->napps; i++) {
-      if (cl->apps[i].subscribed) send_state(&cl->apps[i], 1);
-      wh_sync(&cl->apps[i]);
+      if (cl->apps[i]->subscribed) send_state(cl->apps[i], 1);
+      wh_sync(cl->apps[i]);
     }
   } else {
     cl->sub_up = 1;
     cl->sub_up_ms = now_ms(cl);
     /* what we knew of the others may be stale: give them time to answer */
     for (size_t i = 0; i < cl->napps; i++)
-      for (size_t j = 0; j < cl->apps[i].nodes.nb; j++)
-        for (pd_map_ent *e = cl->apps[i].nodes.b[j]; e; e = e->next) ((rnode *)e->val)->seen_ms = cl->sub_up_ms;
+      for (size_t j = 0; j < cl->apps[i]->nodes.nb; j++)
+        for (pd_map_ent *e = cl->apps[i]->nodes.b[j]; e; e = e->next) ((rnode *)e->val)->seen_ms = cl->sub_up_ms;
   }
 }
 
@@ -1020,7 +1020,7 @@ static redisAsyncContext *open_ctx(pd_cluster *cl, int is_sub) {
   if (cl->password) redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", cl->password);
   if (is_sub) {
     for (size_t i = 0; i < cl->napps; i++)
-      redisAsyncCommand(ac, on_sub_reply, &cl->apps[i], "SUBSCRIBE %s", cl->apps[i].rchannel);
+      redisAsyncCommand(ac, on_sub_reply, cl->apps[i], "SUBSCRIBE %s", cl->apps[i]->rchannel);
   } else if (cl->db) {
     redisAsyncCommand(ac, on_auth_reply, NULL, "SELECT %d", cl->db);
   }
@@ -1050,7 +1050,7 @@ static void hb_cb(uv_timer_t *t) {
       arm_retry(cl);
     }
   for (size_t i = 0; i < cl->napps; i++) {
-    pd_capp *ca = &cl->apps[i];
+    pd_capp *ca = cl->apps[i];
     wh_heartbeat(ca);
     if (!ca->subscribed) continue;
     json_t *o = json_pack("{s:s}", "t", "hb");
@@ -1074,11 +1074,13 @@ void pd_redis_free(pd_redis *cl) {
   if (!cl) return;
   if (!cl->stopping) pd_redis_stop(cl);
   for (size_t i = 0; cl->apps && i < cl->napps; i++) {
-    pd_capp *ca = &cl->apps[i];
+    pd_capp *ca = cl->apps[i];
+    if (!ca) continue;
     for (size_t j = 0; j < ca->nodes.nb; j++)
       for (pd_map_ent *e = ca->nodes.b[j]; e; e = e->next) rnode_free(e->val);
     pd_map_free(&ca->nodes);
     pd_free(ca->rchannel);
+    pd_free(ca);
   }
   if (cl->core && cl->core->ad_ud == cl) pd_core_set_adapter(cl->core, &pd_adapter_local, NULL);
   pd_free(cl->apps);
@@ -1095,6 +1097,41 @@ static uint64_t random_node_num(void) {
   return r % 9000000000ull + 1000000000ull;
 }
 
+/* Adapter state for the core's apps it has none for yet (at start, and
+ * for apps a reload added); subscribed at once when the link is up. */
+static int add_apps(pd_cluster *cl) {
+  pd_core *core = cl->core;
+  if (core->napps <= cl->napps && cl->apps) return 0;
+  pd_capp **grown = pd_realloc(cl->apps, (core->napps ? core->napps : 1) * sizeof *grown);
+  if (!grown) return -1;
+  cl->apps = grown;
+  for (size_t i = cl->napps; i < core->napps; i++) {
+    pd_capp *ca = pd_zalloc(sizeof *ca);
+    size_t l = strlen(core->apps[i]->cfg->id) + 16;
+    char *rch = ca ? pd_alloc(l) : NULL;
+    if (!rch) {
+      pd_free(ca);
+      return -1;
+    }
+    ca->app = core->apps[i];
+    ca->cl = cl;
+    ca->rchannel = rch;
+    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->cfg->id);
+    cl->apps[i] = ca;
+    cl->napps = i + 1;
+    if (cl->sub && cl->sub_up && !cl->stopping)
+      redisAsyncCommand(cl->sub, on_sub_reply, ca, "SUBSCRIBE %s", ca->rchannel);
+  }
+  return 0;
+}
+
+int pd_redis_reload(pd_redis *cl) {
+  if (!cl || cl->stopping) return 0;
+  if (add_apps(cl) == 0) return 0;
+  pd_log(PD_LOG_ERROR, "msg=\"redis: out of memory adding the apps of a reload; they are served on this node only\"");
+  return -1;
+}
+
 static pd_cluster *cluster_new(uv_loop_t *loop, pd_core *core, uint64_t node_num) {
   pd_cluster *cl = pd_zalloc(sizeof *cl);
   if (!cl) return NULL;
@@ -1103,18 +1140,7 @@ static pd_cluster *cluster_new(uv_loop_t *loop, pd_core *core, uint64_t node_num
   cl->loop = loop;
   cl->core = core;
   cl->retry_ms = RETRY_MIN_MS;
-  cl->napps = core->napps;
-  cl->apps = pd_zalloc((cl->napps ? cl->napps : 1) * sizeof *cl->apps);
-  if (!cl->apps) goto nomem;
-  for (size_t i = 0; i < cl->napps; i++) {
-    pd_capp *ca = &cl->apps[i];
-    ca->app = core->apps[i];
-    ca->cl = cl;
-    size_t l = strlen(ca->app->cfg->id) + 16;
-    ca->rchannel = pd_alloc(l);
-    if (!ca->rchannel) goto nomem;
-    snprintf(ca->rchannel, l, "pusherd:%s", ca->app->cfg->id);
-  }
+  if (add_apps(cl) != 0) goto nomem;
   pd_core_set_adapter(core, &pd_adapter_redis, cl);
   return cl;
 nomem:
@@ -1171,8 +1197,8 @@ void pd_redis_stop(pd_redis *cl) {
   if (!cl || cl->stopping) return;
   for (size_t i = 0; cl->apps && i < cl->napps; i++) {
     json_t *o = json_pack("{s:s}", "t", "bye");
-    if (o) publish_obj(&cl->apps[i], o);
-    wh_call(&cl->apps[i], "leave", 0, NULL, NULL); /* its transitions are sent by this node */
+    if (o) publish_obj(cl->apps[i], o);
+    wh_call(cl->apps[i], "leave", 0, NULL, NULL); /* its transitions are sent by this node */
   }
   /* core->wh_cluster stays set: after "leave" this node decides nothing */
   cl->stopping = 1;
@@ -1192,5 +1218,5 @@ int pd_redis_link_up(const pd_redis *cl) { return cl && cl->pub_up && cl->sub_up
 
 size_t pd_redis_peers(const pd_redis *cl, const pd_app *app) {
   if (!cl || !app || app->core != cl->core || app->idx >= cl->napps) return 0;
-  return cl->apps[app->idx].nodes.n;
+  return cl->apps[app->idx]->nodes.n;
 }
