@@ -1,0 +1,352 @@
+/* pusherd's coalesced output (docs/architecture.md, "Coalesced output") on
+ * real sockets: a pd_server listening on 127.0.0.1 on its own libuv loop,
+ * stepped with UV_RUN_NOWAIT, and raw WebSocket clients on plain
+ * non-blocking sockets in the same thread.  Small socket buffers force
+ * partial writes.  Checked: many frames queued in one loop turn arrive
+ * intact and in order with one write per batch of buffers (not one per
+ * frame); a reader that stops is cut at the output cap with 4100 after an
+ * unbroken prefix of its frames; a consumer that vanishes while a write is
+ * in flight is closed cleanly and the other subscriber keeps receiving.
+ * No wall clock: every wait is a bounded number of loop steps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "adapter/pd_local.h"
+#include "net/pd_net.h"
+
+#define STEPS 200000 /* loop steps a wait may take before it fails */
+#define PAD 1000     /* bytes of padding in each event's data */
+
+static uv_loop_t loop;
+static pd_config cfg;
+static pd_core core;
+static pd_server srv;
+
+typedef struct client {
+  int fd;
+  uint8_t *in;      /* bytes read, not yet parsed */
+  size_t in_len, in_cap;
+  int upgraded;
+  char **msgs;      /* text messages received */
+  size_t nmsgs, msgs_cap;
+  int close_code;   /* close frame received: its code; 0 = none */
+  int eof;
+  pd_conn *conn;    /* the server's side */
+} client;
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t l = sizeof a;
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static int setup(void **st) {
+  (void)st;
+  pd_log_level = PD_LOG_OFF;
+  pd_config_init(&cfg);
+  pd_app_cfg *a = pd_app_cfg_new("app-id", "app-key", "app-secret");
+  a->subscription_count = 0; /* only the events on the wire */
+  pd_config_add_app(&cfg, a);
+  cfg.port = free_port();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(pd_core_init(&core, &cfg, &pd_adapter_local, NULL), 0);
+  pd_server_init(&srv, &loop, &cfg, &core);
+  assert_int_equal(pd_server_listen(&srv), 0);
+  return 0;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  pd_server_shutdown(&srv);
+  for (int i = 0; i < STEPS && uv_run(&loop, UV_RUN_NOWAIT); i++) {
+  }
+  pd_server_free(&srv);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  pd_core_free(&core);
+  pd_config_free(&cfg);
+  return 0;
+}
+
+static void step(void) { (void)uv_run(&loop, UV_RUN_NOWAIT); }
+
+/* Parse what was read: the 101 reply, then unmasked server frames. */
+static void parse(client *c) {
+  size_t p = 0;
+  if (!c->upgraded) {
+    uint8_t *e = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+    if (!e) return;
+    assert_memory_equal(c->in, "HTTP/1.1 101", 12);
+    c->upgraded = 1;
+    p = (size_t)(e - c->in) + 4;
+  }
+  for (;;) {
+    if (c->in_len - p < 2) break;
+    const uint8_t *f = c->in + p;
+    size_t h = 2, n = f[1] & 0x7f;
+    assert_int_equal(f[1] & 0x80, 0); /* server frames are not masked */
+    if (n == 126) {
+      if (c->in_len - p < 4) break;
+      n = ((size_t)f[2] << 8) | f[3];
+      h = 4;
+    } else if (n == 127) {
+      if (c->in_len - p < 10) break;
+      n = 0;
+      for (int i = 0; i < 8; i++) n = n << 8 | f[2 + i];
+      h = 10;
+    }
+    if (c->in_len - p < h + n) break;
+    int op = f[0] & 0x0f;
+    assert_true(f[0] & 0x80); /* whole messages */
+    if (op == 1) {
+      if (c->nmsgs == c->msgs_cap) {
+        c->msgs_cap = c->msgs_cap ? c->msgs_cap * 2 : 64;
+        c->msgs = realloc(c->msgs, c->msgs_cap * sizeof *c->msgs);
+        assert_non_null(c->msgs);
+      }
+      char *t = malloc(n + 1);
+      assert_non_null(t);
+      memcpy(t, f + h, n);
+      t[n] = 0;
+      c->msgs[c->nmsgs++] = t;
+    } else if (op == 8) {
+      assert_true(n >= 2);
+      c->close_code = (f[h] << 8) | f[h + 1];
+    }
+    p += h + n;
+  }
+  memmove(c->in, c->in + p, c->in_len - p);
+  c->in_len -= p;
+}
+
+/* Read what is there (non-blocking). */
+static void client_read(client *c) {
+  for (;;) {
+    if (c->in_cap - c->in_len < 65536) {
+      c->in_cap = c->in_len + 65536;
+      c->in = realloc(c->in, c->in_cap);
+      assert_non_null(c->in);
+    }
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (n > 0) {
+      c->in_len += (size_t)n;
+      continue;
+    }
+    if (n == 0) c->eof = 1;
+    else assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    break;
+  }
+  parse(c);
+}
+
+static void client_send_text(client *c, const char *t) {
+  static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+  uint8_t f[256];
+  size_t n = strlen(t);
+  assert_true(n < 126);
+  f[0] = 0x81;
+  f[1] = (uint8_t)(0x80 | n);
+  memcpy(f + 2, mask, 4);
+  for (size_t i = 0; i < n; i++) f[6 + i] = (uint8_t)t[i] ^ mask[i & 3];
+  assert_int_equal(send(c->fd, f, 6 + n, 0), (ssize_t)(6 + n));
+}
+
+/* Step the loop and read until at least n messages arrived (or a close). */
+static void pump(client *c, size_t n) {
+  for (int i = 0; i < STEPS && c->nmsgs < n && !c->eof; i++) {
+    step();
+    client_read(c);
+  }
+  assert_true(c->nmsgs >= n);
+}
+
+static const char *last(client *c) { return c->nmsgs ? c->msgs[c->nmsgs - 1] : ""; }
+
+/* Connect, upgrade, subscribe to "c"; small buffers on both sides. */
+static void client_open(client *c, int small) {
+  memset(c, 0, sizeof *c);
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(c->fd >= 0);
+  if (small) {
+    int v = 4096;
+    assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+  }
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+  fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+  size_t before = srv.nconns;
+  for (int i = 0; i < STEPS && srv.nconns == before; i++) step();
+  assert_int_equal(srv.nconns, before + 1);
+  c->conn = srv.conns; /* the newest is first */
+  if (small) {
+    int v = 4096;
+    assert_int_equal(uv_send_buffer_size((uv_handle_t *)&c->conn->tcp, &v), 0);
+  }
+  static const char req[] = "GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n";
+  assert_int_equal(send(c->fd, req, sizeof req - 1, 0), (ssize_t)(sizeof req - 1));
+  pump(c, 1);
+  assert_non_null(strstr(last(c), "pusher:connection_established"));
+  client_send_text(c, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"c\"}}");
+  pump(c, 2);
+  if (!strstr(last(c), "subscription_succeeded")) fail_msg("not subscribed: %s", last(c));
+}
+
+static void client_close(client *c) {
+  if (c->fd >= 0) close(c->fd);
+  for (size_t i = 0; i < c->nmsgs; i++) free(c->msgs[i]);
+  free(c->msgs);
+  free(c->in);
+}
+
+/* Event i: data {"i":i,"p":"<PAD bytes derived from i>"}. */
+static void publish(int i) {
+  char data[PAD + 64];
+  int n = snprintf(data, sizeof data, "{\"i\":%d,\"p\":\"", i);
+  for (int k = 0; k < PAD; k++) data[n + k] = (char)('a' + (i + k) % 26);
+  snprintf(data + n + PAD, sizeof data - (size_t)n - PAD, "\"}");
+  pd_app *app = pd_core_app_by_key(&core, "app-key");
+  assert_int_equal(pd_publish(app, "c", "e", data, NULL), 0);
+}
+
+/* Message m (from first) is event i, whole. */
+static void check_event(const char *m, int i) {
+  char want[64];
+  snprintf(want, sizeof want, "{\\\"i\\\":%d,\\\"p\\\":\\\"", i);
+  const char *p = strstr(m, want);
+  if (!p) fail_msg("expected event %d, got %.80s", i, m);
+  p += strlen(want);
+  for (int k = 0; k < PAD; k++)
+    if (p[k] != (char)('a' + (i + k) % 26)) fail_msg("event %d damaged at byte %d", i, k);
+  assert_memory_equal(p + PAD, "\\\"}", 3);
+}
+
+/* 400 frames of ~1 KB queued in one turn: nothing is written while they
+ * are queued; then they go out in batches of PD_OUT_IOV buffers, one
+ * uv_try_write per batch, the part the 4 KiB socket buffers do not take
+ * through one uv_write; they arrive whole and in order. */
+static void test_one_turn_in_order(void **st) {
+  (void)st;
+  client a;
+  client_open(&a, 1);
+  size_t base = a.nmsgs;
+  uint64_t writes0 = srv.out.writes, partial0 = srv.out.partial, frames0 = srv.out.frames;
+  const int N = 400;
+  for (int i = 0; i < N; i++) publish(i);
+  assert_int_equal(srv.out.frames - frames0, N);
+  assert_int_equal(srv.out.writes, writes0); /* queued, not written yet */
+  assert_int_equal(a.conn->oq_len, N);
+  pump(&a, base + N);
+  assert_int_equal(a.nmsgs, base + N);
+  for (int i = 0; i < N; i++) check_event(a.msgs[base + i], i);
+  /* ceil(400 / PD_OUT_IOV) batches, each one uv_try_write */
+  assert_int_equal(srv.out.writes - writes0, (N + PD_OUT_IOV - 1) / PD_OUT_IOV);
+  assert_true(srv.out.partial - partial0 >= 1);
+  assert_int_equal(a.conn->out_bytes, 0);
+  assert_int_equal(a.conn->oq_len, 0);
+  assert_null(a.conn->wr);
+  /* the tick frees the empty ring of an idle connection */
+  assert_non_null(a.conn->oq);
+  pd_server_tick(&srv);
+  assert_null(a.conn->oq);
+  client_close(&a);
+}
+
+/* A reader that stops: frames are queued one loop turn at a time until
+ * what the kernel has not taken would pass the cap; the tick then closes
+ * with 4100.  The client gets an unbroken prefix of the events, then
+ * pusher:error 4100 and a close frame 4100, then the end of the stream. */
+static void test_cap_4100(void **st) {
+  (void)st;
+  cfg.outq_cap = 64 * 1024;
+  client a;
+  client_open(&a, 1);
+  size_t base = a.nmsgs;
+  int sent = 0;
+  for (; sent < 2000 && !a.conn->overflow; sent++) {
+    publish(sent);
+    step();
+    /* the queue (what the kernel has not taken) stays within the cap */
+    assert_true(a.conn->out_bytes - a.conn->wr_bytes +
+                    uv_stream_get_write_queue_size((uv_stream_t *)&a.conn->tcp) <=
+                cfg.outq_cap);
+  }
+  assert_true(a.conn->overflow);
+  pd_server_tick(&srv);   /* 4100 */
+  for (int i = 0; i < STEPS && !a.eof; i++) {
+    step();
+    client_read(&a);
+  }
+  assert_true(a.eof);
+  assert_int_equal(a.close_code, 4100);
+  size_t got = a.nmsgs - base;
+  assert_true(got >= 2);
+  assert_non_null(strstr(a.msgs[a.nmsgs - 1], "\"code\":4100"));
+  size_t events = got - 1, bytes = 0, frame = 0;
+  assert_true(events < (size_t)sent);
+  for (size_t i = 0; i < events; i++) {
+    check_event(a.msgs[base + i], (int)i);
+    frame = 4 + strlen(a.msgs[base + i]); /* a 126..65535-byte text frame's header is 4 bytes */
+    bytes += frame;
+  }
+  /* every frame queued before the cut arrived: at least a cap's worth */
+  assert_true(bytes + frame > cfg.outq_cap);
+  client_close(&a);
+  for (int i = 0; i < STEPS && srv.nconns; i++) step();
+  assert_int_equal(srv.nconns, 0);
+}
+
+/* A consumer that resets its connection while a partial write to it is in
+ * flight: its connection is closed and freed, and the other subscriber
+ * gets every event, in order. */
+static void test_close_mid_write(void **st) {
+  (void)st;
+  client a, b;
+  client_open(&a, 0);
+  client_open(&b, 1);
+  size_t base = a.nmsgs;
+  for (int i = 0; i < 200; i++) publish(i);
+  pd_server_flush(&srv);
+  assert_non_null(b.conn->wr); /* the 4 KiB buffers took part of it */
+  struct linger lg = {1, 0};
+  assert_int_equal(setsockopt(b.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(b.fd); /* reset */
+  b.fd = -1;
+  for (int i = 0; i < STEPS && srv.nconns > 1; i++) {
+    step();
+    client_read(&a);
+  }
+  assert_int_equal(srv.nconns, 1);
+  for (int i = 200; i < 210; i++) publish(i);
+  pump(&a, base + 210);
+  assert_int_equal(a.nmsgs, base + 210);
+  for (int i = 0; i < 210; i++) check_event(a.msgs[base + i], i);
+  client_close(&a);
+  client_close(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_one_turn_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cap_4100, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_mid_write, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
