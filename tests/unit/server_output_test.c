@@ -6,8 +6,9 @@
  * intact and in order with one write per batch of buffers (not one per
  * frame); a reader that stops is cut at the output cap with 4100 after an
  * unbroken prefix of its frames; a consumer that vanishes while a write is
- * in flight is closed cleanly and the other subscriber keeps receiving.
- * No wall clock: every wait is a bounded number of loop steps. */
+ * in flight is closed cleanly and the other subscriber keeps receiving;
+ * over TLS (ciphertext goes through the same queue) a burst arrives whole
+ * and in order, with the same number of writes.  No wall clock: every wait is a bounded number of loop steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "adapter/pd_local.h"
 #include "net/pd_net.h"
+#include "net/pd_tls.h"
 
 #define STEPS 200000 /* loop steps a wait may take before it fails */
 #define PAD 1000     /* bytes of padding in each event's data */
@@ -33,6 +40,8 @@ static uv_loop_t loop;
 static pd_config cfg;
 static pd_core core;
 static pd_server srv;
+static pd_tls_ctx *tls_ctx;
+static char cert_path[64], key_path[64];
 
 typedef struct client {
   int fd;
@@ -44,6 +53,8 @@ typedef struct client {
   int close_code;   /* close frame received: its code; 0 = none */
   int eof;
   pd_conn *conn;    /* the server's side */
+  SSL *ssl;         /* over TLS: the client's session; NULL = plain */
+  SSL_CTX *sctx;
 } client;
 
 static int free_port(void) {
@@ -56,17 +67,51 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
+/* A self-signed P-256 certificate for the TLS listener. */
+static void make_cert(void) {
+  snprintf(cert_path, sizeof cert_path, "/tmp/pd_output_%ld_cert.pem", (long)getpid());
+  snprintf(key_path, sizeof key_path, "/tmp/pd_output_%ld_key.pem", (long)getpid());
+  EVP_PKEY *k = EVP_EC_gen("P-256");
+  assert_non_null(k);
+  X509 *x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, k);
+  X509_NAME *n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+  X509_set_issuer_name(x, n);
+  assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+  FILE *f = fopen(cert_path, "w");
+  assert_non_null(f);
+  PEM_write_X509(f, x);
+  fclose(f);
+  f = fopen(key_path, "w");
+  assert_non_null(f);
+  PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+  fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
 static int setup(void **st) {
   (void)st;
-  pd_log_level = PD_LOG_OFF;
+  pd_log_level = getenv("PD_TEST_LOG") ? PD_LOG_DEBUG : PD_LOG_OFF;
+  pd_log_writer = pd_log_stderr;
   pd_config_init(&cfg);
   pd_app_cfg *a = pd_app_cfg_new("app-id", "app-key", "app-secret");
   a->subscription_count = 0; /* only the events on the wire */
   pd_config_add_app(&cfg, a);
   cfg.port = free_port();
+  cfg.tls_port = free_port();
   assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(pd_core_init(&core, &cfg, &pd_adapter_local, NULL), 0);
   pd_server_init(&srv, &loop, &cfg, &core);
+  make_cert();
+  char err[256];
+  assert_int_equal(pd_tls_ctx_new(&tls_ctx, cert_path, key_path, err, sizeof err), 0);
+  srv.tls_ctx = tls_ctx;
   assert_int_equal(pd_server_listen(&srv), 0);
   return 0;
 }
@@ -77,6 +122,9 @@ static int teardown(void **st) {
   for (int i = 0; i < STEPS && uv_run(&loop, UV_RUN_NOWAIT); i++) {
   }
   pd_server_free(&srv);
+  pd_tls_ctx_free(tls_ctx);
+  unlink(cert_path);
+  unlink(key_path);
   assert_int_equal(uv_loop_close(&loop), 0);
   pd_core_free(&core);
   pd_config_free(&cfg);
@@ -142,6 +190,17 @@ static void client_read(client *c) {
       c->in = realloc(c->in, c->in_cap);
       assert_non_null(c->in);
     }
+    if (c->ssl) {
+      int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+      if (n > 0) {
+        c->in_len += (size_t)n;
+        continue;
+      }
+      int e = SSL_get_error(c->ssl, n);
+      if (e == SSL_ERROR_ZERO_RETURN) c->eof = 1;
+      else assert_int_equal(e, SSL_ERROR_WANT_READ);
+      break;
+    }
     ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n > 0) {
       c->in_len += (size_t)n;
@@ -154,6 +213,11 @@ static void client_read(client *c) {
   parse(c);
 }
 
+static void client_send(client *c, const void *b, size_t n) {
+  if (c->ssl) assert_int_equal(SSL_write(c->ssl, b, (int)n), (int)n);
+  else assert_int_equal(send(c->fd, b, n, 0), (ssize_t)n);
+}
+
 static void client_send_text(client *c, const char *t) {
   static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
   uint8_t f[256];
@@ -163,7 +227,7 @@ static void client_send_text(client *c, const char *t) {
   f[1] = (uint8_t)(0x80 | n);
   memcpy(f + 2, mask, 4);
   for (size_t i = 0; i < n; i++) f[6 + i] = (uint8_t)t[i] ^ mask[i & 3];
-  assert_int_equal(send(c->fd, f, 6 + n, 0), (ssize_t)(6 + n));
+  client_send(c, f, 6 + n);
 }
 
 /* Step the loop and read until at least n messages arrived (or a close). */
@@ -177,8 +241,9 @@ static void pump(client *c, size_t n) {
 
 static const char *last(client *c) { return c->nmsgs ? c->msgs[c->nmsgs - 1] : ""; }
 
-/* Connect, upgrade, subscribe to "c"; small buffers on both sides. */
-static void client_open(client *c, int small) {
+/* Connect (over TLS with tls), upgrade, subscribe to "c"; small buffers on
+ * both sides with small. */
+static void client_open_on(client *c, int small, int tls) {
   memset(c, 0, sizeof *c);
   c->fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(c->fd >= 0);
@@ -186,7 +251,7 @@ static void client_open(client *c, int small) {
     int v = 4096;
     assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
   }
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port),
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(tls ? cfg.tls_port : cfg.port)),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
   fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
@@ -198,10 +263,26 @@ static void client_open(client *c, int small) {
     int v = 4096;
     assert_int_equal(uv_send_buffer_size((uv_handle_t *)&c->conn->tcp, &v), 0);
   }
+  if (tls) {
+    c->sctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(c->sctx);
+    c->ssl = SSL_new(c->sctx);
+    assert_non_null(c->ssl);
+    SSL_set_fd(c->ssl, c->fd);
+    SSL_set_connect_state(c->ssl);
+    int done = 0;
+    for (int i = 0; i < STEPS && !done; i++) {
+      int r = SSL_do_handshake(c->ssl);
+      if (r == 1) done = 1;
+      else assert_int_equal(SSL_get_error(c->ssl, r), SSL_ERROR_WANT_READ);
+      step();
+    }
+    assert_true(done);
+  }
   static const char req[] = "GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                             "Sec-WebSocket-Version: 13\r\n\r\n";
-  assert_int_equal(send(c->fd, req, sizeof req - 1, 0), (ssize_t)(sizeof req - 1));
+  client_send(c, req, sizeof req - 1);
   pump(c, 1);
   assert_non_null(strstr(last(c), "pusher:connection_established"));
   client_send_text(c, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"c\"}}");
@@ -209,7 +290,11 @@ static void client_open(client *c, int small) {
   if (!strstr(last(c), "subscription_succeeded")) fail_msg("not subscribed: %s", last(c));
 }
 
+static void client_open(client *c, int small) { client_open_on(c, small, 0); }
+
 static void client_close(client *c) {
+  SSL_free(c->ssl);
+  SSL_CTX_free(c->sctx);
   if (c->fd >= 0) close(c->fd);
   for (size_t i = 0; i < c->nmsgs; i++) free(c->msgs[i]);
   free(c->msgs);
@@ -242,10 +327,9 @@ static void check_event(const char *m, int i) {
  * are queued; then they go out in batches of PD_OUT_IOV buffers, one
  * uv_try_write per batch, the part the 4 KiB socket buffers do not take
  * through one uv_write; they arrive whole and in order. */
-static void test_one_turn_in_order(void **st) {
-  (void)st;
+static void one_turn_in_order(int tls) {
   client a;
-  client_open(&a, 1);
+  client_open_on(&a, 1, tls);
   size_t base = a.nmsgs;
   uint64_t writes0 = srv.out.writes, partial0 = srv.out.partial, frames0 = srv.out.frames;
   const int N = 400;
@@ -267,6 +351,18 @@ static void test_one_turn_in_order(void **st) {
   pd_server_tick(&srv);
   assert_null(a.conn->oq);
   client_close(&a);
+}
+
+static void test_one_turn_in_order(void **st) {
+  (void)st;
+  one_turn_in_order(0);
+}
+
+/* The same over TLS: each frame is encrypted as it is queued, and the
+ * ciphertext goes through the same ring, so the writes are as few. */
+static void test_one_turn_in_order_tls(void **st) {
+  (void)st;
+  one_turn_in_order(1);
 }
 
 /* A reader that stops: frames are queued one loop turn at a time until
@@ -343,8 +439,10 @@ static void test_close_mid_write(void **st) {
 }
 
 int main(void) {
+  signal(SIGPIPE, SIG_IGN); /* as pusherd does: a write to a closed socket is an error, not a signal */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_one_turn_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_one_turn_in_order_tls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cap_4100, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_mid_write, setup, teardown),
   };
