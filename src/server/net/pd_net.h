@@ -105,7 +105,8 @@ struct pd_server {
   struct pd_tls_ctx *tls_ctx; /* set by main before pd_server_listen; NULL = no TLS */
   uv_timer_t tick;
   uv_prepare_t flush;         /* writes every connection on flush_list before the loop polls */
-  pd_conn *flush_list;        /* connections with output to write (not detached) */
+  pd_conn *flush_list;        /* connections with output to write (not detached), */
+  pd_conn *flush_tail;        /* in the order they got it (written first to last) */
   struct {                    /* output counters (tests, benchmarks) */
     uint64_t frames;          /* references queued */
     uint64_t writes;          /* uv_try_write calls */

@@ -64,20 +64,31 @@ static uint64_t rng_next(pd_server *s) {
  * for the rest. */
 static uv_buf_t out_iov[PD_OUT_IOV]; /* one loop thread */
 
+/* The list is in the order the connections got their first frame of the
+ * turn, and is written in that order: the frames of a broadcast reach the
+ * kernel before the HTTP reply that reports it published, as when each
+ * frame was written at once (a publisher told "published" by a pusherd
+ * killed right after can still count on the subscribers getting it). */
 static void flush_list_add(pd_conn *c) {
+  pd_server *s = c->srv;
   if (c->flush_queued || c->detached) return;
   c->flush_queued = 1;
-  c->flush_next = c->srv->flush_list;
-  c->srv->flush_list = c;
+  c->flush_next = NULL;
+  if (s->flush_tail) s->flush_tail->flush_next = c;
+  else s->flush_list = c;
+  s->flush_tail = c;
 }
 
 static void flush_list_remove(pd_conn *c) {
+  pd_server *s = c->srv;
   if (!c->flush_queued) return;
-  for (pd_conn **pp = &c->srv->flush_list; *pp; pp = &(*pp)->flush_next) {
-    if (*pp == c) {
-      *pp = c->flush_next;
-      break;
-    }
+  pd_conn *prev = NULL;
+  for (pd_conn *x = s->flush_list; x; prev = x, x = x->flush_next) {
+    if (x != c) continue;
+    if (prev) prev->flush_next = c->flush_next;
+    else s->flush_list = c->flush_next;
+    if (s->flush_tail == c) s->flush_tail = prev;
+    break;
   }
   c->flush_next = NULL;
   c->flush_queued = 0;
@@ -148,8 +159,6 @@ static void oq_consume(pd_conn *c, size_t n) {
     oq_pop(c, 1);
   }
 }
-
-static void conn_flush(pd_conn *c);
 
 static void write_cb(uv_write_t *req, int status) {
   pd_conn *c = req->data;
@@ -227,6 +236,7 @@ void pd_server_flush(pd_server *s) {
   pd_conn *c;
   while ((c = s->flush_list) != NULL) {
     s->flush_list = c->flush_next;
+    if (!s->flush_list) s->flush_tail = NULL;
     c->flush_next = NULL;
     c->flush_queued = 0;
     conn_flush(c); /* may list connections again (a close ends a session) */
