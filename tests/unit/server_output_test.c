@@ -8,7 +8,8 @@
  * unbroken prefix of its frames; a consumer that vanishes while a write is
  * in flight is closed cleanly and the other subscriber keeps receiving;
  * over TLS (ciphertext goes through the same queue) a burst arrives whole
- * and in order, with the same number of writes.  No wall clock: every wait is a bounded number of loop steps. */
+ * and in order, with the same number of writes; a broadcast's frames are
+ * written before the HTTP reply that acknowledges it.  No wall clock: every wait is a bounded number of loop steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +30,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <time.h>
+
 #include "adapter/pd_local.h"
+#include "core/mem.h"
+#include "core/sign.h"
 #include "net/pd_net.h"
 #include "net/pd_tls.h"
 
@@ -438,6 +443,56 @@ static void test_close_mid_write(void **st) {
   client_close(&b);
 }
 
+/* A REST publish: the subscriber's frame is written before the publisher's
+ * 200 (the flush list is in the order the connections got output), so a
+ * publisher told "published" can count on the frame being in the kernel. */
+static void test_reply_after_frames(void **st) {
+  (void)st;
+  client a, p;
+  client_open(&a, 0);
+  size_t base = a.nmsgs;
+  memset(&p, 0, sizeof p);
+  p.fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(p.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  fcntl(p.fd, F_SETFL, fcntl(p.fd, F_GETFL) | O_NONBLOCK);
+  size_t before = srv.nconns;
+  for (int i = 0; i < STEPS && srv.nconns == before; i++) step();
+  pd_conn *pc = srv.conns;
+  static const char body[] = "{\"name\":\"e\",\"channel\":\"c\",\"data\":\"{\\\"i\\\":7}\"}";
+  char *q = NULL;
+  assert_int_equal(pusher__rest_sign(NULL, "POST", "/apps/app-id/events", NULL, 0, body, sizeof body - 1, "app-key",
+                                     "app-secret", (int64_t)time(NULL), &q, NULL),
+                   0);
+  char req[1024];
+  int n = snprintf(req, sizeof req,
+                   "POST /apps/app-id/events?%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\n\r\n%s",
+                   q, sizeof body - 1, body);
+  pusher__free(NULL, q);
+  assert_null(srv.flush_list);
+  pd_conn_feed(pc, (const uint8_t *)req, (size_t)n); /* as read_cb does */
+  assert_ptr_equal(srv.flush_list, a.conn);          /* the frame first */
+  assert_ptr_equal(srv.flush_list->flush_next, pc);  /* then the reply */
+  assert_ptr_equal(srv.flush_tail, pc);
+  pd_server_flush(&srv);
+  assert_null(srv.flush_list);
+  char got[512];
+  ssize_t r = -1;
+  for (int i = 0; i < STEPS && r <= 0; i++) {
+    step();
+    r = recv(p.fd, got, sizeof got - 1, 0);
+  }
+  assert_true(r > 0);
+  got[r] = 0;
+  assert_memory_equal(got, "HTTP/1.1 200", 12);
+  pump(&a, base + 1);
+  assert_non_null(strstr(a.msgs[base], "{\\\"i\\\":7}"));
+  client_close(&p);
+  client_close(&a);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* as pusherd does: a write to a closed socket is an error, not a signal */
   const struct CMUnitTest tests[] = {
@@ -445,6 +500,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_one_turn_in_order_tls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cap_4100, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_mid_write, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reply_after_frames, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
