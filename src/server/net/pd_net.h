@@ -1,6 +1,7 @@
 /* pusherd net layer (libuv): the listener, one pd_conn per TCP connection
  * (HTTP parsing with http_parser, the WebSocket upgrade and codec from
- * lib/core/ws.h, a write queue capped at cfg->outq_cap), the timers
+ * lib/core/ws.h, an output queue capped at cfg->outq_cap and written once
+ * per loop turn), the timers
  * (activity ping / pong timeout, header deadline, idle HTTP, delayed
  * subscription counts) and graceful shutdown.  Each connection is the sink
  * of its pd_session; HTTP API requests go to pd_rest_handle and the
@@ -26,6 +27,13 @@ struct pd_tls_ctx;
 
 /* Bytes kept for a detached connection's owner (tests, fuzzers). */
 #define PD_DETACHED_OUT_CAP (256u * 1024u)
+
+/* Coalesced output (docs/architecture.md, "Coalesced output"): buffers
+ * handed to one uv_try_write / uv_write, at most (Linux IOV_MAX is 1024). */
+#define PD_OUT_IOV 256
+/* First size of a connection's ring of frame references; it doubles when
+ * full and is freed by the tick once empty. */
+#define PD_OUT_RING_MIN 8
 
 typedef struct pd_server pd_server;
 
@@ -54,9 +62,22 @@ typedef struct pd_conn {
   pusher__ws *ws;
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
-  /* output */
-  size_t out_bytes;           /* queued, not yet written */
+  /* output: references to the frames to write, in order, flushed once per
+   * loop turn (docs/architecture.md, "Coalesced output").  The entries
+   * count in out_bytes until the kernel took them, so the ring's length is
+   * bounded by cfg->outq_cap for data frames (control frames and replies
+   * are few per turn). */
+  size_t out_bytes;           /* queued, not yet written (ring and in-flight uv_write) */
   uint64_t sent_frames;
+  pd_msg **oq;                /* ring of oq_cap references; NULL when none queued at a tick */
+  uint32_t oq_cap, oq_head, oq_len;
+  uint32_t wr_n;              /* entries at the head held by the in-flight uv_write */
+  size_t oq_off;              /* bytes of the head entry already written */
+  size_t wr_bytes;            /* bytes the in-flight uv_write holds */
+  uv_write_t *wr;             /* the one uv_write in flight (after a partial write); NULL = none */
+  struct pd_conn *flush_next; /* next on srv->flush_list */
+  uint8_t flush_queued;       /* on srv->flush_list */
+  uint8_t write_failed;       /* a write failed: closed by the next flush */
   /* flags, one bit each: an idle connection is mostly this struct */
   unsigned detached : 1;      /* no socket (fuzzers / unit tests) */
   unsigned closing : 1;       /* uv_close called or scheduled */
@@ -84,6 +105,14 @@ struct pd_server {
   int tls_listening;
   struct pd_tls_ctx *tls_ctx; /* set by main before pd_server_listen; NULL = no TLS */
   uv_timer_t tick;
+  uv_prepare_t flush;         /* writes every connection on flush_list before the loop polls */
+  pd_conn *flush_list;        /* connections with output to write (not detached), */
+  pd_conn *flush_tail;        /* in the order they got it (written first to last) */
+  struct {                    /* output counters (tests, benchmarks) */
+    uint64_t frames;          /* references queued */
+    uint64_t writes;          /* uv_try_write calls */
+    uint64_t partial;         /* partial writes handed to uv_write */
+  } out;
   uv_signal_t sigterm, sigint;
   uv_timer_t grace;
   int shutting_down;
@@ -134,5 +163,8 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m);
 void pd_conn_end(pd_conn *c);
 /* Run the once-a-second timer work now (detached mode). */
 void pd_server_tick(pd_server *s);
+/* Write every connection's queued output now (the loop does it before each
+ * poll; tests call it to step). */
+void pd_server_flush(pd_server *s);
 
 #endif

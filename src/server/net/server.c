@@ -19,12 +19,6 @@
 #include <sys/socket.h>
 #include <limits.h>
 
-typedef struct pd_wreq {
-  uv_write_t req;
-  pd_msg *m;
-  pd_conn *c;
-} pd_wreq;
-
 static void conn_begin_close(pd_conn *c);
 static void conn_finish(pd_conn *c);
 static void conn_drain_ws(pd_conn *c);
@@ -59,18 +53,197 @@ static uint64_t rng_next(pd_server *s) {
 }
 
 /* ------------------------------------------------------------------ output */
+/* Coalesced output (docs/architecture.md, "Coalesced output").  A frame to
+ * write is a reference in the connection's ring (the shared pd_msg, not a
+ * copy); the connection goes on srv->flush_list; before the loop polls
+ * again, pd_server_flush writes each listed connection's ring with one
+ * uv_try_write of all its buffers (one writev, no request).  Only what the
+ * kernel did not take goes to one uv_write (one request for up to
+ * PD_OUT_IOV buffers); while it is in flight nothing else is written to
+ * that socket, so the order holds, and write_cb lists the connection again
+ * for the rest. */
+static uv_buf_t out_iov[PD_OUT_IOV]; /* one loop thread */
+
+/* The list is in the order the connections got their first frame of the
+ * turn, and is written in that order: the frames of a broadcast reach the
+ * kernel before the HTTP reply that reports it published, as when each
+ * frame was written at once (a publisher told "published" by a pusherd
+ * killed right after can still count on the subscribers getting it). */
+static void flush_list_add(pd_conn *c) {
+  pd_server *s = c->srv;
+  if (c->flush_queued || c->detached) return;
+  c->flush_queued = 1;
+  c->flush_next = NULL;
+  if (s->flush_tail) s->flush_tail->flush_next = c;
+  else s->flush_list = c;
+  s->flush_tail = c;
+}
+
+static void flush_list_remove(pd_conn *c) {
+  pd_server *s = c->srv;
+  if (!c->flush_queued) return;
+  pd_conn *prev = NULL;
+  for (pd_conn *x = s->flush_list; x; prev = x, x = x->flush_next) {
+    if (x != c) continue;
+    if (prev) prev->flush_next = c->flush_next;
+    else s->flush_list = c->flush_next;
+    if (s->flush_tail == c) s->flush_tail = prev;
+    break;
+  }
+  c->flush_next = NULL;
+  c->flush_queued = 0;
+}
+
+/* Drop the n entries at the head of the ring (written or abandoned). */
+static void oq_pop(pd_conn *c, uint32_t n) {
+  while (n--) {
+    pd_msg_unref(c->oq[c->oq_head]);
+    c->oq_head = (c->oq_head + 1) & (c->oq_cap - 1);
+    c->oq_len--;
+  }
+  c->oq_off = 0;
+}
+
+/* Append a reference; the ring doubles when full (0 or -1). */
+static int oq_push(pd_conn *c, pd_msg *m) {
+  if (c->oq_len == c->oq_cap) {
+    uint32_t cap = c->oq_cap ? c->oq_cap * 2 : PD_OUT_RING_MIN;
+    if (cap <= c->oq_cap) return -1;
+    pd_msg **q = pd_alloc(cap * sizeof *q);
+    if (!q) return -1;
+    for (uint32_t i = 0; i < c->oq_len; i++) q[i] = c->oq[(c->oq_head + i) & (c->oq_cap - 1)];
+    pd_free(c->oq);
+    c->oq = q;
+    c->oq_cap = cap;
+    c->oq_head = 0;
+  }
+  pd_msg_ref(m);
+  c->oq[(c->oq_head + c->oq_len) & (c->oq_cap - 1)] = m;
+  c->oq_len++;
+  return 0;
+}
+
+/* The bytes not yet handed to the kernel: what is in the ring and not in
+ * flight, plus what libuv still holds of the in-flight write. */
+static size_t conn_unwritten(pd_conn *c) {
+  if (c->detached) return c->out_bytes;
+  return c->out_bytes - c->wr_bytes + uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+}
+
+/* Fill out_iov from the ring's head, skipping the written part of the
+ * first entry; the number of buffers, their bytes in *bytes. */
+static uint32_t oq_iov(pd_conn *c, size_t *bytes) {
+  uint32_t n = c->oq_len < PD_OUT_IOV ? c->oq_len : PD_OUT_IOV;
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    pd_msg *m = c->oq[(c->oq_head + i) & (c->oq_cap - 1)];
+    size_t off = i == 0 ? c->oq_off : 0;
+    out_iov[i] = uv_buf_init((char *)m->data + off, (unsigned)(m->len - off));
+    total += m->len - off;
+  }
+  *bytes = total;
+  return n;
+}
+
+/* The kernel took n bytes from the ring's head. */
+static void oq_consume(pd_conn *c, size_t n) {
+  c->out_bytes -= n;
+  while (n) {
+    pd_msg *m = c->oq[c->oq_head];
+    size_t left = m->len - c->oq_off;
+    if (n < left) {
+      c->oq_off += n;
+      return;
+    }
+    n -= left;
+    oq_pop(c, 1);
+  }
+}
+
 static void write_cb(uv_write_t *req, int status) {
-  pd_wreq *w = (pd_wreq *)req;
-  pd_conn *c = w->c;
-  c->out_bytes -= w->m->len;
-  pd_msg_unref(w->m);
-  pd_free(w);
+  pd_conn *c = req->data;
+  pd_free(req);
+  c->wr = NULL;
+  c->out_bytes -= c->wr_bytes;
+  c->wr_bytes = 0;
+  oq_pop(c, c->wr_n);
+  c->wr_n = 0;
   if (status < 0) {
     if (!c->closing) conn_begin_close(c);
     return;
   }
-  if (c->close_after_flush && c->out_bytes == 0 && !c->closing) conn_finish(c);
+  if (c->oq_len) flush_list_add(c); /* the rest goes before the next poll */
+  else if (c->close_after_flush && !c->closing && !c->in_ws_recv) conn_finish(c);
 }
+
+/* A write failed.  From the sink (early) the connection is closed by the
+ * next flush: closing ends the session, which must not happen inside a
+ * broadcast. */
+static void write_failed(pd_conn *c, int early) {
+  if (!early) {
+    conn_begin_close(c);
+    return;
+  }
+  c->write_failed = 1;
+  flush_list_add(c);
+}
+
+/* Write what the ring holds: uv_try_write of everything first, and only
+ * what the kernel did not take to one uv_write. */
+static void conn_flush_io(pd_conn *c, int early) {
+  if (c->detached || c->closing || c->shut) return;
+  if (c->write_failed) {
+    write_failed(c, early);
+    return;
+  }
+  while (c->oq_len && !c->wr) {
+    size_t bytes;
+    uint32_t n = oq_iov(c, &bytes);
+    c->srv->out.writes++;
+    int r = uv_try_write((uv_stream_t *)&c->tcp, out_iov, n);
+    if (r == UV_EAGAIN) r = 0;
+    if (r < 0) {
+      write_failed(c, early);
+      return;
+    }
+    oq_consume(c, (size_t)r);
+    if ((size_t)r == bytes) continue;
+    /* Partial: the rest of these buffers go to one request. */
+    c->srv->out.partial++;
+    n = oq_iov(c, &bytes);
+    uv_write_t *req = pd_alloc(sizeof *req);
+    if (!req) {
+      write_failed(c, early);
+      return;
+    }
+    req->data = c;
+    if (uv_write(req, (uv_stream_t *)&c->tcp, out_iov, n, write_cb) != 0) {
+      pd_free(req);
+      write_failed(c, early);
+      return;
+    }
+    c->wr = req;
+    c->wr_n = n;
+    c->wr_bytes = bytes;
+  }
+  if (!early && !c->oq_len && c->close_after_flush && !c->in_ws_recv) conn_finish(c);
+}
+
+static void conn_flush(pd_conn *c) { conn_flush_io(c, 0); }
+static void conn_flush_early(pd_conn *c) { conn_flush_io(c, 1); }
+
+void pd_server_flush(pd_server *s) {
+  pd_conn *c;
+  while ((c = s->flush_list) != NULL) {
+    s->flush_list = c->flush_next;
+    if (!s->flush_list) s->flush_tail = NULL;
+    c->flush_next = NULL;
+    c->flush_queued = 0;
+    conn_flush(c); /* may list connections again (a close ends a session) */
+  }
+}
+
+static void flush_cb(uv_prepare_t *h) { pd_server_flush(h->data); }
 
 /* Write a frame regardless of the queue cap (control frames, errors). */
 static int conn_write_raw(pd_conn *c, pd_msg *m) {
@@ -97,23 +270,21 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
     if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
     return 0;
   }
-  pd_wreq *w = pd_alloc(sizeof *w);
-  if (!w) return -1;
-  w->m = m;
-  w->c = c;
-  pd_msg_ref(m);
-  uv_buf_t b = uv_buf_init((char *)m->data, (unsigned)m->len);
-  c->out_bytes += m->len;
-  if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
-  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
-  if (r < 0) {
-    c->out_bytes -= m->len;
-    pd_msg_unref(m);
-    pd_free(w);
-    conn_begin_close(c);
+  if (c->write_failed || c->shut) return -1;
+  if (m->len == 0) return 0;
+  if (oq_push(c, m) != 0) {
+    /* A frame cannot be dropped from the middle of the stream: the
+     * connection is closed by the next flush (not here: we may be inside
+     * a broadcast). */
+    c->write_failed = 1;
+    flush_list_add(c);
     return -1;
   }
+  c->out_bytes += m->len;
   c->sent_frames++;
+  c->srv->out.frames++;
+  if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
+  if (!c->wr) flush_list_add(c);
   return 0;
 }
 
@@ -123,10 +294,13 @@ static int conn_queue(pd_msg *m, void *ud) {
   if (c->closing || c->close_after_flush || !c->is_ws) return -1;
   conn_drain_ws(c);
   if (c->overflow) return -1;
-  /* What libuv could not hand to the kernel yet: bytes already written to
-   * the socket still count in out_bytes until write_cb runs on the next
-   * loop iteration, so one burst would cut a client that reads. */
-  size_t queued = c->detached ? c->out_bytes : uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  /* What the kernel has not taken yet.  Before a burst in one loop turn
+   * could cut a client that reads, the ring is written now. */
+  size_t queued = conn_unwritten(c);
+  if (queued + m->len > c->srv->cfg->outq_cap && !c->detached && !c->wr && c->oq_len) {
+    conn_flush_early(c);
+    queued = conn_unwritten(c);
+  }
   if (queued + m->len > c->srv->cfg->outq_cap) {
     /* Closed from the tick (not here: we may be inside a broadcast loop). */
     pd_log(PD_LOG_WARN, "msg=\"output queue over cap, closing slow consumer\" socket_id=%s queued=%zu cap=%zu",
@@ -255,6 +429,9 @@ static void check_shutdown_done(pd_server *s);
 void pd_conn_destroy(pd_conn *c) {
   pd_session_end(&c->sess);
   pd_server *s = c->srv;
+  flush_list_remove(c);
+  if (c->oq_len) oq_pop(c, c->oq_len);
+  pd_free(c->oq);
   conn_unlink(c);
   if (c->ws) pusher__ws_del(c->ws);
   pd_tls_conn_free(c);
@@ -284,7 +461,15 @@ static void conn_finish(pd_conn *c) {
     conn_begin_close(c);
     return;
   }
-  if (c->tls) pd_tls_conn_shutdown(c); /* close_notify before the FIN */
+  if (c->tls) {
+    pd_tls_conn_shutdown(c); /* close_notify before the FIN */
+    flush_list_remove(c);
+    conn_flush_io(c, 1);     /* now: uv_shutdown waits only for libuv's writes */
+    if (c->closing || c->write_failed) {
+      if (!c->closing) conn_begin_close(c);
+      return;
+    }
+  }
   c->shut = 1;
   c->shutdown_req.data = c;
   if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_begin_close(c);
@@ -683,6 +868,11 @@ void pd_server_tick(pd_server *s) {
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
+    if (c->oq && !c->oq_len) { /* an idle connection holds no ring */
+      pd_free(c->oq);
+      c->oq = NULL;
+      c->oq_cap = c->oq_head = 0;
+    }
     if (c->closing) {
       /* nothing */
     } else if (c->close_after_flush) {
@@ -736,6 +926,12 @@ int pd_server_init(pd_server *s, uv_loop_t *loop, const pd_config *cfg, pd_core 
     s->tick.data = s;
     uv_timer_init(loop, &s->grace);
     s->grace.data = s;
+    /* Before each poll (docs/architecture.md, "Coalesced output");
+     * unreferenced: it does not keep the loop alive by itself. */
+    uv_prepare_init(loop, &s->flush);
+    s->flush.data = s;
+    uv_prepare_start(&s->flush, flush_cb);
+    uv_unref((uv_handle_t *)&s->flush);
   }
   return 0;
 }
@@ -788,6 +984,8 @@ static void stop_handles(pd_server *s) {
   uv_timer_stop(&s->grace);
   if (!uv_is_closing((uv_handle_t *)&s->tick)) uv_close((uv_handle_t *)&s->tick, NULL);
   if (!uv_is_closing((uv_handle_t *)&s->grace)) uv_close((uv_handle_t *)&s->grace, NULL);
+  uv_prepare_stop(&s->flush);
+  if (!uv_is_closing((uv_handle_t *)&s->flush)) uv_close((uv_handle_t *)&s->flush, NULL);
   pd_tls_ctx_stop(s->tls_ctx);
   if (s->signals_on) {
     uv_close((uv_handle_t *)&s->sigterm, NULL);
