@@ -48,6 +48,8 @@ if(PUSHER_DEB_MULTIARCH AND CMAKE_INSTALL_PREFIX STREQUAL "/usr"
   set(CPACK_PUSHER_DEB_OK ON)
 else()
   set(CPACK_PUSHER_DEB_OK OFF)
+  message(STATUS "Debian packages: not from this tree (libdir ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}); "
+    "scripts/make-debs.sh builds them in a tree with CMAKE_INSTALL_PREFIX=/usr")
 endif()
 # Read by cpack: refuses the DEB generator unless CPACK_PUSHER_DEB_OK.
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_SOURCE_DIR}/packaging/deb/cpack-project.cmake)
