@@ -6,7 +6,18 @@
 #                   pusherd.service and the example /etc/pusherd/pusherd.json
 # Dependencies on other packages come from dpkg-shlibdeps; the packages of
 # this project depend on each other at the same version.
-# tests/integration/packages_deb.sh builds and checks them.
+# tests/integration/packages_deb.sh builds and checks them;
+# scripts/check-debs-clean-debian.sh installs them on a clean Debian 12.
+#
+# Multiarch: Debian wants the library, pusher.pc and the CMake package under
+# /usr/lib/<DEB_HOST_MULTIARCH>.  GNUInstallDirs chooses that libdir only
+# when CMAKE_INSTALL_PREFIX is /usr at configure time, and the install rules
+# (and the relative paths inside pusher.pc and the CMake package) are fixed
+# then.  So the packages are made from a tree configured with
+# -DCMAKE_INSTALL_PREFIX=/usr (scripts/make-debs.sh configures one); in any
+# other tree `cpack -G DEB` stops with an error rather than write packages
+# with /usr/lib/libpusher.so.0.  `cmake --install --prefix DIR` is not
+# affected: any tree installs anywhere.
 
 # The unit and the example configuration belong to the packages only: a plain
 # `cmake --install` leaves them out (EXCLUDE_FROM_ALL), a component install
@@ -17,6 +28,31 @@ if(TARGET pusherd)
   install(FILES packaging/deb/pusherd.json DESTINATION /etc/pusherd
     COMPONENT tools EXCLUDE_FROM_ALL)
 endif()
+
+# The multiarch triplet of this machine (x86_64-linux-gnu, ...).
+set(PUSHER_DEB_MULTIARCH "")
+find_program(PUSHER_DPKG_ARCHITECTURE dpkg-architecture)
+if(PUSHER_DPKG_ARCHITECTURE)
+  execute_process(COMMAND ${PUSHER_DPKG_ARCHITECTURE} -qDEB_HOST_MULTIARCH
+    OUTPUT_VARIABLE PUSHER_DEB_MULTIARCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
+if(NOT PUSHER_DEB_MULTIARCH)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch
+    OUTPUT_VARIABLE PUSHER_DEB_MULTIARCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
+set(CPACK_PUSHER_DEB_LIBDIR_WANTED "lib/${PUSHER_DEB_MULTIARCH}")
+set(CPACK_PUSHER_DEB_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
+set(CPACK_PUSHER_DEB_PREFIX "${CMAKE_INSTALL_PREFIX}")
+if(PUSHER_DEB_MULTIARCH AND CMAKE_INSTALL_PREFIX STREQUAL "/usr"
+   AND CMAKE_INSTALL_LIBDIR STREQUAL "lib/${PUSHER_DEB_MULTIARCH}")
+  set(CPACK_PUSHER_DEB_OK ON)
+else()
+  set(CPACK_PUSHER_DEB_OK OFF)
+  message(STATUS "Debian packages: not from this tree (libdir ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}); "
+    "scripts/make-debs.sh builds them in a tree with CMAKE_INSTALL_PREFIX=/usr")
+endif()
+# Read by cpack: refuses the DEB generator unless CPACK_PUSHER_DEB_OK.
+set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_SOURCE_DIR}/packaging/deb/cpack-project.cmake)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME libpusher)

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # packages_deb: the Debian packages of cmake/packaging.cmake, built with
-# `cpack -G DEB` from this build tree and checked without installing them
-# on this machine:
+# scripts/make-debs.sh (cpack -G DEB in a tree configured with
+# CMAKE_INSTALL_PREFIX=/usr, $PUSHER_BUILD_DIR/debs-tree, with this tree's
+# compiler, build type and sanitizers) and checked without installing them
+# on this machine (scripts/check-debs-clean-debian.sh installs them on a
+# clean Debian 12; not run here: it needs the network and minutes):
+#  - multiarch: the library, pusher.pc and the CMake package are under
+#    /usr/lib/<DEB_HOST_MULTIARCH>, nothing directly in /usr/lib; cpack in
+#    a tree configured for another prefix refuses the DEB generator;
 #  - dpkg-deb -I: names libpusher0, libpusher-dev, pusher-tools; libpusher0
 #    depends (dpkg-shlibdeps) on the libraries libpusher.so.0 needs and has
 #    a shlibs file; libpusher-dev depends on libpusher0 of the same version;
@@ -41,10 +47,34 @@ SAN=()
 VERSION="$(cache CMAKE_PROJECT_VERSION)"
 [ -n "$VERSION" ] || fail "no CMAKE_PROJECT_VERSION in the cache"
 
+command -v dpkg-architecture >/dev/null || fail "dpkg-architecture not found (dpkg-dev; scripts/install-deps.sh)"
+MA="$(dpkg-architecture -qDEB_HOST_MULTIARCH)"
+[ -n "$MA" ] || fail "dpkg-architecture -qDEB_HOST_MULTIARCH printed nothing"
+LIBDIR="/usr/lib/$MA"
+
 # ---- build the packages
 out="$RUN_DIR/debs"
-"$CPACK" -G DEB --config "$PUSHER_BUILD_DIR/CPackConfig.cmake" -B "$out" >"$RUN_DIR/cpack.log" 2>&1 ||
-  fail "cpack failed: $(tail -20 "$RUN_DIR/cpack.log")"
+if [ "$(cache CMAKE_INSTALL_PREFIX)" = /usr ] && [ "$(cache CMAKE_INSTALL_LIBDIR)" = "lib/$MA" ]; then
+  "$CPACK" -G DEB --config "$PUSHER_BUILD_DIR/CPackConfig.cmake" -B "$out" >"$RUN_DIR/cpack.log" 2>&1 ||
+    fail "cpack failed: $(tail -20 "$RUN_DIR/cpack.log")"
+else
+  # This tree installs elsewhere (e.g. /usr/local/lib): cpack must refuse it.
+  if "$CPACK" -G DEB --config "$PUSHER_BUILD_DIR/CPackConfig.cmake" -B "$RUN_DIR/refused" \
+    >"$RUN_DIR/cpack-refused.log" 2>&1; then
+    fail "cpack -G DEB in a tree with prefix $(cache CMAKE_INSTALL_PREFIX) wrote packages: $(ls "$RUN_DIR/refused")"
+  fi
+  # (cmake wraps the message: compare with the line breaks made spaces)
+  tr -s ' \n' '  ' <"$RUN_DIR/cpack-refused.log" | grep -qF "the Debian packages need $LIBDIR." ||
+    fail "cpack refused without the multiarch explanation: $(tail -5 "$RUN_DIR/cpack-refused.log")"
+  ! find "$RUN_DIR/refused" -name '*.deb' 2>/dev/null | grep -q . || fail "cpack left a .deb after refusing"
+  log "cpack in this tree (prefix $(cache CMAKE_INSTALL_PREFIX)) refuses: the Debian packages need $LIBDIR"
+  bt="$(cache CMAKE_BUILD_TYPE)"
+  PATH="$(dirname "$CPACK"):$PATH" bash "$PUSHER_SOURCE_DIR/scripts/make-debs.sh" \
+    "$PUSHER_BUILD_DIR/debs-tree" "$out" -- -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE="${bt:-RelWithDebInfo}" \
+    -DPUSHER_SANITIZE="$(cache PUSHER_SANITIZE)" -DPUSHER_TSAN="$(cache PUSHER_TSAN)" \
+    -DPUSHER_WERROR="$(cache PUSHER_WERROR)" >"$RUN_DIR/make-debs.log" 2>&1 ||
+    fail "scripts/make-debs.sh failed: $(tail -30 "$RUN_DIR/make-debs.log")"
+fi
 deb() { printf '%s/%s_%s_%s.deb' "$out" "$1" "$VERSION" "$(dpkg --print-architecture)"; }
 for p in libpusher0 libpusher-dev pusher-tools; do
   [ -f "$(deb "$p")" ] || fail "cpack did not write $(basename "$(deb "$p")"): $(ls "$out")"
@@ -70,8 +100,9 @@ for d in 'libc6 \(>= [0-9.]+\)' 'libuv1 \(>= [0-9.]+\)' 'libssl3 \(>= [0-9.]+\)'
   'libjansson4 \(>= [0-9.]+\)' 'libcurl4 \(>= [0-9.]+\)' 'libsodium23 \(>= [0-9.]+\)'; do
   has_dep libpusher0 "$d"
 done
-has_file libpusher0 '/usr/lib/.*libpusher\.so\.0'
-has_file libpusher0 "/usr/lib/.*libpusher\\.so\\.$VERSION"
+has_file libpusher0 "$LIBDIR/libpusher\\.so\\.0"
+has_file libpusher0 "$LIBDIR/libpusher\\.so\\.$VERSION"
+lacks_file libpusher0 '^/usr/lib/libpusher'
 lacks_file libpusher0 '\.h$|\.a$|libpusher\.so$|/bin/|\.pc$'
 ctrl libpusher0 shlibs | grep -qxF "libpusher 0 libpusher0 (>= $VERSION)" ||
   fail "libpusher0 shlibs: '$(ctrl libpusher0 shlibs)'"
@@ -80,10 +111,13 @@ ctrl libpusher0 shlibs | grep -qxF "libpusher 0 libpusher0 (>= $VERSION)" ||
 has_dep libpusher-dev "libpusher0 \\(= $VERSION\\)"
 for d in libuv1-dev libssl-dev libjansson-dev libsodium-dev pkg-config; do has_dep libpusher-dev "$d"; done
 for f in /usr/include/pusher/pusher.h /usr/include/pusher/rest.h /usr/include/pusher/version.h \
-  '/usr/lib/.*libpusher\.a' '/usr/lib/.*libpusher\.so' '/usr/lib/.*pkgconfig/pusher\.pc' \
-  '/usr/lib/.*cmake/pusher/pusherConfig\.cmake' /usr/share/man/man3/libpusher.3; do
+  "$LIBDIR/libpusher\\.a" "$LIBDIR/libpusher\\.so" "$LIBDIR/pkgconfig/pusher\\.pc" \
+  "$LIBDIR/cmake/pusher/pusherConfig\\.cmake" "$LIBDIR/cmake/pusher/pusherConfigVersion\\.cmake" \
+  "$LIBDIR/cmake/pusher/pusherTargets\\.cmake" "$LIBDIR/cmake/pusher/pusherStaticTargets\\.cmake" \
+  /usr/share/man/man3/libpusher.3; do
   has_file libpusher-dev "$f"
 done
+lacks_file libpusher-dev '^/usr/lib/(libpusher|pkgconfig/|cmake/)|^/usr/local/'
 lacks_file libpusher-dev 'libpusher\.so\.|/bin/|/etc/|/man1/|/man8/'
 
 # ---- pusher-tools
@@ -187,7 +221,8 @@ log "the packaged pusherd.json is accepted; SIGTERM: exit 0"
 pc="$(find "$root" -name pusher.pc)"
 export PKG_CONFIG_PATH="$(dirname "$pc")"
 libdir="$(cd "$(pkg-config --variable=libdir pusher)" && pwd)"
-case "$libdir" in "$root"/usr/lib*) ;; *) fail "pkg-config libdir $libdir is not in $root/usr/lib";; esac
+[ "$libdir" = "$root$LIBDIR" ] || fail "pkg-config libdir $libdir is not $root$LIBDIR"
+[ "$(dirname "$pc")" = "$root$LIBDIR/pkgconfig" ] || fail "pusher.pc is at $pc, not in $root$LIBDIR/pkgconfig"
 incdir="$(cd "$(pkg-config --variable=includedir pusher)" && pwd)"
 [ "$incdir" = "$root/usr/include" ] && grep -qF -- "-I$(pkg-config --variable=includedir pusher)" <<<"$(pkg-config --cflags pusher)" ||
   fail "pkg-config --cflags pusher: $(pkg-config --cflags pusher) (want $root/usr/include)"
