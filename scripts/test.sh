@@ -8,7 +8,7 @@
 #          (-DPUSHER_WERROR=ON); CTest: every unit test (parallel), then every
 #          integration test (one at a time: they run real servers and timers).
 #   asan   The same build and the same CTest suite (less the tests labelled
-#          peers-only, which run no code of ours) with AddressSanitizer
+#          peers-only and packaging ones, see tests/CMakeLists.txt) with AddressSanitizer
 #          + UndefinedBehaviorSanitizer (-DPUSHER_SANITIZE=ON, which uses
 #          -fno-sanitize-recover=all) in build-asan/, leak detection on.
 #          Integration waits are scaled (PUSHER_TEST_TIMEOUT_MULTIPLIER, 3 by
@@ -101,9 +101,11 @@ for stage in $stages; do
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     export PUSHER_TEST_TIMEOUT_MULTIPLIER="${PUSHER_TEST_TIMEOUT_MULTIPLIER:-3}"
     # peers-only tests run third-party peers against each other (no code of
-    # ours): the build stage runs them, this stage need not.
-    n="$(ctest_count "$b-asan" -LE peers-only "${exclude[@]}")"
-    run_ctest_all "$b-asan" -LE peers-only
+    # ours), and packaging tests check package layout and installation with
+    # code the other tests run here: the build stage runs them, this stage
+    # need not.
+    n="$(ctest_count "$b-asan" -LE 'peers-only|packaging' "${exclude[@]}")"
+    run_ctest_all "$b-asan" -LE 'peers-only|packaging'
     unset ASAN_OPTIONS UBSAN_OPTIONS
     finish_stage ok "$n tests"
     ;;

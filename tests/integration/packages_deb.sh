@@ -29,6 +29,10 @@
 #    extracted pusherd also starts with the packaged example configuration
 #    and stops with status 0 on SIGTERM.
 # Ports: pusherd 7940 (auth server 7941), 7943.
+# Packaging only (the code it runs is run by the other tests under the
+# sanitizers); building debs-tree takes about 2 minutes on 2 cores.
+# ctest-labels: packaging
+# ctest-timeout: 600
 . "$(dirname "$0")/lib.sh"
 . "$PUSHER_SOURCE_DIR/tests/examples/run_examples.sh"
 command -v dpkg-deb >/dev/null || fail "dpkg-deb not found"
