@@ -512,6 +512,17 @@ int pusher__proto_decode_buf(const pusher_mem *mem, const char *in, size_t len, 
     WHY("out of memory");
     return fr;
   }
+  return pusher__proto_decode_jansson(mem, in, len, out, why, whylen);
+}
+
+int pusher__proto_decode_jansson(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                                 char *why, size_t whylen) {
+  memset(out, 0, sizeof(*out));
+  if (why && whylen) why[0] = '\0';
+  if (!in) {
+    WHY("empty message");
+    return PUSHER_ERR_JSON;
+  }
   if (!pusher__json_depth_ok(in, len, PUSHER__JSON_MAX_DEPTH)) {
     WHY("JSON nested deeper than %d levels", PUSHER__JSON_MAX_DEPTH);
     return PUSHER_ERR_JSON;

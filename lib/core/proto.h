@@ -44,6 +44,11 @@ void pusher__msg_free(const pusher_mem *mem, pusher__msg *m);
  * and the msg borrows them (valid while scratch is untouched).  Any other
  * frame, or a too small scratch, goes through the allocating path. */
 #define PUSHER__DECODE_SLACK 4
+/* The general decoder alone (jansson), which pusher__proto_decode uses for
+ * what its fast scanner leaves; exposed so that tests and
+ * fuzz/fuzz_json_differential.c can check that both give the same msg. */
+int pusher__proto_decode_jansson(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                                 char *why, size_t whylen);
 int pusher__proto_decode_buf(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
                              char *why, size_t whylen, char *scratch, size_t cap);
 
