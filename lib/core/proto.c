@@ -102,10 +102,36 @@ static size_t js_utf8(const unsigned char *p, const unsigned char *end) {
   return need + 1;
 }
 
+/* Nonzero when one of the 8 bytes of w is a quote, a backslash, a control
+ * character (< 0x20) or not ASCII: the bytes js_string must look at. */
+static inline uint64_t js_special8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  /* (x - 1) & ~x has the high bit of a byte set when that byte is zero (or
+   * when a borrow from a lower zero byte reaches it); w < 0x20 likewise via
+   * w - 0x20.  The lowest flagged byte is always a real one. */
+  return ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | (w & high);
+}
+
 /* At the opening quote.  *esc is set when the string has a backslash. */
 static int js_string(jscan *s, int nul_ok, int *esc) {
   const unsigned char *p = s->p + 1, *end = s->end;
   for (;;) {
+    /* 8 plain ASCII bytes at a time */
+    while (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      uint64_t m = js_special8(w) & 0x8080808080808080ull;
+      if (m) {
+        /* the lowest flagged byte is a real one (a borrow only carries
+         * upwards): skip the plain bytes before it (little-endian load) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        p += (size_t)__builtin_ctzll(m) >> 3;
+#endif
+        break;
+      }
+      p += 8;
+    }
     if (p >= end) return 0;
     unsigned c = *p;
     if (c == '"') break;
