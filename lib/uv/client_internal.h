@@ -181,7 +181,6 @@ struct pusher_client {
   struct job *jobs, **jobs_tail;
   struct hreq *hreqs;
   struct link *link;
-  uint8_t pbuf[PLAIN_BUF];
 };
 
 #define now_ms pusher__cl_now_ms
