@@ -220,7 +220,9 @@ static flow msg_event(pusher__conn *c, const pusher__msg *msg) {
     if (strncmp(ev, "pusher:", 7) == 0) return GO;
     return dispatch_kind(c, BK_USER, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json);
   }
-  return dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
+  /* ch was looked up above and the table has not changed since: dispatch
+   * need not search it again (force only skips that search). */
+  return dispatch_ex(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id, ch != NULL);
 }
 
 typedef flow (*msg_handler)(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
