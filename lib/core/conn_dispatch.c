@@ -220,7 +220,9 @@ static flow msg_event(pusher__conn *c, const pusher__msg *msg) {
     if (strncmp(ev, "pusher:", 7) == 0) return GO;
     return dispatch_kind(c, BK_USER, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json);
   }
-  return dispatch(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id);
+  /* ch was looked up above and the table has not changed since: dispatch
+   * need not search it again (force only skips that search). */
+  return dispatch_ex(c, msg->channel, ev, msg->data, msg->data_len, msg->data_is_json, msg->user_id, ch != NULL);
 }
 
 typedef flow (*msg_handler)(pusher__conn *c, const pusher__msg *msg, pusher__tstamp now);
@@ -269,10 +271,34 @@ static flow handshake_message(pusher__conn *c, const pusher__msg *msg, pusher__t
   return lose(c, A_BACKOFF, 0, PUSHER_ERR_PROTO, m2, now);
 }
 
+/* The largest scratch a connection keeps for decoding (see rx in
+ * conn_internal.h): bigger messages are decoded with allocations. */
+#define RX_SCRATCH_MAX 2048
+
+/* The scratch for a message of len bytes, or NULL (then the decoder
+ * allocates).  Grows in powers of two from 256 bytes. */
+static char *rx_scratch(pusher__conn *c, size_t len) {
+  if (c->rx_busy || len > RX_SCRATCH_MAX - PUSHER__DECODE_SLACK) return NULL;
+  size_t need = len + PUSHER__DECODE_SLACK;
+  if (need <= c->rx_cap) return c->rx;
+  size_t cap = 256;
+  while (cap < need) cap *= 2;
+  char *b = pusher__malloc(c->m, cap);
+  if (!b) return NULL;
+  pusher__free(c->m, c->rx);
+  c->rx = b;
+  c->rx_cap = cap;
+  return b;
+}
+
 flow handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__tstamp now) {
   pusher__msg msg;
   char why[200];
-  int rc = pusher__proto_decode(c->m, (const char *)text, len, &msg, why, sizeof why);
+  char *scratch = rx_scratch(c, len);
+  int rc = pusher__proto_decode_buf(c->m, (const char *)text, len, &msg, why, sizeof why, scratch,
+                                    scratch ? c->rx_cap : 0);
+  int busy = msg.borrowed;
+  if (busy) c->rx_busy = 1;
   if (c->established) {
     c->activity_at = add_ms(now, c->activity_ms);
     c->pong_at = PUSHER__NEVER;
@@ -299,6 +325,7 @@ flow handle_message(pusher__conn *c, const uint8_t *text, size_t len, pusher__ts
     }
   }
   pusher__msg_free(c->m, &msg);
+  if (busy) c->rx_busy = 0;
   return f;
 }
 

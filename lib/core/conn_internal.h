@@ -161,6 +161,14 @@ struct pusher__conn {
   pusher_bind_id next_bind;
   uint64_t next_req;
   int depth, dead, need_sweep;
+  /* Scratch for decoding one incoming message without allocation
+   * (pusher__proto_decode_buf): allocated at the first message, grown to
+   * the largest message seen up to RX_SCRATCH_MAX bytes; larger messages,
+   * and one arriving while a message is being handled, use the allocating
+   * decoder.  docs/architecture.md describes the receive path. */
+  char *rx;
+  size_t rx_cap;
+  int rx_busy;
   pusher__tstamp now;
   uint64_t auth_timeout_ms;
   pusher__user_auth_hook user_hook;

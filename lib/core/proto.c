@@ -1,6 +1,7 @@
 /* Pusher protocol 7 message codec (see proto.h). */
 #include "core/proto.h"
 
+#include <stdint.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,10 +102,36 @@ static size_t js_utf8(const unsigned char *p, const unsigned char *end) {
   return need + 1;
 }
 
+/* Nonzero when one of the 8 bytes of w is a quote, a backslash, a control
+ * character (< 0x20) or not ASCII: the bytes js_string must look at. */
+static inline uint64_t js_special8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  /* (x - 1) & ~x has the high bit of a byte set when that byte is zero (or
+   * when a borrow from a lower zero byte reaches it); w < 0x20 likewise via
+   * w - 0x20.  The lowest flagged byte is always a real one. */
+  return ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | (w & high);
+}
+
 /* At the opening quote.  *esc is set when the string has a backslash. */
 static int js_string(jscan *s, int nul_ok, int *esc) {
   const unsigned char *p = s->p + 1, *end = s->end;
   for (;;) {
+    /* 8 plain ASCII bytes at a time */
+    while (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      uint64_t m = js_special8(w) & 0x8080808080808080ull;
+      if (m) {
+        /* the lowest flagged byte is a real one (a borrow only carries
+         * upwards): skip the plain bytes before it (little-endian load) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        p += (size_t)__builtin_ctzll(m) >> 3;
+#endif
+        break;
+      }
+      p += 8;
+    }
     if (p >= end) return 0;
     unsigned c = *p;
     if (c == '"') break;
@@ -386,8 +413,22 @@ static size_t js_declen(const jspan *sp) {
   return k;
 }
 
-/* 1 decoded, 0 not this shape (use jansson), PUSHER_ERR_NOMEM. */
-static int decode_fast(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out) {
+/* Decode sp into the scratch at *w (NUL-terminated); advance *w. */
+static char *js_put(unsigned char **w, const jspan *sp, size_t *outlen) {
+  unsigned char *b = *w;
+  size_t n = js_unescape(sp, b);
+  b[n] = '\0';
+  *w = b + n + 1;
+  if (outlen) *outlen = n;
+  return (char *)b;
+}
+
+/* 1 decoded, 0 not this shape (use jansson), PUSHER_ERR_NOMEM.  With a
+ * scratch (len + PUSHER__DECODE_SLACK bytes at least: every decoded string
+ * is no longer than its span in the input, plus four NULs) nothing is
+ * allocated and the msg borrows the scratch. */
+static int decode_fast(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                       unsigned char *scratch) {
   jscan s = {(const unsigned char *)in, (const unsigned char *)in + len, 0, PUSHER__JSON_MAX_DEPTH, 0};
   jspan ev = {0}, ch = {0}, uid = {0}, data = {0};
   js_ws(&s);
@@ -435,6 +476,19 @@ static int decode_fast(const pusher_mem *mem, const char *in, size_t len, pusher
   size_t n = js_declen(&ev);
   if (n == 0 || n > PUSHER__MAX_INBOUND_NAME) return 0;
   if (ch.kind == 's' && ((n = js_declen(&ch)) == 0 || n > PUSHER__MAX_INBOUND_NAME)) return 0;
+  if (scratch) {
+    unsigned char *w = scratch;
+    out->borrowed = 1;
+    out->event = js_put(&w, &ev, NULL);
+    if (ch.kind == 's') out->channel = js_put(&w, &ch, NULL);
+    if (uid.kind == 's') out->user_id = js_put(&w, &uid, NULL);
+    if (data.kind == 's') {
+      out->data = js_put(&w, &data, &out->data_len);
+      out->data_was_string = 1;
+      out->data_is_json = pusher__json_valid(out->data, out->data_len);
+    }
+    return 1;
+  }
   /* The same allocations, in the same order, as the jansson path. */
   if (!(out->event = js_dup(mem, &ev, NULL))) goto nomem;
   if (ch.kind == 's' && !(out->channel = js_dup(mem, &ch, NULL))) goto nomem;
@@ -452,6 +506,10 @@ nomem:
 
 void pusher__msg_free(const pusher_mem *mem, pusher__msg *m) {
   if (!m) return;
+  if (m->borrowed) {
+    memset(m, 0, sizeof(*m));
+    return;
+  }
   pusher__free(mem, m->event);
   pusher__free(mem, m->channel);
   pusher__free(mem, m->data);
@@ -461,6 +519,11 @@ void pusher__msg_free(const pusher_mem *mem, pusher__msg *m) {
 
 int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
                          char *why, size_t whylen) {
+  return pusher__proto_decode_buf(mem, in, len, out, why, whylen, NULL, 0);
+}
+
+int pusher__proto_decode_buf(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                             char *why, size_t whylen, char *scratch, size_t cap) {
   memset(out, 0, sizeof(*out));
   if (why && whylen) why[0] = '\0';
   if (!in) {
@@ -468,11 +531,23 @@ int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, push
     return PUSHER_ERR_JSON;
   }
   /* Valid, within the depth cap, the usual shape: no jansson needed. */
-  int fr = decode_fast(mem, in, len, out);
+  if (scratch && (len > SIZE_MAX - PUSHER__DECODE_SLACK || cap < len + PUSHER__DECODE_SLACK)) scratch = NULL;
+  int fr = decode_fast(mem, in, len, out, (unsigned char *)scratch);
   if (fr == 1) return 0;
   if (fr < 0) {
     WHY("out of memory");
     return fr;
+  }
+  return pusher__proto_decode_jansson(mem, in, len, out, why, whylen);
+}
+
+int pusher__proto_decode_jansson(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                                 char *why, size_t whylen) {
+  memset(out, 0, sizeof(*out));
+  if (why && whylen) why[0] = '\0';
+  if (!in) {
+    WHY("empty message");
+    return PUSHER_ERR_JSON;
   }
   if (!pusher__json_depth_ok(in, len, PUSHER__JSON_MAX_DEPTH)) {
     WHY("JSON nested deeper than %d levels", PUSHER__JSON_MAX_DEPTH);

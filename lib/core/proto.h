@@ -16,7 +16,8 @@
 #define PUSHER__MAX_INBOUND_NAME 1024
 
 /* One decoded frame.  All strings are NUL-terminated and owned by the msg
- * (allocated with the mem given to decode). */
+ * (allocated with the mem given to decode), or, when borrowed is set, they
+ * point into the scratch buffer given to pusher__proto_decode_buf. */
 typedef struct pusher__msg {
   char *event;        /* never NULL after a successful decode */
   char *channel;      /* NULL when absent */
@@ -25,6 +26,7 @@ typedef struct pusher__msg {
   int data_is_json;   /* data is (or, for a string, parses as) JSON */
   int data_was_string;/* the wire carried `data` as a JSON string (double encoding) */
   char *user_id;      /* string (or number as text) when present, else NULL */
+  int borrowed;       /* strings live in the caller's scratch: msg_free frees none */
 } pusher__msg;
 
 /* Decode one text frame.  Returns 0, or PUSHER_ERR_JSON (invalid JSON, too
@@ -34,6 +36,21 @@ typedef struct pusher__msg {
 int pusher__proto_decode(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
                          char *why, size_t whylen);
 void pusher__msg_free(const pusher_mem *mem, pusher__msg *m);
+
+/* As pusher__proto_decode, but a frame of the common shape (see decode_fast
+ * in proto.c: an object whose event, channel, user_id and data are strings
+ * or null) is decoded without any allocation: its unescaped strings are
+ * written into scratch (cap bytes; it must hold len + PUSHER__DECODE_SLACK)
+ * and the msg borrows them (valid while scratch is untouched).  Any other
+ * frame, or a too small scratch, goes through the allocating path. */
+#define PUSHER__DECODE_SLACK 4
+/* The general decoder alone (jansson), which pusher__proto_decode uses for
+ * what its fast scanner leaves; exposed so that tests and
+ * fuzz/fuzz_json_differential.c can check that both give the same msg. */
+int pusher__proto_decode_jansson(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                                 char *why, size_t whylen);
+int pusher__proto_decode_buf(const pusher_mem *mem, const char *in, size_t len, pusher__msg *out,
+                             char *why, size_t whylen, char *scratch, size_t cap);
 
 /* Nonzero when the JSON text (assumed syntactically anything) never nests
  * objects/arrays deeper than max_depth; strings are skipped correctly. */

@@ -195,7 +195,8 @@ static void free_all(pusher_client *c) {
   pusher_mem keep = c->memv;
   (void)mem;
   if (c->threaded) {
-    uv_loop_close(&c->own_loop);
+    uv_loop_close(c->own_loop);
+    pusher__free(&keep, c->own_loop);
     uv_cond_destroy(&c->cond);
     uv_mutex_destroy(&c->mu);
   }
@@ -435,19 +436,26 @@ int pusher_client_new(pusher_client **out, const char *app_key, const pusher_cli
     }
   }
   if (c->threaded) {
-    if (uv_loop_init(&c->own_loop) != 0) {
+    if (!(c->own_loop = pusher__malloc(c->mem, sizeof *c->own_loop))) {
+      rc = PUSHER_ERR_NOMEM;
+      goto fail_conn;
+    }
+    if (uv_loop_init(c->own_loop) != 0) {
+      pusher__free(c->mem, c->own_loop);
       rc = PUSHER_ERR_INTERNAL;
       goto fail_conn;
     }
-    c->loop = &c->own_loop;
+    c->loop = c->own_loop;
     if (uv_mutex_init_recursive(&c->mu) != 0) {
-      uv_loop_close(&c->own_loop);
+      uv_loop_close(c->own_loop);
+      pusher__free(c->mem, c->own_loop);
       rc = PUSHER_ERR_INTERNAL;
       goto fail_conn;
     }
     if (uv_cond_init(&c->cond) != 0) {
       uv_mutex_destroy(&c->mu);
-      uv_loop_close(&c->own_loop);
+      uv_loop_close(c->own_loop);
+      pusher__free(c->mem, c->own_loop);
       rc = PUSHER_ERR_INTERNAL;
       goto fail_conn;
     }

@@ -138,7 +138,7 @@ struct pusher_client {
   const pusher_mem *mem;
   pusher__conn *conn;
   uv_loop_t *loop;
-  uv_loop_t own_loop;
+  uv_loop_t *own_loop; /* threaded mode only (about 850 bytes a loop-mode client does not need) */
   int threaded;
   uv_thread_t loop_tid;
   uv_mutex_t mu;
@@ -181,7 +181,6 @@ struct pusher_client {
   struct job *jobs, **jobs_tail;
   struct hreq *hreqs;
   struct link *link;
-  uint8_t pbuf[PLAIN_BUF];
 };
 
 #define now_ms pusher__cl_now_ms

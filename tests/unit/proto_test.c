@@ -369,13 +369,134 @@ static void test_decode_fast_path(void **st) {
   pusher__msg_free(NULL, &m);
 }
 
+/* Decode s both ways (allocating, and into a scratch of cap bytes) and check
+ * they agree; returns the scratch-mode rc with *m from the scratch decode. */
+static int decode_both(const char *s, char *scratch, size_t cap, pusher__msg *m) {
+  char why[200], why2[200];
+  pusher__msg a;
+  size_t n = strlen(s);
+  int ra = pusher__proto_decode(NULL, s, n, &a, why, sizeof why);
+  int rb = pusher__proto_decode_buf(NULL, s, n, m, why2, sizeof why2, scratch, cap);
+  assert_int_equal(ra, rb);
+  assert_string_equal(why, why2);
+  if (ra == 0) {
+    assert_string_equal(a.event, m->event);
+    assert_true((a.channel == NULL) == (m->channel == NULL));
+    if (a.channel) assert_string_equal(a.channel, m->channel);
+    assert_true((a.user_id == NULL) == (m->user_id == NULL));
+    if (a.user_id) assert_string_equal(a.user_id, m->user_id);
+    assert_true((a.data == NULL) == (m->data == NULL));
+    assert_int_equal(a.data_len, m->data_len);
+    if (a.data) assert_memory_equal(a.data, m->data, a.data_len);
+    assert_int_equal(a.data_is_json, m->data_is_json);
+    assert_int_equal(a.data_was_string, m->data_was_string);
+    assert_false(a.borrowed);
+  } else {
+    assert_false(m->borrowed);
+    assert_null(m->event);
+  }
+  pusher__msg_free(NULL, &a);
+  return rb;
+}
+
+static int in_scratch(const char *p, const char *scratch, size_t cap) {
+  return p >= scratch && p < scratch + cap;
+}
+
+static void test_decode_scratch(void **st) {
+  (void)st;
+  char sc[512];
+  pusher__msg m;
+  /* the common shape: no allocation, every string borrowed from the scratch */
+  const char *f = "{\"event\":\"bench\",\"channel\":\"bench\",\"data\":\"ts=1 i=2\"}";
+  assert_int_equal(decode_both(f, sc, sizeof sc, &m), 0);
+  assert_true(m.borrowed);
+  assert_true(in_scratch(m.event, sc, sizeof sc) && in_scratch(m.channel, sc, sizeof sc) &&
+              in_scratch(m.data, sc, sizeof sc));
+  assert_string_equal(m.data, "ts=1 i=2");
+  assert_false(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  assert_false(m.borrowed);
+  assert_null(m.event);
+  /* escapes, unicode (BMP and a surrogate pair), user_id, JSON data with nested objects */
+  f = "{\"event\":\"\\u00e9\\t\\\"\",\"channel\":\"c\\/\\\\\",\"user_id\":\"\\ud83d\\ude00\","
+      "\"data\":\"{\\\"a\\\":{\\\"b\\\":[{\\\"c\\\":\\\"\\\\u00e9\\\"}]}}\"}";
+  assert_int_equal(decode_both(f, sc, sizeof sc, &m), 0);
+  assert_true(m.borrowed);
+  assert_string_equal(m.event, "\xc3\xa9\t\"");
+  assert_string_equal(m.channel, "c/\\");
+  assert_string_equal(m.user_id, "\xf0\x9f\x98\x80");
+  assert_string_equal(m.data, "{\"a\":{\"b\":[{\"c\":\"\\u00e9\"}]}}");
+  assert_true(m.data_is_json);
+  pusher__msg_free(NULL, &m);
+  /* raw UTF-8 passes through */
+  assert_int_equal(decode_both("{\"event\":\"e\",\"data\":\"\xe2\x82\xac\"}", sc, sizeof sc, &m), 0);
+  assert_true(m.borrowed);
+  assert_string_equal(m.data, "\xe2\x82\xac");
+  pusher__msg_free(NULL, &m);
+  /* exactly len + PUSHER__DECODE_SLACK is enough; one byte less falls back */
+  f = "{\"event\":\"e\",\"channel\":\"c\",\"user_id\":\"u\",\"data\":\"d\"}";
+  size_t need = strlen(f) + PUSHER__DECODE_SLACK;
+  assert_int_equal(decode_both(f, sc, need, &m), 0);
+  assert_true(m.borrowed);
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode_both(f, sc, need - 1, &m), 0);
+  assert_false(m.borrowed);
+  assert_string_equal(m.data, "d");
+  pusher__msg_free(NULL, &m);
+  assert_int_equal(decode_both(f, NULL, 0, &m), 0);
+  assert_false(m.borrowed);
+  pusher__msg_free(NULL, &m);
+  /* fallbacks to jansson: object, number, array, boolean data; numeric user_id; escaped key */
+  const char *fallback[] = {
+      "{\"event\":\"e\",\"data\":{\"k\":{\"n\":[1,2,{\"x\":null}]}}}",
+      "{\"event\":\"e\",\"data\":42}",
+      "{\"event\":\"e\",\"data\":[\"a\"]}",
+      "{\"event\":\"e\",\"user_id\":7,\"data\":\"x\"}",
+      "{\"ev\\u0065nt\":\"e\",\"data\":\"x\"}",
+      "{\"event\":\"e\",\"data\":true}",
+  };
+  for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++) {
+    assert_int_equal(decode_both(fallback[i], sc, sizeof sc, &m), 0);
+    assert_false(m.borrowed);
+    pusher__msg_free(NULL, &m);
+  }
+  /* invalid input: the same error either way, nothing borrowed */
+  const char *bad[] = {
+      "",
+      "{",
+      "{\"event\":\"e\"",
+      "{\"event\":\"e\",\"data\":\"\\x\"}",
+      "{\"event\":\"e\",\"data\":\"\\ud800\"}",
+      "{\"event\":\"e\",\"data\":\"\\u12\"}",
+      "{\"event\":\"e\",\"data\":\"a\x01\"}",
+      "{\"event\":\"e\",\"data\":\"\xc3\"}",
+      "{\"event\":\"e\",\"data\":\"\xed\xa0\x80\"}",
+      "{\"event\":\"\"}",
+      "{\"event\":5}",
+      "{\"channel\":\"c\"}",
+      "{\"event\":\"e\",\"channel\":\"\"}",
+      "{\"event\":\"e\",\"channel\":1}",
+      "{\"event\":\"e\",\"user_id\":[]}",
+      "{\"event\":\"e\"} x",
+      "[\"event\"]",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_true(decode_both(bad[i], sc, sizeof sc, &m) < 0);
+  /* an event name over the cap is refused either way */
+  char big[PUSHER__MAX_INBOUND_NAME + 64], sc2[sizeof big + 8];
+  int k = snprintf(big, sizeof big, "{\"event\":\"");
+  memset(big + k, 'a', PUSHER__MAX_INBOUND_NAME + 1);
+  strcpy(big + k + PUSHER__MAX_INBOUND_NAME + 1, "\"}");
+  assert_int_equal(decode_both(big, sc2, sizeof sc2, &m), PUSHER_ERR_PROTO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decode_double_encoded), cmocka_unit_test(test_decode_object_string_absent),
       cmocka_unit_test(test_decode_errors),         cmocka_unit_test(test_depth_cap),
       cmocka_unit_test(test_encoders),              cmocka_unit_test(test_options),
       cmocka_unit_test(test_channel_names),         cmocka_unit_test(test_json_scanner),
-      cmocka_unit_test(test_decode_fast_path),
+      cmocka_unit_test(test_decode_fast_path),      cmocka_unit_test(test_decode_scratch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
