@@ -1,5 +1,5 @@
-/* Pusher signatures (docs/protocol.md §6.1, §9.3, §10), shared by the client,
- * the `pusher` CLI and the server pusherd.
+/* Pusher signatures (docs/protocol.md: "Signatures", "Request signing",
+ * "Webhooks"), shared by the client, the `pusher` CLI and the server pusherd.
  *
  *  - hex HMAC-SHA256 and hex MD5 primitives (lowercase hex);
  *  - channel authorization  "<key>:" hex HMAC(secret, "<socket_id>:<channel>[:<channel_data>]");
