@@ -57,6 +57,18 @@ static inline void rec_close(int code, const char *reason, void *ud) {
 
 static const pd_sink rec_sink = {rec_send, rec_close};
 
+/* A core over cfg (apps already added) on the local adapter, at a fixed
+ * time: loop clock 5000 ms, wall clock 1700000000 s.  Undone by
+ * rec_core_stop. */
+static inline void rec_core_start(pd_core *core, pd_config *cfg) {
+  assert_int_equal(pd_core_init(core, cfg, &pd_adapter_local, NULL), 0);
+  pd_core_set_time(core, 5000, 1700000000);
+}
+static inline void rec_core_stop(pd_core *core, pd_config *cfg) {
+  pd_core_free(core);
+  pd_config_free(cfg);
+}
+
 static inline void rec_clear(rec *r) {
   for (size_t i = 0; i < r->n; i++) free(r->frames[i]);
   r->n = 0;

@@ -26,13 +26,11 @@ static int setup(void **st) {
   pd_app_cfg *dis = pd_app_cfg_new("dis-id", "dis-key", "dis-secret");
   dis->enabled = 0;
   pd_config_add_app(&cfg, dis);
-  assert_int_equal(pd_core_init(&core, &cfg, &pd_adapter_local, NULL), 0);
-  pd_core_set_time(&core, 5000, 1700000000);
+  rec_core_start(&core, &cfg);
   return 0;
 }
 static int teardown(void **st) {
-  pd_core_free(&core);
-  pd_config_free(&cfg);
+  rec_core_stop(&core, &cfg);
   return 0;
 }
 

@@ -71,15 +71,13 @@ static int setup(void **st) {
   b->subscription_count = 0;
   pd_config_add_app(&cfg, b);
   pd_config_add_app(&cfg, pd_app_cfg_new("none-id", "none-key", "secret"));
-  assert_int_equal(pd_core_init(&core, &cfg, &pd_adapter_local, NULL), 0);
+  rec_core_start(&core, &cfg);
   pd_core_set_webhooks(&core, &rec_out, NULL);
-  pd_core_set_time(&core, 5000, 1700000000);
   return 0;
 }
 static int teardown(void **st) {
   (void)st;
-  pd_core_free(&core);
-  pd_config_free(&cfg);
+  rec_core_stop(&core, &cfg);
   seen_clear();
   return 0;
 }
