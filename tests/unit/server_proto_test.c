@@ -29,7 +29,7 @@ static int setup(void **st) {
   pd_app_cfg *dis = pd_app_cfg_new("dis-id", "dis-key", "dis-secret");
   dis->enabled = 0;
   pd_config_add_app(&cfg, dis);
-  rec_core_start(&core, &cfg);
+  assert_int_equal(rec_core_start(&core, &cfg), 0);
   return 0;
 }
 static int teardown(void **st) {

@@ -71,7 +71,7 @@ static int setup(void **st) {
   b->subscription_count = 0;
   pd_config_add_app(&cfg, b);
   pd_config_add_app(&cfg, pd_app_cfg_new("none-id", "none-key", "secret"));
-  rec_core_start(&core, &cfg);
+  assert_int_equal(rec_core_start(&core, &cfg), 0);
   pd_core_set_webhooks(&core, &rec_out, NULL);
   return 0;
 }
