@@ -29,6 +29,19 @@ if(TARGET pusherd)
     COMPONENT tools EXCLUDE_FROM_ALL)
 endif()
 
+# Every package carries /usr/share/doc/<package>/copyright (Debian policy
+# 12.5).  Component installs only, like the unit above.
+foreach(comp_pkg lib:libpusher${PROJECT_VERSION_MAJOR} dev:libpusher-dev tools:pusher-tools)
+  string(REPLACE ":" ";" comp_pkg "${comp_pkg}")
+  list(GET comp_pkg 0 comp)
+  list(GET comp_pkg 1 pkg)
+  if(comp STREQUAL "tools" AND NOT TARGET pusherd)
+    continue()
+  endif()
+  install(FILES packaging/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${pkg}
+    COMPONENT ${comp} EXCLUDE_FROM_ALL)
+endforeach()
+
 # The multiarch triplet of this machine (x86_64-linux-gnu, ...).
 set(PUSHER_DEB_MULTIARCH "")
 find_program(PUSHER_DPKG_ARCHITECTURE dpkg-architecture)

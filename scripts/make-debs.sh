@@ -20,7 +20,7 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 mkdir -p "$bdir"
 log="$bdir/make-debs"
 
-cmake -S "$src" -B "$bdir" -DCMAKE_INSTALL_PREFIX=/usr \
+cmake -S "$src" -B "$bdir" -DCMAKE_INSTALL_PREFIX=/usr -DPUSHER_PC_RELOCATABLE=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPUSHER_TESTS=OFF -DPUSHER_BENCH=OFF \
   -DPUSHER_EXAMPLES=OFF -DPUSHER_FUZZ=OFF "$@" >"$log.configure.log" 2>&1 || {
   cat "$log.configure.log" >&2; echo "make-debs: configure failed" >&2; exit 1; }

@@ -23,11 +23,11 @@
 #    `systemd-analyze security --offline` rates its exposure below 4;
 #  - libpusher0 + libpusher-dev + pusher-tools extracted (dpkg-deb -x) into
 #    one temporary root: the examples compile and link against it with
-#    pkg-config (pusher.pc is ${pcfiledir}-relative, so PKG_CONFIG_PATH into
-#    the root is enough), load libpusher.so.0 from the root, and run
-#    (tests/examples/run_examples.sh) against the extracted pusherd; the
-#    extracted pusherd also starts with the packaged example configuration
-#    and stops with status 0 on SIGTERM.
+#    pkg-config (the packaged pusher.pc says prefix=/usr and gives plain
+#    flags; --define-variable=prefix points it into the root), load
+#    libpusher.so.0 from the root, and run (tests/examples/run_examples.sh)
+#    against the extracted pusherd; the extracted pusherd also starts with
+#    the packaged example configuration and stops with status 0 on SIGTERM.
 # Ports: pusherd 7940 (auth server 7941), 7943.
 # Packaging only (the code it runs is run by the other tests under the
 # sanitizers); building debs-tree takes about 2 minutes on 2 cores.
@@ -96,6 +96,13 @@ files() { dpkg-deb -c "$(deb "$1")" | awk '{ print $6 }' | sed 's|^\./|/|'; }
 has_file() { grep -qxE -- "$2" <<<"$(files "$1")" || fail "$1 lacks $2: $(files "$1" | tr '\n' ' ')"; }
 lacks_file() { ! grep -qE -- "$2" <<<"$(files "$1")" || fail "$1 must not hold $2"; }
 ctrl() { dpkg-deb --ctrl-tarfile "$(deb "$1")" | tar -xO "./$2" 2>/dev/null; }
+
+# ---- every package: its copyright file (Debian policy 12.5)
+for p in libpusher0 libpusher-dev pusher-tools; do
+  has_file "$p" "/usr/share/doc/$p/copyright"
+  dpkg-deb --fsys-tarfile "$(deb "$p")" | tar -xO "./usr/share/doc/$p/copyright" |
+    cmp -s - "$PUSHER_SOURCE_DIR/packaging/deb/copyright" || fail "$p: copyright differs from packaging/deb/copyright"
+done
 
 # ---- libpusher0
 [ "$(field libpusher0 Package)" = libpusher0 ] || fail "libpusher0 is named $(field libpusher0 Package)"
@@ -224,12 +231,24 @@ log "the packaged pusherd.json is accepted; SIGTERM: exit 0"
 # ---- the examples against the extracted library, run against the extracted pusherd
 pc="$(find "$root" -name pusher.pc)"
 export PKG_CONFIG_PATH="$(dirname "$pc")"
-libdir="$(cd "$(pkg-config --variable=libdir pusher)" && pwd)"
-[ "$libdir" = "$root$LIBDIR" ] || fail "pkg-config libdir $libdir is not $root$LIBDIR"
 [ "$(dirname "$pc")" = "$root$LIBDIR/pkgconfig" ] || fail "pusher.pc is at $pc, not in $root$LIBDIR/pkgconfig"
-incdir="$(cd "$(pkg-config --variable=includedir pusher)" && pwd)"
-[ "$incdir" = "$root/usr/include" ] && grep -qF -- "-I$(pkg-config --variable=includedir pusher)" <<<"$(pkg-config --cflags pusher)" ||
-  fail "pkg-config --cflags pusher: $(pkg-config --cflags pusher) (want $root/usr/include)"
+# The packaged pusher.pc names /usr, so pkg-config knows its directories as
+# the system's and prints plain flags: nothing for --cflags, -lpusher alone.
+[ "$(pkg-config --variable=prefix pusher)" = /usr ] ||
+  fail "packaged pusher.pc: prefix=$(pkg-config --variable=prefix pusher) (want /usr)"
+[ "$(pkg-config --variable=libdir pusher)" = "$LIBDIR" ] ||
+  fail "packaged pusher.pc: libdir=$(pkg-config --variable=libdir pusher) (want $LIBDIR)"
+flags="$(pkg-config --cflags --libs pusher)"
+[ "$(echo $flags)" = "-lpusher" ] || fail "pkg-config --cflags --libs pusher: '$flags' (want -lpusher)"
+log "packaged pusher.pc: prefix=/usr, --cflags --libs: $flags"
+# Here the packages are unpacked under $root, not installed in /usr: point
+# the prefix there.
+PC=(pkg-config --define-variable=prefix="$root/usr")
+libdir="$(cd "$("${PC[@]}" --variable=libdir pusher)" && pwd)"
+[ "$libdir" = "$root$LIBDIR" ] || fail "pkg-config libdir $libdir is not $root$LIBDIR"
+incdir="$(cd "$("${PC[@]}" --variable=includedir pusher)" && pwd)"
+[ "$incdir" = "$root/usr/include" ] && grep -qF -- "-I$root/usr/include" <<<"$("${PC[@]}" --cflags pusher)" ||
+  fail "pkg-config --cflags pusher: $("${PC[@]}" --cflags pusher) (want $root/usr/include)"
 EXAMPLES=(hello hello_loop presence_chat encrypted publish)
 bin="$RUN_DIR/examples"
 mkdir -p "$bin"
@@ -238,11 +257,11 @@ for ex in "${EXAMPLES[@]}"; do
   [ "$ex" = hello_loop ] && extra=($(pkg-config --cflags --libs libuv))
   # shellcheck disable=SC2046
   "$CC" -Wall -Werror "${SAN[@]}" -o "$bin/$ex" "$PUSHER_SOURCE_DIR/examples/$ex.c" \
-    $(pkg-config --cflags --libs pusher) "${extra[@]}" -pthread -Wl,-rpath,"$libdir" \
+    $("${PC[@]}" --cflags --libs pusher) "${extra[@]}" -pthread -Wl,-rpath,"$libdir" \
     >>"$bin.log" 2>&1 || fail "build of $ex against the packages failed: $(cat "$bin.log")"
   grep -qF "$libdir/libpusher.so.0" <<<"$(LD_TRACE_LOADED_OBJECTS=1 "$bin/$ex")" ||
     fail "$ex does not load libpusher.so.0 from $libdir: $(LD_TRACE_LOADED_OBJECTS=1 "$bin/$ex")"
 done
-log "built ${EXAMPLES[*]} with $(pkg-config --cflags --libs pusher)"
+log "built ${EXAMPLES[*]} with $("${PC[@]}" --cflags --libs pusher)"
 run_examples "$bin" 7940 deb
 log "PASS"
