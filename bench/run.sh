@@ -202,6 +202,9 @@ bench_servers() {
         >"$work/$tag-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($name, $srv run $r)" >&2
       result_line "$srv-$tag" <"$work/$tag-$srv-$r.json" >>"$f" ||
         echo "run.sh: no JSON from pusher bench ($name, $srv run $r)" >&2
+      # each run's p99 and the generator's share, to see the spread behind the median
+      tail -1 "$f" | tr ' ' '\n' | grep -E '^(latency_us.p99|self.loop_cpu_share|stalled.cut)=' | tr '\n' ' ' |
+        sed 's/^/   /; s/$/\n/' >&2
       if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
     done
   done
