@@ -148,17 +148,17 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
   F="$work/fanout.txt"; : >"$F"
   for r in $(seq 1 "$runs"); do
     for srv in pusherd soketi; do
-      if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
-      else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
-      sleep 0.5
-      echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
-      # pusher bench exits 1 on a loss; the table shows the counts.
-      "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
-        --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
-        >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
-      result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
-        echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
-      if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
+    if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
+    else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
+    sleep 0.5
+    echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
+    # pusher bench exits 1 on a loss; the table shows the counts.
+    "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
+      --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
+      >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
+    result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
+      echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
+    if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
     done
   done
   echo
@@ -188,25 +188,26 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
   echo
 fi
 
-# One `pusher bench --json` per server per run, appended to FILE as RESULT
-# lines labelled SERVER-TAG.  bench_servers FILE TAG NAME BENCH-ARGS...
-bench_servers() {
-  local f=$1 tag=$2 name=$3 r srv port; shift 3
-  for r in $(seq 1 "$runs"); do
-    for srv in pusherd soketi; do
-      if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
-      else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
-      sleep 0.5
-      echo "== $name run $r/$runs: $srv (pid $SERVER_PID): $*" >&2
-      "${BENCH[@]}" --port "$port" --server-pid "$SERVER_PID" --timeout 30 --json "$@" \
-        >"$work/$tag-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($name, $srv run $r)" >&2
-      result_line "$srv-$tag" <"$work/$tag-$srv-$r.json" >>"$f" ||
-        echo "run.sh: no JSON from pusher bench ($name, $srv run $r)" >&2
-      # each run's p99 and the generator's share, to see the spread behind the median
-      tail -1 "$f" | tr ' ' '\n' | grep -E '^(latency_us.p99|self.loop_cpu_share|stalled.cut)=' | tr '\n' ' ' |
-        sed 's/^/   /; s/$/\n/' >&2
-      if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
-    done
+# Run R of one configuration: one `pusher bench --json` per server, appended
+# to FILE as RESULT lines labelled SERVER-TAG.  The sections loop over the
+# runs outside the configurations, so that a burst of load from other
+# processes on the machine falls on all of them alike.
+# bench_round FILE TAG NAME R BENCH-ARGS...
+bench_round() {
+  local f=$1 tag=$2 name=$3 r=$4 srv port; shift 4
+  for srv in pusherd soketi; do
+    if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
+    else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
+    sleep 0.5
+    echo "== $name run $r/$runs: $srv (pid $SERVER_PID): $*" >&2
+    "${BENCH[@]}" --port "$port" --server-pid "$SERVER_PID" --timeout 30 --json "$@" \
+      >"$work/$tag-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($name, $srv run $r)" >&2
+    result_line "$srv-$tag" <"$work/$tag-$srv-$r.json" >>"$f" ||
+      echo "run.sh: no JSON from pusher bench ($name, $srv run $r)" >&2
+    # each run's p99 and the generator's share, to see the spread behind the median
+    tail -1 "$f" | tr ' ' '\n' | grep -E '^(latency_us.p99|self.loop_cpu_share|stalled.cut)=' | tr '\n' ' ' |
+      sed 's/^/   /; s/$/\n/' >&2
+    if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
   done
 }
 
@@ -215,8 +216,10 @@ bench_servers() {
 # stands on at least 200 events x N subscribers.
 if [ -z "$only" ] || [ "$only" = latency ]; then
   L="$work/latency.txt"; : >"$L"
-  bench_servers "$L" r50 latency --subscribers "$lat_subs" --events 500 --rate 50
-  bench_servers "$L" r10 latency --subscribers "$lat_subs" --events 200 --rate 10
+  for r in $(seq 1 "$runs"); do
+    bench_round "$L" r50 latency "$r" --subscribers "$lat_subs" --events 500 --rate 50
+    bench_round "$L" r10 latency "$r" --subscribers "$lat_subs" --events 200 --rate 10
+  done
   echo
   echo "latency: $lat_subs subscribers on one channel, paced REST events (one per request), pusher bench, median of $runs"
   cols=(pusherd-r50 soketi-r50 pusherd-r10 soketi-r10)
@@ -243,8 +246,10 @@ fi
 # limit 1 MiB, both defaults).
 if [ -z "$only" ] || [ "$only" = slow ]; then
   S="$work/slow.txt"; : >"$S"
-  bench_servers "$S" st0 slow --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload"
-  bench_servers "$S" st10 slow --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload" --stalled 10
+  for r in $(seq 1 "$runs"); do
+    bench_round "$S" st0 slow "$r" --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload"
+    bench_round "$S" st10 slow "$r" --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload" --stalled 10
+  done
   echo
   echo "slow: $slow_subs reading subscribers + 0 or 10 stalled (--stalled, never read after subscribing), 1000 events of ${slow_payload} B at 100/s, median of $runs"
   cols=(pusherd-st0 pusherd-st10 soketi-st0 soketi-st10)
