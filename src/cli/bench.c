@@ -19,6 +19,10 @@
  * --server-pid the server's /proc files are sampled before connecting, when
  * all are subscribed and at the end.
  *
+ * Stalled subscribers (--stalled): raw WebSocket sockets, opened once the
+ * readers are subscribed and then never read until the end; see
+ * "stalled subscribers" below.  Not in the latency and loss figures.
+ *
  * Threads share: the event counter and the first HTTP error (under mu), a
  * few atomic counters, and the read-only per-channel subscriber counts
  * taken when publishing starts.  Publishers wake the loop with uv_async. */
