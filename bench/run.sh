@@ -3,11 +3,20 @@
 #
 #   bench/run.sh [--subscribers N] [--events M] [--rate R] [--http-conns K]
 #                [--recv-events E] [--recv-rate R] [--core-events E]
-#                [--runs RUNS] [--only fanout|recv] [--no-build] [--build DIR]
+#                [--lat-subscribers N] [--slow-subscribers N] [--slow-payload B]
+#                [--runs RUNS] [--only fanout|latency|slow|recv] [--no-build] [--build DIR]
 #
 #   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
 #                  REST-triggered events, the same load generator for both
 #                  (`pusher bench`, src/cli/bench.c).
+#   latency:       pusherd vs soketi, N subscribers on one channel, paced at
+#                  50 and 10 events/s (50,000 and 10,000 deliveries/s with
+#                  1000), and 100 subscribers at 500 events/s (50,000/s with
+#                  a tenth of the generator's work per event): latency
+#                  percentiles and the load generator's CPU.
+#   slow:          pusherd vs soketi, N reading subscribers plus 0 or 10 that
+#                  stop reading (--stalled), 100 events/s of B-byte payloads:
+#                  the readers' latency, and what became of the stalled ones.
 #   client_recv:   our C client vs pusher-js 8.6.0 receiving E events from
 #                  pusherd; plus callgrind instructions/event of our core.
 #
@@ -20,6 +29,7 @@ root="$(cd "$here/.." && pwd)"
 
 subs=1000 events=1000 rate=0 http_conns=2
 recv_events=100000 recv_rate=20000 core_events=20000
+lat_subs=1000 slow_subs=100 slow_payload=8000
 runs=3 only="" build=1 bdir="$root/build-bench"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,11 +40,14 @@ while [ $# -gt 0 ]; do
     --recv-events) recv_events=$2; shift 2 ;;
     --recv-rate) recv_rate=$2; shift 2 ;;
     --core-events) core_events=$2; shift 2 ;;
+    --lat-subscribers) lat_subs=$2; shift 2 ;;
+    --slow-subscribers) slow_subs=$2; shift 2 ;;
+    --slow-payload) slow_payload=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --build) bdir=$2; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -137,17 +150,17 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
   F="$work/fanout.txt"; : >"$F"
   for r in $(seq 1 "$runs"); do
     for srv in pusherd soketi; do
-      if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
-      else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
-      sleep 0.5
-      echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
-      # pusher bench exits 1 on a loss; the table shows the counts.
-      "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
-        --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
-        >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
-      result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
-        echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
-      if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
+    if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
+    else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
+    sleep 0.5
+    echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
+    # pusher bench exits 1 on a loss; the table shows the counts.
+    "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
+      --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
+      >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
+    result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
+      echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
+    if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
     done
   done
   echo
@@ -174,6 +187,93 @@ if [ -z "$only" ] || [ "$only" = fanout ]; then
   row "$F" "subscribed per socket p99 (ms)" connect.subscribe_ms.p99 pusherd soketi
   row "$F" "load generator CPU, publish (s)" self.cpu_s pusherd soketi
   row "$F" "bench event loop, share of 1 core" self.loop_cpu_share pusherd soketi
+  echo
+fi
+
+# Run R of one configuration: one `pusher bench --json` per server, appended
+# to FILE as RESULT lines labelled SERVER-TAG.  The sections loop over the
+# runs outside the configurations, so that a burst of load from other
+# processes on the machine falls on all of them alike.
+# bench_round FILE TAG NAME R BENCH-ARGS...
+bench_round() {
+  local f=$1 tag=$2 name=$3 r=$4 srv port; shift 4
+  for srv in pusherd soketi; do
+    if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
+    else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
+    sleep 0.5
+    echo "== $name run $r/$runs: $srv (pid $SERVER_PID): $*" >&2
+    "${BENCH[@]}" --port "$port" --server-pid "$SERVER_PID" --timeout 30 --json "$@" \
+      >"$work/$tag-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($name, $srv run $r)" >&2
+    result_line "$srv-$tag" <"$work/$tag-$srv-$r.json" >>"$f" ||
+      echo "run.sh: no JSON from pusher bench ($name, $srv run $r)" >&2
+    # each run's p99 and the generator's share, to see the spread behind the median
+    tail -1 "$f" | tr ' ' '\n' | grep -E '^(latency_us.p99|self.loop_cpu_share|stalled.cut)=' | tr '\n' ' ' |
+      sed 's/^/   /; s/$/\n/' >&2
+    if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
+  done
+}
+
+# ------------------------------------------------------------------ latency
+# Paced: 500 events at 50/s (10 s) and 200 at 10/s (20 s), so that the p99
+# stands on at least 200 events x N subscribers; and 2500 events at 500/s
+# to 100 subscribers (5 s), the same 50,000 deliveries/s, where the
+# generator's one event loop reads 100 deliveries per event, not 1000.
+if [ -z "$only" ] || [ "$only" = latency ]; then
+  L="$work/latency.txt"; : >"$L"
+  for r in $(seq 1 "$runs"); do
+    bench_round "$L" r50 latency "$r" --subscribers "$lat_subs" --events 500 --rate 50
+    bench_round "$L" r10 latency "$r" --subscribers "$lat_subs" --events 200 --rate 10
+    bench_round "$L" s100 latency "$r" --subscribers 100 --events 2500 --rate 500
+  done
+  echo
+  echo "latency: paced REST events (one per request) on one channel, pusher bench, median of $runs;"
+  echo "r50: $lat_subs subscribers x 50 events/s, r10: $lat_subs x 10/s, s100: 100 subscribers x 500/s"
+  cols=(pusherd-r50 soketi-r50 pusherd-r10 soketi-r10 pusherd-s100 soketi-s100)
+  header "metric" "${cols[@]}"
+  row "$L" "deliveries/s" deliveries.per_s "${cols[@]}"
+  row "$L" "lost + duplicated" deliveries.lost "${cols[@]}"
+  row "$L" "latency p50 (us)" latency_us.p50 "${cols[@]}"
+  row "$L" "latency p90 (us)" latency_us.p90 "${cols[@]}"
+  row "$L" "latency p99 (us)" latency_us.p99 "${cols[@]}"
+  row "$L" "latency p99.9 (us)" latency_us.p99_9 "${cols[@]}"
+  row "$L" "latency max (us)" latency_us.max "${cols[@]}"
+  row "$L" "HTTP request p50 (ms)" publish.request_ms.p50 "${cols[@]}"
+  row "$L" "server CPU, share of 1 core" server.cpu_share "${cols[@]}"
+  row "$L" "server CPU per delivery (us)" server.cpu_us_per_delivery "${cols[@]}"
+  row "$L" "bench event loop, share of 1 core" self.loop_cpu_share "${cols[@]}"
+  row "$L" "bench publisher CPU (s)" self.publisher_cpu_s "${cols[@]}"
+  echo
+fi
+
+# ------------------------------------------------------------------ slow
+# Stalled subscribers must fill the server's queue within the run: 100
+# events/s of --slow-payload bytes for 10 s (8 MB per stalled socket with
+# the default 8000; pusherd's cap is 4 MiB, soketi's uWS backpressure
+# limit 1 MiB, both defaults).
+if [ -z "$only" ] || [ "$only" = slow ]; then
+  S="$work/slow.txt"; : >"$S"
+  for r in $(seq 1 "$runs"); do
+    bench_round "$S" st0 slow "$r" --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload"
+    bench_round "$S" st10 slow "$r" --subscribers "$slow_subs" --events 1000 --rate 100 --payload "$slow_payload" --stalled 10
+  done
+  echo
+  echo "slow: $slow_subs reading subscribers + 0 or 10 stalled (--stalled, never read after subscribing), 1000 events of ${slow_payload} B at 100/s, median of $runs"
+  cols=(pusherd-st0 pusherd-st10 soketi-st0 soketi-st10)
+  header "metric (readers only, but stalled)" "${cols[@]}"
+  row "$S" "readers: deliveries" deliveries.received "${cols[@]}"
+  row "$S" "readers: lost + duplicated" deliveries.lost "${cols[@]}"
+  row "$S" "readers: latency p50 (us)" latency_us.p50 "${cols[@]}"
+  row "$S" "readers: latency p99 (us)" latency_us.p99 "${cols[@]}"
+  row "$S" "readers: latency p99.9 (us)" latency_us.p99_9 "${cols[@]}"
+  row "$S" "stalled: cut by the server" stalled.cut "${cols[@]}"
+  row "$S" "stalled: closed with 4100" stalled.close_4100 "${cols[@]}"
+  row "$S" "stalled: still open at end" stalled.still_open "${cols[@]}"
+  row "$S" "stalled: events got (max)" stalled.events_max "${cols[@]}"
+  row "$S" "stalled: events missed (all)" stalled.missed "${cols[@]}"
+  row "$S" "stalled: cut after (s, last)" stalled.cut_after_s_max "${cols[@]}"
+  row "$S" "server peak RSS VmHWM (KiB)" server.hwm_kb "${cols[@]}"
+  row "$S" "server CPU per delivery (us)" server.cpu_us_per_delivery "${cols[@]}"
+  row "$S" "bench event loop, share of 1 core" self.loop_cpu_share "${cols[@]}"
   echo
 fi
 

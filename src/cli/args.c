@@ -172,6 +172,14 @@ const char cli_bench_help[] =
     "  --publishers K            publishing threads, one HTTP connection each\n"
     "                            (default 1; with more, events of different\n"
     "                            publishers may legitimately arrive out of order)\n"
+    "  --payload BYTES           pad each event's data with a \"p\" string of BYTES\n"
+    "                            characters (default 0; at most 100000)\n"
+    "  --stalled N               also open N raw WebSocket subscribers (plain TCP,\n"
+    "                            small receive buffer) that subscribe to the channels\n"
+    "                            like the others and then never read again; at the\n"
+    "                            end report how many the server cut and when, and\n"
+    "                            what they got (needs --no-tls; at most 1000; not in\n"
+    "                            the latency and loss figures)\n"
     "  --connect-concurrency K   subscribers connecting at the same time (default 100)\n"
     "  --connect-timeout S       per subscriber connection attempt (default 15)\n"
     "  --timeout S               give up after S seconds without progress (default 10)\n"
@@ -231,6 +239,8 @@ enum {
   B_CONNECT_TIMEOUT,
   B_TIMEOUT,
   B_CHANNEL_PREFIX,
+  B_PAYLOAD,
+  B_STALLED,
   B_SERVER_PID,
   B_REALTIME,
   B_JSON,
@@ -259,6 +269,8 @@ static const struct option BENCH_OPTS[] = {
     {"connect-timeout", required_argument, NULL, B_CONNECT_TIMEOUT},
     {"timeout", required_argument, NULL, B_TIMEOUT},
     {"channel-prefix", required_argument, NULL, B_CHANNEL_PREFIX},
+    {"payload", required_argument, NULL, B_PAYLOAD},
+    {"stalled", required_argument, NULL, B_STALLED},
     {"server-pid", required_argument, NULL, B_SERVER_PID},
     {"realtime-clock", no_argument, NULL, B_REALTIME},
     {"json", no_argument, NULL, B_JSON},
@@ -273,6 +285,8 @@ static const struct option BENCH_OPTS[] = {
 #define BENCH_MAX_CHANNELS 100000L
 #define BENCH_MAX_EVENTS 1000000000L
 #define BENCH_MAX_PUBLISHERS 64L
+#define BENCH_MAX_PAYLOAD 100000L /* over both pusherd's and soketi's default event cap */
+#define BENCH_MAX_STALLED 1000L
 
 static int bench_long(const char *opt, const char *val, long min, long max, long *out) {
   if (cli_parse_long(val, min, max, out) != 0)
@@ -361,6 +375,12 @@ int cli_bench_parse(int argc, char **argv, cli_bench_args *a) {
       if ((rc = bench_seconds("timeout", optarg, &a->timeout))) return rc;
       break;
     case B_CHANNEL_PREFIX: a->channel_prefix = optarg; break;
+    case B_PAYLOAD:
+      if ((rc = bench_long("payload", optarg, 0, BENCH_MAX_PAYLOAD, &a->payload))) return rc;
+      break;
+    case B_STALLED:
+      if ((rc = bench_long("stalled", optarg, 0, BENCH_MAX_STALLED, &a->stalled))) return rc;
+      break;
     case B_SERVER_PID:
       if ((rc = bench_long("server-pid", optarg, 1, 0x7fffffffL, &a->server_pid))) return rc;
       break;
@@ -382,6 +402,10 @@ int cli_bench_parse(int argc, char **argv, cli_bench_args *a) {
   if (a->subscribers > 0 && a->channels > a->subscribers)
     return cli_usage_error("bench", "--channels %ld is more than --subscribers %ld", a->channels,
                            a->subscribers);
+  if (a->stalled > 0 && a->tls)
+    return cli_usage_error("bench", "--stalled works over plain WebSocket only: add --no-tls");
+  if (a->stalled > 0 && a->subscribers == 0)
+    return cli_usage_error("bench", "--stalled needs --subscribers N > 0 (the ones that read)");
   if (a->app_id == NULL)
     return cli_usage_error("bench", "no app id: use --app-id ID or set PUSHER_APP_ID");
   if (a->key == NULL)

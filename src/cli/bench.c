@@ -19,6 +19,10 @@
  * --server-pid the server's /proc files are sampled before connecting, when
  * all are subscribed and at the end.
  *
+ * Stalled subscribers (--stalled): raw WebSocket sockets, opened once the
+ * readers are subscribed and then never read until the end; see
+ * "stalled subscribers" below.  Not in the latency and loss figures.
+ *
  * Threads share: the event counter and the first HTTP error (under mu), a
  * few atomic counters, and the read-only per-channel subscriber counts
  * taken when publishing starts.  Publishers wake the loop with uv_async. */
@@ -26,8 +30,11 @@
 #include <pusher/rest.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -177,6 +186,7 @@ enum sub_state { S_IDLE, S_CONNECTING, S_CONNECTED, S_SUBSCRIBED, S_FAILED, S_CL
 enum phase { P_CONNECT, P_PUBLISH, P_DONE };
 
 struct bench;
+struct stalled;
 
 typedef struct sub {
   struct bench *b;
@@ -231,6 +241,12 @@ typedef struct bench {
   atomic_uint_fast64_t triggered, requests, http_errors, expected, t_first_trigger, t_last_reply;
   uint64_t t_pub0; /* set before the threads start: rate pacing origin */
   uint64_t planned; /* deliveries expected when every event is published */
+
+  /* stalled subscribers (loop thread only; --stalled) */
+  struct stalled *stalled;
+  long stalled_subscribed;
+  int stalled_failed;
+  uint64_t stamp_pub0; /* stamp clock when publishing started */
 
   /* samples */
   proc_sample srv_before, srv_idle, srv_end;
@@ -342,7 +358,8 @@ static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *u
   }
 }
 
-/* Data is exactly {"i":SEQ,"t":STAMP}; anything else is foreign. */
+/* Data is exactly {"i":SEQ,"t":STAMP}, or {"i":SEQ,"t":STAMP,"p":"x..."}
+ * with --payload; anything else is foreign. */
 static int parse_stamp(const char *d, size_t n, uint64_t *seq, uint64_t *t) {
   const char *end = d + n;
   if (n < 13 || memcmp(d, "{\"i\":", 5) != 0) return -1; /* {"i":0,"t":0} */
@@ -356,6 +373,12 @@ static int parse_stamp(const char *d, size_t n, uint64_t *seq, uint64_t *t) {
   if (*p < '0' || *p > '9') return -1;
   v = 0;
   while (p < end && *p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+  if (end - p >= 8 && memcmp(p, ",\"p\":\"", 6) == 0) { /* the padding: x... */
+    p += 6;
+    while (p < end && *p == 'x') p++;
+    if (p >= end || *p != '"') return -1;
+    p++;
+  }
   if (p + 1 != end || *p != '}') return -1;
   *t = v;
   return 0;
@@ -466,6 +489,335 @@ static void start_more(bench *b) {
   }
 }
 
+/* ------------------------------------------------------------------ stalled subscribers */
+
+/* --stalled N: raw WebSocket subscribers that stop reading.  Each is a
+ * plain TCP socket with a small receive buffer (STALLED_RCVBUF, set before
+ * connecting so that the advertised window stays small), opened with
+ * blocking I/O on the loop thread once the reading subscribers are all
+ * subscribed: HTTP upgrade, pusher:connection_established, pusher:subscribe
+ * to its channel, pusher_internal:subscription_succeeded.  Then nothing
+ * reads it until publishing is over, so the kernel's receive buffer fills
+ * and the server must queue, drop or cut.  At the end stalled_drain reads
+ * what is left, without blocking, and tells how each one ended: a close
+ * frame (its code), an EOF or reset without one, or still open after
+ * STALLED_IDLE_MS with nothing more to read.  The bench events it got tell
+ * when the server stopped sending: the trigger stamp of the last one.
+ * Caps: STALLED_BUF_CAP bytes of unparsed input per socket (one frame must
+ * fit), STALLED_DRAIN_S for the whole drain. */
+#define STALLED_RCVBUF 4096
+#define STALLED_BUF_CAP (256 * 1024) /* malloc'd per socket; only what is used is touched */
+#define STALLED_IDLE_MS 1000
+#define STALLED_DRAIN_S 30
+
+enum { ST_OPEN, ST_CLOSE_FRAME, ST_EOF, ST_RESET, ST_BAD };
+
+typedef struct stalled {
+  int fd;
+  uint32_t chan;
+  uint8_t end;       /* ST_*, after stalled_drain */
+  int close_code;    /* from the close frame, 0 = none */
+  uint64_t events;   /* bench events received */
+  uint64_t last_t;   /* stamp of the last one (0: none) */
+  uint64_t last_rx;  /* mono_ns of the last read with data (drain) */
+  uint8_t *buf;      /* unparsed input, at most STALLED_BUF_CAP */
+  size_t len;
+} stalled;
+
+/* One WebSocket frame at p[0..n): its length in all (0: incomplete, -1:
+ * malformed or over STALLED_BUF_CAP), opcode and payload (unmasked in place). */
+static long ws_frame(uint8_t *p, size_t n, int *op, uint8_t **pl, size_t *plen) {
+  if (n < 2) return 0;
+  size_t h = 2;
+  uint64_t len = p[1] & 0x7f;
+  int masked = p[1] & 0x80;
+  if (len == 126) {
+    if (n < 4) return 0;
+    len = (uint64_t)p[2] << 8 | p[3];
+    h = 4;
+  } else if (len == 127) {
+    if (n < 10) return 0;
+    len = 0;
+    for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+    h = 10;
+  }
+  if (masked) h += 4;
+  if (len > STALLED_BUF_CAP - h) return -1;
+  if (n < h + len) return 0;
+  if (masked)
+    for (uint64_t i = 0; i < len; i++) p[h + i] ^= p[h - 4 + (i & 3)];
+  *op = p[0] & 0x0f;
+  *pl = p + h;
+  *plen = (size_t)len;
+  return (long)(h + len);
+}
+
+static const void *mem_find(const void *h, size_t hn, const char *needle) {
+  return memmem(h, hn, needle, strlen(needle));
+}
+
+/* Send all of p (blocking socket); 0 or -1. */
+static int send_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* A masked text frame from the client (RFC 6455 5.3). */
+static int ws_send_text(int fd, const char *text) {
+  size_t n = strlen(text);
+  uint8_t f[14 + 512];
+  if (n > 512) return -1;
+  size_t h = 2;
+  f[0] = 0x81;
+  if (n < 126) {
+    f[1] = (uint8_t)(0x80 | n);
+  } else {
+    f[1] = 0x80 | 126;
+    f[2] = (uint8_t)(n >> 8);
+    f[3] = (uint8_t)n;
+    h = 4;
+  }
+  uint32_t key = (uint32_t)mono_ns() ^ 0x5a3c96e1u;
+  memcpy(f + h, &key, 4);
+  for (size_t i = 0; i < n; i++) f[h + 4 + i] = (uint8_t)text[i] ^ f[h + (i & 3)];
+  return send_all(fd, f, h + 4 + n);
+}
+
+/* Read into st->buf (blocking, SO_RCVTIMEO) until a text frame holding want
+ * arrives; frames before it are dropped.  0, or -1 with why. */
+static int stalled_expect(stalled *st, const char *want, char *why, size_t whyn) {
+  for (;;) {
+    int op;
+    uint8_t *pl;
+    size_t pn;
+    long fl;
+    while ((fl = ws_frame(st->buf, st->len, &op, &pl, &pn)) > 0) {
+      int hit = op == 1 && mem_find(pl, pn, want) != NULL;
+      if (op == 1 && !hit && mem_find(pl, pn, "\"pusher:error\"")) {
+        snprintf(why, whyn, "stalled subscriber: the server answered %.*s", (int)(pn > 200 ? 200 : pn),
+                 (const char *)pl);
+        return -1;
+      }
+      if (op == 8) {
+        snprintf(why, whyn, "stalled subscriber: the server closed the connection (code %d)",
+                 pn >= 2 ? pl[0] << 8 | pl[1] : 0);
+        return -1;
+      }
+      memmove(st->buf, st->buf + fl, st->len - (size_t)fl);
+      st->len -= (size_t)fl;
+      if (hit) return 0;
+    }
+    if (fl < 0 || st->len == STALLED_BUF_CAP) {
+      snprintf(why, whyn, "stalled subscriber: a malformed or oversized WebSocket frame");
+      return -1;
+    }
+    ssize_t r = recv(st->fd, st->buf + st->len, STALLED_BUF_CAP - st->len, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      snprintf(why, whyn, "stalled subscriber: waiting for %s: %s", want,
+               r == 0 ? "connection closed" : strerror(errno));
+      return -1;
+    }
+    st->len += (size_t)r;
+  }
+}
+
+static int stalled_open(bench *b, stalled *st, const struct addrinfo *ai, char *why, size_t whyn) {
+  const cli_bench_args *a = b->a;
+  st->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (st->fd < 0) {
+    snprintf(why, whyn, "stalled subscriber: socket: %s", strerror(errno));
+    return -1;
+  }
+  int rcv = STALLED_RCVBUF;
+  setsockopt(st->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  struct timeval tv = {(time_t)a->connect_timeout,
+                       (suseconds_t)((a->connect_timeout - (double)(time_t)a->connect_timeout) * 1e6)};
+  setsockopt(st->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(st->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(st->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    snprintf(why, whyn, "stalled subscriber: connect: %s", strerror(errno));
+    return -1;
+  }
+  st->buf = malloc(STALLED_BUF_CAP);
+  if (st->buf == NULL) {
+    snprintf(why, whyn, "stalled subscriber: out of memory");
+    return -1;
+  }
+  char req[1024];
+  const char *host = a->host ? a->host : "ws.pusher.com";
+  char hostbuf[300];
+  if (a->host == NULL) {
+    snprintf(hostbuf, sizeof hostbuf, "ws-%s.pusher.com", a->cluster ? a->cluster : "mt1");
+    host = hostbuf;
+  }
+  int n = snprintf(req, sizeof req,
+                   "GET /app/%s?protocol=7&client=libpusher-bench-stalled&version=1 HTTP/1.1\r\n"
+                   "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: c3RhbGxlZC1zdWJzY3JpYg==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                   a->key, host, a->port ? a->port : 80);
+  if (n <= 0 || (size_t)n >= sizeof req || send_all(st->fd, req, (size_t)n) != 0) {
+    snprintf(why, whyn, "stalled subscriber: sending the upgrade request: %s", strerror(errno));
+    return -1;
+  }
+  /* The response head; what follows it is the first frames. */
+  for (;;) {
+    const uint8_t *e = mem_find(st->buf, st->len, "\r\n\r\n");
+    if (e) {
+      if (st->len < 12 || memcmp(st->buf + 9, "101", 3) != 0) {
+        snprintf(why, whyn, "stalled subscriber: the upgrade was refused: %.*s",
+                 (int)(st->len > 60 ? 60 : st->len), (const char *)st->buf);
+        return -1;
+      }
+      size_t hl = (size_t)(e + 4 - st->buf);
+      memmove(st->buf, st->buf + hl, st->len - hl);
+      st->len -= hl;
+      break;
+    }
+    if (st->len >= 16384) {
+      snprintf(why, whyn, "stalled subscriber: upgrade response head over 16 KiB");
+      return -1;
+    }
+    ssize_t r = recv(st->fd, st->buf + st->len, 16384 - st->len, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      snprintf(why, whyn, "stalled subscriber: reading the upgrade response: %s",
+               r == 0 ? "connection closed" : strerror(errno));
+      return -1;
+    }
+    st->len += (size_t)r;
+  }
+  if (stalled_expect(st, "pusher:connection_established", why, whyn) != 0) return -1;
+  char ch[256], msg[400];
+  chan_name(b, st->chan, ch, sizeof ch);
+  snprintf(msg, sizeof msg, "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\"}}", ch);
+  if (ws_send_text(st->fd, msg) != 0) {
+    snprintf(why, whyn, "stalled subscriber: sending pusher:subscribe: %s", strerror(errno));
+    return -1;
+  }
+  return stalled_expect(st, "pusher_internal:subscription_succeeded", why, whyn);
+}
+
+/* Open and subscribe every stalled subscriber; 0, or -1 with note_error. */
+static int stalled_open_all(bench *b) {
+  const cli_bench_args *a = b->a;
+  char port[16], why[300];
+  const char *host = a->host;
+  char hostbuf[300];
+  if (host == NULL) {
+    snprintf(hostbuf, sizeof hostbuf, "ws-%s.pusher.com", a->cluster ? a->cluster : "mt1");
+    host = hostbuf;
+  }
+  snprintf(port, sizeof port, "%d", a->port ? a->port : 80);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  int g = getaddrinfo(host, port, &hints, &ai);
+  if (g != 0) {
+    note_error(b, "stalled subscriber: cannot resolve %s: %s", host, gai_strerror(g));
+    return -1;
+  }
+  int rc = 0;
+  for (long i = 0; i < a->stalled; i++) {
+    stalled *st = &b->stalled[i];
+    if (stalled_open(b, st, ai, why, sizeof why) != 0) {
+      note_error(b, "%s", why);
+      rc = -1;
+      break;
+    }
+    b->stalled_subscribed++;
+  }
+  freeaddrinfo(ai);
+  return rc;
+}
+
+/* The frames in st->buf: bench events counted, a close frame ends it. */
+static void stalled_parse(stalled *st) {
+  int op;
+  uint8_t *pl;
+  size_t pn;
+  long fl;
+  size_t off = 0;
+  while (st->end == ST_OPEN && (fl = ws_frame(st->buf + off, st->len - off, &op, &pl, &pn)) != 0) {
+    if (fl < 0) {
+      st->end = ST_BAD;
+      break;
+    }
+    off += (size_t)fl;
+    if (op == 8) {
+      st->end = ST_CLOSE_FRAME;
+      st->close_code = pn >= 2 ? pl[0] << 8 | pl[1] : 1005;
+    } else if (op == 1 && mem_find(pl, pn, "\"event\":\"bench\"")) {
+      const char *t = mem_find(pl, pn, "\\\"t\\\":");
+      st->events++;
+      if (t) st->last_t = strtoull(t + 6, NULL, 10);
+    }
+  }
+  if (st->end == ST_OPEN && st->len - off == STALLED_BUF_CAP) st->end = ST_BAD; /* no frame fits */
+  memmove(st->buf, st->buf + off, st->len - off);
+  st->len -= off;
+}
+
+/* Read every stalled socket until it ends or stays quiet (see above). */
+static void stalled_drain(bench *b) {
+  long n = b->stalled_subscribed;
+  if (n == 0) return;
+  struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+  if (pf == NULL) return;
+  uint64_t t0 = mono_ns();
+  for (long i = 0; i < n; i++) {
+    int fl = fcntl(b->stalled[i].fd, F_GETFL);
+    fcntl(b->stalled[i].fd, F_SETFL, fl | O_NONBLOCK);
+    b->stalled[i].last_rx = t0;
+  }
+  for (;;) {
+    nfds_t k = 0;
+    uint64_t now = mono_ns();
+    for (long i = 0; i < n; i++) {
+      stalled *st = &b->stalled[i];
+      if (st->end != ST_OPEN) continue;
+      if (now - st->last_rx > (uint64_t)STALLED_IDLE_MS * 1000000u) continue; /* quiet: open */
+      pf[k].fd = st->fd;
+      pf[k].events = POLLIN;
+      pf[k].revents = 0;
+      k++;
+    }
+    if (k == 0 || now - t0 > (uint64_t)STALLED_DRAIN_S * 1000000000u) break;
+    if (poll(pf, k, 100) < 0 && errno != EINTR) break;
+    for (nfds_t j = 0; j < k; j++) {
+      if (!pf[j].revents) continue;
+      stalled *st = NULL;
+      for (long i = 0; i < n && !st; i++)
+        if (b->stalled[i].fd == pf[j].fd) st = &b->stalled[i];
+      while (st->end == ST_OPEN) {
+        ssize_t r = recv(st->fd, st->buf + st->len, STALLED_BUF_CAP - st->len, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (r == 0) st->end = ST_EOF;
+        else if (r < 0) st->end = ST_RESET;
+        if (r <= 0) break;
+        st->len += (size_t)r;
+        st->last_rx = mono_ns();
+        stalled_parse(st);
+      }
+    }
+  }
+  free(pf);
+}
+
+static void stalled_close_all(bench *b) {
+  for (long i = 0; b->stalled && i < b->a->stalled; i++) {
+    if (b->stalled[i].fd >= 0) close(b->stalled[i].fd);
+    free(b->stalled[i].buf);
+  }
+  free(b->stalled);
+}
+
 /* ------------------------------------------------------------------ publishers */
 
 static void sleep_until(bench *b, uint64_t due) {
@@ -486,9 +838,19 @@ static void *publisher_main(void *arg) {
   uint64_t M = (uint64_t)a->events, C = (uint64_t)a->channels;
   double cpu0 = cpu_thread_s();
   char names[CLI_BENCH_BATCH][256];
-  char datas[CLI_BENCH_BATCH][64];
+  /* {"i":SEQ,"t":STAMP} (at most 48 bytes) and the padding ,"p":"x..." */
+  size_t dcap = 64 + (size_t)a->payload + 8;
+  char *datas = malloc(CLI_BENCH_BATCH * dcap);
   pusher_rest_event evs[CLI_BENCH_BATCH];
-  while (!atomic_load(&b->stop)) {
+  if (datas == NULL) {
+    pthread_mutex_lock(&b->mu);
+    if (b->first_http_error[0] == '\0')
+      snprintf(b->first_http_error, sizeof b->first_http_error, "publisher: out of memory");
+    pthread_mutex_unlock(&b->mu);
+    atomic_fetch_add(&b->http_errors, 1);
+    atomic_store(&b->stop, 1);
+  }
+  while (datas && !atomic_load(&b->stop)) {
     uint64_t first, n;
     pthread_mutex_lock(&b->mu);
     first = b->next_event;
@@ -504,8 +866,17 @@ static void *publisher_main(void *arg) {
     for (uint64_t k = 0; k < n; k++) {
       uint64_t seq = first + k;
       chan_name(b, (uint32_t)(seq % C), names[k], sizeof names[k]);
-      snprintf(datas[k], sizeof datas[k], "{\"i\":%" PRIu64 ",\"t\":%" PRIu64 "}", seq, stamp);
-      evs[k] = (pusher_rest_event){.channel = names[k], .name = BENCH_EVENT, .data = datas[k]};
+      char *dk = datas + k * dcap;
+      int dl = snprintf(dk, 64, "{\"i\":%" PRIu64 ",\"t\":%" PRIu64, seq, stamp);
+      if (a->payload > 0) {
+        memcpy(dk + dl, ",\"p\":\"", 6);
+        memset(dk + dl + 6, 'x', (size_t)a->payload);
+        dl += 6 + (int)a->payload;
+        dk[dl++] = '"';
+      }
+      dk[dl++] = '}';
+      dk[dl] = '\0';
+      evs[k] = (pusher_rest_event){.channel = names[k], .name = BENCH_EVENT, .data = dk};
       expect += b->chan_expect ? (uint64_t)b->chan_expect[seq % C] : 0;
     }
     uint64_t t0 = mono_ns();
@@ -535,6 +906,7 @@ static void *publisher_main(void *arg) {
     atomic_fetch_add(&b->triggered, n);
     atomic_fetch_add(&b->expected, expect);
   }
+  free(datas);
   double cpu = cpu_thread_s() - cpu0;
   pthread_mutex_lock(&b->mu);
   h_merge(&b->req, &p->req);
@@ -587,6 +959,7 @@ static void start_publishing(bench *b) {
   b->self_cpu0 = cpu_process_s();
   b->loop_cpu0 = cpu_thread_s();
   b->t_last_progress = b->t_pub0 = mono_ns();
+  b->stamp_pub0 = clock_ns(b->stamp_clock);
   for (long i = 0; i < a->publishers; i++) {
     publisher *p = &b->pubs[i];
     if (pthread_create(&p->tid, NULL, publisher_main, p) != 0) {
@@ -624,10 +997,14 @@ static void maybe_advance(bench *b) {
     int all = b->started == a->subscribers;
     int hopeless = b->subscribed == 0 && b->failed >= a->connect_concurrency;
     if (settled && (all || hopeless)) {
-      if (b->subscribed == 0 && a->subscribers > 0)
+      if (b->subscribed == 0 && a->subscribers > 0) {
         finish(b);
-      else
+      } else if (a->stalled > 0 && stalled_open_all(b) != 0) {
+        b->stalled_failed = 1;
+        finish(b);
+      } else {
         start_publishing(b);
+      }
     }
   } else if (b->phase == P_PUBLISH) {
     pthread_mutex_lock(&b->mu);
@@ -715,7 +1092,7 @@ static figures compute(bench *b) {
     f.srv_cpu_s = b->srv_end.cpu_s - b->srv_idle.cpu_s;
     if (b->received) f.srv_cpu_us_per_delivery = f.srv_cpu_s * 1e6 / (double)b->received;
   }
-  f.ok = !b->interrupted && !b->timed_out && b->failed == 0 && b->disconnects == 0 &&
+  f.ok = !b->interrupted && !b->timed_out && b->failed == 0 && b->disconnects == 0 && !b->stalled_failed &&
          f.http_errors == 0 && f.lost == 0 && b->duplicates == 0 &&
          (b->a->publishers > 1 || b->out_of_order == 0) && f.triggered == (uint64_t)b->a->events;
   return f;
@@ -730,6 +1107,9 @@ static const char *verdict(const bench *b, const figures *f, char *buf, size_t n
   else if (b->failed)
     snprintf(buf, n, "%ld of %ld subscribers could not connect or subscribe", b->failed,
              b->a->subscribers);
+  else if (b->stalled_failed)
+    snprintf(buf, n, "%ld of %ld stalled subscribers could not subscribe",
+             b->a->stalled - b->stalled_subscribed, b->a->stalled);
   else if (f->http_errors) snprintf(buf, n, "a request to the HTTP API failed");
   else if (b->timed_out) snprintf(buf, n, "no progress for %g s", b->a->timeout);
   else if (b->disconnects) snprintf(buf, n, "%ld subscribers lost their connection", b->disconnects);
@@ -738,6 +1118,54 @@ static const char *verdict(const bench *b, const figures *f, char *buf, size_t n
   else if (b->out_of_order) snprintf(buf, n, "%" PRIu64 " deliveries out of order", b->out_of_order);
   else snprintf(buf, n, "not every event was published");
   return buf;
+}
+
+/* What became of the stalled subscribers (after stalled_drain). */
+typedef struct stalled_sum {
+  long n, cut, open, close_4100, close_other, eof, reset, bad;
+  int other_code;               /* one close code other than 4100 */
+  uint64_t ev_min, ev_max, expected_each_max, missed;
+  double cut_min_s, cut_max_s;  /* last event received by a cut one, s after publishing began */
+  int have_cut_t;
+} stalled_sum;
+
+static stalled_sum stalled_summary(const bench *b, const figures *f) {
+  stalled_sum m;
+  memset(&m, 0, sizeof m);
+  m.ev_min = UINT64_MAX;
+  uint64_t C = (uint64_t)b->a->channels, T = f->triggered;
+  for (long i = 0; i < b->stalled_subscribed; i++) {
+    const stalled *st = &b->stalled[i];
+    m.n++;
+    uint64_t want = T / C + (st->chan < T % C);
+    if (want > m.expected_each_max) m.expected_each_max = want;
+    if (st->events < want) m.missed += want - st->events;
+    if (st->events < m.ev_min) m.ev_min = st->events;
+    if (st->events > m.ev_max) m.ev_max = st->events;
+    switch (st->end) {
+    case ST_OPEN: m.open++; continue;
+    case ST_CLOSE_FRAME:
+      if (st->close_code == 4100) {
+        m.close_4100++;
+      } else {
+        m.close_other++;
+        m.other_code = st->close_code;
+      }
+      break;
+    case ST_EOF: m.eof++; break;
+    case ST_RESET: m.reset++; break;
+    default: m.bad++; continue;
+    }
+    m.cut++;
+    if (st->last_t) {
+      double at = st->last_t > b->stamp_pub0 ? (double)(st->last_t - b->stamp_pub0) / 1e9 : 0;
+      if (!m.have_cut_t || at < m.cut_min_s) m.cut_min_s = at;
+      if (!m.have_cut_t || at > m.cut_max_s) m.cut_max_s = at;
+      m.have_cut_t = 1;
+    }
+  }
+  if (m.n == 0) m.ev_min = 0;
+  return m;
 }
 
 static void report_json(bench *b, const figures *f) {
@@ -750,6 +1178,7 @@ static void report_json(bench *b, const figures *f) {
   json_object_set_new(o, "batch", json_boolean(a->batch));
   json_object_set_new(o, "publishers", json_integer(a->publishers));
   json_object_set_new(o, "channel_prefix", json_string(a->channel_prefix));
+  json_object_set_new(o, "payload", json_integer(a->payload));
 
   json_t *c = json_object();
   json_object_set_new(c, "attempted", json_integer(b->started));
@@ -814,6 +1243,29 @@ static void report_json(bench *b, const figures *f) {
     json_object_set_new(o, "server", json_null());
   }
 
+  if (a->stalled > 0) {
+    stalled_sum z = stalled_summary(b, f);
+    json_t *t = json_object();
+    json_object_set_new(t, "count", json_integer(a->stalled));
+    json_object_set_new(t, "subscribed", json_integer(b->stalled_subscribed));
+    json_object_set_new(t, "cut", json_integer(z.cut));
+    json_object_set_new(t, "close_4100", json_integer(z.close_4100));
+    json_object_set_new(t, "close_other", json_integer(z.close_other));
+    json_object_set_new(t, "eof_without_close", json_integer(z.eof));
+    json_object_set_new(t, "reset", json_integer(z.reset));
+    json_object_set_new(t, "still_open", json_integer(z.open));
+    json_object_set_new(t, "malformed", json_integer(z.bad));
+    json_object_set_new(t, "events_min", json_integer((json_int_t)z.ev_min));
+    json_object_set_new(t, "events_max", json_integer((json_int_t)z.ev_max));
+    json_object_set_new(t, "events_expected", json_integer((json_int_t)z.expected_each_max));
+    json_object_set_new(t, "missed", json_integer((json_int_t)z.missed));
+    json_object_set_new(t, "cut_after_s_min", z.have_cut_t ? jnum(z.cut_min_s) : json_null());
+    json_object_set_new(t, "cut_after_s_max", z.have_cut_t ? jnum(z.cut_max_s) : json_null());
+    json_object_set_new(o, "stalled", t);
+  } else {
+    json_object_set_new(o, "stalled", json_null());
+  }
+
   json_t *m = json_object();
   json_object_set_new(m, "cpu_s", jnum(b->self_cpu));
   json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu));
@@ -875,6 +1327,18 @@ static void report_text(bench *b, const figures *f) {
          ns_to_us(h_quantile(&b->lat, 0.5)), ns_to_us(h_quantile(&b->lat, 0.9)),
          ns_to_us(h_quantile(&b->lat, 0.99)), ns_to_us(h_quantile(&b->lat, 0.999)),
          ns_to_us(b->lat.max));
+  if (a->stalled > 0) {
+    stalled_sum z = stalled_summary(b, f);
+    printf("stalled:     %ld that stopped reading: %ld cut by the server (close 4100: %ld, other "
+           "close: %ld, EOF without close: %ld, reset: %ld), %ld still open; each got %" PRIu64
+           "-%" PRIu64 " of %" PRIu64 " events",
+           b->stalled_subscribed, z.cut, z.close_4100, z.close_other, z.eof, z.reset, z.open,
+           z.ev_min, z.ev_max, z.expected_each_max);
+    if (z.have_cut_t)
+      printf("; the cut ones' last event was triggered %.2f-%.2f s into publishing", z.cut_min_s,
+             z.cut_max_s);
+    printf("\n");
+  }
   if (a->server_pid) {
     if (f->srv_cpu_s >= 0)
       printf("server:      pid %ld: CPU %.2f s (%.0f%% of one core) = %.3f us per delivery; RSS %ld "
@@ -897,7 +1361,7 @@ static void report_text(bench *b, const figures *f) {
 
 /* Raise RLIMIT_NOFILE's soft limit when the run needs more descriptors. */
 static int fit_descriptors(const cli_bench_args *a) {
-  rlim_t need = (rlim_t)a->subscribers + (rlim_t)a->publishers * 2 + 64;
+  rlim_t need = (rlim_t)a->subscribers + (rlim_t)a->stalled + (rlim_t)a->publishers * 2 + 64;
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return 0;
@@ -946,8 +1410,10 @@ int cli_bench(int argc, char **argv) {
   pthread_mutex_init(&b->mu, NULL);
   b->subs = calloc(a.subscribers ? (size_t)a.subscribers : 1, sizeof *b->subs);
   b->chan_subs = calloc((size_t)a.channels, sizeof *b->chan_subs);
-  if (b->subs == NULL || b->chan_subs == NULL || uv_loop_init(&b->loop) != 0) {
+  b->stalled = calloc(a.stalled ? (size_t)a.stalled : 1, sizeof *b->stalled);
+  if (b->subs == NULL || b->chan_subs == NULL || b->stalled == NULL || uv_loop_init(&b->loop) != 0) {
     fprintf(stderr, "pusher bench: out of memory\n");
+    free(b->stalled);
     free(b->subs);
     free(b->chan_subs);
     free(b);
@@ -964,6 +1430,10 @@ int cli_bench(int argc, char **argv) {
   for (long i = 0; i < a.subscribers; i++) {
     b->subs[i].b = b;
     b->subs[i].chan = (uint32_t)(i % a.channels);
+  }
+  for (long i = 0; i < a.stalled; i++) {
+    b->stalled[i].fd = -1;
+    b->stalled[i].chan = (uint32_t)(i % a.channels);
   }
   uv_timer_init(&b->loop, &b->tick);
   b->tick.data = b;
@@ -991,6 +1461,7 @@ int cli_bench(int argc, char **argv) {
   atomic_store(&b->stop, 1);
   for (long i = 0; i < a.publishers; i++)
     if (b->pubs[i].started) pthread_join(b->pubs[i].tid, NULL);
+  if (b->phase == P_DONE && !b->interrupted) stalled_drain(b);
 
   figures f = compute(b);
   if (a.json)
@@ -1019,6 +1490,7 @@ out:
     for (long i = 0; i < a.publishers; i++) pusher_rest_del(b->pubs[i].rest);
   free(b->pubs);
   free((void *)b->chan_expect);
+  stalled_close_all(b);
   free(b->subs);
   free(b->chan_subs);
   pthread_mutex_destroy(&b->mu);

@@ -72,6 +72,8 @@ typedef struct cli_bench_args {
   long connect_concurrency; /* subscribers connecting at the same time */
   double connect_timeout;   /* per subscriber connection attempt, seconds */
   double timeout;           /* give up after this long without progress, seconds */
+  long payload;             /* pad each event's data with a "p" string of this many bytes */
+  long stalled;             /* extra raw subscribers that stop reading (bench.c, "stalled") */
   const char *channel_prefix;
   char prefix_buf[32];      /* the default prefix: bench-<random hex> */
   /* measuring and output */

@@ -14,10 +14,17 @@
 #  - no progress line when stderr is not a terminal; --progress forces it
 #  - SIGINT while publishing: the report so far, verdict "interrupted", exit 1
 #  - usage errors exit 2; --help exits 0
+#  - --stalled 3 --payload 9000 against a pusherd whose output cap is 1 MiB:
+#    the 3 raw subscribers that stop reading are cut by the server (a 4100
+#    close frame, or an EOF once pusherd gave up flushing it: both counted
+#    as cut, and pusherd's metrics count exactly three 4100 closes), while
+#    the 5 that read get every padded event, in order; --stalled without
+#    --no-tls is a usage error
 #  - a short run against soketi 1.6.1 (a third-party server)
 # Benchmarks print figures; this test asserts counts and consistency only,
 # never a duration.
-# Ports: pusherd 7560, soketi 7570 (metrics 7571, cluster 7572).
+# Ports: pusherd 7560, a small-cap pusherd 7561 (metrics 7562), soketi 7570
+# (metrics 7571, cluster 7572).
 . "$(dirname "$0")/lib.sh"
 PORT=7560
 SPORT=7570
@@ -54,18 +61,24 @@ PY
 
 # ------------------------------------------------------------ usage (no server)
 for args in "bench" "bench --subscribers 5" "bench --subscribers x --events 5" \
-            "bench --subscribers 5 --events 5 --rate -2" "bench --subscribers 5 --events 5 --bogus"; do
+            "bench --subscribers 5 --events 5 --rate -2" "bench --subscribers 5 --events 5 --bogus" \
+            "bench --subscribers 5 --events 5 --stalled 2" "bench --subscribers 0 --events 5 --stalled 2 --no-tls" \
+            "bench --subscribers 5 --events 5 --payload 100001"; do
   rc="$(run_rc "$RUN_DIR/u.out" "$RUN_DIR/u.err" "$PUSHER_BIN" $args --app-id a --key k --secret s)"
   [ "$rc" = 2 ] || fail "pusher $args exited $rc, want 2"
   grep -q "^pusher bench: " "$RUN_DIR/u.err" || fail "pusher $args: no 'pusher bench:' message: $(cat "$RUN_DIR/u.err")"
 done
 rc="$(run_rc "$RUN_DIR/help.out" "$RUN_DIR/help.err" "$PUSHER_BIN" bench --help)"
 [ "$rc" = 0 ] || fail "pusher bench --help exited $rc"
-for o in --subscribers --channels --events --rate --batch --server-pid --json --connect-concurrency; do
+for o in --subscribers --channels --events --rate --batch --server-pid --json --connect-concurrency --payload --stalled; do
   grep -q -- "$o" "$RUN_DIR/help.out" || fail "pusher bench --help does not mention $o"
 done
-"$PUSHER_BIN" --help | grep -q "bench" || fail "pusher --help does not list bench"
-"$PUSHER_BIN" help bench | grep -q -- "--subscribers" || fail "pusher help bench does not show bench's help"
+# (to files first: grep -q would close the pipe early, and with pipefail the
+# writer's SIGPIPE on a help text over one stdio buffer would fail the check)
+"$PUSHER_BIN" --help >"$RUN_DIR/top-help.out"
+grep -q "bench" "$RUN_DIR/top-help.out" || fail "pusher --help does not list bench"
+"$PUSHER_BIN" help bench >"$RUN_DIR/help-bench.out"
+grep -q -- "--subscribers" "$RUN_DIR/help-bench.out" || fail "pusher help bench does not show bench's help"
 log "usage errors exit 2, --help exits 0"
 
 # ------------------------------------------------------------ pusherd
@@ -205,6 +218,52 @@ assert d["ok"] is False and d["verdict"] == "interrupted", d["verdict"]
 assert 0 < d["publish"]["triggered"] < 100000 and d["connect"]["subscribed"] == 10
 '
 log "SIGINT: report, verdict interrupted, exit 1"
+
+# ------------------------------------------------------------ stalled subscribers
+# A pusherd with a 1 MiB output cap; 3 stalled sockets each get 9 MB
+# offered (1000 events of 9000 bytes), more than the cap plus any kernel
+# buffers (a stalled socket's 4 KiB receive buffer and the server's send
+# buffer, at most tcp_wmem's maximum, 4 MiB by default), so each must be
+# cut.  The 5 readers are paced (100 events/s, 4.5 MB/s for all) so that
+# they keep up even in the sanitizer builds: the cap alone is more than a
+# second of one reader's traffic.
+SMALL=7561
+SMALL_METRICS=7562
+_port_free "$SMALL" || fail "port $SMALL is in use"
+printf '{"port":%d,"metrics_port":%d,"log_level":"error","max_output_queue_bytes":1048576,"apps":[{"id":"%s","key":"%s","secret":"%s"}]}\n' \
+  "$SMALL" "$SMALL_METRICS" "$APP_ID" "$APP_KEY" "$APP_SECRET" >"$RUN_DIR/small.json"
+"$PUSHERD_BIN" --config "$RUN_DIR/small.json" >"$RUN_DIR/small.out" 2>"$RUN_DIR/small.log" &
+SMALL_PID=$!
+_PIDS+=("$SMALL_PID")
+wait_until 10 "pusherd on :$SMALL" eval '! _port_free '"$SMALL" || fail "the small-cap pusherd did not start"
+rc="$(run_rc "$RUN_DIR/stalled.json" "$RUN_DIR/stalled.err" "$PUSHER_BIN" "${B[@]}" --port "$SMALL" \
+  --subscribers 5 --stalled 3 --events 1000 --rate 100 --payload 9000 --json)"
+[ "$rc" = 0 ] || fail "bench --stalled 3 exited $rc: $(cat "$RUN_DIR/stalled.err")"
+check_json "$RUN_DIR/stalled.json" '
+assert d["ok"] is True and d["payload"] == 9000, d["verdict"]
+v = d["deliveries"]
+assert v["expected"] == 5 * 1000 == v["received"], v
+assert v["lost"] == 0 and v["duplicates"] == 0 and v["out_of_order"] == 0 and v["foreign"] == 0 and v["disconnects"] == 0, v
+t = d["stalled"]
+assert t["count"] == 3 and t["subscribed"] == 3, t
+assert t["cut"] == 3 and t["close_4100"] + t["eof_without_close"] == 3, t
+assert t["close_other"] == 0 and t["reset"] == 0 and t["still_open"] == 0 and t["malformed"] == 0, t
+assert t["events_expected"] == 1000 and 0 < t["events_min"] <= t["events_max"] < 1000, t
+assert t["missed"] >= 3 * (1000 - t["events_max"]), t
+assert t["cut_after_s_min"] is not None and 0 <= t["cut_after_s_min"] <= t["cut_after_s_max"], t
+'
+# The server's own count: exactly three 4100 closes.
+closes="$(curl -fsS "http://127.0.0.1:$SMALL_METRICS/metrics" |
+  awk '/^pusherd_output_queue_closes_total/ {n += $NF} END {print n + 0}')"
+[ "$closes" = 3 ] || fail "pusherd counted $closes output-queue (4100) closes, want 3"
+# A stalled one that is offered little stays open and gets everything.
+rc="$(run_rc "$RUN_DIR/stalled.txt" "$RUN_DIR/stalled-txt.err" "$PUSHER_BIN" "${B[@]}" --port "$SMALL" \
+  --subscribers 2 --stalled 1 --events 5 --payload 10)"
+[ "$rc" = 0 ] || fail "bench --stalled 1 (text) exited $rc: $(cat "$RUN_DIR/stalled-txt.err")"
+grep -q "^stalled: *1 that stopped reading: 0 cut by the server.*1 still open; each got 5-5 of 5 events" \
+  "$RUN_DIR/stalled.txt" || fail "the text report's stalled line: $(grep stalled "$RUN_DIR/stalled.txt")"
+grep -q "^stalled:" "$RUN_DIR/pub.out" && fail "a stalled line without --stalled"
+log "--stalled: 3 raw subscribers cut by pusherd (4100), the 5 readers lost nothing"
 
 # ------------------------------------------------------------ soketi
 SOKETI_METRICS_ENABLED=false SOKETI_METRICS_SERVER_PORT=$((SPORT + 1)) SOKETI_CLUSTER_PORT=$((SPORT + 2)) \
