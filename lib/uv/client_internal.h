@@ -146,6 +146,7 @@ struct pusher_client {
   struct call *calls; /* FIFO of pending foreign calls */
   struct call **calls_tail;
   uv_timer_t timer;
+  pusher__tstamp timer_exp; /* engine time the armed timer stands for (see arm_timer) */
   uv_async_t async;
   int handles; /* open handles + live transports; free when 0 after teardown */
   struct xport *cur;
