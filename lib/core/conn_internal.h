@@ -46,7 +46,17 @@ typedef struct ebind {
   pusher_event_cb cb;
   void *ud;
   int dead;
+  /* the binding index (conn_dispatch.c): the next binding (index in ebs
+   * + 1, 0 = none) with the same key, and the hash of that key */
+  uint32_t next;
+  uint32_t hash;
 } ebind;
+
+/* One chain of the binding index: the bindings with one key (kind, channel
+ * or NULL, event), in binding order; indexes in ebs + 1, 0 = empty slot. */
+typedef struct bslot {
+  uint32_t head, tail;
+} bslot;
 
 typedef struct chan {
   char *name;
@@ -158,6 +168,14 @@ struct pusher__conn {
   size_t ncbs, acbs;
   ebind *ebs;
   size_t nebs, aebs;
+  /* Index of ebs for dispatch (conn_dispatch.c): an open-addressing table
+   * of chains, one per key of the bindings that name an event, and one
+   * chain of those that take every event.  bix_cap is a power of two (or
+   * 0), at least twice bix_used; PUSHER__MAX_BINDINGS caps it at 32768
+   * slots (256 KiB). */
+  bslot *bix;
+  size_t bix_cap, bix_used;
+  uint32_t any_head, any_tail;
   pusher_bind_id next_bind;
   uint64_t next_req;
   int depth, dead, need_sweep;
