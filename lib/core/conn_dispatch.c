@@ -13,7 +13,8 @@
  * Delivering an event used to walk every binding.  The index finds the
  * candidates directly: the bindings that name an event are chained by key
  * (kind, channel or NULL, event) in a hash table, and those that take every
- * event (event NULL) form one more chain.  Each chain lists its bindings in
+ * event (event NULL) form one more chain (with at most BIX_LINEAR bindings a
+ * delivery still tests each in turn).  Each chain lists its bindings in
  * binding order, so an event merges at most three chains (its channel and
  * name, every channel with its name, and the every-event one) by position
  * in ebs and the callbacks run in binding order, as before.
@@ -28,6 +29,7 @@
  * position stays valid; it re-reads the link after every callback. */
 
 #define BIX_MIN 8
+#define BIX_LINEAR 8 /* up to this many bindings, a delivery tests each in turn */
 
 static uint32_t fnv(uint32_t h, const char *s) {
   for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
@@ -162,6 +164,21 @@ static uint32_t next_of(const pusher__conn *c, uint32_t cur[3], uint32_t limit) 
  * theirs). */
 static flow deliver(pusher__conn *c, int kind, const pusher_event *ev, int chan_ok) {
   uint64_t k = course(c);
+  if (c->nebs <= BIX_LINEAR) {
+    /* a few bindings: testing each costs less than hashing two names */
+    size_t n = c->nebs;
+    for (size_t i = 0; i < n; i++) {
+      const ebind *b = &c->ebs[i];
+      if (b->dead || b->kind != kind) continue;
+      if (b->channel && (!chan_ok || strcmp(b->channel, ev->channel) != 0)) continue;
+      if (b->event && strcmp(b->event, ev->event) != 0) continue;
+      pusher_event_cb cb = b->cb;
+      void *ud = b->ud;
+      cb((pusher_client *)c->owner, ev, ud);
+      if (c->dead) return STOP;
+    }
+    return still(c, k);
+  }
   uint32_t hev = hash_name(ev->event);
   uint32_t cur[3] = {
       chan_ok ? bix_find(c, kind, ev->channel, hash_name(ev->channel), ev->event, hev) : 0,

@@ -1132,6 +1132,10 @@ static void test_dispatch_index(void **st) {
   assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "5", &five), 0);
   assert_int_equal(pusher__conn_bind(t.c, NULL, NULL, cb_tag, "6", NULL), 0);
   assert_int_equal(pusher__conn_bind(t.c, "a", "other", cb_tag, "no-other", &seven), 0);
+  /* 8 bindings: tested in turn (BIX_LINEAR); from the 9th on: the index */
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":\"0\"}", now);
+  assert_string_equal(LOG, "ev:a:e:0 t:1:e t:2:e t:3:e t:5:e t:6:e");
   assert_int_equal(pusher__conn_user_bind(t.c, "e", cb_tag, "no-user", NULL), 0);
   assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "9", NULL), 0);
   clear_log();
