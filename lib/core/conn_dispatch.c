@@ -13,8 +13,10 @@
  * Delivering an event used to walk every binding.  The index finds the
  * candidates directly: the bindings that name an event are chained by key
  * (kind, channel or NULL, event) in a hash table, and those that take every
- * event (event NULL) form one more chain (with at most BIX_LINEAR bindings a
- * delivery still tests each in turn).  Each chain lists its bindings in
+ * event (event NULL) form one more chain.  With at most BIX_LINEAR bindings
+ * a delivery still tests each in turn, and the index is built only when a
+ * binding beyond those is made (then kept up to date, also when sweeps
+ * bring the count down again).  Each chain lists its bindings in
  * binding order, so an event merges at most three chains (its channel and
  * name, every channel with its name, and the every-event one) by position
  * in ebs and the callbacks run in binding order, as before.
@@ -93,7 +95,7 @@ static void bix_link(pusher__conn *c, size_t i) {
 
 /* Rebuild every chain from ebs, in a table of cap slots (a new one when
  * cap differs from the current size). */
-static int bix_rebuild(pusher__conn *c, size_t cap) {
+static int bix_rebuild(pusher__conn *c, uint32_t cap) {
   if (cap != c->bix_cap) {
     bslot *t = pusher__calloc(c->m, cap, sizeof *t);
     if (!t) return PUSHER_ERR_NOMEM;
@@ -127,7 +129,7 @@ void sweep(pusher__conn *c) {
   }
   c->nebs = j;
   c->need_sweep = 0;
-  (void)bix_rebuild(c, c->bix_cap); /* same size: cannot fail */
+  if (c->bix) (void)bix_rebuild(c, c->bix_cap); /* same size: cannot fail */
 }
 
 flow emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
@@ -164,7 +166,7 @@ static uint32_t next_of(const pusher__conn *c, uint32_t cur[3], uint32_t limit) 
  * theirs). */
 static flow deliver(pusher__conn *c, int kind, const pusher_event *ev, int chan_ok) {
   uint64_t k = course(c);
-  if (c->nebs <= BIX_LINEAR) {
+  if (c->nebs <= BIX_LINEAR) { /* (beyond it the index exists: add_ebind) */
     /* a few bindings: testing each costs less than hashing two names */
     size_t n = c->nebs;
     for (size_t i = 0; i < n; i++) {
@@ -517,11 +519,17 @@ static int add_ebind(pusher__conn *c, int kind, const char *channel, const char 
   if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
   if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
-  /* room in the index for one more chain (load at most 1/2) */
-  if (event && (c->bix_used + 1) * 2 > c->bix_cap &&
-      bix_rebuild(c, c->bix_cap ? c->bix_cap * 2 : BIX_MIN) < 0)
-    return PUSHER_ERR_NOMEM;
-  ebind b = {++c->next_bind, kind, NULL, NULL, cb, user_data, 0, 0, 0};
+  /* The index exists from the (BIX_LINEAR+1)-th binding on (deliver()
+   * tests fewer in turn, and most clients bind a few: they pay nothing for
+   * the table); then it keeps room for one more chain (load at most 1/2). */
+  if (c->nebs + 1 > BIX_LINEAR && (!c->bix || (event && (c->bix_used + 1) * 2 > c->bix_cap))) {
+    uint32_t cap = BIX_MIN; /* first built: room for as many chains as bindings */
+    if (c->bix) cap = c->bix_cap * 2;
+    else
+      while (cap < 2 * (c->nebs + 1)) cap *= 2;
+    if (bix_rebuild(c, cap) < 0) return PUSHER_ERR_NOMEM;
+  }
+  ebind b = {++c->next_bind, kind, 0, NULL, NULL, cb, user_data, 0, 0};
   if (channel && !(b.channel = pusher__strdup(c->m, channel))) return PUSHER_ERR_NOMEM;
   if (event && !(b.event = pusher__strdup(c->m, event))) {
     pusher__free(c->m, b.channel);
@@ -529,7 +537,7 @@ static int add_ebind(pusher__conn *c, int kind, const char *channel, const char 
   }
   if (event) b.hash = key_hash(kind, hash_name(channel), hash_name(event));
   c->ebs[c->nebs++] = b;
-  bix_link(c, c->nebs - 1);
+  if (c->bix) bix_link(c, c->nebs - 1);
   if (id) *id = b.id;
   return 0;
 }

@@ -38,18 +38,17 @@ typedef struct cbind {
 
 enum { BK_CHANNEL = 0, BK_USER = 1, BK_WATCHLIST = 2 };
 
+/* (The index fields sit in what was padding: the struct stays 56 bytes.) */
 typedef struct ebind {
   pusher_bind_id id;
   int kind;      /* BK_*: channel/global, user (sign-in), watchlist */
+  uint32_t hash; /* index (conn_dispatch.c): the hash of the key */
   char *channel; /* NULL = every channel and connection-level events */
   char *event;   /* NULL = every event */
   pusher_event_cb cb;
   void *ud;
   int dead;
-  /* the binding index (conn_dispatch.c): the next binding (index in ebs
-   * + 1, 0 = none) with the same key, and the hash of that key */
-  uint32_t next;
-  uint32_t hash;
+  uint32_t next; /* index: the next binding with the same key (position in ebs + 1, 0 = none) */
 } ebind;
 
 /* One chain of the binding index: the bindings with one key (kind, channel
@@ -168,13 +167,13 @@ struct pusher__conn {
   size_t ncbs, acbs;
   ebind *ebs;
   size_t nebs, aebs;
-  /* Index of ebs for dispatch (conn_dispatch.c): an open-addressing table
-   * of chains, one per key of the bindings that name an event, and one
-   * chain of those that take every event.  bix_cap is a power of two (or
-   * 0), at least twice bix_used; PUSHER__MAX_BINDINGS caps it at 32768
-   * slots (256 KiB). */
+  /* Index of ebs for dispatch (conn_dispatch.c), built once there are
+   * more than 8 bindings: an open-addressing table of chains, one per key
+   * of the bindings that name an event, and one chain of those that take
+   * every event.  bix_cap is a power of two (or 0), at least twice
+   * bix_used; PUSHER__MAX_BINDINGS caps it at 32768 slots (256 KiB). */
   bslot *bix;
-  size_t bix_cap, bix_used;
+  uint32_t bix_cap, bix_used;
   uint32_t any_head, any_tail;
   pusher_bind_id next_bind;
   uint64_t next_req;

@@ -1178,6 +1178,32 @@ static void test_dispatch_index(void **st) {
   fs_send_text(&t.fs, "{\"event\":\"other\",\"channel\":\"a\",\"data\":\"5\"}", now);
   assert_string_equal(LOG, "ev:a:other:5 t:3:other t:6:other t:newall:other");
   t_free(&t);
+
+  /* the index first built over bindings that all have their own key */
+  t_init(&t);
+  t_new(&t);
+  pusher__conn_subscribe(t.c, "a", now);
+  connect_ok(&t, "1.1", 120);
+  static const char *tags[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11"};
+  /* 9 bindings (the catch-all + k0..k7): 8 chains in the first table; an
+   * event without a chain must still end its search */
+  for (int n = 8; n <= 12; n += 4) {
+    for (int i = n - (n == 8 ? 8 : 4); i < n; i++) {
+      char name[8];
+      snprintf(name, sizeof name, "k%d", i);
+      assert_int_equal(pusher__conn_bind(t.c, "a", name, cb_tag, (void *)tags[i], NULL), 0);
+    }
+    for (int i = 0; i <= n; i++) {
+      char msg[128], want[64];
+      snprintf(msg, sizeof msg, "{\"event\":\"k%d\",\"channel\":\"a\",\"data\":\"x\"}", i);
+      if (i < n) snprintf(want, sizeof want, "ev:a:k%d:x t:k%d:k%d", i, i, i);
+      else snprintf(want, sizeof want, "ev:a:k%d:x", i);
+      clear_log();
+      fs_send_text(&t.fs, msg, now);
+      assert_string_equal(LOG, want);
+    }
+  }
+  t_free(&t);
 }
 
 static void test_reentrancy(void **st) {
