@@ -1189,7 +1189,7 @@ static void test_dispatch_index(void **st) {
    * event without a chain must still end its search */
   for (int n = 8; n <= 12; n += 4) {
     for (int i = n - (n == 8 ? 8 : 4); i < n; i++) {
-      char name[8];
+      char name[16];
       snprintf(name, sizeof name, "k%d", i);
       assert_int_equal(pusher__conn_bind(t.c, "a", name, cb_tag, (void *)tags[i], NULL), 0);
     }
