@@ -171,7 +171,9 @@ struct pusher__conn {
    * more than 8 bindings: an open-addressing table of chains, one per key
    * of the bindings that name an event, and one chain of those that take
    * every event.  bix_cap is a power of two (or 0), at least twice
-   * bix_used; PUSHER__MAX_BINDINGS caps it at 32768 slots (256 KiB). */
+   * bix_used; PUSHER__MAX_BINDINGS (10,000 live) caps it at 32768 slots
+   * (256 KiB), bindings dead but not yet swept (unbound inside a callback)
+   * aside. */
   bslot *bix;
   uint32_t bix_cap, bix_used;
   uint32_t any_head, any_tail;
