@@ -15,7 +15,12 @@
  *
  * The frame text defaults to a message as pusherd sends it for a REST
  * trigger of a small event (78 bytes, the frame every callgrind figure in
- * bench/README.md was measured with); --frame TEXT overrides it. */
+ * bench/README.md was measured with); --frame TEXT overrides it.
+ *
+ * --bindings N (default 1) adds N-1 bindings that do not match the events
+ * (alternately another channel with the event's name and the event's
+ * channel with another name), bound before the counting one, to measure
+ * the dispatch cost against the number of bindings. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +29,7 @@
 #include "core/conn.h"
 #include "core/ws.h"
 
-static long n_events = 20000, chunk = 65536, got;
+static long n_events = 20000, chunk = 65536, n_bindings = 1, got;
 static size_t data_bytes;
 static const char *frame_text =
     "{\"event\":\"bench\",\"channel\":\"bench\",\"data\":\"ts=1795811831123456789 i=12345 \"}";
@@ -72,9 +77,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--events")) n_events = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--chunk")) chunk = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--frame")) frame_text = argv[i + 1];
+    else if (!strcmp(argv[i], "--bindings")) n_bindings = atol(argv[i + 1]);
     else { fprintf(stderr, "client_core: unknown option %s\n", argv[i]); return 2; }
   }
-  if (n_events < 1 || chunk < 1) return 2;
+  if (n_events < 1 || chunk < 1 || n_bindings < 1) return 2;
   pusher_client_options o;
   pusher_client_options_default(&o);
   o.encrypted = 0;
@@ -85,6 +91,13 @@ int main(int argc, char **argv) {
   pusher__conn *c;
   pusher__conn_hooks hooks = {NULL};
   if (pusher__conn_new(&c, "app-key", &o, NULL, &hooks, NULL) != 0) return 1;
+  for (long i = 1; i < n_bindings; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "other-%ld", i);
+    int r = i % 2 ? pusher__conn_bind(c, name, "bench", on_event, NULL, NULL)
+                  : pusher__conn_bind(c, "bench", name, on_event, NULL, NULL);
+    if (r != 0) { fprintf(stderr, "client_core: bind %ld failed (%d)\n", i, r); return 1; }
+  }
   pusher__conn_bind(c, "bench", "bench", on_event, NULL, NULL);
   pusher__tstamp now = 1000000;
   pusher__conn_subscribe(c, "bench", now);
@@ -146,8 +159,9 @@ int main(int argc, char **argv) {
   feed_events(c, gen, buf, total, now);
   clock_gettime(CLOCK_MONOTONIC, &b);
   double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
-  printf("RESULT label=client_core events=%ld delivered=%ld frame_bytes=%zu chunk=%ld ns_per_event=%.1f\n",
-         n_events, got, hl + tl, chunk, got ? ns / (double)got : -1);
+  printf("RESULT label=client_core events=%ld delivered=%ld frame_bytes=%zu chunk=%ld bindings=%ld "
+         "ns_per_event=%.1f\n",
+         n_events, got, hl + tl, chunk, n_bindings, got ? ns / (double)got : -1);
   free(buf);
   pusher__conn_del(c);
   return got == n_events ? 0 : 1;

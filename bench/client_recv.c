@@ -6,8 +6,13 @@
  * starts the publisher then), and at the end one line
  *   RESULT label=libpusher events=N cpu_s=.. cpu_us_per_event=..
  *          rss_ready_kb=.. maxrss_kb=..
+ *          user_s=.. sys_s=.. wakeups=.. events_per_wakeup=..
  * cpu_s is user+system time of this process between READY and the last
- * event (getrusage), maxrss_kb the peak resident set of the whole run. */
+ * event (getrusage), user_s and sys_s its two parts, maxrss_kb the peak
+ * resident set of the whole run.  wakeups counts the voluntary context
+ * switches over the same span (ru_nvcsw): each is one sleep in epoll_wait
+ * that data ended, so events_per_wakeup says how many events one wakeup
+ * (one epoll_wait + read) carried. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +24,14 @@
 
 static long want = 100000, got;
 static size_t bytes;
-static double cpu_ready;
+static double user_ready, sys_ready;
+static long nvcsw_ready;
 static long rss_ready;
 static pusher_client *client;
 static uv_loop_t *loop;
 static uv_timer_t guard;
 
-static double cpu_now(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-         ru.ru_stime.tv_usec / 1e6;
-}
+static double tv_s(struct timeval tv) { return (double)tv.tv_sec + tv.tv_usec / 1e6; }
 
 static long rss_now(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -44,12 +45,15 @@ static long rss_now(void) {
 }
 
 static void finish(void) {
-  double cpu = cpu_now() - cpu_ready;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
+  double user = tv_s(ru.ru_utime) - user_ready, sys = tv_s(ru.ru_stime) - sys_ready;
+  double cpu = user + sys;
+  long wakeups = ru.ru_nvcsw - nvcsw_ready;
   printf("RESULT label=libpusher events=%ld bytes=%zu cpu_s=%.3f cpu_us_per_event=%.3f "
-         "rss_ready_kb=%ld maxrss_kb=%ld\n",
-         got, bytes, cpu, got ? cpu * 1e6 / (double)got : -1, rss_ready, ru.ru_maxrss);
+         "rss_ready_kb=%ld maxrss_kb=%ld user_s=%.3f sys_s=%.3f wakeups=%ld events_per_wakeup=%.2f\n",
+         got, bytes, cpu, got ? cpu * 1e6 / (double)got : -1, rss_ready, ru.ru_maxrss, user, sys,
+         wakeups, wakeups > 0 ? (double)got / (double)wakeups : -1);
   fflush(stdout);
   pusher_client_del(client);
   client = NULL;
@@ -65,8 +69,12 @@ static void on_event(pusher_client *c, const pusher_event *ev, void *u) {
 
 static void on_ready(pusher_client *c, const pusher_event *ev, void *u) {
   (void)c; (void)ev; (void)u;
-  cpu_ready = cpu_now();
   rss_ready = rss_now();
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  user_ready = tv_s(ru.ru_utime);
+  sys_ready = tv_s(ru.ru_stime);
+  nvcsw_ready = ru.ru_nvcsw;
   printf("READY\n");
   fflush(stdout);
 }

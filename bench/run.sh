@@ -2,7 +2,8 @@
 # libpusher benchmarks, side by side with named baselines (bench/README.md).
 #
 #   bench/run.sh [--subscribers N] [--events M] [--rate R] [--http-conns K]
-#                [--recv-events E] [--recv-rate R] [--core-events E]
+#                [--recv-events E] [--recv-rate R] [--recv-sat-rate R2]
+#                [--recv-sat-publishers K] [--core-events E]
 #                [--lat-subscribers N] [--slow-subscribers N] [--slow-payload B]
 #                [--runs RUNS] [--only fanout|latency|slow|recv] [--no-build] [--build DIR]
 #
@@ -18,7 +19,11 @@
 #                  stop reading (--stalled), 100 events/s of B-byte payloads:
 #                  the readers' latency, and what became of the stalled ones.
 #   client_recv:   our C client vs pusher-js 8.6.0 receiving E events from
-#                  pusherd; plus callgrind instructions/event of our core.
+#                  pusherd at R/s, one publisher, and at R2/s (default 0:
+#                  as fast as they go) from K publishers (default 8; the
+#                  saturating pass), next to client_floor (no library: the
+#                  wakeups and reads alone); plus callgrind
+#                  instructions/event of our core with 1 and 1000 bindings.
 #
 # Every figure is the median of RUNS runs (default 3).  Servers are started
 # and stopped here, on ports 7900-7999 only; only the PIDs started here are
@@ -28,7 +33,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
 subs=1000 events=1000 rate=0 http_conns=2
-recv_events=100000 recv_rate=20000 core_events=20000
+recv_events=100000 recv_rate=20000 recv_sat_rate=0 recv_sat_pubs=8 core_events=20000
 lat_subs=1000 slow_subs=100 slow_payload=8000
 runs=3 only="" build=1 bdir="$root/build-bench"
 while [ $# -gt 0 ]; do
@@ -39,6 +44,8 @@ while [ $# -gt 0 ]; do
     --http-conns) http_conns=$2; shift 2 ;;
     --recv-events) recv_events=$2; shift 2 ;;
     --recv-rate) recv_rate=$2; shift 2 ;;
+    --recv-sat-rate) recv_sat_rate=$2; shift 2 ;;
+    --recv-sat-publishers) recv_sat_pubs=$2; shift 2 ;;
     --core-events) core_events=$2; shift 2 ;;
     --lat-subscribers) lat_subs=$2; shift 2 ;;
     --slow-subscribers) slow_subs=$2; shift 2 ;;
@@ -47,7 +54,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --build) bdir=$2; shift 2 ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -68,12 +75,12 @@ trap 'exit 130' INT TERM
 if [ "$build" = 1 ]; then
   echo "== building ($bdir, Release)" >&2
   cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
-    cmake --build "$bdir" -j2 --target pusherd pusher_cli client_recv client_core >>"$work/cmake.log" 2>&1 ||
+    cmake --build "$bdir" -j2 --target pusherd pusher_cli client_recv client_floor client_core >>"$work/cmake.log" 2>&1 ||
     { tail -30 "$work/cmake.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
 fi
 PUSHERD="$bdir/pusherd" PUSHER="$bdir/pusher"
 BENCH=("$PUSHER" bench --no-tls --host 127.0.0.1 --app-id app-id --key app-key --secret app-secret)
-CRECV="$bdir/bench/client_recv" CCORE="$bdir/bench/client_core"
+CRECV="$bdir/bench/client_recv" CCORE="$bdir/bench/client_core" CFLOOR="$bdir/bench/client_floor"
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { for _ in $(seq 1 100); do port_free "$1" || return 0; sleep 0.1; done; return 1; }
@@ -278,47 +285,81 @@ if [ -z "$only" ] || [ "$only" = slow ]; then
 fi
 
 # ------------------------------------------------------------------ client_recv
-if [ -z "$only" ] || [ "$only" = recv ]; then
-  R="$work/recv.txt"; : >"$R"
-  start_pusherd $RECV_PORT || exit 1
+# Three receivers, one after the other, of the same stream from one pusherd:
+# libpusher (bench/client_recv.c), pusher-js (client_recv_pusherjs.cjs) and
+# client_floor (bench/client_floor.c: epoll_wait + read and a frame count,
+# no library), at the given rate and at the saturating one.  wakeups are
+# voluntary context switches (getrusage ru_nvcsw): one per sleep in
+# epoll_wait, so events/wakeup is how many events one wakeup carried.
+recv_pass() { # rate publishers file
+  local rate=$1 pubs=$2 R=$3 cl out cpid
   for r in $(seq 1 "$runs"); do
-    for cl in libpusher pusher-js; do
+    for cl in libpusher pusher-js floor; do
       out="$work/client-$cl-$r.out"; : >"$out"
-      if [ "$cl" = libpusher ]; then
-        "$CRECV" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 &
-      else
-        node "$here/client_recv_pusherjs.cjs" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 &
-      fi
+      case $cl in
+        libpusher) "$CRECV" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 & ;;
+        pusher-js) node "$here/client_recv_pusherjs.cjs" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 & ;;
+        floor) "$CFLOOR" --port $RECV_PORT --channel bench-recv-0 --count "$recv_events" >"$out" 2>&1 & ;;
+      esac
       cpid=$!; started+=("$cpid")
       for _ in $(seq 1 200); do grep -q READY "$out" && break; sleep 0.05; done
-      echo "== client_recv run $r/$runs: $cl (pid $cpid), $recv_events events at ${recv_rate}/s" >&2
+      echo "== client_recv run $r/$runs: $cl (pid $cpid), $recv_events events at ${rate}/s, $pubs publisher(s)" >&2
       "${BENCH[@]}" --port $RECV_PORT --channel-prefix bench-recv --subscribers 0 --events "$recv_events" \
-        --batch --rate "$recv_rate" --timeout 30 >"$work/publisher.log" 2>&1 ||
+        --batch --rate "$rate" --publishers "$pubs" --timeout 30 >"$work/publisher.log" 2>&1 ||
         { echo "run.sh: the publisher failed:" >&2; tail -5 "$work/publisher.log" >&2; }
       for _ in $(seq 1 600); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
       stop_pid "$cpid"
       grep RESULT "$out" >>"$R" || { echo "run.sh: $cl gave no result:" >&2; cat "$out" >&2; }
     done
   done
+}
+recv_table() { # rate publishers file
+  local rate=$1 pubs=$2 R=$3
+  echo "client_recv: $recv_events events (~80 B frames) from pusherd at ${rate}/s (0 = as fast as they go), $pubs publisher(s), batches of 10, median of $runs"
+  header "metric" libpusher pusher-js floor
+  row "$R" "events received" events libpusher pusher-js floor
+  row "$R" "client CPU per event (us)" cpu_us_per_event libpusher pusher-js floor
+  row "$R" "client CPU total (s)" cpu_s libpusher pusher-js floor
+  row "$R" "  of which user (s)" user_s libpusher pusher-js floor
+  row "$R" "  of which system (s)" sys_s libpusher pusher-js floor
+  row "$R" "wakeups (voluntary ctx switches)" wakeups libpusher pusher-js floor
+  row "$R" "events per wakeup" events_per_wakeup libpusher pusher-js floor
+  row "$R" "RSS when subscribed (KiB)" rss_ready_kb libpusher pusher-js floor
+  row "$R" "peak RSS (KiB)" maxrss_kb libpusher pusher-js floor
+  local a b f
+  a=$(median "$R" libpusher cpu_us_per_event) b=$(median "$R" pusher-js cpu_us_per_event) f=$(median "$R" floor cpu_us_per_event)
+  printf "| %-34s | %14s | %14s | %14s |\n" "CPU/event vs pusher-js" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN{if (b > 0) printf "1/%.1f", b / a; else print "n/a"}')" "1" \
+    "$(awk -v a="$f" -v b="$b" 'BEGIN{if (b > 0) printf "1/%.1f", b / a; else print "n/a"}')"
+}
+if [ -z "$only" ] || [ "$only" = recv ]; then
+  R="$work/recv.txt"; : >"$R"
+  RS="$work/recv-sat.txt"; : >"$RS"
+  start_pusherd $RECV_PORT || exit 1
+  recv_pass "$recv_rate" 1 "$R"
+  recv_pass "$recv_sat_rate" "$recv_sat_pubs" "$RS"
   stop_pid "$SERVER_PID"
-  # callgrind: instructions per event of our core (deterministic).
-  if command -v valgrind >/dev/null; then
-    cg="$work/callgrind.out"
-    valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no \
-      --toggle-collect=feed_events "$CCORE" --events "$core_events" >"$work/core.txt" 2>"$work/valgrind.log"
-    ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg")
-    ir_per=$(awk -v a="$ir" -v b="$core_events" 'BEGIN{printf "%.0f", a/b}')
-  else ir_per="n/a (no valgrind)"; fi
+  # callgrind: instructions per event of our core (deterministic), with the
+  # counting binding alone and behind 999 that do not match.
+  ir_per=()
+  for nb in 1 1000; do
+    if command -v valgrind >/dev/null; then
+      cg="$work/callgrind-$nb.out"
+      valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no \
+        --toggle-collect=feed_events "$CCORE" --events "$core_events" --bindings $nb >"$work/core.txt" 2>"$work/valgrind.log"
+      ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$cg")
+      ir_per+=("$(awk -v a="$ir" -v b="$core_events" 'BEGIN{printf "%.0f", a/b}')")
+    else ir_per+=("n/a"); fi
+  done
   nat=$(for _ in $(seq 1 "$runs"); do "$CCORE" --events "$core_events"; done | tr ' ' '\n' |
         sed -n 's/^ns_per_event=//p' | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
-  echo "client_recv: $recv_events events (~80 B frames) from pusherd at ${recv_rate}/s, median of $runs"
-  header "metric" libpusher pusher-js
-  row "$R" "events received" events libpusher pusher-js
-  row "$R" "client CPU per event (us)" cpu_us_per_event libpusher pusher-js
-  row "$R" "client CPU total (s)" cpu_s libpusher pusher-js
-  row "$R" "RSS when subscribed (KiB)" rss_ready_kb libpusher pusher-js
-  row "$R" "peak RSS (KiB)" maxrss_kb libpusher pusher-js
-  printf "| %-34s | %14s | %14s |\n" "core instructions/event (callgrind)" "$ir_per" "n/a"
-  printf "| %-34s | %14s | %14s |\n" "core ns/event (native, no I/O)" "$nat" "n/a"
+  recv_table "$recv_rate" 1 "$R"
+  echo
+  recv_table "$recv_sat_rate" "$recv_sat_pubs" "$RS"
+  echo
+  header "our core, no I/O (bench/client_core.c)" libpusher
+  printf "| %-34s | %14s |\n" "instructions/event (callgrind)" "${ir_per[0]}"
+  printf "| %-34s | %14s |\n" "  same, behind 999 other bindings" "${ir_per[1]}"
+  printf "| %-34s | %14s |\n" "ns/event (native)" "$nat"
   echo
 fi

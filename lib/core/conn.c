@@ -505,6 +505,7 @@ void pusher__conn_del(pusher__conn *c) {
     pusher__free(&mem, c->ebs[i].event);
   }
   pusher__free(&mem, c->ebs);
+  pusher__free(&mem, c->bix);
   pusher__free(&mem, c->rx);
   free_drops(&mem, c->drop, c->ndrop);
   pusher__free(&mem, c->app_key);

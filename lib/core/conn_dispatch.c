@@ -8,6 +8,109 @@
 
 #include "core/conn_internal.h"
 
+/* ------------------------------------------------------------------ binding index
+ *
+ * Delivering an event used to walk every binding.  The index finds the
+ * candidates directly: the bindings that name an event are chained by key
+ * (kind, channel or NULL, event) in a hash table, and those that take every
+ * event (event NULL) form one more chain.  With at most BIX_LINEAR bindings
+ * a delivery still tests each in turn, and the index is built only when a
+ * binding beyond those is made (then kept up to date, also when sweeps
+ * bring the count down again).  Each chain lists its bindings in
+ * binding order, so an event merges at most three chains (its channel and
+ * name, every channel with its name, and the every-event one) by position
+ * in ebs and the callbacks run in binding order, as before.
+ *
+ * The chains hold positions in ebs, which only sweep() changes, and sweep()
+ * runs only when no dispatch is under way (depth 0), then rebuilds the
+ * index.  Inside a callback: unbinding marks the binding dead (the walk
+ * skips it); binding appends at the end of ebs and of its chain, beyond the
+ * position the walk stops at (bindings made during a delivery do not hear
+ * it, as before); growing the table rebuilds the chains, which gives the
+ * same links (they depend only on the order of ebs), so a walk holding a
+ * position stays valid; it re-reads the link after every callback. */
+
+#define BIX_MIN 8
+#define BIX_LINEAR 8 /* up to this many bindings, a delivery tests each in turn */
+
+static uint32_t fnv(uint32_t h, const char *s) {
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* The hash of a key from the hashes of its event name and channel name
+ * (hash_name() of each; channel NULL has its own value). */
+static uint32_t key_hash(int kind, uint32_t hchan, uint32_t hev) {
+  uint32_t h = (hchan ^ (uint32_t)kind * 0x9e3779b9u) * 0x85ebca6bu;
+  h ^= hev + 0x7f4a7c15u + (h << 6) + (h >> 2);
+  return h ^ (h >> 16);
+}
+
+static uint32_t hash_name(const char *s) { return s ? fnv(2166136261u, s) : 0x6a09e667u; }
+
+static int same_key(const ebind *b, int kind, const char *channel, const char *event) {
+  if (b->kind != kind || strcmp(b->event, event) != 0) return 0;
+  if (!b->channel || !channel) return !b->channel && !channel;
+  return strcmp(b->channel, channel) == 0;
+}
+
+/* The slot of the key: its chain, or the empty slot where it would go. */
+static bslot *bix_probe(const pusher__conn *c, uint32_t h, int kind, const char *channel, const char *event) {
+  size_t mask = c->bix_cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    bslot *s = &c->bix[i];
+    if (!s->head) return s;
+    const ebind *b = &c->ebs[s->head - 1];
+    if (b->hash == h && same_key(b, kind, channel, event)) return s;
+  }
+}
+
+/* The first binding (position + 1) of the key's chain, 0 if none. */
+static uint32_t bix_find(const pusher__conn *c, int kind, const char *channel, uint32_t hchan,
+                         const char *event, uint32_t hev) {
+  if (!c->bix_used) return 0;
+  return bix_probe(c, key_hash(kind, hchan, hev), kind, channel, event)->head;
+}
+
+/* Append ebs[i] to its chain (the table has room). */
+static void bix_link(pusher__conn *c, size_t i) {
+  ebind *b = &c->ebs[i];
+  uint32_t pos = (uint32_t)i + 1;
+  b->next = 0;
+  if (!b->event) {
+    if (c->any_tail) c->ebs[c->any_tail - 1].next = pos;
+    else c->any_head = pos;
+    c->any_tail = pos;
+    return;
+  }
+  bslot *s = bix_probe(c, b->hash, b->kind, b->channel, b->event);
+  if (!s->head) {
+    s->head = pos;
+    c->bix_used++;
+  } else {
+    c->ebs[s->tail - 1].next = pos;
+  }
+  s->tail = pos;
+}
+
+/* Rebuild every chain from ebs, in a table of cap slots (a new one when
+ * cap differs from the current size). */
+static int bix_rebuild(pusher__conn *c, uint32_t cap) {
+  if (cap != c->bix_cap) {
+    bslot *t = pusher__calloc(c->m, cap, sizeof *t);
+    if (!t) return PUSHER_ERR_NOMEM;
+    pusher__free(c->m, c->bix);
+    c->bix = t;
+    c->bix_cap = cap;
+  } else if (cap) {
+    memset(c->bix, 0, cap * sizeof *c->bix);
+  }
+  c->bix_used = 0;
+  c->any_head = c->any_tail = 0;
+  for (size_t i = 0; i < c->nebs; i++) bix_link(c, i);
+  return 0;
+}
+
 void sweep(pusher__conn *c) {
   size_t j = 0;
   for (size_t i = 0; i < c->ncbs; i++) {
@@ -26,6 +129,7 @@ void sweep(pusher__conn *c) {
   }
   c->nebs = j;
   c->need_sweep = 0;
+  if (c->bix) (void)bix_rebuild(c, c->bix_cap); /* same size: cannot fail */
 }
 
 flow emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
@@ -43,29 +147,70 @@ flow emit_conn(pusher__conn *c, const pusher_connection_event *ev) {
   return still(c, k);
 }
 
+/* The next binding of a delivery: the earliest of the (up to three) chain
+ * positions, each advanced past the one returned; 0 once none is left below
+ * the limit (bindings made during the delivery lie beyond it). */
+static uint32_t next_of(const pusher__conn *c, uint32_t cur[3], uint32_t limit) {
+  int k = -1;
+  for (int j = 0; j < 3; j++)
+    if (cur[j] && cur[j] <= limit && (k < 0 || cur[j] < cur[k])) k = j;
+  if (k < 0) return 0;
+  uint32_t pos = cur[k];
+  cur[k] = c->ebs[pos - 1].next;
+  return pos;
+}
+
+/* Deliver ev to the bindings of kind among: the chain of (channel, event)
+ * when chan_ok, the chain of (NULL, event), and the every-event chain
+ * (whose bindings naming a channel hear it only when chan_ok and it is
+ * theirs). */
+static flow deliver(pusher__conn *c, int kind, const pusher_event *ev, int chan_ok) {
+  uint64_t k = course(c);
+  if (c->nebs <= BIX_LINEAR) { /* (beyond it the index exists: add_ebind) */
+    /* a few bindings: testing each costs less than hashing two names */
+    size_t n = c->nebs;
+    for (size_t i = 0; i < n; i++) {
+      const ebind *b = &c->ebs[i];
+      if (b->dead || b->kind != kind) continue;
+      if (b->channel && (!chan_ok || strcmp(b->channel, ev->channel) != 0)) continue;
+      if (b->event && strcmp(b->event, ev->event) != 0) continue;
+      pusher_event_cb cb = b->cb;
+      void *ud = b->ud;
+      cb((pusher_client *)c->owner, ev, ud);
+      if (c->dead) return STOP;
+    }
+    return still(c, k);
+  }
+  uint32_t hev = hash_name(ev->event);
+  uint32_t cur[3] = {
+      chan_ok ? bix_find(c, kind, ev->channel, hash_name(ev->channel), ev->event, hev) : 0,
+      bix_find(c, kind, NULL, hash_name(NULL), ev->event, hev),
+      c->any_head,
+  };
+  uint32_t limit = (uint32_t)c->nebs;
+  for (uint32_t pos; (pos = next_of(c, cur, limit)) != 0;) {
+    const ebind *b = &c->ebs[pos - 1];
+    if (b->dead || b->kind != kind) continue;
+    if (!b->event && b->channel && (!chan_ok || strcmp(b->channel, ev->channel) != 0)) continue;
+    pusher_event_cb cb = b->cb;
+    void *ud = b->ud;
+    cb((pusher_client *)c->owner, ev, ud);
+    if (c->dead) return STOP;
+  }
+  return still(c, k);
+}
+
 /* force: the channel's bindings hear it even if it has left the table
  * (reports about a channel that was just unsubscribed). */
 flow dispatch_ex(pusher__conn *c, const char *channel, const char *event, const char *data,
                  size_t data_len, int is_json, const char *user_id, int force) {
   if (c->dead) return STOP;
-  uint64_t k = course(c);
   pusher_event ev = {channel, event, data, data_len, is_json, user_id};
   /* As pusher-js: channel bindings hear their channel only while it is in
    * the table (e.g. not events still in flight after unsubscribe); global
    * bindings hear everything. */
   int known = channel && (force || find_chan(c, channel, NULL) != NULL);
-  size_t n = c->nebs;
-  for (size_t i = 0; i < n && i < c->nebs; i++) {
-    const ebind *b = &c->ebs[i];
-    if (b->dead || b->kind != BK_CHANNEL) continue;
-    if (b->channel && (!known || strcmp(b->channel, channel) != 0)) continue;
-    if (b->event && strcmp(b->event, event) != 0) continue;
-    pusher_event_cb cb = b->cb;
-    void *ud = b->ud;
-    cb((pusher_client *)c->owner, &ev, ud);
-    if (c->dead) return STOP;
-  }
-  return still(c, k);
+  return deliver(c, BK_CHANNEL, &ev, known);
 }
 
 flow dispatch(pusher__conn *c, const char *channel, const char *event, const char *data,
@@ -73,23 +218,13 @@ flow dispatch(pusher__conn *c, const char *channel, const char *event, const cha
   return dispatch_ex(c, channel, event, data, data_len, is_json, user_id, 0);
 }
 
-/* Deliver to the user (BK_USER) or watchlist (BK_WATCHLIST) bindings. */
+/* Deliver to the user (BK_USER) or watchlist (BK_WATCHLIST) bindings
+ * (they name no channel). */
 flow dispatch_kind(pusher__conn *c, int kind, const char *channel, const char *event,
                    const char *data, size_t data_len, int is_json) {
   if (c->dead) return STOP;
-  uint64_t k = course(c);
   pusher_event ev = {channel, event, data, data_len, is_json, NULL};
-  size_t n = c->nebs;
-  for (size_t i = 0; i < n && i < c->nebs; i++) {
-    const ebind *b = &c->ebs[i];
-    if (b->dead || b->kind != kind) continue;
-    if (b->event && strcmp(b->event, event) != 0) continue;
-    pusher_event_cb cb = b->cb;
-    void *ud = b->ud;
-    cb((pusher_client *)c->owner, &ev, ud);
-    if (c->dead) return STOP;
-  }
-  return still(c, k);
+  return deliver(c, kind, &ev, 0);
 }
 
 /* Dispatch the JSON value v (consumed) as the data of a channel event. */
@@ -384,13 +519,25 @@ static int add_ebind(pusher__conn *c, int kind, const char *channel, const char 
   if (event && (!*event || strlen(event) > PUSHER__MAX_EVENT_NAME)) return PUSHER_ERR_BAD_EVENT_NAME;
   if (live_bindings(c) >= PUSHER__MAX_BINDINGS) return PUSHER_ERR_LIMIT;
   if (grow(c->m, (void **)&c->ebs, &c->aebs, c->nebs + 1, sizeof *c->ebs)) return PUSHER_ERR_NOMEM;
-  ebind b = {++c->next_bind, kind, NULL, NULL, cb, user_data, 0};
+  /* The index exists from the (BIX_LINEAR+1)-th binding on (deliver()
+   * tests fewer in turn, and most clients bind a few: they pay nothing for
+   * the table); then it keeps room for one more chain (load at most 1/2). */
+  if (c->nebs + 1 > BIX_LINEAR && (!c->bix || (event && (c->bix_used + 1) * 2 > c->bix_cap))) {
+    uint32_t cap = BIX_MIN; /* first built: room for as many chains as bindings */
+    if (c->bix) cap = c->bix_cap * 2;
+    else
+      while (cap < 2 * (c->nebs + 1)) cap *= 2;
+    if (bix_rebuild(c, cap) < 0) return PUSHER_ERR_NOMEM;
+  }
+  ebind b = {++c->next_bind, kind, 0, NULL, NULL, cb, user_data, 0, 0};
   if (channel && !(b.channel = pusher__strdup(c->m, channel))) return PUSHER_ERR_NOMEM;
   if (event && !(b.event = pusher__strdup(c->m, event))) {
     pusher__free(c->m, b.channel);
     return PUSHER_ERR_NOMEM;
   }
+  if (event) b.hash = key_hash(kind, hash_name(channel), hash_name(event));
   c->ebs[c->nebs++] = b;
+  if (c->bix) bix_link(c, c->nebs - 1);
   if (id) *id = b.id;
   return 0;
 }

@@ -38,15 +38,24 @@ typedef struct cbind {
 
 enum { BK_CHANNEL = 0, BK_USER = 1, BK_WATCHLIST = 2 };
 
+/* (The index fields sit in what was padding: the struct stays 56 bytes.) */
 typedef struct ebind {
   pusher_bind_id id;
   int kind;      /* BK_*: channel/global, user (sign-in), watchlist */
+  uint32_t hash; /* index (conn_dispatch.c): the hash of the key */
   char *channel; /* NULL = every channel and connection-level events */
   char *event;   /* NULL = every event */
   pusher_event_cb cb;
   void *ud;
   int dead;
+  uint32_t next; /* index: the next binding with the same key (position in ebs + 1, 0 = none) */
 } ebind;
+
+/* One chain of the binding index: the bindings with one key (kind, channel
+ * or NULL, event), in binding order; indexes in ebs + 1, 0 = empty slot. */
+typedef struct bslot {
+  uint32_t head, tail;
+} bslot;
 
 typedef struct chan {
   char *name;
@@ -158,6 +167,16 @@ struct pusher__conn {
   size_t ncbs, acbs;
   ebind *ebs;
   size_t nebs, aebs;
+  /* Index of ebs for dispatch (conn_dispatch.c), built once there are
+   * more than 8 bindings: an open-addressing table of chains, one per key
+   * of the bindings that name an event, and one chain of those that take
+   * every event.  bix_cap is a power of two (or 0), at least twice
+   * bix_used; PUSHER__MAX_BINDINGS (10,000 live) caps it at 32768 slots
+   * (256 KiB), bindings dead but not yet swept (unbound inside a callback)
+   * aside. */
+  bslot *bix;
+  uint32_t bix_cap, bix_used;
+  uint32_t any_head, any_tail;
   pusher_bind_id next_bind;
   uint64_t next_req;
   int depth, dead, need_sweep;

@@ -219,12 +219,24 @@ static void on_handle_closed(uv_handle_t *h) { client_unref(h->data); }
 
 static void on_nw_closed(void *user) { client_unref(user); }
 
+/* Arm the engine's timer for its next expiry.  Every received message moves
+ * the activity deadline forward, so the wanted expiry changes on almost every
+ * read; re-arming each time (uv_update_time and a heap removal and insertion)
+ * was the runtime's largest per-read cost after the engine.  Instead an armed
+ * timer that fires no later than the wanted expiry is left alone: when it
+ * fires early the engine finds nothing due (pusher__conn_handle_expiry checks
+ * every deadline against the time) and the pump that follows re-arms for the
+ * real expiry, once per activity timeout.  Only an earlier expiry restarts
+ * the timer.  `timer_exp` is the engine time the armed timer stands for. */
 static void arm_timer(pusher_client *c) {
   pusher__tstamp exp = c->conn ? pusher__conn_expiry(c->conn) : PUSHER__NEVER;
   if (exp == PUSHER__NEVER) {
-    uv_timer_stop(&c->timer);
+    /* nothing due: an armed timer would keep an idle loop alive */
+    if (uv_is_active((uv_handle_t *)&c->timer)) uv_timer_stop(&c->timer);
     return;
   }
+  if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_exp <= exp) return;
+  c->timer_exp = exp;
   pusher__tstamp now = now_ms();
   uint64_t delay = exp > now ? exp - now : 0;
   uv_update_time(c->loop);

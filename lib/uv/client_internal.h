@@ -57,8 +57,10 @@ struct xport {
   uv_getaddrinfo_t gai;
   struct addrinfo *ai_list, *ai_cur;
   struct sock *s;
-  uv_timer_t linger; /* bounds a graceful close whose bytes cannot drain */
-  int linger_on;
+  /* bounds a graceful close whose bytes cannot drain; allocated by the
+   * close (152 bytes a transport that never closes gracefully does not
+   * carry), freed once closed */
+  uv_timer_t *linger;
   pusher__tls *tls;
   size_t inflight;
   int last_err;
@@ -146,6 +148,7 @@ struct pusher_client {
   struct call *calls; /* FIFO of pending foreign calls */
   struct call **calls_tail;
   uv_timer_t timer;
+  pusher__tstamp timer_exp; /* engine time the armed timer stands for (see arm_timer) */
   uv_async_t async;
   int handles; /* open handles + live transports; free when 0 after teardown */
   struct xport *cur;

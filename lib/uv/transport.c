@@ -27,6 +27,8 @@ static void xport_release(struct xport *x) {
 
 static void on_linger_closed(uv_handle_t *h) {
   struct xport *x = h->data;
+  pusher__free(x->cl->mem, h);
+  x->linger = NULL;
   x->refs--;
   xport_release(x);
 }
@@ -36,8 +38,8 @@ static void on_sock_closed(uv_handle_t *h) {
   struct xport *x = s->x;
   if (x->s == s) x->s = NULL;
   pusher__free(x->cl->mem, s);
-  if (x->linger_on && !uv_is_closing((uv_handle_t *)&x->linger))
-    uv_close((uv_handle_t *)&x->linger, on_linger_closed);
+  if (x->linger && !uv_is_closing((uv_handle_t *)x->linger))
+    uv_close((uv_handle_t *)x->linger, on_linger_closed);
   x->refs--;
   xport_release(x);
 }
@@ -428,10 +430,14 @@ void xport_close_graceful(struct xport *x) {
     sock_close(x->s);
     return;
   }
-  if (uv_timer_init(c->loop, &x->linger) == 0) {
-    x->linger.data = x;
-    x->linger_on = 1;
+  uv_timer_t *t = pusher__malloc(c->mem, sizeof *t);
+  if (t && uv_timer_init(c->loop, t) == 0) {
+    t->data = x;
+    x->linger = t;
     x->refs++;
-    uv_timer_start(&x->linger, on_linger, LINGER_MS, 0);
+    uv_timer_start(t, on_linger, LINGER_MS, 0);
+  } else { /* no bound for the wait: close now (what is unsent is lost) */
+    pusher__free(c->mem, t);
+    sock_close(x->s);
   }
 }

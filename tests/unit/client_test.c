@@ -434,6 +434,51 @@ static void test_threaded_idle(void **state) {
   pusher_client_del(c);
 }
 
+/* The engine's timer while events stream in: every message moves the
+ * activity deadline forward, and the runtime does not re-arm its timer for
+ * each one (lib/uv/client.c arm_timer); the timer armed for an older
+ * deadline fires early, finds nothing due and is re-armed.  So: no ping
+ * while events keep arriving for over two activity periods (a ping then
+ * would mean an early firing was taken for silence), and once the stream
+ * stops, the ping comes and its pong keeps the connection. */
+static void scenario_activity_while_streaming(uv_loop_t *loop) {
+  rtfs *srv = rtfs_start();
+  rec r;
+  rec_init(&r);
+  pusher_client_options o;
+  base_opts(&o, srv->port, loop);
+  o.activity_timeout = 1;
+  o.pong_timeout = 5;
+  pusher_client *c = NULL;
+  assert_int_equal(pusher_client_new(&c, "app-key", &o), 0);
+  assert_int_equal(pusher_connection_bind(c, NULL, on_conn, &r, NULL), 0);
+  assert_int_equal(pusher_subscribe(c, "tsan-0"), 0);
+  assert_int_equal(pusher_client_connect(c), 0);
+  assert_true(wait_for(&r, loop, "state:connecting>connected", 5000));
+  rtfs_set_stream(srv, 20);
+  spin(loop, 2500);
+  assert_true(rtfs_count(srv, "streamed") > 50);
+  assert_int_equal(rtfs_count(srv, "ping"), 0);
+  rtfs_set_stream(srv, 0);
+  for (int i = 0; i < 5000 && rtfs_count(srv, "ping") < 1; i++) spin(loop, 1);
+  assert_true(rtfs_count(srv, "ping") >= 1);
+  spin(loop, 300); /* the pong arrives */
+  assert_int_equal(pusher_client_state(c), PUSHER_STATE_CONNECTED);
+  assert_false(rec_has(&r, "state:connected>connecting"));
+  pusher_client_del(c);
+  if (loop) finish_loop(loop);
+  rtfs_stop(srv);
+  uv_mutex_destroy(&r.mu);
+}
+
+static void test_loop_activity_while_streaming(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  scenario_activity_while_streaming(&loop);
+}
+
+static void test_threaded_activity_while_streaming(void **state) { scenario_activity_while_streaming(NULL); }
+
 /* ------------------------------------------------------------------ TLS */
 
 static char tls_dir[256];
@@ -704,6 +749,8 @@ int main(void) {
       cmocka_unit_test(test_loop_network_online_retries_now),
       cmocka_unit_test(test_netwatch_lifecycle),
       cmocka_unit_test(test_dns_failure),
+      cmocka_unit_test(test_loop_activity_while_streaming),
+      cmocka_unit_test(test_threaded_activity_while_streaming),
       cmocka_unit_test(test_tls_unusable_ca),
   };
   const struct CMUnitTest tls_tests[] = {

@@ -1082,6 +1082,130 @@ static void test_reentrancy_commands(void **st) {
   t_free(&t);
 }
 
+/* ------------------------------------------------------------------ dispatch index
+ * (lib/core/conn_dispatch.c): callbacks in binding order across exact,
+ * every-channel, every-event and catch-all bindings; bind, unbind and
+ * table growth inside a callback; the index rebuilt after unbinding. */
+
+static pusher_bind_id idx_victim;
+static int idx_bind_more;
+
+static void cb_tag(pusher_client *o, const pusher_event *ev, void *ud) {
+  (void)o;
+  logf_("t:%s:%s", (const char *)ud, ev->event);
+}
+
+/* binds 40 more (growing the index table during the delivery) */
+static void cb_bind_more(pusher_client *o, const pusher_event *ev, void *ud) {
+  (void)o, (void)ud;
+  logf_("t:more:%s", ev->event);
+  if (!idx_bind_more) return;
+  idx_bind_more = 0;
+  assert_int_equal(pusher__conn_bind(cur->c, "a", "e", cb_tag, "new", NULL), 0);
+  assert_int_equal(pusher__conn_bind(cur->c, NULL, NULL, cb_tag, "newall", NULL), 0);
+  for (int i = 0; i < 40; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "f%d", i);
+    assert_int_equal(pusher__conn_bind(cur->c, i % 2 ? "a" : NULL, name, cb_tag, "n", NULL), 0);
+  }
+}
+
+static void cb_unbind_victim(pusher_client *o, const pusher_event *ev, void *ud) {
+  (void)o, (void)ud;
+  logf_("t:unbind:%s", ev->event);
+  if (idx_victim) assert_int_equal(pusher__conn_unbind(cur->c, idx_victim), 0);
+  idx_victim = 0;
+}
+
+static void test_dispatch_index(void **st) {
+  (void)st;
+  T t;
+  t_init(&t);
+  t_new(&t); /* a catch-all binding first (on_event) */
+  pusher__conn_subscribe(t.c, "a", now);
+  connect_ok(&t, "1.1", 120);
+  pusher_bind_id five, seven;
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "1", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, NULL, "e", cb_tag, "2", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", NULL, cb_tag, "3", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "b", "e", cb_tag, "no-b", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "5", &five), 0);
+  assert_int_equal(pusher__conn_bind(t.c, NULL, NULL, cb_tag, "6", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", "other", cb_tag, "no-other", &seven), 0);
+  /* 8 bindings: tested in turn (BIX_LINEAR); from the 9th on: the index */
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":\"0\"}", now);
+  assert_string_equal(LOG, "ev:a:e:0 t:1:e t:2:e t:3:e t:5:e t:6:e");
+  assert_int_equal(pusher__conn_user_bind(t.c, "e", cb_tag, "no-user", NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "9", NULL), 0);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":\"1\"}", now);
+  assert_string_equal(LOG, "ev:a:e:1 t:1:e t:2:e t:3:e t:5:e t:6:e t:9:e");
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"other\",\"channel\":\"a\",\"data\":\"1\"}", now);
+  assert_string_equal(LOG, "ev:a:other:1 t:3:other t:6:other t:no-other:other");
+  /* a channel not in the table: only the bindings naming no channel */
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"z\",\"data\":\"1\"}", now);
+  assert_string_equal(LOG, "ev:z:e:1 t:2:e t:6:e");
+
+  /* unbinding a later binding from a callback: it does not hear the
+   * event; binding from a callback (and growing the table meanwhile):
+   * the new ones hear the next event only, in binding order */
+  idx_victim = five;
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_unbind_victim, NULL, NULL), 0);
+  idx_bind_more = 1;
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_bind_more, NULL, NULL), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "last", NULL), 0);
+  /* move the victim after the unbinder: unbind it and bind it again */
+  assert_int_equal(pusher__conn_unbind(t.c, five), 0);
+  assert_int_equal(pusher__conn_bind(t.c, "a", "e", cb_tag, "5b", &five), 0);
+  idx_victim = five;
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":\"2\"}", now);
+  assert_string_equal(LOG, "ev:a:e:2 t:1:e t:2:e t:3:e t:6:e t:9:e t:unbind:e t:more:e t:last:e");
+  assert_int_equal(pusher__conn_unbind(t.c, five), PUSHER_ERR_NOT_FOUND);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"e\",\"channel\":\"a\",\"data\":\"3\"}", now);
+  assert_string_equal(LOG, "ev:a:e:3 t:1:e t:2:e t:3:e t:6:e t:9:e t:unbind:e t:more:e t:last:e t:new:e t:newall:e");
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"f7\",\"channel\":\"a\",\"data\":\"4\"}", now);
+  fs_send_text(&t.fs, "{\"event\":\"f8\",\"channel\":\"a\",\"data\":\"4\"}", now);
+  assert_string_equal(LOG, "ev:a:f7:4 t:3:f7 t:6:f7 t:newall:f7 t:n:f7 ev:a:f8:4 t:3:f8 t:6:f8 t:newall:f8 t:n:f8");
+  /* unbinding outside a callback sweeps and rebuilds the index */
+  assert_int_equal(pusher__conn_unbind(t.c, seven), 0);
+  clear_log();
+  fs_send_text(&t.fs, "{\"event\":\"other\",\"channel\":\"a\",\"data\":\"5\"}", now);
+  assert_string_equal(LOG, "ev:a:other:5 t:3:other t:6:other t:newall:other");
+  t_free(&t);
+
+  /* the index first built over bindings that all have their own key */
+  t_init(&t);
+  t_new(&t);
+  pusher__conn_subscribe(t.c, "a", now);
+  connect_ok(&t, "1.1", 120);
+  static const char *tags[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11"};
+  /* 9 bindings (the catch-all + k0..k7): 8 chains in the first table; an
+   * event without a chain must still end its search */
+  for (int n = 8; n <= 12; n += 4) {
+    for (int i = n - (n == 8 ? 8 : 4); i < n; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "k%d", i);
+      assert_int_equal(pusher__conn_bind(t.c, "a", name, cb_tag, (void *)tags[i], NULL), 0);
+    }
+    for (int i = 0; i <= n; i++) {
+      char msg[128], want[64];
+      snprintf(msg, sizeof msg, "{\"event\":\"k%d\",\"channel\":\"a\",\"data\":\"x\"}", i);
+      if (i < n) snprintf(want, sizeof want, "ev:a:k%d:x t:k%d:k%d", i, i, i);
+      else snprintf(want, sizeof want, "ev:a:k%d:x", i);
+      clear_log();
+      fs_send_text(&t.fs, msg, now);
+      assert_string_equal(LOG, want);
+    }
+  }
+  t_free(&t);
+}
+
 static void test_reentrancy(void **st) {
   (void)st;
   T t;
@@ -1610,6 +1734,7 @@ int main(void) {
       cmocka_unit_test(test_bindings_cap),
       cmocka_unit_test(test_private_presence_auth),
       cmocka_unit_test(test_reentrancy),
+      cmocka_unit_test(test_dispatch_index),
       cmocka_unit_test(test_reentrancy_commands),
       cmocka_unit_test(test_stale_generation),
       cmocka_unit_test(test_bad_input),
