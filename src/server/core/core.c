@@ -237,6 +237,9 @@ int pd_session_open(pd_session *s, const char *path, uint64_t rnd_a, uint64_t rn
   /* in a cluster the first part is the node number: unique across nodes */
   uint64_t first = core->ad->node_num(core->ad_ud);
   if (!first) first = rnd_a % 9000000000ull + 1000000000ull;
+  /* at most 10 digits (both sources give fewer), so that "first.second"
+   * (second: at most 20) fits PD_SOCKET_ID_MAX */
+  first %= 10000000000ull;
   snprintf(s->socket_id, sizeof s->socket_id, "%llu.%llu", (unsigned long long)first,
            (unsigned long long)(++core->seq * 1000003ull + rnd_b % 1000000ull));
   if (sock_put(core, s) != 0) {

@@ -36,6 +36,10 @@
 #include "core/pd_stats.h"
 
 typedef struct pd_core pd_core;
+
+/* Bytes of a socket id with its NUL: "%llu.%llu", the first part below
+ * 10^10 (pd_session_open). */
+#define PD_SOCKET_ID_MAX 32
 typedef struct pd_app pd_app;
 typedef struct pd_channel pd_channel;
 typedef struct pd_session pd_session;
@@ -150,7 +154,7 @@ typedef struct pd_sub {
 } pd_sub;
 
 /* Part of every connection (pd_conn embeds it): pointers first, then the
- * small fields packed, so that an idle session costs 144 bytes
+ * small fields packed, so that an idle session costs 128 bytes
  * (docs/architecture.md, "Memory per connection"). */
 struct pd_session {
   pd_core *core;
@@ -169,7 +173,7 @@ struct pd_session {
   uint8_t tls;                /* set by the net layer before open: the client came over TLS */
   uint8_t ended;              /* pd_session_end ran: sends are dropped */
   uint8_t online;             /* counted as an online socket of user_id */
-  char socket_id[48];         /* "-" until open */
+  char socket_id[PD_SOCKET_ID_MAX]; /* "-" until open; "<10 digits>.<20 digits>" at most */
 };
 
 /* ------------------------------------------------------------------ core */
