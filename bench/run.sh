@@ -242,6 +242,8 @@ fi
 # the server process over the whole `pusher bench` run (connecting and
 # subscribing N, then one event).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# the load generator's user and system CPU (GNU time), when installed
+if [ -x /usr/bin/time ]; then TIMEIT=(/usr/bin/time -f "%U %S" -o "$work/conns-time"); else TIMEIT=(); fi
 if [ -z "$only" ] || [ "$only" = conns ]; then
   ulimit -n "$(ulimit -Hn)" 2>/dev/null # the servers inherit it; N2 must fit (20,000 here)
   C="$work/conns.txt"; : >"$C"
@@ -252,14 +254,15 @@ if [ -z "$only" ] || [ "$only" = conns ]; then
         else start_soketi $CONNS_SOKETI_PORT || exit 1; port=$CONNS_SOKETI_PORT; fi
         sleep 0.5
         echo "== server_conns run $r/$runs: $srv (pid $SERVER_PID), $n sockets on one channel" >&2
-        t0=$(cpu_ticks "$SERVER_PID")
-        "${BENCH[@]}" --port "$port" --subscribers "$n" --channels 1 --events 1 --server-pid "$SERVER_PID" \
+        t0=$(cpu_ticks "$SERVER_PID"); : >"$work/conns-time"
+        "${TIMEIT[@]}" "${BENCH[@]}" --port "$port" --subscribers "$n" --channels 1 --events 1 --server-pid "$SERVER_PID" \
           --timeout 120 --json >"$work/conns-$srv-$n-$r.json" ||
           echo "run.sh: pusher bench reported a failure ($srv, $n sockets, run $r)" >&2
         t1=$(cpu_ticks "$SERVER_PID")
-        python3 - "$work/conns-$srv-$n-$r.json" "$srv" "$n" "$t0" "$t1" "$(getconf CLK_TCK)" >>"$C" <<'PY' ||
+        python3 - "$work/conns-$srv-$n-$r.json" "$srv" "$n" "$t0" "$t1" "$(getconf CLK_TCK)" "$work/conns-time" >>"$C" <<'PY' ||
 import json, sys
 path, srv, n, t0, t1, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+gen = open(sys.argv[7]).read().split()
 d = json.load(open(path))
 s, c = d["server"], d["connect"]
 out = ["RESULT", "label=%s-%d" % (srv, n)]
@@ -273,6 +276,7 @@ put("total_s", c.get("total_s"))
 if c.get("subscribed"):
     put("ms_per_1000", c["total_s"] * 1e6 / c["subscribed"], "%.1f")
     put("cpu_us_per_conn", (t1 - t0) * 1e6 / hz / c["subscribed"], "%.1f")
+    if len(gen) >= 2: put("gen_cpu_us_per_conn", (float(gen[-2]) + float(gen[-1])) * 1e6 / c["subscribed"], "%.1f")
 put("sub_p50_ms", (c.get("subscribe_ms") or {}).get("p50"))
 put("sub_p99_ms", (c.get("subscribe_ms") or {}).get("p99"))
 print(" ".join(out))
@@ -306,6 +310,8 @@ PY
   row "$C" "  per 1000 sockets at $s2 (ms)" ms_per_1000 pusherd-$s2 soketi-$s2
   row "$C" "server CPU per socket at $s1 (us)" cpu_us_per_conn pusherd-$s1 soketi-$s1
   row "$C" "server CPU per socket at $s2 (us)" cpu_us_per_conn pusherd-$s2 soketi-$s2
+  row "$C" "load generator CPU/socket, $s1 (us)" gen_cpu_us_per_conn pusherd-$s1 soketi-$s1
+  row "$C" "load generator CPU/socket, $s2 (us)" gen_cpu_us_per_conn pusherd-$s2 soketi-$s2
   row "$C" "subscribe p50 at $s2 (ms)" sub_p50_ms pusherd-$s2 soketi-$s2
   row "$C" "subscribe p99 at $s2 (ms)" sub_p99_ms pusherd-$s2 soketi-$s2
   echo
