@@ -496,9 +496,10 @@ static void test_reply_after_frames(void **st) {
 
 /* What an idle subscribed connection holds (docs/architecture.md, "Memory
  * per connection"): no HTTP request state after the upgrade and no ring
- * once the tick found it empty.  One frame in a turn goes through the slot
- * in the connection (no allocation); a second in the same turn moves the
- * ring to an allocated one of PD_OUT_RING_MIN; both ways arrive in order. */
+ * once the tick found it empty.  Up to PD_OUT_INLINE frames in a turn go
+ * through the ring in the connection (no allocation); one more in the same
+ * turn moves the ring to an allocated one of PD_OUT_RING_MIN; both ways
+ * arrive in order. */
 static void test_idle_state(void **st) {
   (void)st;
   client a;
@@ -509,19 +510,20 @@ static void test_idle_state(void **st) {
   pd_server_tick(&srv);
   assert_null(a.conn->oq);
   publish(0);
-  assert_ptr_equal(a.conn->oq, &a.conn->oq_one);
-  assert_int_equal(a.conn->oq_cap, 1);
-  assert_int_equal(a.conn->oq_len, 1);
-  pump(&a, base + 1);
-  assert_int_equal(a.conn->oq_len, 0);
   publish(1);
+  assert_ptr_equal(a.conn->oq, a.conn->oq_inline);
+  assert_int_equal(a.conn->oq_cap, PD_OUT_INLINE);
+  assert_int_equal(a.conn->oq_len, 2);
+  pump(&a, base + 2);
+  assert_int_equal(a.conn->oq_len, 0);
   publish(2);
   publish(3);
-  assert_true(a.conn->oq != &a.conn->oq_one);
+  publish(4);
+  assert_true(a.conn->oq != a.conn->oq_inline);
   assert_int_equal(a.conn->oq_cap, PD_OUT_RING_MIN);
   assert_int_equal(a.conn->oq_len, 3);
-  pump(&a, base + 4);
-  for (int i = 0; i < 4; i++) check_event(a.msgs[base + i], i);
+  pump(&a, base + 5);
+  for (int i = 0; i < 5; i++) check_event(a.msgs[base + i], i);
   assert_int_equal(a.conn->out_bytes, 0);
   pd_server_tick(&srv);
   assert_null(a.conn->oq);

@@ -31,9 +31,13 @@ struct pd_tls_ctx;
 /* Coalesced output (docs/architecture.md, "Coalesced output"): buffers
  * handed to one uv_try_write / uv_write, at most (Linux IOV_MAX is 1024). */
 #define PD_OUT_IOV 256
-/* Size of a connection's allocated ring of frame references, taken when a
- * second frame is queued before the first was written; it doubles when
- * full and is freed by the tick once empty. */
+/* A connection's first frames go to a ring of PD_OUT_INLINE references in
+ * the connection itself: the handshake (the 101 reply and
+ * connection_established) and a subscription (subscription_succeeded and
+ * a count) queue two in one turn.  More move to an allocated ring of
+ * PD_OUT_RING_MIN, which doubles when full and is freed by the tick once
+ * empty. */
+#define PD_OUT_INLINE 2
 #define PD_OUT_RING_MIN 8
 
 typedef struct pd_server pd_server;
@@ -85,18 +89,18 @@ typedef struct pd_conn {
    * bounded by cfg->outq_cap for data frames (control frames and replies
    * are few per turn). */
   size_t out_bytes;           /* queued, not yet written (ring and in-flight uv_write) */
-  pd_msg **oq;                /* ring of oq_cap references (a power of 2): &oq_one (cap 1)
-                               * or allocated; NULL when none queued at a tick */
-  pd_msg *oq_one;             /* the ring of the first frame queued */
+  pd_msg **oq;                /* ring of oq_cap references (a power of 2): oq_inline or
+                               * allocated; NULL when none queued at a tick */
+  pd_msg *oq_inline[PD_OUT_INLINE]; /* the ring of the first frames queued */
   uint32_t oq_cap, oq_head, oq_len;
   uint32_t wr_n;              /* entries at the head held by the in-flight uv_write */
-  size_t oq_off;              /* bytes of the head entry already written */
   size_t wr_bytes;            /* bytes the in-flight uv_write holds */
   uv_write_t *wr;             /* the one uv_write in flight (after a partial write); NULL = none */
   struct pd_conn *flush_next; /* next on srv->flush_list */
-  uint8_t flush_queued;       /* on srv->flush_list */
-  uint8_t write_failed;       /* a write failed: closed by the next flush */
+  uint32_t oq_off;            /* bytes of the head entry already written (a frame < 4 GiB) */
   /* flags, one bit each: an idle connection is mostly this struct */
+  unsigned flush_queued : 1;  /* on srv->flush_list */
+  unsigned write_failed : 1;  /* a write failed: closed by the next flush */
   unsigned detached : 1;      /* no socket (fuzzers / unit tests) */
   unsigned closing : 1;       /* uv_close called or scheduled */
   unsigned close_after_flush : 1;

@@ -107,28 +107,28 @@ static void oq_pop(pd_conn *c, uint32_t n) {
 
 /* Releases the ring's memory (it holds no entries). */
 static void oq_release(pd_conn *c) {
-  if (c->oq != &c->oq_one) pd_free(c->oq);
+  if (c->oq != c->oq_inline) pd_free(c->oq);
   c->oq = NULL;
   c->oq_cap = c->oq_head = 0;
 }
 
-/* Append a reference (0 or -1).  The first goes to the slot in the
- * connection (a ring of 1: most connections get one frame per turn, and
- * allocate nothing for it); a full ring moves to an allocated one of
- * PD_OUT_RING_MIN entries, which doubles when full. */
+/* Append a reference (0 or -1).  The first go to the ring inside the
+ * connection (PD_OUT_INLINE: most connections get one or two frames per
+ * turn, and allocate nothing for them); a full ring moves to an allocated
+ * one of PD_OUT_RING_MIN entries, which doubles when full. */
 static int oq_push(pd_conn *c, pd_msg *m) {
   if (!c->oq) {
-    c->oq = &c->oq_one;
-    c->oq_cap = 1;
+    c->oq = c->oq_inline;
+    c->oq_cap = PD_OUT_INLINE;
     c->oq_head = 0;
   }
   if (c->oq_len == c->oq_cap) {
-    uint32_t cap = c->oq_cap > 1 ? c->oq_cap * 2 : PD_OUT_RING_MIN;
+    uint32_t cap = c->oq_cap > PD_OUT_INLINE ? c->oq_cap * 2 : PD_OUT_RING_MIN;
     if (cap <= c->oq_cap) return -1;
     pd_msg **q = pd_alloc(cap * sizeof *q);
     if (!q) return -1;
     for (uint32_t i = 0; i < c->oq_len; i++) q[i] = c->oq[(c->oq_head + i) & (c->oq_cap - 1)];
-    if (c->oq != &c->oq_one) pd_free(c->oq);
+    if (c->oq != c->oq_inline) pd_free(c->oq);
     c->oq = q;
     c->oq_cap = cap;
     c->oq_head = 0;
@@ -168,7 +168,7 @@ static void oq_consume(pd_conn *c, size_t n) {
     pd_msg *m = c->oq[c->oq_head];
     size_t left = m->len - c->oq_off;
     if (n < left) {
-      c->oq_off += n;
+      c->oq_off += (uint32_t)n; /* n < left, within one frame */
       return;
     }
     n -= left;
