@@ -5,7 +5,8 @@
 #                [--recv-events E] [--recv-rate R] [--recv-sat-rate R2]
 #                [--recv-sat-publishers K] [--core-events E]
 #                [--lat-subscribers N] [--slow-subscribers N] [--slow-payload B]
-#                [--runs RUNS] [--only fanout|latency|slow|recv] [--no-build] [--build DIR]
+#                [--conns-small N1] [--conns-big N2] [--runs RUNS]
+#                [--only fanout|latency|slow|recv|conns] [--no-build] [--build DIR]
 #
 #   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
 #                  REST-triggered events, the same load generator for both
@@ -24,6 +25,10 @@
 #                  saturating pass), next to client_floor (no library: the
 #                  wakeups and reads alone); plus callgrind
 #                  instructions/event of our core with 1 and 1000 bindings.
+#   server_conns:  pusherd vs soketi 1.6.1, N1 (1000) and N2 (18000) idle
+#                  sockets subscribed to one channel: RSS per connection and
+#                  the time and server CPU to connect and subscribe them
+#                  (ports 7930-7949).
 #
 # Every figure is the median of RUNS runs (default 3).  Servers are started
 # and stopped here, on ports 7900-7999 only; only the PIDs started here are
@@ -35,6 +40,7 @@ root="$(cd "$here/.." && pwd)"
 subs=1000 events=1000 rate=0 http_conns=2
 recv_events=100000 recv_rate=20000 recv_sat_rate=0 recv_sat_pubs=8 core_events=20000
 lat_subs=1000 slow_subs=100 slow_payload=8000
+conns_small=1000 conns_big=18000
 runs=3 only="" build=1 bdir="$root/build-bench"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,6 +56,8 @@ while [ $# -gt 0 ]; do
     --lat-subscribers) lat_subs=$2; shift 2 ;;
     --slow-subscribers) slow_subs=$2; shift 2 ;;
     --slow-payload) slow_payload=$2; shift 2 ;;
+    --conns-small) conns_small=$2; shift 2 ;;
+    --conns-big) conns_big=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -60,13 +68,15 @@ while [ $# -gt 0 ]; do
 done
 
 PUSHERD_PORT=7900 SOKETI_BENCH_PORT=7910 RECV_PORT=7920
+CONNS_PUSHERD_PORT=7930 CONNS_SOKETI_PORT=7940 # soketi also takes 7941, 7942
 work="$(mktemp -d /tmp/pusher-bench.XXXXXX)"
 started=()   # PIDs started here (pusherd, clients)
 soketi_up=0
 
+soketi_port=""  # the port of the soketi started here, if one is up
 cleanup() {
   for p in "${started[@]}"; do kill "$p" 2>/dev/null; done
-  if [ "$soketi_up" = 1 ]; then "$root/tests/peers/soketi-down.sh" "$SOKETI_BENCH_PORT" --kill >/dev/null 2>&1; fi
+  if [ "$soketi_up" = 1 ]; then "$root/tests/peers/soketi-down.sh" "${soketi_port:-$SOKETI_BENCH_PORT}" --kill >/dev/null 2>&1; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,7 +117,7 @@ start_soketi() { # port -> sets SERVER_PID
   SOKETI_METRICS_ENABLED=false SOKETI_METRICS_SERVER_PORT=$(($1 + 1)) SOKETI_CLUSTER_PORT=$(($1 + 2)) \
     "$root/tests/peers/soketi-up.sh" "$1" >"$work/soketi-up.log" 2>&1 ||
     { cat "$work/soketi-up.log" >&2; return 1; }
-  soketi_up=1
+  soketi_up=1 soketi_port=$1
   SERVER_PID=$(cat "$root/tests/peers/run/soketi-$1.pid")
 }
 stop_soketi() {
@@ -361,5 +371,89 @@ if [ -z "$only" ] || [ "$only" = recv ]; then
   printf "| %-34s | %14s |\n" "instructions/event (callgrind)" "${ir_per[0]}"
   printf "| %-34s | %14s |\n" "  same, behind 999 other bindings" "${ir_per[1]}"
   printf "| %-34s | %14s |\n" "ns/event (native)" "$nat"
+  echo
+fi
+
+# ------------------------------------------------------------------ server_conns
+# Idle connections: N1 and N2 sockets subscribed to one channel, each count
+# on a fresh server.  RSS per connection is (RSS when all are subscribed -
+# RSS before the first) / N; the marginal figure is the slope between N1 and
+# N2 ((RSS idle at N2 - at N1) / (N2 - N1), same run), which leaves out the
+# fixed costs the first connections touch.  Server CPU is utime + stime of
+# the server process over the whole `pusher bench` run (connecting and
+# subscribing N, then one event).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# the load generator's user and system CPU (GNU time), when installed
+if [ -x /usr/bin/time ]; then TIMEIT=(/usr/bin/time -f "%U %S" -o "$work/conns-time"); else TIMEIT=(); fi
+if [ -z "$only" ] || [ "$only" = conns ]; then
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null # the servers inherit it; N2 must fit (20,000 here)
+  C="$work/conns.txt"; : >"$C"
+  for r in $(seq 1 "$runs"); do
+    for srv in pusherd soketi; do
+      for n in "$conns_small" "$conns_big"; do
+        if [ "$srv" = pusherd ]; then start_pusherd $CONNS_PUSHERD_PORT || exit 1; port=$CONNS_PUSHERD_PORT
+        else start_soketi $CONNS_SOKETI_PORT || exit 1; port=$CONNS_SOKETI_PORT; fi
+        sleep 0.5
+        echo "== server_conns run $r/$runs: $srv (pid $SERVER_PID), $n sockets on one channel" >&2
+        t0=$(cpu_ticks "$SERVER_PID"); : >"$work/conns-time"
+        "${TIMEIT[@]}" "${BENCH[@]}" --port "$port" --subscribers "$n" --channels 1 --events 1 --server-pid "$SERVER_PID" \
+          --timeout 120 --json >"$work/conns-$srv-$n-$r.json" ||
+          echo "run.sh: pusher bench reported a failure ($srv, $n sockets, run $r)" >&2
+        t1=$(cpu_ticks "$SERVER_PID")
+        python3 - "$work/conns-$srv-$n-$r.json" "$srv" "$n" "$t0" "$t1" "$(getconf CLK_TCK)" "$work/conns-time" >>"$C" <<'PY' ||
+import json, sys
+path, srv, n, t0, t1, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+gen = open(sys.argv[7]).read().split()
+d = json.load(open(path))
+s, c = d["server"], d["connect"]
+out = ["RESULT", "label=%s-%d" % (srv, n)]
+def put(k, v, f="%.3f"):
+    if v is not None: out.append(("%s=" + f) % (k, v))
+put("subscribed", c.get("subscribed"), "%d")
+put("per_conn_kib", s.get("rss_kb_per_idle_sub"))
+put("rss_before_kib", s.get("rss_kb_before"), "%d")
+put("rss_idle_kib", s.get("rss_kb_idle"), "%d")
+put("total_s", c.get("total_s"))
+if c.get("subscribed"):
+    put("ms_per_1000", c["total_s"] * 1e6 / c["subscribed"], "%.1f")
+    put("cpu_us_per_conn", (t1 - t0) * 1e6 / hz / c["subscribed"], "%.1f")
+    if len(gen) >= 2: put("gen_cpu_us_per_conn", (float(gen[-2]) + float(gen[-1])) * 1e6 / c["subscribed"], "%.1f")
+put("sub_p50_ms", (c.get("subscribe_ms") or {}).get("p50"))
+put("sub_p99_ms", (c.get("subscribe_ms") or {}).get("p99"))
+print(" ".join(out))
+PY
+          echo "run.sh: no JSON from pusher bench ($srv, $n sockets, run $r)" >&2
+        if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $CONNS_SOKETI_PORT; fi
+      done
+      # the marginal slope of this run
+      python3 - "$work/conns-$srv-$conns_small-$r.json" "$work/conns-$srv-$conns_big-$r.json" "$srv" >>"$C" <<'PY' || true
+import json, sys
+a, b = (json.load(open(p))["server"] for p in sys.argv[1:3])
+na, nb = (json.load(open(p))["connect"]["subscribed"] for p in sys.argv[1:3])
+if a.get("rss_kb_idle") is not None and b.get("rss_kb_idle") is not None and nb > na:
+    print("RESULT label=%s-slope slope_kib=%.3f" % (sys.argv[3], (b["rss_kb_idle"] - a["rss_kb_idle"]) / (nb - na)))
+PY
+    done
+  done
+  s1=$conns_small s2=$conns_big
+  echo "server_conns: idle sockets subscribed to one channel (pusher bench --channels 1 --events 1), median of $runs"
+  header "metric" pusherd soketi
+  row "$C" "subscribed (of $s1)" subscribed pusherd-$s1 soketi-$s1
+  row "$C" "subscribed (of $s2)" subscribed pusherd-$s2 soketi-$s2
+  row "$C" "RSS before clients (KiB)" rss_before_kib pusherd-$s1 soketi-$s1
+  row "$C" "RSS per idle conn at $s1 (KiB)" per_conn_kib pusherd-$s1 soketi-$s1
+  row "$C" "RSS per idle conn at $s2 (KiB)" per_conn_kib pusherd-$s2 soketi-$s2
+  row "$C" "RSS slope $s1->$s2 (KiB/conn)" slope_kib pusherd-slope soketi-slope
+  row "$C" "RSS with $s2 idle (KiB)" rss_idle_kib pusherd-$s2 soketi-$s2
+  row "$C" "connect+subscribe $s1 (s)" total_s pusherd-$s1 soketi-$s1
+  row "$C" "connect+subscribe $s2 (s)" total_s pusherd-$s2 soketi-$s2
+  row "$C" "  per 1000 sockets at $s1 (ms)" ms_per_1000 pusherd-$s1 soketi-$s1
+  row "$C" "  per 1000 sockets at $s2 (ms)" ms_per_1000 pusherd-$s2 soketi-$s2
+  row "$C" "server CPU per socket at $s1 (us)" cpu_us_per_conn pusherd-$s1 soketi-$s1
+  row "$C" "server CPU per socket at $s2 (us)" cpu_us_per_conn pusherd-$s2 soketi-$s2
+  row "$C" "load generator CPU/socket, $s1 (us)" gen_cpu_us_per_conn pusherd-$s1 soketi-$s1
+  row "$C" "load generator CPU/socket, $s2 (us)" gen_cpu_us_per_conn pusherd-$s2 soketi-$s2
+  row "$C" "subscribe p50 at $s2 (ms)" sub_p50_ms pusherd-$s2 soketi-$s2
+  row "$C" "subscribe p99 at $s2 (ms)" sub_p99_ms pusherd-$s2 soketi-$s2
   echo
 fi

@@ -487,9 +487,47 @@ static void test_reply_after_frames(void **st) {
   assert_true(r > 0);
   got[r] = 0;
   assert_memory_equal(got, "HTTP/1.1 200", 12);
+  assert_non_null(pc->http); /* keep-alive: the next request's state */
   pump(&a, base + 1);
   assert_non_null(strstr(a.msgs[base], "{\\\"i\\\":7}"));
   client_close(&p);
+  client_close(&a);
+}
+
+/* What an idle subscribed connection holds (docs/architecture.md, "Memory
+ * per connection"): no HTTP request state after the upgrade and no ring
+ * once the tick found it empty.  Up to PD_OUT_INLINE frames in a turn go
+ * through the ring in the connection (no allocation); one more in the same
+ * turn moves the ring to an allocated one of PD_OUT_RING_MIN; both ways
+ * arrive in order. */
+static void test_idle_state(void **st) {
+  (void)st;
+  client a;
+  client_open(&a, 0);
+  size_t base = a.nmsgs;
+  assert_null(a.conn->http);
+  assert_non_null(a.conn->ws);
+  pd_server_tick(&srv);
+  assert_null(a.conn->oq);
+  publish(0);
+  publish(1);
+  assert_ptr_equal(a.conn->oq, a.conn->oq_inline);
+  assert_int_equal(a.conn->oq_cap, PD_OUT_INLINE);
+  assert_int_equal(a.conn->oq_len, 2);
+  pump(&a, base + 2);
+  assert_int_equal(a.conn->oq_len, 0);
+  publish(2);
+  publish(3);
+  publish(4);
+  assert_true(a.conn->oq != a.conn->oq_inline);
+  assert_int_equal(a.conn->oq_cap, PD_OUT_RING_MIN);
+  assert_int_equal(a.conn->oq_len, 3);
+  pump(&a, base + 5);
+  for (int i = 0; i < 5; i++) check_event(a.msgs[base + i], i);
+  assert_int_equal(a.conn->out_bytes, 0);
+  pd_server_tick(&srv);
+  assert_null(a.conn->oq);
+  assert_int_equal(a.conn->oq_cap, 0);
   client_close(&a);
 }
 
@@ -501,6 +539,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cap_4100, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_mid_write, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reply_after_frames, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_state, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,13 +334,66 @@ static void test_presence_via_signin(void **st) {
   rec_free(a);
 }
 
+/* ------------------------------------------------------------ socket index, many subscribers */
+/* The socket index (core.c) through its growth: every open session is found
+ * by its id, under its app only; ended ones are gone; pd_core_sessions
+ * lists each once.  Subscribing the k-th socket to a channel costs the same
+ * for every k: past 100 subscribers the others get nothing (the count
+ * update is deferred, docs/protocol.md), and each session holds one
+ * subscription slot. */
+static void test_socket_index_and_many_subscribers(void **st) {
+  enum { N = 300 };
+  rec *r[N];
+  for (int i = 0; i < N; i++) {
+    r[i] = rec_open(&core, "app-key");
+    rec_text(r[i], "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"many\"}}");
+    assert_string_equal(rec_frame(r[i], 1),
+                        "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"many\",\"data\":\"{}\"}");
+    assert_int_equal(r[i]->s.subs_alloc, 1);
+  }
+  pd_channel *ch = pd_channel_get(core.apps[0], "many", 0);
+  assert_non_null(ch);
+  assert_int_equal(ch->nsubs, N);
+  /* the first subscriber got a count for each of the first 100 joins (its
+   * own included), none since: joining did not touch the other sockets */
+  size_t got = r[0]->total;
+  rec_text(r[N - 1], "{\"event\":\"pusher:ping\",\"data\":{}}");
+  assert_int_equal(r[0]->total, got);
+  assert_int_equal(got, 2 + 100); /* connection_established, subscription_succeeded, counts */
+  pd_session *all[N + 1];
+  assert_int_equal(pd_core_sessions(&core, all, N + 1), N);
+  for (int i = 0; i < N; i++) {
+    assert_ptr_equal(pd_core_find_session(&core, core.apps[0], r[i]->s.socket_id), &r[i]->s);
+    assert_null(pd_core_find_session(&core, core.apps[1], r[i]->s.socket_id));
+    int seen = 0;
+    for (int j = 0; j < N; j++) seen += all[j] == &r[i]->s;
+    assert_int_equal(seen, 1);
+  }
+  char gone[N][48];
+  for (int i = 0; i < N; i += 2) {
+    snprintf(gone[i], sizeof gone[i], "%s", r[i]->s.socket_id);
+    rec_free(r[i]);
+    r[i] = NULL;
+  }
+  assert_int_equal(pd_core_sessions(&core, NULL, 0), N / 2);
+  assert_int_equal(ch->nsubs, N / 2);
+  for (int i = 0; i < N; i++) {
+    if (r[i]) assert_ptr_equal(pd_core_find_session(&core, core.apps[0], r[i]->s.socket_id), &r[i]->s);
+    else assert_null(pd_core_find_session(&core, core.apps[0], gone[i]));
+  }
+  for (int i = 1; i < N; i += 2) rec_free(r[i]);
+  assert_int_equal(pd_core_sessions(&core, NULL, 0), 0);
+  assert_null(pd_channel_get(core.apps[0], "many", 0));
+  assert_int_equal(core.apps[0]->connections, 0);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_connect),         T(test_quota),     T(test_ping_and_malformed),
       T(test_subscribe_public_and_count), T(test_subscribe_private), T(test_subscribe_presence),
       T(test_cache_channel),   T(test_client_events), T(test_signin),
-      T(test_presence_via_signin),
+      T(test_presence_via_signin), T(test_socket_index_and_many_subscribers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

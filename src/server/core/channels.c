@@ -162,7 +162,7 @@ json_t *pd_channel_presence_json(pd_channel *ch) {
 int pd_channel_join(pd_session *c, pd_channel *ch, const char *user_id, const char *user_info_text,
                     const char **err) {
   if (c->nsubs == c->subs_alloc) {
-    size_t na = c->subs_alloc ? c->subs_alloc * 2 : 4;
+    uint32_t na = c->subs_alloc ? c->subs_alloc * 2 : 1; /* most connections hold one channel */
     pd_sub *ns = pd_realloc(c->subs, na * sizeof *ns);
     if (!ns) goto nomem;
     c->subs = ns;

@@ -39,7 +39,7 @@ void pd_core_free(pd_core *core) {
     pd_free(core->apps[i]);
   }
   pd_free(core->apps);
-  pd_map_free(&core->sockets);
+  pd_free(core->sock_b);
   memset(core, 0, sizeof *core);
 }
 
@@ -67,9 +67,77 @@ pd_app *pd_core_app_by_id(pd_core *core, const char *id) {
   return NULL;
 }
 
+/* ------------------------------------------------------------------ socket index */
+/* FNV-1a of a socket id. */
+static size_t sock_hash(const char *id) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *id; id++) {
+    h ^= (unsigned char)*id;
+    h *= 1099511628211ull;
+  }
+  return (size_t)h;
+}
+
+/* Doubles the buckets when there are as many sessions (0 or -1). */
+static int sock_grow(pd_core *core) {
+  size_t nb = core->sock_nb ? core->sock_nb * 2 : 64;
+  pd_session **b = pd_zalloc(nb * sizeof *b);
+  if (!b) return -1;
+  for (size_t i = 0; i < core->sock_nb; i++)
+    for (pd_session *s = core->sock_b[i], *nx; s; s = nx) {
+      nx = s->sock_next;
+      size_t j = sock_hash(s->socket_id) & (nb - 1);
+      s->sock_next = b[j];
+      b[j] = s;
+    }
+  pd_free(core->sock_b);
+  core->sock_b = b;
+  core->sock_nb = nb;
+  return 0;
+}
+
+static pd_session *sock_get(pd_core *core, const char *id) {
+  if (!core->sock_nb) return NULL;
+  for (pd_session *s = core->sock_b[sock_hash(id) & (core->sock_nb - 1)]; s; s = s->sock_next)
+    if (strcmp(s->socket_id, id) == 0) return s;
+  return NULL;
+}
+
+/* Ids are unique (the sequence number is part of them). */
+static int sock_put(pd_core *core, pd_session *s) {
+  if (core->sock_n + 1 > core->sock_nb && sock_grow(core) != 0) return -1;
+  size_t j = sock_hash(s->socket_id) & (core->sock_nb - 1);
+  s->sock_next = core->sock_b[j];
+  core->sock_b[j] = s;
+  core->sock_n++;
+  return 0;
+}
+
+static void sock_del(pd_core *core, pd_session *s) {
+  if (!core->sock_nb) return;
+  for (pd_session **pp = &core->sock_b[sock_hash(s->socket_id) & (core->sock_nb - 1)]; *pp;
+       pp = &(*pp)->sock_next)
+    if (*pp == s) {
+      *pp = s->sock_next;
+      s->sock_next = NULL;
+      core->sock_n--;
+      return;
+    }
+}
+
 pd_session *pd_core_find_session(pd_core *core, pd_app *app, const char *socket_id) {
-  pd_session *s = pd_map_get(&core->sockets, socket_id);
+  pd_session *s = sock_get(core, socket_id);
   return s && s->app == app ? s : NULL;
+}
+
+size_t pd_core_sessions(pd_core *core, pd_session **out, size_t max) {
+  size_t k = 0;
+  for (size_t i = 0; i < core->sock_nb; i++)
+    for (pd_session *s = core->sock_b[i]; s; s = s->sock_next) {
+      if (k < max) out[k] = s;
+      k++;
+    }
+  return k;
 }
 
 void pd_core_tick(pd_core *core) {
@@ -169,9 +237,15 @@ int pd_session_open(pd_session *s, const char *path, uint64_t rnd_a, uint64_t rn
   /* in a cluster the first part is the node number: unique across nodes */
   uint64_t first = core->ad->node_num(core->ad_ud);
   if (!first) first = rnd_a % 9000000000ull + 1000000000ull;
+  /* at most 10 digits (both sources give fewer), so that "first.second"
+   * (second: at most 20) fits PD_SOCKET_ID_MAX */
+  first %= 10000000000ull;
   snprintf(s->socket_id, sizeof s->socket_id, "%llu.%llu", (unsigned long long)first,
            (unsigned long long)(++core->seq * 1000003ull + rnd_b % 1000000ull));
-  pd_map_put(&core->sockets, s->socket_id, s);
+  if (sock_put(core, s) != 0) {
+    pd_session_close(s, 4200, "Server out of memory; reconnect");
+    return 4200;
+  }
   pd_log(PD_LOG_DEBUG, "msg=\"connection established\" app=%s socket_id=%s", app->cfg->id, s->socket_id);
   json_t *d = json_pack("{s:s,s:i}", "socket_id", s->socket_id, "activity_timeout",
                         app->cfg->activity_timeout);
@@ -188,7 +262,7 @@ void pd_session_end(pd_session *s) {
   if (s->counted) {
     s->app->connections--;
     s->counted = 0;
-    if (pd_map_get(&s->core->sockets, s->socket_id) == s) pd_map_del(&s->core->sockets, s->socket_id);
+    sock_del(s->core, s);
   }
   pd_free(s->subs);
   s->subs = NULL;

@@ -36,6 +36,10 @@
 #include "core/pd_stats.h"
 
 typedef struct pd_core pd_core;
+
+/* Bytes of a socket id with its NUL: "%llu.%llu", the first part below
+ * 10^10 (pd_session_open). */
+#define PD_SOCKET_ID_MAX 32
 typedef struct pd_app pd_app;
 typedef struct pd_channel pd_channel;
 typedef struct pd_session pd_session;
@@ -127,7 +131,11 @@ struct pd_core {
                                * appends new ones and marks dropped ones removed */
   size_t napps;
   pd_core_stats stats;        /* counters (core/pd_stats.h) */
-  pd_map sockets;             /* socket_id -> pd_session* (established) */
+  /* socket_id -> pd_session (established): chained through
+   * pd_session.sock_next, so that indexing a session allocates nothing
+   * (core.c; docs/architecture.md, "Memory per connection") */
+  pd_session **sock_b;        /* sock_nb buckets (a power of 2, or 0) */
+  size_t sock_nb, sock_n;
   const pd_adapter *ad;
   void *ad_ud;
   uint64_t now_ms;            /* monotonic, from pd_core_set_time */
@@ -145,23 +153,27 @@ typedef struct pd_sub {
   char *user_id;              /* presence only */
 } pd_sub;
 
+/* Part of every connection (pd_conn embeds it): pointers first, then the
+ * small fields packed, so that an idle session costs 128 bytes
+ * (docs/architecture.md, "Memory per connection"). */
 struct pd_session {
   pd_core *core;
   const pd_sink *sink;
   void *sink_ud;
   pd_app *app;                /* set by pd_session_open */
-  char socket_id[48];         /* "-" until open */
-  int counted;                /* counted in app->connections, in core->sockets */
-  int tls;                    /* set by the net layer before open: the client came over TLS */
-  int ended;                  /* pd_session_end ran: sends are dropped */
-  pd_sub *subs;
-  size_t nsubs, subs_alloc;
+  pd_sub *subs;               /* subs_alloc entries, the first nsubs used */
   char *user_id;              /* after pusher:signin */
   json_t *user_info;          /* its user_info (may be NULL) */
-  int online;                 /* counted as an online socket of user_id */
   json_t *watching;           /* array of watched user ids, or NULL */
+  pd_session *sock_next;      /* next in its core->sock_b bucket */
   uint64_t rate_window_ms;
+  uint32_t nsubs, subs_alloc; /* nsubs <= PD_MAX_SUBS_PER_CONN */
   int rate_count;
+  uint8_t counted;            /* counted in app->connections, in core->sockets */
+  uint8_t tls;                /* set by the net layer before open: the client came over TLS */
+  uint8_t ended;              /* pd_session_end ran: sends are dropped */
+  uint8_t online;             /* counted as an online socket of user_id */
+  char socket_id[PD_SOCKET_ID_MAX]; /* "-" until open; "<10 digits>.<20 digits>" at most */
 };
 
 /* ------------------------------------------------------------------ core */
@@ -179,6 +191,9 @@ void pd_core_set_draining(pd_core *core, int on);
 pd_app *pd_core_app_by_key(pd_core *core, const char *key);
 pd_app *pd_core_app_by_id(pd_core *core, const char *id);
 pd_session *pd_core_find_session(pd_core *core, pd_app *app, const char *socket_id);
+/* The established sessions, for a pass over all of them: fills at most max
+ * of them into out (any order), returns how many there are in all. */
+size_t pd_core_sessions(pd_core *core, pd_session **out, size_t max);
 /* Once a second: delayed subscription_count events. */
 void pd_core_tick(pd_core *core);
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* Closes, in one pass over the established sessions (a snapshot first:
- * closing removes each from core->sockets), those of the apps whose entry
+ * closing removes each from the core's socket index), those of the apps whose entry
  * in why[app->idx] is set (apps with idx >= n are left alone).  Returns
  * how many. */
 static size_t close_sessions(pd_core *core, const char *const *why, size_t n) {
@@ -13,13 +13,14 @@ static size_t close_sessions(pd_core *core, const char *const *why, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (why[i]) want += (size_t)core->apps[i]->connections;
   if (!want) return 0;
-  pd_session **snap = pd_alloc(want * sizeof *snap);
+  size_t all = pd_core_sessions(core, NULL, 0);
+  pd_session **snap = pd_alloc(all * sizeof *snap);
   if (!snap) return 0;
-  for (size_t i = 0; i < core->sockets.nb; i++)
-    for (pd_map_ent *e = core->sockets.b[i]; e; e = e->next) {
-      pd_session *s = e->val;
-      if (s->app->idx < n && why[s->app->idx] && k < want) snap[k++] = s;
-    }
+  all = pd_core_sessions(core, snap, all);
+  for (size_t i = 0; i < all; i++) {
+    pd_session *s = snap[i];
+    if (s->app->idx < n && why[s->app->idx] && k < want) snap[k++] = s;
+  }
   for (size_t i = 0; i < k; i++) pd_session_close(snap[i], 4003, why[snap[i]->app->idx]);
   pd_free(snap);
   return k;

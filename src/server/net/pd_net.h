@@ -31,23 +31,28 @@ struct pd_tls_ctx;
 /* Coalesced output (docs/architecture.md, "Coalesced output"): buffers
  * handed to one uv_try_write / uv_write, at most (Linux IOV_MAX is 1024). */
 #define PD_OUT_IOV 256
-/* First size of a connection's ring of frame references; it doubles when
- * full and is freed by the tick once empty. */
+/* A connection's first frames go to a ring of PD_OUT_INLINE references in
+ * the connection itself: the handshake (the 101 reply and
+ * connection_established) and a subscription (subscription_succeeded and
+ * a count) queue two in one turn.  More move to an allocated ring of
+ * PD_OUT_RING_MIN, which doubles when full and is freed by the tick once
+ * empty. */
+#define PD_OUT_INLINE 2
 #define PD_OUT_RING_MIN 8
 
 typedef struct pd_server pd_server;
 
-typedef struct pd_conn {
-  pd_server *srv;
-  struct pd_conn *prev, *next;
-  uv_tcp_t tcp;
-  pd_session sess;            /* the Pusher side (server core) */
-  uint8_t *dout;              /* detached: bytes written so far */
-  size_t dout_len;
-  uint64_t close_started_ms;
-  uv_shutdown_t shutdown_req;
-  struct pd_tls *tls;         /* accepted on the TLS listener (net/pd_tls.h); NULL = plain */
-  /* HTTP */
+/* A detached connection's output (tests, fuzzers), up to PD_DETACHED_OUT_CAP. */
+struct pd_dout {
+  uint8_t *buf;
+  size_t len;
+};
+
+/* A connection's HTTP request state, from accept to the WebSocket upgrade
+ * (freed there: an idle WebSocket holds none of it) or for the whole life
+ * of an HTTP API connection.  Strings capped by PD_HEADER_CAP (request line
+ * and headers together) and PD_BODY_CAP (core/pd_config.h). */
+typedef struct pd_http {
   http_parser parser;
   size_t header_bytes;
   char *url;
@@ -58,6 +63,22 @@ typedef struct pd_conn {
   char *body;
   size_t body_len;
   uint64_t req_started_ms;    /* accept or first byte of the request; 0 = idle */
+} pd_http;
+
+/* Memory per idle subscribed WebSocket (docs/architecture.md, "Memory per
+ * connection"): this struct, the codec (lib/core/ws.c), the core's
+ * socket-id map entry and one pd_sub; everything else (HTTP state, the
+ * output ring, write and shutdown requests) is allocated only while in
+ * use.  Keep fields that an idle WebSocket does not need out of here. */
+typedef struct pd_conn {
+  pd_server *srv;
+  struct pd_conn *prev, *next;
+  uv_tcp_t tcp;
+  pd_session sess;            /* the Pusher side (server core) */
+  struct pd_dout *dout;       /* detached: bytes written so far (NULL = none) */
+  uint64_t close_started_ms;
+  struct pd_tls *tls;         /* accepted on the TLS listener (net/pd_tls.h); NULL = plain */
+  pd_http *http;              /* HTTP request state; NULL once a WebSocket */
   /* WebSocket */
   pusher__ws *ws;
   uint64_t last_rx_ms;
@@ -68,17 +89,18 @@ typedef struct pd_conn {
    * bounded by cfg->outq_cap for data frames (control frames and replies
    * are few per turn). */
   size_t out_bytes;           /* queued, not yet written (ring and in-flight uv_write) */
-  uint64_t sent_frames;
-  pd_msg **oq;                /* ring of oq_cap references; NULL when none queued at a tick */
+  pd_msg **oq;                /* ring of oq_cap references (a power of 2): oq_inline or
+                               * allocated; NULL when none queued at a tick */
+  pd_msg *oq_inline[PD_OUT_INLINE]; /* the ring of the first frames queued */
   uint32_t oq_cap, oq_head, oq_len;
   uint32_t wr_n;              /* entries at the head held by the in-flight uv_write */
-  size_t oq_off;              /* bytes of the head entry already written */
   size_t wr_bytes;            /* bytes the in-flight uv_write holds */
   uv_write_t *wr;             /* the one uv_write in flight (after a partial write); NULL = none */
   struct pd_conn *flush_next; /* next on srv->flush_list */
-  uint8_t flush_queued;       /* on srv->flush_list */
-  uint8_t write_failed;       /* a write failed: closed by the next flush */
+  uint32_t oq_off;            /* bytes of the head entry already written (a frame < 4 GiB) */
   /* flags, one bit each: an idle connection is mostly this struct */
+  unsigned flush_queued : 1;  /* on srv->flush_list */
+  unsigned write_failed : 1;  /* a write failed: closed by the next flush */
   unsigned detached : 1;      /* no socket (fuzzers / unit tests) */
   unsigned closing : 1;       /* uv_close called or scheduled */
   unsigned close_after_flush : 1;

@@ -23,6 +23,7 @@ static void conn_begin_close(pd_conn *c);
 static void conn_finish(pd_conn *c);
 static void conn_drain_ws(pd_conn *c);
 static void http_reset(pd_conn *c);
+static void http_free(pd_conn *c);
 
 uint64_t pd_now_ms(pd_server *s) {
   if (s->loop) return uv_now(s->loop);
@@ -104,15 +105,30 @@ static void oq_pop(pd_conn *c, uint32_t n) {
   c->oq_off = 0;
 }
 
-/* Append a reference; the ring doubles when full (0 or -1). */
+/* Releases the ring's memory (it holds no entries). */
+static void oq_release(pd_conn *c) {
+  if (c->oq != c->oq_inline) pd_free(c->oq);
+  c->oq = NULL;
+  c->oq_cap = c->oq_head = 0;
+}
+
+/* Append a reference (0 or -1).  The first go to the ring inside the
+ * connection (PD_OUT_INLINE: most connections get one or two frames per
+ * turn, and allocate nothing for them); a full ring moves to an allocated
+ * one of PD_OUT_RING_MIN entries, which doubles when full. */
 static int oq_push(pd_conn *c, pd_msg *m) {
+  if (!c->oq) {
+    c->oq = c->oq_inline;
+    c->oq_cap = PD_OUT_INLINE;
+    c->oq_head = 0;
+  }
   if (c->oq_len == c->oq_cap) {
-    uint32_t cap = c->oq_cap ? c->oq_cap * 2 : PD_OUT_RING_MIN;
+    uint32_t cap = c->oq_cap > PD_OUT_INLINE ? c->oq_cap * 2 : PD_OUT_RING_MIN;
     if (cap <= c->oq_cap) return -1;
     pd_msg **q = pd_alloc(cap * sizeof *q);
     if (!q) return -1;
     for (uint32_t i = 0; i < c->oq_len; i++) q[i] = c->oq[(c->oq_head + i) & (c->oq_cap - 1)];
-    pd_free(c->oq);
+    if (c->oq != c->oq_inline) pd_free(c->oq);
     c->oq = q;
     c->oq_cap = cap;
     c->oq_head = 0;
@@ -152,7 +168,7 @@ static void oq_consume(pd_conn *c, size_t n) {
     pd_msg *m = c->oq[c->oq_head];
     size_t left = m->len - c->oq_off;
     if (n < left) {
-      c->oq_off += n;
+      c->oq_off += (uint32_t)n; /* n < left, within one frame */
       return;
     }
     n -= left;
@@ -256,17 +272,18 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
   if (c->closing) return -1;
   if (c->detached) {
     /* no socket: keep the bytes (up to PD_DETACHED_OUT_CAP) for the owner */
-    size_t room = PD_DETACHED_OUT_CAP - c->dout_len;
+    if (!c->dout) c->dout = pd_zalloc(sizeof *c->dout);
+    if (!c->dout) return 0;
+    size_t room = PD_DETACHED_OUT_CAP - c->dout->len;
     size_t n = m->len < room ? m->len : room;
     if (n) {
-      uint8_t *p = pd_realloc(c->dout, c->dout_len + n);
+      uint8_t *p = pd_realloc(c->dout->buf, c->dout->len + n);
       if (p) {
-        memcpy(p + c->dout_len, m->data, n);
-        c->dout = p;
-        c->dout_len += n;
+        memcpy(p + c->dout->len, m->data, n);
+        c->dout->buf = p;
+        c->dout->len += n;
       }
     }
-    c->sent_frames++;
     if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
     return 0;
   }
@@ -281,7 +298,6 @@ int pd_conn_write_wire(pd_conn *c, pd_msg *m) {
     return -1;
   }
   c->out_bytes += m->len;
-  c->sent_frames++;
   c->srv->out.frames++;
   if (c->is_ws && c->sess.app) c->sess.app->stats.ws_bytes_out += m->len;
   if (!c->wr) flush_list_add(c);
@@ -383,7 +399,7 @@ static void rl_headers(const pd_http_response *r, char *buf, size_t n) {
 
 static void http_reply(pd_conn *c, int status, const char *body, size_t len, const pd_http_response *api) {
   const char *text = pd_http_status_text(status);
-  int keep = !c->http_error && http_should_keep_alive(&c->parser) && !c->srv->shutting_down;
+  int keep = !c->http_error && c->http && http_should_keep_alive(&c->http->parser) && !c->srv->shutting_down;
   char head[640], retry[200];
   rl_headers(api, retry, sizeof retry);
   int hl = snprintf(head, sizeof head,
@@ -431,11 +447,12 @@ void pd_conn_destroy(pd_conn *c) {
   pd_server *s = c->srv;
   flush_list_remove(c);
   if (c->oq_len) oq_pop(c, c->oq_len);
-  pd_free(c->oq);
+  oq_release(c);
   conn_unlink(c);
   if (c->ws) pusher__ws_del(c->ws);
   pd_tls_conn_free(c);
-  http_reset(c);
+  http_free(c);
+  if (c->dout) pd_free(c->dout->buf);
   pd_free(c->dout);
   pd_free(c);
   check_shutdown_done(s);
@@ -443,8 +460,11 @@ void pd_conn_destroy(pd_conn *c) {
 
 static void close_cb(uv_handle_t *h) { pd_conn_destroy(h->data); }
 
+/* The request is allocated by conn_finish and freed here: libuv calls this
+ * (UV_ECANCELED) before close_cb when the handle closes first. */
 static void shutdown_cb(uv_shutdown_t *req, int status) {
   pd_conn *c = req->data;
+  pd_free(req);
   if (status < 0 && !c->closing) conn_begin_close(c);
 }
 
@@ -470,9 +490,17 @@ static void conn_finish(pd_conn *c) {
       return;
     }
   }
+  uv_shutdown_t *req = pd_alloc(sizeof *req);
+  if (!req) {
+    conn_begin_close(c);
+    return;
+  }
   c->shut = 1;
-  c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_begin_close(c);
+  req->data = c;
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+    pd_free(req);
+    conn_begin_close(c);
+  }
 }
 
 static void conn_begin_close(pd_conn *c) {
@@ -542,7 +570,7 @@ static const pusher__ws_extra_callbacks ws_xcbs = {
 static void ws_upgrade(pd_conn *c) {
   pd_server *s = c->srv;
   pusher__ws_config wcfg = {.max_msg = PD_WS_MSG_CAP};
-  if (pusher__ws_server_new(&c->ws, &wcfg, c->ws_key, NULL, &ws_cbs, c) != 0) {
+  if (pusher__ws_server_new(&c->ws, &wcfg, c->http->ws_key, NULL, &ws_cbs, c) != 0) {
     c->ws = NULL;
     http_error_reply(c, 400, "Invalid WebSocket handshake");
     return;
@@ -552,23 +580,34 @@ static void ws_upgrade(pd_conn *c) {
   c->last_rx_ms = pd_now_ms(s);
   conn_drain_ws(c);
   c->sess.tls = c->tls != NULL; /* for tls_only apps */
-  pd_session_open(&c->sess, c->url ? c->url : "", rng_next(s), rng_next(s));
-  http_reset(c); /* the request's strings are not needed on a WebSocket */
+  pd_session_open(&c->sess, c->http->url ? c->http->url : "", rng_next(s), rng_next(s));
+  http_free(c); /* the request's state is not needed on a WebSocket */
 }
 
 /* ------------------------------------------------------------------ HTTP */
 static void http_reset(pd_conn *c) {
-  pd_free(c->url), c->url = NULL, c->url_len = 0;
-  pd_free(c->hfield), c->hfield = NULL, c->hfield_len = 0;
-  pd_free(c->hvalue), c->hvalue = NULL, c->hvalue_len = 0;
-  pd_free(c->ws_key), c->ws_key = NULL;
-  pd_free(c->body), c->body = NULL, c->body_len = 0;
-  c->header_bytes = 0;
+  pd_http *h = c->http;
+  if (h) {
+    pd_free(h->url), h->url = NULL, h->url_len = 0;
+    pd_free(h->hfield), h->hfield = NULL, h->hfield_len = 0;
+    pd_free(h->hvalue), h->hvalue = NULL, h->hvalue_len = 0;
+    pd_free(h->ws_key), h->ws_key = NULL;
+    pd_free(h->body), h->body = NULL, h->body_len = 0;
+    h->header_bytes = 0;
+  }
   c->last_was_value = 0;
   c->upgrade_ws = 0;
   c->body_too_large = 0;
   c->req_done = 0;
   c->headers_done = 0;
+}
+
+/* The request state goes: at the upgrade, and with the connection. */
+static void http_free(pd_conn *c) {
+  if (!c->http) return;
+  http_reset(c);
+  pd_free(c->http);
+  c->http = NULL;
 }
 
 static int append(char **dst, size_t *dlen, const char *at, size_t n) {
@@ -584,44 +623,48 @@ static int append(char **dst, size_t *dlen, const char *at, size_t n) {
 static int hp_message_begin(http_parser *p) {
   pd_conn *c = p->data;
   http_reset(c);
-  c->req_started_ms = pd_now_ms(c->srv);
+  c->http->req_started_ms = pd_now_ms(c->srv);
   return 0;
 }
 
 static int hp_url(http_parser *p, const char *at, size_t n) {
   pd_conn *c = p->data;
-  c->header_bytes += n;
-  if (c->header_bytes > PD_HEADER_CAP) return 1;
-  return append(&c->url, &c->url_len, at, n) ? 1 : 0;
+  pd_http *h = c->http;
+  h->header_bytes += n;
+  if (h->header_bytes > PD_HEADER_CAP) return 1;
+  return append(&h->url, &h->url_len, at, n) ? 1 : 0;
 }
 
 static void header_done(pd_conn *c) {
-  if (!c->hfield) return;
-  if (strcasecmp(c->hfield, "sec-websocket-key") == 0 && c->hvalue) {
-    pd_free(c->ws_key);
-    c->ws_key = pd_strdup(c->hvalue);
-  } else if (strcasecmp(c->hfield, "upgrade") == 0 && c->hvalue && strcasecmp(c->hvalue, "websocket") == 0) {
+  pd_http *h = c->http;
+  if (!h->hfield) return;
+  if (strcasecmp(h->hfield, "sec-websocket-key") == 0 && h->hvalue) {
+    pd_free(h->ws_key);
+    h->ws_key = pd_strdup(h->hvalue);
+  } else if (strcasecmp(h->hfield, "upgrade") == 0 && h->hvalue && strcasecmp(h->hvalue, "websocket") == 0) {
     c->upgrade_ws = 1;
   }
-  pd_free(c->hfield), c->hfield = NULL, c->hfield_len = 0;
-  pd_free(c->hvalue), c->hvalue = NULL, c->hvalue_len = 0;
+  pd_free(h->hfield), h->hfield = NULL, h->hfield_len = 0;
+  pd_free(h->hvalue), h->hvalue = NULL, h->hvalue_len = 0;
 }
 
 static int hp_hfield(http_parser *p, const char *at, size_t n) {
   pd_conn *c = p->data;
-  c->header_bytes += n;
-  if (c->header_bytes > PD_HEADER_CAP) return 1;
+  pd_http *h = c->http;
+  h->header_bytes += n;
+  if (h->header_bytes > PD_HEADER_CAP) return 1;
   if (c->last_was_value) header_done(c);
   c->last_was_value = 0;
-  return append(&c->hfield, &c->hfield_len, at, n) ? 1 : 0;
+  return append(&h->hfield, &h->hfield_len, at, n) ? 1 : 0;
 }
 
 static int hp_hvalue(http_parser *p, const char *at, size_t n) {
   pd_conn *c = p->data;
-  c->header_bytes += n;
-  if (c->header_bytes > PD_HEADER_CAP) return 1;
+  pd_http *h = c->http;
+  h->header_bytes += n;
+  if (h->header_bytes > PD_HEADER_CAP) return 1;
   c->last_was_value = 1;
-  return append(&c->hvalue, &c->hvalue_len, at, n) ? 1 : 0;
+  return append(&h->hvalue, &h->hvalue_len, at, n) ? 1 : 0;
 }
 
 static int hp_headers_complete(http_parser *p) {
@@ -640,17 +683,19 @@ static int hp_headers_complete(http_parser *p) {
 
 static int hp_body(http_parser *p, const char *at, size_t n) {
   pd_conn *c = p->data;
-  if (c->body_too_large || c->body_len + n > PD_BODY_CAP) {
+  pd_http *h = c->http;
+  if (c->body_too_large || h->body_len + n > PD_BODY_CAP) {
     c->body_too_large = 1;
     return 0;
   }
-  return append(&c->body, &c->body_len, at, n) ? 1 : 0;
+  return append(&h->body, &h->body_len, at, n) ? 1 : 0;
 }
 
 static int hp_message_complete(http_parser *p) {
   pd_conn *c = p->data;
+  pd_http *h = c->http;
   c->req_done = 1;
-  c->req_started_ms = 0; /* idle until the next request's first byte */
+  h->req_started_ms = 0; /* idle until the next request's first byte */
   if (p->upgrade) return 0; /* handled after http_parser_execute returns */
   if (c->body_too_large) {
     http_error_reply(c, 413, "Request body too large");
@@ -658,8 +703,8 @@ static int hp_message_complete(http_parser *p) {
   }
   c->last_rx_ms = pd_now_ms(c->srv);
   pd_http_response r;
-  pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), c->url ? c->url : "/",
-                 c->url_len, c->body ? c->body : "", c->body_len, &r);
+  pd_rest_handle(c->srv->core, http_method_str((enum http_method)p->method), h->url ? h->url : "/",
+                 h->url_len, h->body ? h->body : "", h->body_len, &r);
   http_reply(c, r.status, r.body ? r.body : "", r.len, &r);
   pd_free(r.body);
   if (c->close_after_flush || c->closing) return 1; /* stop parsing pipelined input */
@@ -688,10 +733,11 @@ void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
     if (c->close_after_flush && c->out_bytes == 0) conn_finish(c);
     return;
   }
-  size_t n = http_parser_execute(&c->parser, &hp_settings, (const char *)buf, len);
+  if (!c->http) return; /* out of memory at accept */
+  size_t n = http_parser_execute(&c->http->parser, &hp_settings, (const char *)buf, len);
   if (c->closing || c->close_after_flush) return;
-  if (c->parser.upgrade) {
-    if (c->parser.method != HTTP_GET || !c->upgrade_ws || !c->ws_key) {
+  if (c->http->parser.upgrade) {
+    if (c->http->parser.method != HTTP_GET || !c->upgrade_ws || !c->http->ws_key) {
       http_error_reply(c, 400, "Expected a WebSocket upgrade (GET with Upgrade: websocket and Sec-WebSocket-Key)");
       return;
     }
@@ -699,9 +745,9 @@ void pd_conn_feed(pd_conn *c, const uint8_t *buf, size_t len) {
     if (!c->closing && !c->close_after_flush && n < len) pd_conn_feed(c, buf + n, len - n);
     return;
   }
-  if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->header_bytes > PD_HEADER_CAP) http_error_reply(c, 431, "Request headers too large (cap 16 KiB)");
+  if (HTTP_PARSER_ERRNO(&c->http->parser) != HPE_OK) {
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->http->parser);
+    if (c->http->header_bytes > PD_HEADER_CAP) http_error_reply(c, 431, "Request headers too large (cap 16 KiB)");
     else http_error_reply(c, 400, http_errno_description(e));
   }
 }
@@ -727,15 +773,20 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 static pd_conn *conn_alloc(pd_server *s) {
   pd_conn *c = pd_zalloc(sizeof *c);
   if (!c) return NULL;
+  c->http = pd_zalloc(sizeof *c->http);
+  if (!c->http) {
+    pd_free(c);
+    return NULL;
+  }
   c->srv = s;
-  http_parser_init(&c->parser, HTTP_REQUEST);
-  c->parser.data = c;
+  http_parser_init(&c->http->parser, HTTP_REQUEST);
+  c->http->parser.data = c;
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
   s->nconns++;
   c->last_rx_ms = pd_now_ms(s);
-  c->req_started_ms = c->last_rx_ms ? c->last_rx_ms : 1; /* the header deadline runs from accept */
+  c->http->req_started_ms = c->last_rx_ms ? c->last_rx_ms : 1; /* the header deadline runs from accept */
   pd_session_init(&c->sess, s->core, &conn_sink, c);
   return c;
 }
@@ -868,11 +919,7 @@ void pd_server_tick(pd_server *s) {
   pd_conn *c = s->conns;
   while (c) {
     pd_conn *nx = c->next;
-    if (c->oq && !c->oq_len) { /* an idle connection holds no ring */
-      pd_free(c->oq);
-      c->oq = NULL;
-      c->oq_cap = c->oq_head = 0;
-    }
+    if (c->oq && !c->oq_len) oq_release(c); /* an idle connection holds no ring */
     if (c->closing) {
       /* nothing */
     } else if (c->close_after_flush) {
@@ -889,12 +936,12 @@ void pd_server_tick(pd_server *s) {
         c->ping_sent_ms = now;
       }
     } else if (pd_tls_conn_handshaking(c)) {
-      if (now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
+      if (c->http && now - c->http->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
         late_tls++;
         conn_begin_close(c); /* no HTTP reply is possible before the handshake */
       }
-    } else if (!c->is_ws && !c->headers_done && c->req_started_ms &&
-               now - c->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
+    } else if (!c->is_ws && !c->headers_done && c->http && c->http->req_started_ms &&
+               now - c->http->req_started_ms > (uint64_t)s->cfg->header_timeout_ms) {
       late++;
       char msg[100];
       snprintf(msg, sizeof msg, "Request headers not received within %d ms", s->cfg->header_timeout_ms);
@@ -973,6 +1020,12 @@ int pd_server_listen(pd_server *s) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
     s->fd_limit = (int)rl.rlim_cur;
+  /* One-time set-up before the first client (docs/architecture.md, "Memory
+   * per connection"): OpenSSL 3 loads its provider and digest tables on the
+   * first digest, which the first handshake would otherwise do in the middle
+   * of a connection burst, leaving its allocations among the connections'. */
+  char accept[32];
+  (void)pusher__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", accept, sizeof accept);
   uv_timer_start(&s->tick, tick_cb, 1000, 1000);
   return 0;
 }
@@ -1045,6 +1098,6 @@ void pd_server_free(pd_server *s) {
 }
 
 size_t pd_conn_detached_output(pd_conn *c, const uint8_t **out) {
-  *out = c->dout;
-  return c->dout_len;
+  *out = c->dout ? c->dout->buf : NULL;
+  return c->dout ? c->dout->len : 0;
 }
