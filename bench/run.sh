@@ -5,8 +5,9 @@
 #                [--recv-events E] [--recv-rate R] [--recv-sat-rate R2]
 #                [--recv-sat-publishers K] [--core-events E]
 #                [--lat-subscribers N] [--slow-subscribers N] [--slow-payload B]
-#                [--conns-small N1] [--conns-big N2] [--runs RUNS]
-#                [--only fanout|latency|slow|recv|conns] [--no-build] [--build DIR]
+#                [--conns-small N1] [--conns-big N2] [--clients N] [--runs RUNS]
+#                [--only fanout|latency|slow|recv|clients|conns] [--no-build]
+#                [--build DIR]
 #
 #   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
 #                  REST-triggered events, the same load generator for both
@@ -25,10 +26,17 @@
 #                  saturating pass), next to client_floor (no library: the
 #                  wakeups and reads alone); plus callgrind
 #                  instructions/event of our core with 1 and 1000 bindings.
+#   clients:       memory per client connection, N (10000) libpusher clients
+#                  on one libuv loop (bench/client_many.c) vs N pusher-js
+#                  clients in one Node process (client_many_pusherjs.cjs),
+#                  subscribed to 100 channels of pusherd and receiving.
 #   server_conns:  pusherd vs soketi 1.6.1, N1 (1000) and N2 (18000) idle
 #                  sockets subscribed to one channel: RSS per connection and
 #                  the time and server CPU to connect and subscribe them
 #                  (ports 7930-7949).
+#
+# A run of every section ends with "goals": the figures of issue 10's
+# table side by side, as ratios.
 #
 # Every figure is the median of RUNS runs (default 3).  Servers are started
 # and stopped here, on ports 7900-7999 only; only the PIDs started here are
@@ -40,7 +48,7 @@ root="$(cd "$here/.." && pwd)"
 subs=1000 events=1000 rate=0 http_conns=2
 recv_events=100000 recv_rate=20000 recv_sat_rate=0 recv_sat_pubs=8 core_events=20000
 lat_subs=1000 slow_subs=100 slow_payload=8000
-conns_small=1000 conns_big=18000
+conns_small=1000 conns_big=18000 many_clients=10000
 runs=3 only="" build=1 bdir="$root/build-bench"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +66,7 @@ while [ $# -gt 0 ]; do
     --slow-payload) slow_payload=$2; shift 2 ;;
     --conns-small) conns_small=$2; shift 2 ;;
     --conns-big) conns_big=$2; shift 2 ;;
+    --clients) many_clients=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -67,7 +76,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-PUSHERD_PORT=7900 SOKETI_BENCH_PORT=7910 RECV_PORT=7920
+PUSHERD_PORT=7900 SOKETI_BENCH_PORT=7910 RECV_PORT=7920 CLIENTS_PORT=7922
 CONNS_PUSHERD_PORT=7930 CONNS_SOKETI_PORT=7940 # soketi also takes 7941, 7942
 work="$(mktemp -d /tmp/pusher-bench.XXXXXX)"
 started=()   # PIDs started here (pusherd, clients)
@@ -85,7 +94,7 @@ trap 'exit 130' INT TERM
 if [ "$build" = 1 ]; then
   echo "== building ($bdir, Release)" >&2
   cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
-    cmake --build "$bdir" -j2 --target pusherd pusher_cli client_recv client_floor client_core >>"$work/cmake.log" 2>&1 ||
+    cmake --build "$bdir" -j2 --target pusherd pusher_cli client_recv client_floor client_core client_many >>"$work/cmake.log" 2>&1 ||
     { tail -30 "$work/cmake.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
 fi
 PUSHERD="$bdir/pusherd" PUSHER="$bdir/pusher"
@@ -374,6 +383,44 @@ if [ -z "$only" ] || [ "$only" = recv ]; then
   echo
 fi
 
+# ------------------------------------------------------------------ clients
+# N client connections in one process, each subscribed (client i to
+# bench-many-(i mod 100)) and receiving 10 events: libpusher in loop mode on
+# one libuv loop, pusher-js in one Node process (after a full GC).  RSS per
+# client = (RSS when all are subscribed - RSS before the first) / N.
+if [ -z "$only" ] || [ "$only" = clients ]; then
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null # N sockets in the client, N in pusherd
+  M="$work/clients.txt"; : >"$M"
+  start_pusherd $CLIENTS_PORT || exit 1
+  for r in $(seq 1 "$runs"); do
+    for cl in libpusher pusher-js; do
+      out="$work/many-$cl-$r.out"; : >"$out"
+      margs=(--port $CLIENTS_PORT --clients "$many_clients" --channels 100 --prefix bench-many --events 10)
+      if [ "$cl" = libpusher ]; then "$bdir/bench/client_many" "${margs[@]}" >"$out" 2>&1 &
+      else node --expose-gc "$here/client_many_pusherjs.cjs" "${margs[@]}" >"$out" 2>&1 &
+      fi
+      cpid=$!; started+=("$cpid")
+      echo "== clients run $r/$runs: $cl (pid $cpid), $many_clients clients" >&2
+      for _ in $(seq 1 1800); do grep -q READY "$out" && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+      "${BENCH[@]}" --port $CLIENTS_PORT --channel-prefix bench-many --channels 100 --subscribers 0 \
+        --events 1000 --timeout 30 >"$work/publisher.log" 2>&1 ||
+        { echo "run.sh: the publisher failed:" >&2; tail -5 "$work/publisher.log" >&2; }
+      for _ in $(seq 1 600); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+      stop_pid "$cpid"
+      sed -n 's/^RESULT /RESULT label='"$cl"' /p' "$out" | sed 's|events=\([0-9]*\)/\([0-9]*\)|events=\1 events_expected=\2|' >>"$M"
+      grep -q RESULT "$out" || { echo "run.sh: $cl gave no result:" >&2; tail -5 "$out" >&2; }
+    done
+  done
+  stop_pid "$SERVER_PID"
+  echo "clients: $many_clients client connections in one process, subscribed to 100 channels of pusherd, 10 events each, median of $runs"
+  header "metric" libpusher pusher-js
+  row "$M" "subscribed" subscribed libpusher pusher-js
+  row "$M" "events received" events libpusher pusher-js
+  row "$M" "RSS per client (KiB)" rss_kb_per_client libpusher pusher-js
+  row "$M" "peak RSS of the process (KiB)" maxrss_kb libpusher pusher-js
+  echo
+fi
+
 # ------------------------------------------------------------------ server_conns
 # Idle connections: N1 and N2 sockets subscribed to one channel, each count
 # on a fresh server.  RSS per connection is (RSS when all are subscribed -
@@ -456,4 +503,52 @@ PY
   row "$C" "subscribe p50 at $s2 (ms)" sub_p50_ms pusherd-$s2 soketi-$s2
   row "$C" "subscribe p99 at $s2 (ms)" sub_p99_ms pusherd-$s2 soketi-$s2
   echo
+fi
+
+# ------------------------------------------------------------------ goals
+# Issue 10's table: each figure above as a ratio, with its goal.  Only the
+# sections that ran have a line.
+ratio() { # a b -> "a/b" as 1/x or x
+  awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "n/a" || b == "n/a" || a + 0 <= 0 || b + 0 <= 0) { print "n/a"; exit }
+    r = a / b; if (r < 1) printf "1/%.1f", 1 / r; else printf "%.2fx", r }'
+}
+goal() { printf "| %-52s | %-24s | %-22s |\n" "$1" "$2" "$3"; }
+echo "goals (issue 10): medians of $runs, ratios pusherd/soketi and libpusher/pusher-js"
+printf "| %-52s | %-24s | %-22s |\n" "figure" "measured" "goal"
+printf "|%s|%s|%s|\n" "------------------------------------------------------" "--------------------------" "------------------------"
+if [ -n "${F:-}" ]; then
+  goal "server CPU per delivery, $subs subs, saturated" \
+    "$(ratio "$(median "$F" pusherd server.cpu_us_per_delivery)" "$(median "$F" soketi server.cpu_us_per_delivery)")" "<= 1/3 of soketi"
+  goal "deliveries/s, same (bench loop share: $(median "$F" pusherd self.loop_cpu_share))" \
+    "$(ratio "$(median "$F" pusherd deliveries.per_s)" "$(median "$F" soketi deliveries.per_s)")" ">= 3x, or bench-bound"
+fi
+if [ -n "${L:-}" ]; then
+  goal "p99, $lat_subs subs at 50,000 deliveries/s" \
+    "$(ratio "$(median "$L" pusherd-r50 latency_us.p99)" "$(median "$L" soketi-r50 latency_us.p99)")" "<= 1/3 of soketi"
+  goal "p99, 100 subs at 50,000 deliveries/s" \
+    "$(ratio "$(median "$L" pusherd-s100 latency_us.p99)" "$(median "$L" soketi-s100 latency_us.p99)")" "<= 1/3 of soketi"
+  goal "p99, $lat_subs subs at 10,000 deliveries/s" \
+    "$(ratio "$(median "$L" pusherd-r10 latency_us.p99)" "$(median "$L" soketi-r10 latency_us.p99)")" "reported"
+fi
+if [ -n "${S:-}" ]; then
+  goal "readers' p99 with 10 stalled - with 0 (pusherd, ms)" \
+    "$(awk -v a="$(median "$S" pusherd-st10 latency_us.p99)" -v b="$(median "$S" pusherd-st0 latency_us.p99)" \
+      'BEGIN{ if (a == "n/a" || b == "n/a") print "n/a"; else printf "%+.1f", (a - b) / 1000 }')" "a few ms"
+  goal "stalled subscribers cut by pusherd (of 10)" "$(median "$S" pusherd-st10 stalled.cut)" "cut at the cap"
+fi
+if [ -n "${C:-}" ]; then
+  goal "RSS per idle subscribed conn at $conns_small (KiB)" "$(median "$C" pusherd-$conns_small per_conn_kib)" "<= 1"
+  goal "RSS per idle subscribed conn at $conns_big (KiB)" "$(median "$C" pusherd-$conns_big per_conn_kib)" "<= 1"
+  goal "time to subscribe $conns_big sockets to one channel" \
+    "$(ratio "$(median "$C" pusherd-$conns_big total_s)" "$(median "$C" soketi-$conns_big total_s)")" "<= 1/10 of soketi"
+fi
+if [ -n "${R:-}" ]; then
+  goal "client CPU per event, ${recv_rate}/s" \
+    "$(ratio "$(median "$R" libpusher cpu_us_per_event)" "$(median "$R" pusher-js cpu_us_per_event)")" "<= 1/10 of pusher-js"
+  goal "client CPU per event, saturating" \
+    "$(ratio "$(median "$RS" libpusher cpu_us_per_event)" "$(median "$RS" pusher-js cpu_us_per_event)")" "<= 1/10 of pusher-js"
+fi
+if [ -n "${M:-}" ]; then
+  goal "client memory per connection at $many_clients (KiB)" \
+    "$(median "$M" libpusher rss_kb_per_client) vs $(median "$M" pusher-js rss_kb_per_client)" "reported"
 fi
