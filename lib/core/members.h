@@ -1,6 +1,6 @@
 /* Presence channel members: the bookkeeping behind the members API
  * (me, count, iterate, get by id), kept exact under any ordering of
- * member_added / member_removed / resubscription (docs/protocol.md, "Presence").
+ * member_added / member_removed / resubscription (the presence messages: docs/protocol.md).
  *
  * Rules (those of pusher-js members.ts, made exact):
  *  - pusher__members_load() (pusher_internal:subscription_succeeded)
