@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libpusher benchmarks, side by side with named baselines (bench/README.md).
 #
-#   bench/run.sh [--subscribers N] [--events M] [--rate R] [--http-conns K]
+#   bench/run.sh [--subscribers N] [--events M] [--rate R] [--http-conns "K ..."]
 #                [--recv-events E] [--recv-rate R] [--recv-sat-rate R2]
 #                [--recv-sat-publishers K] [--core-events E]
 #                [--lat-subscribers N] [--slow-subscribers N] [--slow-payload B]
@@ -11,7 +11,11 @@
 #
 #   server_fanout: pusherd vs soketi 1.6.1, N subscribers on one channel, M
 #                  REST-triggered events, the same load generator for both
-#                  (`pusher bench`, src/cli/bench.c).
+#                  (`pusher bench`, src/cli/bench.c), published over K
+#                  concurrent HTTP connections, for each K of --http-conns
+#                  (default "2 8": one request in flight per connection, so
+#                  K bounds how many events a server can gather per socket
+#                  and loop turn).
 #   latency:       pusherd vs soketi, N subscribers on one channel, paced at
 #                  50 and 10 events/s (50,000 and 10,000 deliveries/s with
 #                  1000), and 100 subscribers at 500 events/s (50,000/s with
@@ -45,7 +49,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
-subs=1000 events=1000 rate=0 http_conns=2
+subs=1000 events=1000 rate=0 http_conns="2 8"
 recv_events=100000 recv_rate=20000 recv_sat_rate=0 recv_sat_pubs=8 core_events=20000
 lat_subs=1000 slow_subs=100 slow_payload=8000
 conns_small=1000 conns_big=18000 many_clients=10000
@@ -171,51 +175,6 @@ header() { # title labels...
 
 echo "libpusher bench $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(git -C "$root" rev-parse --short HEAD 2>/dev/null)" >&2
 
-# ------------------------------------------------------------------ server_fanout
-if [ -z "$only" ] || [ "$only" = fanout ]; then
-  F="$work/fanout.txt"; : >"$F"
-  for r in $(seq 1 "$runs"); do
-    for srv in pusherd soketi; do
-    if [ "$srv" = pusherd ]; then start_pusherd $PUSHERD_PORT || exit 1; port=$PUSHERD_PORT
-    else start_soketi $SOKETI_BENCH_PORT || exit 1; port=$SOKETI_BENCH_PORT; fi
-    sleep 0.5
-    echo "== server_fanout run $r/$runs: $srv (pid $SERVER_PID), $subs subscribers x $events events" >&2
-    # pusher bench exits 1 on a loss; the table shows the counts.
-    "${BENCH[@]}" --port "$port" --subscribers "$subs" --events "$events" --rate "$rate" \
-      --publishers "$http_conns" --server-pid "$SERVER_PID" --timeout 30 --json \
-      >"$work/fanout-$srv-$r.json" || echo "run.sh: pusher bench reported a failure ($srv run $r)" >&2
-    result_line "$srv" <"$work/fanout-$srv-$r.json" >>"$F" ||
-      echo "run.sh: no JSON from pusher bench ($srv run $r)" >&2
-    if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
-    done
-  done
-  echo
-  echo "server_fanout: $subs subscribers on one channel, $events REST events (rate ${rate}/s, 0 = max; $http_conns HTTP conns), pusher bench, median of $runs"
-  header "metric" pusherd soketi
-  row "$F" "deliveries (of $((subs * events)))" deliveries.received pusherd soketi
-  row "$F" "lost + duplicated" deliveries.lost pusherd soketi
-  row "$F" "throughput (deliveries/s)" deliveries.per_s pusherd soketi
-  row "$F" "latency p50 (us, trigger->recv)" latency_us.p50 pusherd soketi
-  row "$F" "latency p90 (us)" latency_us.p90 pusherd soketi
-  row "$F" "latency p99 (us)" latency_us.p99 pusherd soketi
-  row "$F" "latency p99.9 (us)" latency_us.p99_9 pusherd soketi
-  row "$F" "latency max (us)" latency_us.max pusherd soketi
-  row "$F" "server CPU per delivery (us)" server.cpu_us_per_delivery pusherd soketi
-  row "$F" "server CPU, publish phase (s)" server.cpu_s pusherd soketi
-  row "$F" "server CPU, share of 1 core" server.cpu_share pusherd soketi
-  row "$F" "server RSS before clients (KiB)" server.rss_kb_before pusherd soketi
-  row "$F" "server RSS, N idle subs (KiB)" server.rss_kb_idle pusherd soketi
-  row "$F" "RSS growth per idle sub (KiB)" server.rss_kb_per_idle_sub pusherd soketi
-  row "$F" "server RSS at end (KiB)" server.rss_kb_end pusherd soketi
-  row "$F" "server peak RSS VmHWM (KiB)" server.hwm_kb pusherd soketi
-  row "$F" "connect+subscribe all (s)" connect.total_s pusherd soketi
-  row "$F" "subscribed per socket p50 (ms)" connect.subscribe_ms.p50 pusherd soketi
-  row "$F" "subscribed per socket p99 (ms)" connect.subscribe_ms.p99 pusherd soketi
-  row "$F" "load generator CPU, publish (s)" self.cpu_s pusherd soketi
-  row "$F" "bench event loop, share of 1 core" self.loop_cpu_share pusherd soketi
-  echo
-fi
-
 # Run R of one configuration: one `pusher bench --json` per server, appended
 # to FILE as RESULT lines labelled SERVER-TAG.  The sections loop over the
 # runs outside the configurations, so that a burst of load from other
@@ -238,6 +197,43 @@ bench_round() {
     if [ "$srv" = pusherd ]; then stop_pid "$SERVER_PID"; else stop_soketi $SOKETI_BENCH_PORT; fi
   done
 }
+
+# ------------------------------------------------------------------ server_fanout
+if [ -z "$only" ] || [ "$only" = fanout ]; then
+  F="$work/fanout.txt"; : >"$F"
+  for r in $(seq 1 "$runs"); do
+    for k in $http_conns; do
+      bench_round "$F" "p$k" server_fanout "$r" --subscribers "$subs" --events "$events" --rate "$rate" --publishers "$k"
+    done
+  done
+  echo
+  echo "server_fanout: $subs subscribers on one channel, $events REST events (rate ${rate}/s, 0 = max), published over K"
+  echo "concurrent HTTP connections (pK: K = $http_conns), pusher bench, median of $runs"
+  fcols=(); for k in $http_conns; do fcols+=("pusherd-p$k" "soketi-p$k"); done
+  header "metric" "${fcols[@]}"
+  row "$F" "deliveries (of $((subs * events)))" deliveries.received "${fcols[@]}"
+  row "$F" "lost + duplicated" deliveries.lost "${fcols[@]}"
+  row "$F" "throughput (deliveries/s)" deliveries.per_s "${fcols[@]}"
+  row "$F" "latency p50 (us, trigger->recv)" latency_us.p50 "${fcols[@]}"
+  row "$F" "latency p90 (us)" latency_us.p90 "${fcols[@]}"
+  row "$F" "latency p99 (us)" latency_us.p99 "${fcols[@]}"
+  row "$F" "latency p99.9 (us)" latency_us.p99_9 "${fcols[@]}"
+  row "$F" "latency max (us)" latency_us.max "${fcols[@]}"
+  row "$F" "server CPU per delivery (us)" server.cpu_us_per_delivery "${fcols[@]}"
+  row "$F" "server CPU, publish phase (s)" server.cpu_s "${fcols[@]}"
+  row "$F" "server CPU, share of 1 core" server.cpu_share "${fcols[@]}"
+  row "$F" "server RSS before clients (KiB)" server.rss_kb_before "${fcols[@]}"
+  row "$F" "server RSS, N idle subs (KiB)" server.rss_kb_idle "${fcols[@]}"
+  row "$F" "RSS growth per idle sub (KiB)" server.rss_kb_per_idle_sub "${fcols[@]}"
+  row "$F" "server RSS at end (KiB)" server.rss_kb_end "${fcols[@]}"
+  row "$F" "server peak RSS VmHWM (KiB)" server.hwm_kb "${fcols[@]}"
+  row "$F" "connect+subscribe all (s)" connect.total_s "${fcols[@]}"
+  row "$F" "subscribed per socket p50 (ms)" connect.subscribe_ms.p50 "${fcols[@]}"
+  row "$F" "subscribed per socket p99 (ms)" connect.subscribe_ms.p99 "${fcols[@]}"
+  row "$F" "load generator CPU, publish (s)" self.cpu_s "${fcols[@]}"
+  row "$F" "bench event loop, share of 1 core" self.loop_cpu_share "${fcols[@]}"
+  echo
+fi
 
 # ------------------------------------------------------------------ latency
 # Paced: 500 events at 50/s (10 s) and 200 at 10/s (20 s), so that the p99
@@ -517,10 +513,14 @@ echo "goals (issue 10): medians of $runs, ratios pusherd/soketi and libpusher/pu
 printf "| %-52s | %-24s | %-22s |\n" "figure" "measured" "goal"
 printf "|%s|%s|%s|\n" "------------------------------------------------------" "--------------------------" "------------------------"
 if [ -n "${F:-}" ]; then
-  goal "server CPU per delivery, $subs subs, saturated" \
-    "$(ratio "$(median "$F" pusherd server.cpu_us_per_delivery)" "$(median "$F" soketi server.cpu_us_per_delivery)")" "<= 1/3 of soketi"
-  goal "deliveries/s, same (bench loop share: $(median "$F" pusherd self.loop_cpu_share))" \
-    "$(ratio "$(median "$F" pusherd deliveries.per_s)" "$(median "$F" soketi deliveries.per_s)")" ">= 3x, or bench-bound"
+  for k in $http_conns; do
+    goal "server CPU per delivery, $subs subs, saturated, K=$k" \
+      "$(ratio "$(median "$F" pusherd-p$k server.cpu_us_per_delivery)" "$(median "$F" soketi-p$k server.cpu_us_per_delivery)")" "<= 1/3 of soketi"
+    goal "deliveries/s, same (bench loop share: $(median "$F" pusherd-p$k self.loop_cpu_share))" \
+      "$(ratio "$(median "$F" pusherd-p$k deliveries.per_s)" "$(median "$F" soketi-p$k deliveries.per_s)")" ">= 3x, or bench-bound"
+  done
+  k1=${http_conns%% *}
+  goal "pusherd idle RSS, before any client (KiB)" "$(median "$F" pusherd-p$k1 server.rss_kb_before)" "<= 5 MB"
 fi
 if [ -n "${L:-}" ]; then
   goal "p99, $lat_subs subs at 50,000 deliveries/s" \
