@@ -155,7 +155,8 @@ const char cli_bench_help[] =
     "Usage: pusher bench [options] --subscribers N --events M\n"
     "\n"
     "Measure a Pusher Channels server (pusherd, soketi, the hosted service): open N\n"
-    "WebSocket subscribers in this process (libpusher clients on one event loop),\n"
+    "WebSocket subscribers in this process (libpusher clients on one event loop,\n"
+    "or on T loops in T threads with --threads T),\n"
     "spread over C public channels PREFIX-0 .. PREFIX-(C-1), wait until all are\n"
     "subscribed, then publish M events through the HTTP API (event i on channel\n"
     "i mod C), each carrying the time it was triggered, and report deliveries/s,\n"
@@ -180,7 +181,15 @@ const char cli_bench_help[] =
     "                            end report how many the server cut and when, and\n"
     "                            what they got (needs --no-tls; at most 1000; not in\n"
     "                            the latency and loss figures)\n"
-    "  --connect-concurrency K   subscribers connecting at the same time (default 100)\n"
+    "  --threads T               spread the subscribers over T event loops, each in\n"
+    "                            its own thread (subscriber k on loop k mod T;\n"
+    "                            default 1, at most 64, no more than N): one loop\n"
+    "                            reads one delivery after another, so with many\n"
+    "                            subscribers per event it, not the server, sets the\n"
+    "                            tail latency; more loops help on spare cores only\n"
+    "  --connect-concurrency K   subscribers connecting at the same time (default 100;\n"
+    "                            with --threads, split between the loops, at least\n"
+    "                            one each)\n"
     "  --connect-timeout S       per subscriber connection attempt (default 15)\n"
     "  --timeout S               give up after S seconds without progress (default 10)\n"
     "  --channel-prefix P        channel name prefix (default bench-<random hex>)\n"
@@ -241,6 +250,7 @@ enum {
   B_CHANNEL_PREFIX,
   B_PAYLOAD,
   B_STALLED,
+  B_THREADS,
   B_SERVER_PID,
   B_REALTIME,
   B_JSON,
@@ -271,6 +281,7 @@ static const struct option BENCH_OPTS[] = {
     {"channel-prefix", required_argument, NULL, B_CHANNEL_PREFIX},
     {"payload", required_argument, NULL, B_PAYLOAD},
     {"stalled", required_argument, NULL, B_STALLED},
+    {"threads", required_argument, NULL, B_THREADS},
     {"server-pid", required_argument, NULL, B_SERVER_PID},
     {"realtime-clock", no_argument, NULL, B_REALTIME},
     {"json", no_argument, NULL, B_JSON},
@@ -287,6 +298,7 @@ static const struct option BENCH_OPTS[] = {
 #define BENCH_MAX_PUBLISHERS 64L
 #define BENCH_MAX_PAYLOAD 100000L /* over both pusherd's and soketi's default event cap */
 #define BENCH_MAX_STALLED 1000L
+#define BENCH_MAX_THREADS 64L
 
 static int bench_long(const char *opt, const char *val, long min, long max, long *out) {
   if (cli_parse_long(val, min, max, out) != 0)
@@ -308,6 +320,7 @@ int cli_bench_parse(int argc, char **argv, cli_bench_args *a) {
   a->subscribers = a->events = -1;
   a->channels = 1;
   a->publishers = 1;
+  a->threads = 1;
   a->connect_concurrency = 100;
   a->connect_timeout = 15;
   a->timeout = 10;
@@ -380,6 +393,9 @@ int cli_bench_parse(int argc, char **argv, cli_bench_args *a) {
       break;
     case B_STALLED:
       if ((rc = bench_long("stalled", optarg, 0, BENCH_MAX_STALLED, &a->stalled))) return rc;
+      break;
+    case B_THREADS:
+      if ((rc = bench_long("threads", optarg, 1, BENCH_MAX_THREADS, &a->threads))) return rc;
       break;
     case B_SERVER_PID:
       if ((rc = bench_long("server-pid", optarg, 1, 0x7fffffffL, &a->server_pid))) return rc;

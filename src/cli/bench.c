@@ -7,12 +7,31 @@
  * counted as a connect failure and disconnected (no retry: a benchmark
  * wants to know); one that fails later is counted as a disconnect.
  *
+ * Threads (--threads T): one loop reads one delivery after another, so
+ * with N subscribers per event the last one sees it N reads after the
+ * first, whatever the server does.  With T > 1 the subscribers are split
+ * into T shards, subscriber k in shard k % T: shard 0 on this thread's
+ * loop, shards 1..T-1 each on a loop of its own in a thread of its own
+ * (shard_main).  A shard owns its clients, its histograms and counters and
+ * its share of --connect-concurrency (K/T, the remainder spread, at least
+ * 1: the bound stays K overall, or T if T > K, with no cross-thread
+ * wake-up).  Phases stay with this thread:
+ * a shard that has connected everyone it can sets `settled` and wakes this
+ * loop; when all have, it opens the stalled sockets (on this thread),
+ * samples the server and starts the publishers; finish() stops the other
+ * loops with their `quit` async.  While the run goes on this thread reads
+ * only the shards' live_* counters (atomics only their shard writes); the
+ * rest is merged once their threads are joined (merge_shards), and their
+ * clients and loops are closed by this thread after that.  Each loop's CPU
+ * time is read from its thread's CPU clock.  T = 1 is one shard on this
+ * thread: no extra thread.
+ *
  * Publishers: --publishers threads, each with its own pusher_rest handle
  * (include/pusher/rest.h is synchronous, so it must not run on the loop
  * thread).  They take event numbers from one counter, pace them at --rate,
  * stamp each event with the clock just before the request, and publish it.
  *
- * Measuring: the loop thread parses each event's stamp and records the
+ * Measuring: the loop thread (each loop's, with --threads) parses each event's stamp and records the
  * latency in a fixed-memory log-linear histogram (no per-sample storage);
  * per subscriber it keeps the highest sequence seen and a 64-event window,
  * enough to tell duplicates from late (out-of-order) events.  With
@@ -25,7 +44,8 @@
  *
  * Threads share: the event counter and the first HTTP error (under mu), a
  * few atomic counters, and the read-only per-channel subscriber counts
- * taken when publishing starts.  Publishers wake the loop with uv_async. */
+ * taken when publishing starts.  Publishers and shards wake the main loop
+ * with uv_async (b->wake). */
 #include <pusher/pusher.h>
 #include <pusher/rest.h>
 
@@ -186,10 +206,11 @@ enum sub_state { S_IDLE, S_CONNECTING, S_CONNECTED, S_SUBSCRIBED, S_FAILED, S_CL
 enum phase { P_CONNECT, P_PUBLISH, P_DONE };
 
 struct bench;
+struct shard;
 struct stalled;
 
 typedef struct sub {
-  struct bench *b;
+  struct shard *sh;
   pusher_client *c;
   uint32_t chan;
   uint8_t state;
@@ -197,6 +218,43 @@ typedef struct sub {
   uint64_t hi;      /* 1 + the highest per-channel sequence received (0: none) */
   uint64_t win;     /* bit d: sequence hi-1-d was received (d < 64) */
 } sub;
+
+/* One event loop and the subscribers on it (--threads; see "Threads" in
+ * the header).  Everything here is touched only by the shard's own thread,
+ * except: the atomics, which it alone writes and the main thread reads
+ * while the run goes on (live_*), settled (release/acquire: after it,
+ * chan_subs no longer changes and the main thread may read it), and the
+ * rest, which the main thread reads once the thread has been joined. */
+typedef struct shard {
+  struct bench *b;
+  int idx;
+  uv_loop_t *loop; /* &b->loop for shard 0, &own_loop for the others */
+  uv_loop_t own_loop;
+  uv_async_t quit; /* shards > 0: finish() asks the loop to stop */
+  pthread_t tid;
+  int thread_started;
+  int have_cpu_clock;
+  clockid_t cpu_clock; /* this thread's CPU clock, read by the main thread */
+
+  sub *subs; /* subscribers idx, idx + T, idx + 2T, ... */
+  long n;    /* how many */
+  long conc; /* its share of --connect-concurrency */
+  long started, connected, disconnects;
+  atomic_long live_subscribed, live_failed;
+  atomic_int settled;  /* 1: connecting is over on this loop */
+  int settled_here;    /* the same, this thread's copy */
+  long *chan_subs;     /* subscribed per channel */
+  char first_error[300];
+  uint64_t first_error_t;
+  hist connect_h, subscribe_h;
+  atomic_uint_fast64_t live_progress; /* mono_ns of the last subscription, failure or delivery */
+
+  hist lat;
+  atomic_uint_fast64_t live_received, live_unique;
+  uint64_t duplicates, out_of_order, foreign, t_last_delivery;
+
+  double loop_cpu0, loop_cpu; /* read by the main thread (start_publishing, finish) */
+} shard;
 
 typedef struct publisher {
   struct bench *b;
@@ -216,17 +274,21 @@ typedef struct bench {
   int phase;
   clockid_t stamp_clock;
 
-  /* subscribers (loop thread only) */
-  sub *subs;
-  long started, connected, subscribed, failed, disconnects;
-  long *chan_subs; /* subscribed per channel; frozen copy below at publish time */
-  char first_error[300];
-  hist connect_h, subscribe_h; /* ns from pusher_client_connect() */
-  uint64_t t_start, t_all_subscribed, t_last_delivery, t_last_progress;
+  /* the event loops: shards[0] runs on loop, in this thread */
+  shard **shards;
+  int nshards;
 
-  /* deliveries (loop thread only) */
+  /* main thread only */
+  char first_error[300]; /* a stalled subscriber's; merged with the shards' */
+  uint64_t first_error_t;
+  uint64_t t_start, t_all_subscribed, t_last_progress;
+
+  /* totals over the shards, filled by merge_shards() after the run */
+  long started, connected, subscribed, failed, disconnects;
+  hist connect_h, subscribe_h; /* ns from pusher_client_connect() */
   hist lat;
-  uint64_t received, duplicates, out_of_order, foreign;
+  uint64_t received, duplicates, out_of_order, foreign, t_last_delivery;
+  double loop_cpu_max, loop_cpu_sum;
 
   /* publishing (shared) */
   const long *chan_expect; /* per channel: subscribers when publishing started */
@@ -242,7 +304,7 @@ typedef struct bench {
   uint64_t t_pub0; /* set before the threads start: rate pacing origin */
   uint64_t planned; /* deliveries expected when every event is published */
 
-  /* stalled subscribers (loop thread only; --stalled) */
+  /* stalled subscribers (main thread only; --stalled) */
   struct stalled *stalled;
   long stalled_subscribed;
   int stalled_failed;
@@ -251,8 +313,8 @@ typedef struct bench {
   /* samples */
   proc_sample srv_before, srv_idle, srv_end;
   long self_rss_before, self_rss_idle;
-  double self_cpu0, loop_cpu0;
-  double self_cpu, loop_cpu;
+  double self_cpu0;
+  double self_cpu;
   uint64_t t_end;
   int interrupted, timed_out;
 } bench;
@@ -285,29 +347,79 @@ static void progress_clear(bench *b) {
   }
 }
 
+/* A counter one thread writes and others read: a plain load and store (no
+ * locked instruction on the delivery path), atomic so that readers see
+ * whole values. */
+static void bump_l(atomic_long *x, long d) {
+  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d, memory_order_relaxed);
+}
+static void bump_u(atomic_uint_fast64_t *x) {
+  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+static long peek_l(atomic_long *x) { return atomic_load_explicit(x, memory_order_relaxed); }
+static uint64_t peek_u(atomic_uint_fast64_t *x) {
+  return (uint64_t)atomic_load_explicit(x, memory_order_relaxed);
+}
+static void touch(shard *sh, uint64_t now) {
+  atomic_store_explicit(&sh->live_progress, now, memory_order_relaxed);
+}
+
+/* Live sums over the shards, for the main thread while the run goes on. */
+static long sum_subscribed(bench *b) {
+  long n = 0;
+  for (int i = 0; i < b->nshards; i++) n += peek_l(&b->shards[i]->live_subscribed);
+  return n;
+}
+static long sum_failed(bench *b) {
+  long n = 0;
+  for (int i = 0; i < b->nshards; i++) n += peek_l(&b->shards[i]->live_failed);
+  return n;
+}
+static uint64_t sum_received(bench *b, int unique) {
+  uint64_t n = 0;
+  for (int i = 0; i < b->nshards; i++)
+    n += peek_u(unique ? &b->shards[i]->live_unique : &b->shards[i]->live_received);
+  return n;
+}
+
 static void progress_line(bench *b) {
   if (!b->progress) return;
   if (b->phase == P_CONNECT)
-    fprintf(stderr, "\r\033[Kconnecting: %ld/%ld subscribed, %ld failed", b->subscribed,
-            b->a->subscribers, b->failed);
+    fprintf(stderr, "\r\033[Kconnecting: %ld/%ld subscribed, %ld failed", sum_subscribed(b),
+            b->a->subscribers, sum_failed(b));
   else
     fprintf(stderr, "\r\033[Kpublishing: %" PRIu64 "/%ld events, %" PRIu64 "/%" PRIu64 " deliveries",
-            (uint64_t)atomic_load(&b->triggered), b->a->events, b->received, b->planned);
+            (uint64_t)atomic_load(&b->triggered), b->a->events, sum_received(b, 0), b->planned);
   fflush(stderr);
 }
 
+static void vnote(char *dst, size_t n, uint64_t *when, const char *fmt, va_list ap) {
+  if (dst[0]) return;
+  vsnprintf(dst, n, fmt, ap);
+  *when = mono_ns();
+}
+
+/* The first error of the main thread (stalled subscribers) or of a shard;
+ * the report shows the earliest of them. */
 static void note_error(bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note_error(bench *b, const char *fmt, ...) {
-  if (b->first_error[0]) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(b->first_error, sizeof b->first_error, fmt, ap);
+  vnote(b->first_error, sizeof b->first_error, &b->first_error_t, fmt, ap);
+  va_end(ap);
+}
+static void shard_error(shard *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void shard_error(shard *sh, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vnote(sh->first_error, sizeof sh->first_error, &sh->first_error_t, fmt, ap);
   va_end(ap);
 }
 
 /* ------------------------------------------------------------------ subscribers */
 
-static void start_more(bench *b);
+static void start_more(shard *sh);
+static void shard_check(shard *sh);
 static void maybe_advance(bench *b);
 
 /* End a subscriber's run: no retry. */
@@ -317,20 +429,21 @@ static void sub_stop(sub *s, int state) {
 }
 
 static void sub_failed(sub *s, const char *why) {
-  bench *b = s->b;
+  shard *sh = s->sh;
   if (s->state == S_FAILED || s->state == S_CLOSED) return;
   if (s->state == S_SUBSCRIBED) {
-    b->disconnects++;
-    note_error(b, "subscriber %ld lost its connection: %s", (long)(s - b->subs), why);
+    sh->disconnects++;
+    shard_error(sh, "subscriber %ld lost its connection: %s",
+                (long)(s - sh->subs) * sh->b->nshards + sh->idx, why);
     sub_stop(s, S_CLOSED);
     return;
   }
-  b->failed++;
-  note_error(b, "%s", why);
+  bump_l(&sh->live_failed, 1);
+  shard_error(sh, "%s", why);
   sub_stop(s, S_FAILED);
-  b->t_last_progress = mono_ns();
-  start_more(b);
-  maybe_advance(b);
+  touch(sh, mono_ns());
+  start_more(sh);
+  shard_check(sh);
 }
 
 static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *user) {
@@ -347,8 +460,8 @@ static void on_conn(pusher_client *c, const pusher_connection_event *ev, void *u
   } else if (strcmp(ev->name, "state_change") == 0) {
     if (ev->current == PUSHER_STATE_CONNECTED && s->state == S_CONNECTING) {
       s->state = S_CONNECTED;
-      s->b->connected++;
-      h_add(&s->b->connect_h, mono_ns() - s->t_start);
+      s->sh->connected++;
+      h_add(&s->sh->connect_h, mono_ns() - s->t_start);
     } else if (ev->current == PUSHER_STATE_FAILED || ev->current == PUSHER_STATE_DISCONNECTED ||
                ev->current == PUSHER_STATE_UNAVAILABLE) {
       char why[80];
@@ -385,37 +498,41 @@ static int parse_stamp(const char *d, size_t n, uint64_t *seq, uint64_t *t) {
 }
 
 static void on_delivery(sub *s, const pusher_event *ev) {
-  bench *b = s->b;
+  shard *sh = s->sh;
+  const cli_bench_args *a = sh->b->a;
   uint64_t seq, t;
-  uint64_t now = clock_ns(b->stamp_clock);
+  uint64_t now = clock_ns(sh->b->stamp_clock);
   if (ev->data == NULL || parse_stamp(ev->data, ev->data_len, &seq, &t) != 0 ||
-      seq >= (uint64_t)b->a->events || seq % (uint64_t)b->a->channels != s->chan) {
-    b->foreign++;
+      seq >= (uint64_t)a->events || seq % (uint64_t)a->channels != s->chan) {
+    sh->foreign++;
     return;
   }
-  b->received++;
-  b->t_last_delivery = b->t_last_progress = mono_ns();
-  h_add(&b->lat, now > t ? now - t : 0);
-  uint64_t k = seq / (uint64_t)b->a->channels; /* this channel's sequence */
+  bump_u(&sh->live_received);
+  sh->t_last_delivery = mono_ns();
+  touch(sh, sh->t_last_delivery);
+  h_add(&sh->lat, now > t ? now - t : 0);
+  uint64_t k = seq / (uint64_t)a->channels; /* this channel's sequence */
   if (k >= s->hi) {
     uint64_t step = k + 1 - s->hi;
     s->win = step >= 64 ? 0 : s->win << step;
     s->win |= 1; /* skipped ones (k > hi) will arrive late or never */
     s->hi = k + 1;
+    bump_u(&sh->live_unique);
   } else {
     uint64_t d = s->hi - 1 - k;
     if (d < 64 && (s->win >> d) & 1) {
-      b->duplicates++;
+      sh->duplicates++;
     } else {
       if (d < 64) s->win |= (uint64_t)1 << d;
-      b->out_of_order++;
+      sh->out_of_order++;
+      bump_u(&sh->live_unique);
     }
   }
 }
 
 static void on_channel(pusher_client *c, const pusher_event *ev, void *user) {
   sub *s = user;
-  bench *b = s->b;
+  shard *sh = s->sh;
   (void)c;
   if (s->state == S_FAILED || s->state == S_CLOSED) return;
   if (strcmp(ev->event, BENCH_EVENT) == 0) {
@@ -423,16 +540,16 @@ static void on_channel(pusher_client *c, const pusher_event *ev, void *user) {
   } else if (strcmp(ev->event, "pusher:subscription_succeeded") == 0) {
     if (s->state == S_SUBSCRIBED) return;
     if (s->state == S_CONNECTING) { /* no state_change seen first: count it now */
-      b->connected++;
-      h_add(&b->connect_h, mono_ns() - s->t_start);
+      sh->connected++;
+      h_add(&sh->connect_h, mono_ns() - s->t_start);
     }
     s->state = S_SUBSCRIBED;
-    b->subscribed++;
-    b->chan_subs[s->chan]++;
-    h_add(&b->subscribe_h, mono_ns() - s->t_start);
-    b->t_last_progress = mono_ns();
-    start_more(b);
-    maybe_advance(b);
+    bump_l(&sh->live_subscribed, 1);
+    sh->chan_subs[s->chan]++;
+    h_add(&sh->subscribe_h, mono_ns() - s->t_start);
+    touch(sh, mono_ns());
+    start_more(sh);
+    shard_check(sh);
   } else if (strcmp(ev->event, "pusher:subscription_error") == 0) {
     char why[300];
     snprintf(why, sizeof why, "subscription refused: %.*s", (int)(ev->data_len > 200 ? 200 : ev->data_len),
@@ -441,11 +558,11 @@ static void on_channel(pusher_client *c, const pusher_event *ev, void *user) {
   }
 }
 
-static int sub_start(bench *b, sub *s) {
-  const cli_bench_args *a = b->a;
+static int sub_start(shard *sh, sub *s) {
+  const cli_bench_args *a = sh->b->a;
   pusher_client_options o;
   pusher_client_options_default(&o);
-  o.loop = &b->loop;
+  o.loop = sh->loop;
   o.encrypted = a->tls;
   if (a->cluster) o.cluster = a->cluster;
   if (a->host) o.ws_host = a->host;
@@ -460,7 +577,7 @@ static int sub_start(bench *b, sub *s) {
   o.connect_timeout = a->connect_timeout;
   o.client_name = "libpusher-bench";
   char ch[256];
-  chan_name(b, s->chan, ch, sizeof ch);
+  chan_name(sh->b, s->chan, ch, sizeof ch);
   int rc = pusher_client_new(&s->c, a->key, &o);
   if (rc == 0) rc = pusher_connection_bind(s->c, NULL, on_conn, s, NULL);
   if (rc == 0) rc = pusher_bind(s->c, ch, NULL, on_channel, s, NULL);
@@ -472,21 +589,41 @@ static int sub_start(bench *b, sub *s) {
   return rc;
 }
 
-static void start_more(bench *b) {
-  while (b->phase == P_CONNECT && b->started < b->a->subscribers &&
-         b->started - b->subscribed - b->failed < b->a->connect_concurrency) {
+/* Start subscribers on this loop while fewer than its share of
+ * --connect-concurrency are connecting. */
+static void start_more(shard *sh) {
+  long subscribed = peek_l(&sh->live_subscribed), failed = peek_l(&sh->live_failed);
+  while (!atomic_load(&sh->b->stop) && sh->started < sh->n &&
+         sh->started - subscribed - failed < sh->conc) {
     /* Nobody got through and a whole first wave failed: the rest would too. */
-    if (b->subscribed == 0 && b->failed >= b->a->connect_concurrency) return;
-    sub *s = &b->subs[b->started++];
-    int rc = sub_start(b, s);
+    if (subscribed == 0 && failed >= sh->conc) return;
+    sub *s = &sh->subs[sh->started++];
+    int rc = sub_start(sh, s);
     if (rc != 0) {
-      char why[200];
-      snprintf(why, sizeof why, "cannot start a client: %s", pusher_strerror(rc));
-      b->failed++;
-      note_error(b, "%s", why);
+      bump_l(&sh->live_failed, 1);
+      failed++;
+      shard_error(sh, "cannot start a client: %s", pusher_strerror(rc));
       s->state = S_FAILED;
     }
   }
+}
+
+/* Once every subscriber of this loop has subscribed or failed (or a whole
+ * first wave failed), tell the main thread, which moves on when all loops
+ * are there. */
+static void shard_check(shard *sh) {
+  if (sh->settled_here) return;
+  long subscribed = peek_l(&sh->live_subscribed), failed = peek_l(&sh->live_failed);
+  int settled = sh->started - subscribed - failed == 0;
+  int all = sh->started == sh->n;
+  int hopeless = subscribed == 0 && failed >= sh->conc;
+  if (!settled || !(all || hopeless)) return;
+  sh->settled_here = 1;
+  atomic_store_explicit(&sh->settled, 1, memory_order_release);
+  if (sh->idx == 0)
+    maybe_advance(sh->b); /* this is the main thread */
+  else
+    uv_async_send(&sh->b->wake);
 }
 
 /* ------------------------------------------------------------------ stalled subscribers */
@@ -945,19 +1082,30 @@ static int publishers_create(bench *b) {
 
 /* ------------------------------------------------------------------ phases */
 
+/* A shard's thread CPU time, s; read by the main thread while the shard's
+ * thread runs (start_publishing, finish). */
+static double shard_cpu_s(shard *sh) {
+  if (sh->idx == 0) return cpu_thread_s();
+  if (!sh->have_cpu_clock) return 0;
+  return (double)clock_ns(sh->cpu_clock) / 1e9;
+}
+
 static void start_publishing(bench *b) {
   const cli_bench_args *a = b->a;
   b->phase = P_PUBLISH;
   b->t_all_subscribed = mono_ns();
   if (a->server_pid) b->srv_idle = sample_proc(a->server_pid);
   b->self_rss_idle = self_rss_kb(0);
-  long *frozen = malloc((size_t)a->channels * sizeof *frozen);
-  if (frozen) memcpy(frozen, b->chan_subs, (size_t)a->channels * sizeof *frozen);
+  /* Every shard has settled (or there are no subscribers): their
+   * per-channel counts no longer change. */
+  long *frozen = calloc((size_t)a->channels, sizeof *frozen);
+  for (int i = 0; frozen && a->subscribers > 0 && i < b->nshards; i++)
+    for (long c = 0; c < a->channels; c++) frozen[c] += b->shards[i]->chan_subs[c];
   b->chan_expect = frozen;
   for (long c = 0; frozen && c < a->channels; c++) /* channel c gets events c, c+C, ... */
     b->planned += (uint64_t)frozen[c] * (uint64_t)(a->events / a->channels + (c < a->events % a->channels));
   b->self_cpu0 = cpu_process_s();
-  b->loop_cpu0 = cpu_thread_s();
+  for (int i = 0; i < b->nshards; i++) b->shards[i]->loop_cpu0 = shard_cpu_s(b->shards[i]);
   b->t_last_progress = b->t_pub0 = mono_ns();
   b->stamp_pub0 = clock_ns(b->stamp_clock);
   for (long i = 0; i < a->publishers; i++) {
@@ -975,6 +1123,12 @@ static void start_publishing(bench *b) {
   uv_async_send(&b->wake);
 }
 
+/* Ask the other loops to stop (b->stop is already set). */
+static void shards_quit(bench *b) {
+  for (int i = 1; i < b->nshards; i++)
+    if (b->shards[i]->thread_started) uv_async_send(&b->shards[i]->quit);
+}
+
 static void finish(bench *b) {
   if (b->phase == P_DONE) return;
   int was_publishing = b->phase == P_PUBLISH;
@@ -983,34 +1137,33 @@ static void finish(bench *b) {
   atomic_store(&b->stop, 1);
   if (was_publishing) {
     b->self_cpu = cpu_process_s() - b->self_cpu0;
-    b->loop_cpu = cpu_thread_s() - b->loop_cpu0;
+    for (int i = 0; i < b->nshards; i++) /* before their threads end */
+      b->shards[i]->loop_cpu = shard_cpu_s(b->shards[i]) - b->shards[i]->loop_cpu0;
   }
   if (b->a->server_pid) b->srv_end = sample_proc(b->a->server_pid);
+  shards_quit(b);
   uv_stop(&b->loop);
 }
 
-/* Move on when the current phase has run its course. */
+/* Move on when the current phase has run its course (main thread). */
 static void maybe_advance(bench *b) {
   const cli_bench_args *a = b->a;
   if (b->phase == P_CONNECT) {
-    int settled = b->started - b->subscribed - b->failed == 0;
-    int all = b->started == a->subscribers;
-    int hopeless = b->subscribed == 0 && b->failed >= a->connect_concurrency;
-    if (settled && (all || hopeless)) {
-      if (b->subscribed == 0 && a->subscribers > 0) {
-        finish(b);
-      } else if (a->stalled > 0 && stalled_open_all(b) != 0) {
-        b->stalled_failed = 1;
-        finish(b);
-      } else {
-        start_publishing(b);
-      }
+    for (int i = 0; i < b->nshards; i++)
+      if (!atomic_load_explicit(&b->shards[i]->settled, memory_order_acquire)) return;
+    if (sum_subscribed(b) == 0 && a->subscribers > 0) {
+      finish(b);
+    } else if (a->stalled > 0 && stalled_open_all(b) != 0) {
+      b->stalled_failed = 1;
+      finish(b);
+    } else {
+      start_publishing(b);
     }
   } else if (b->phase == P_PUBLISH) {
     pthread_mutex_lock(&b->mu);
     int done = b->pubs_done == a->publishers;
     pthread_mutex_unlock(&b->mu);
-    if (done && b->received - b->duplicates >= (uint64_t)atomic_load(&b->expected)) finish(b);
+    if (done && sum_received(b, 1) >= (uint64_t)atomic_load(&b->expected)) finish(b);
   }
 }
 
@@ -1020,6 +1173,10 @@ static void on_tick(uv_timer_t *t) {
   if (b->phase == P_DONE) return;
   uint64_t now = mono_ns();
   uint64_t last = b->t_last_progress;
+  for (int i = 0; i < b->nshards; i++) {
+    uint64_t p = peek_u(&b->shards[i]->live_progress);
+    if (p > last) last = p;
+  }
   uint64_t reply = (uint64_t)atomic_load(&b->t_last_reply);
   if (reply > last) last = reply;
   if (b->phase == P_PUBLISH && b->a->rate > 0) {
@@ -1045,6 +1202,57 @@ static void on_signal(uv_signal_t *h, int signum) {
   (void)signum;
   b->interrupted = 1;
   finish(b);
+}
+
+/* ------------------------------------------------------------------ threads */
+
+static void on_quit(uv_async_t *h) {
+  shard *sh = h->data;
+  if (atomic_load(&sh->b->stop)) uv_stop(sh->loop);
+}
+
+/* Shards 1..T-1: connect this loop's subscribers, then run the loop until
+ * finish() says stop.  The main thread joins it before reading its
+ * figures, and then closes its clients and loop itself. */
+static void *shard_main(void *arg) {
+  shard *sh = arg;
+  /* SIGINT and SIGTERM are for the main loop's uv_signal handles. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  start_more(sh);
+  shard_check(sh);
+  uv_run(sh->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* The totals over the shards, once their threads have been joined. */
+static void merge_shards(bench *b) {
+  uint64_t err_t = b->first_error[0] ? b->first_error_t : UINT64_MAX;
+  for (int i = 0; i < b->nshards; i++) {
+    shard *sh = b->shards[i];
+    b->started += sh->started;
+    b->connected += sh->connected;
+    b->subscribed += peek_l(&sh->live_subscribed);
+    b->failed += peek_l(&sh->live_failed);
+    b->disconnects += sh->disconnects;
+    h_merge(&b->connect_h, &sh->connect_h);
+    h_merge(&b->subscribe_h, &sh->subscribe_h);
+    h_merge(&b->lat, &sh->lat);
+    b->received += peek_u(&sh->live_received);
+    b->duplicates += sh->duplicates;
+    b->out_of_order += sh->out_of_order;
+    b->foreign += sh->foreign;
+    if (sh->t_last_delivery > b->t_last_delivery) b->t_last_delivery = sh->t_last_delivery;
+    b->loop_cpu_sum += sh->loop_cpu;
+    if (sh->loop_cpu > b->loop_cpu_max) b->loop_cpu_max = sh->loop_cpu;
+    if (sh->first_error[0] && sh->first_error_t < err_t) {
+      err_t = sh->first_error_t;
+      memcpy(b->first_error, sh->first_error, sizeof b->first_error);
+    }
+  }
 }
 
 /* ------------------------------------------------------------------ report */
@@ -1179,6 +1387,7 @@ static void report_json(bench *b, const figures *f) {
   json_object_set_new(o, "publishers", json_integer(a->publishers));
   json_object_set_new(o, "channel_prefix", json_string(a->channel_prefix));
   json_object_set_new(o, "payload", json_integer(a->payload));
+  json_object_set_new(o, "threads", json_integer(a->threads));
 
   json_t *c = json_object();
   json_object_set_new(c, "attempted", json_integer(b->started));
@@ -1268,8 +1477,15 @@ static void report_json(bench *b, const figures *f) {
 
   json_t *m = json_object();
   json_object_set_new(m, "cpu_s", jnum(b->self_cpu));
-  json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu));
-  json_object_set_new(m, "loop_cpu_share", jnum(f->publish_s > 0 ? b->loop_cpu / f->publish_s : 0));
+  /* loop_cpu_s and loop_cpu_share: the busiest loop (the only one without
+   * --threads), which is what bounds the generator. */
+  json_object_set_new(m, "loops", json_integer(b->nshards));
+  json_object_set_new(m, "loop_cpu_s", jnum(b->loop_cpu_max));
+  json_object_set_new(m, "loop_cpu_share", jnum(f->publish_s > 0 ? b->loop_cpu_max / f->publish_s : 0));
+  json_object_set_new(m, "loop_cpu_s_sum", jnum(b->loop_cpu_sum));
+  json_t *each = json_array();
+  for (int i = 0; i < b->nshards; i++) json_array_append_new(each, jnum(b->shards[i]->loop_cpu));
+  json_object_set_new(m, "loop_cpu_s_each", each);
   json_object_set_new(m, "publisher_cpu_s", jnum(b->pub_cpu_s));
   json_object_set_new(m, "rss_kb_idle", b->t_pub0 ? json_integer(b->self_rss_idle) : json_null());
   json_object_set_new(m, "rss_kb_per_sub",
@@ -1297,10 +1513,12 @@ static void report_text(bench *b, const figures *f) {
     snprintf(rate, sizeof rate, "%g/s", a->rate);
   else
     snprintf(rate, sizeof rate, "max");
-  printf("pusher bench: %ld subscribers on %ld channel%s (%s-*), %ld events at rate %s, %s, "
+  char loops[40] = "";
+  if (b->nshards > 1) snprintf(loops, sizeof loops, ", %d event loops", b->nshards);
+  printf("pusher bench: %ld subscribers on %ld channel%s (%s-*)%s, %ld events at rate %s, %s, "
          "%ld publisher%s\n",
-         a->subscribers, a->channels, a->channels == 1 ? "" : "s", a->channel_prefix, a->events,
-         rate, a->batch ? "batches of 10" : "one event per request", a->publishers,
+         a->subscribers, a->channels, a->channels == 1 ? "" : "s", a->channel_prefix, loops,
+         a->events, rate, a->batch ? "batches of 10" : "one event per request", a->publishers,
          a->publishers == 1 ? "" : "s");
   printf("connect:     %ld subscribed, %ld failed", b->subscribed, b->failed);
   if (f->connect_s >= 0) printf(" in %.3f s", f->connect_s);
@@ -1349,10 +1567,17 @@ static void report_text(bench *b, const figures *f) {
     else
       printf("server:      pid %ld: could not be sampled (gone?)\n", a->server_pid);
   }
-  printf("this process: CPU %.2f s while publishing (event loop %.2f s = %.0f%% of one core, "
-         "publishers %.2f s); RSS %ld KiB with all subscribed, peak %ld KiB\n",
-         b->self_cpu, b->loop_cpu, f->publish_s > 0 ? 100 * b->loop_cpu / f->publish_s : 0,
-         b->pub_cpu_s, b->self_rss_idle, self_rss_kb(1));
+  double busiest = f->publish_s > 0 ? 100 * b->loop_cpu_max / f->publish_s : 0;
+  if (b->nshards == 1)
+    printf("this process: CPU %.2f s while publishing (event loop %.2f s = %.0f%% of one core, "
+           "publishers %.2f s); RSS %ld KiB with all subscribed, peak %ld KiB\n",
+           b->self_cpu, b->loop_cpu_max, busiest, b->pub_cpu_s, b->self_rss_idle, self_rss_kb(1));
+  else
+    printf("this process: CPU %.2f s while publishing (%d event loops %.2f s in all, the busiest "
+           "%.2f s = %.0f%% of one core, publishers %.2f s); RSS %ld KiB with all subscribed, "
+           "peak %ld KiB\n",
+           b->self_cpu, b->nshards, b->loop_cpu_sum, b->loop_cpu_max, busiest, b->pub_cpu_s,
+           b->self_rss_idle, self_rss_kb(1));
   char why[160];
   printf("result:      %s\n", f->ok ? "OK" : verdict(b, f, why, sizeof why));
 }
@@ -1361,7 +1586,8 @@ static void report_text(bench *b, const figures *f) {
 
 /* Raise RLIMIT_NOFILE's soft limit when the run needs more descriptors. */
 static int fit_descriptors(const cli_bench_args *a) {
-  rlim_t need = (rlim_t)a->subscribers + (rlim_t)a->stalled + (rlim_t)a->publishers * 2 + 64;
+  rlim_t need = (rlim_t)a->subscribers + (rlim_t)a->stalled + (rlim_t)a->publishers * 2 +
+               (rlim_t)a->threads * 4 + 64; /* each loop: epoll, eventfd, ... */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return 0;
@@ -1386,6 +1612,76 @@ static int fit_descriptors(const cli_bench_args *a) {
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
+/* Shard i of T: subscribers i, i+T, i+2T, ... on its own loop (shard 0 on
+ * b->loop), with its share of --connect-concurrency. */
+static shard *shard_new(bench *b, int i) {
+  const cli_bench_args *a = b->a;
+  int T = b->nshards;
+  shard *sh = calloc(1, sizeof *sh);
+  if (sh == NULL) return NULL;
+  sh->b = b;
+  sh->idx = i;
+  sh->n = a->subscribers / T + (i < a->subscribers % T);
+  sh->conc = a->connect_concurrency / T + (i < a->connect_concurrency % T);
+  if (sh->conc < 1) sh->conc = 1;
+  h_init(&sh->lat);
+  h_init(&sh->connect_h);
+  h_init(&sh->subscribe_h);
+  sh->subs = calloc(sh->n ? (size_t)sh->n : 1, sizeof *sh->subs);
+  sh->chan_subs = calloc((size_t)a->channels, sizeof *sh->chan_subs);
+  if (sh->subs == NULL || sh->chan_subs == NULL) goto fail;
+  for (long j = 0; j < sh->n; j++) {
+    sh->subs[j].sh = sh;
+    sh->subs[j].chan = (uint32_t)((i + j * T) % a->channels);
+  }
+  if (i == 0) {
+    sh->loop = &b->loop;
+  } else {
+    sh->loop = &sh->own_loop;
+    if (uv_loop_init(sh->loop) != 0) goto fail;
+    if (uv_async_init(sh->loop, &sh->quit, on_quit) != 0) {
+      uv_loop_close(sh->loop);
+      goto fail;
+    }
+    sh->quit.data = sh;
+  }
+  return sh;
+fail:
+  free(sh->subs);
+  free(sh->chan_subs);
+  free(sh);
+  return NULL;
+}
+
+/* After the threads are joined: close the shard's clients and its loop
+ * (shard 0's loop is b->loop, closed by the caller). */
+static void shard_del(shard *sh) {
+  for (long j = 0; j < sh->n; j++)
+    if (sh->subs[j].c) pusher_client_del(sh->subs[j].c);
+  if (sh->idx > 0) {
+    uv_close((uv_handle_t *)&sh->quit, on_closed);
+    uv_run(sh->loop, UV_RUN_DEFAULT); /* let every client close */
+    uv_loop_close(sh->loop);
+  }
+}
+
+static void shard_free(shard *sh) {
+  if (sh == NULL) return;
+  free(sh->subs);
+  free(sh->chan_subs);
+  free(sh);
+}
+
+/* Stop and join the shard threads (b->stop is set). */
+static void shards_join(bench *b) {
+  shards_quit(b);
+  for (int i = 1; i < b->nshards; i++)
+    if (b->shards[i]->thread_started) {
+      pthread_join(b->shards[i]->tid, NULL);
+      b->shards[i]->thread_started = 0;
+    }
+}
+
 int cli_bench(int argc, char **argv) {
   cli_bench_args a;
   int rc = cli_bench_parse(argc, argv, &a);
@@ -1408,32 +1704,35 @@ int cli_bench(int argc, char **argv) {
   h_init(&b->subscribe_h);
   h_init(&b->req);
   pthread_mutex_init(&b->mu, NULL);
-  b->subs = calloc(a.subscribers ? (size_t)a.subscribers : 1, sizeof *b->subs);
-  b->chan_subs = calloc((size_t)a.channels, sizeof *b->chan_subs);
+  /* No more loops than subscribers: a loop without any would only idle. */
+  b->nshards = a.subscribers == 0 ? 1 : a.threads < a.subscribers ? (int)a.threads : (int)a.subscribers;
+  b->shards = calloc((size_t)b->nshards, sizeof *b->shards);
   b->stalled = calloc(a.stalled ? (size_t)a.stalled : 1, sizeof *b->stalled);
-  if (b->subs == NULL || b->chan_subs == NULL || b->stalled == NULL || uv_loop_init(&b->loop) != 0) {
+  if (b->shards == NULL || b->stalled == NULL || uv_loop_init(&b->loop) != 0) {
     fprintf(stderr, "pusher bench: out of memory\n");
     free(b->stalled);
-    free(b->subs);
-    free(b->chan_subs);
+    free(b->shards);
     free(b);
     return CLI_EXIT_FAIL;
-  }
-  signal(SIGPIPE, SIG_IGN);
-  rc = publishers_create(b);
-  if (rc != 0) {
-    fprintf(stderr, "pusher bench: cannot create the HTTP client: %s\n", pusher_strerror(rc));
-    uv_loop_close(&b->loop);
-    rc = CLI_EXIT_FAIL;
-    goto out;
-  }
-  for (long i = 0; i < a.subscribers; i++) {
-    b->subs[i].b = b;
-    b->subs[i].chan = (uint32_t)(i % a.channels);
   }
   for (long i = 0; i < a.stalled; i++) {
     b->stalled[i].fd = -1;
     b->stalled[i].chan = (uint32_t)(i % a.channels);
+  }
+  int nmade = 0;
+  for (; nmade < b->nshards; nmade++)
+    if ((b->shards[nmade] = shard_new(b, nmade)) == NULL) break;
+  signal(SIGPIPE, SIG_IGN);
+  if (nmade < b->nshards) {
+    fprintf(stderr, "pusher bench: out of memory\n");
+    rc = CLI_EXIT_FAIL;
+    goto close_loops;
+  }
+  rc = publishers_create(b);
+  if (rc != 0) {
+    fprintf(stderr, "pusher bench: cannot create the HTTP client: %s\n", pusher_strerror(rc));
+    rc = CLI_EXIT_FAIL;
+    goto close_loops;
   }
   uv_timer_init(&b->loop, &b->tick);
   b->tick.data = b;
@@ -1449,18 +1748,37 @@ int cli_bench(int argc, char **argv) {
   b->self_rss_before = self_rss_kb(0);
   b->t_start = b->t_last_progress = mono_ns();
   uv_timer_start(&b->tick, on_tick, 100, 100);
-  if (a.subscribers == 0)
+  if (a.subscribers == 0) {
     start_publishing(b);
-  else
-    start_more(b);
+  } else {
+    for (int i = 1; i < b->nshards; i++) {
+      shard *sh = b->shards[i];
+      if (pthread_create(&sh->tid, NULL, shard_main, sh) != 0) {
+        fprintf(stderr, "pusher bench: cannot start event loop thread %d of %d\n", i + 1, b->nshards);
+        atomic_store(&b->stop, 1);
+        break;
+      }
+      sh->thread_started = 1;
+      sh->have_cpu_clock = pthread_getcpuclockid(sh->tid, &sh->cpu_clock) == 0;
+    }
+    if (atomic_load(&b->stop)) {
+      shards_join(b);
+      rc = CLI_EXIT_FAIL;
+      goto close_handles;
+    }
+    start_more(b->shards[0]);
+    shard_check(b->shards[0]);
+  }
   maybe_advance(b);
   if (b->phase != P_DONE) uv_run(&b->loop, UV_RUN_DEFAULT);
   progress_clear(b);
 
   /* Publishers see stop at their next event (or their HTTP timeout). */
   atomic_store(&b->stop, 1);
+  shards_join(b);
   for (long i = 0; i < a.publishers; i++)
     if (b->pubs[i].started) pthread_join(b->pubs[i].tid, NULL);
+  merge_shards(b);
   if (b->phase == P_DONE && !b->interrupted) stalled_drain(b);
 
   figures f = compute(b);
@@ -1477,22 +1795,22 @@ int cli_bench(int argc, char **argv) {
   }
   rc = f.ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 
-  for (long i = 0; i < a.subscribers; i++)
-    if (b->subs[i].c) pusher_client_del(b->subs[i].c);
+close_handles:
   uv_close((uv_handle_t *)&b->tick, on_closed);
   uv_close((uv_handle_t *)&b->wake, on_closed);
   uv_close((uv_handle_t *)&b->sigint, on_closed);
   uv_close((uv_handle_t *)&b->sigterm, on_closed);
+close_loops:
+  for (int i = 0; i < nmade; i++) shard_del(b->shards[i]);
   uv_run(&b->loop, UV_RUN_DEFAULT); /* let every client close */
   uv_loop_close(&b->loop);
-out:
   if (b->pubs)
     for (long i = 0; i < a.publishers; i++) pusher_rest_del(b->pubs[i].rest);
   free(b->pubs);
   free((void *)b->chan_expect);
   stalled_close_all(b);
-  free(b->subs);
-  free(b->chan_subs);
+  for (int i = 0; i < nmade; i++) shard_free(b->shards[i]);
+  free(b->shards);
   pthread_mutex_destroy(&b->mu);
   free(b);
   return rc;

@@ -74,6 +74,7 @@ typedef struct cli_bench_args {
   double timeout;           /* give up after this long without progress, seconds */
   long payload;             /* pad each event's data with a "p" string of this many bytes */
   long stalled;             /* extra raw subscribers that stop reading (bench.c, "stalled") */
+  long threads;             /* event loops (threads) the subscribers are spread over */
   const char *channel_prefix;
   char prefix_buf[32];      /* the default prefix: bench-<random hex> */
   /* measuring and output */

@@ -20,6 +20,12 @@
 #    as cut, and pusherd's metrics count exactly three 4100 closes), while
 #    the 5 that read get every padded event, in order; --stalled without
 #    --no-tls is a usage error
+#  - --threads 3, 30 subscribers over 3 channels x 200 events: every
+#    delivery exactly once, JSON loops 3 with one CPU figure per loop (the
+#    busiest one in loop_cpu_s); the same with --stalled 2 (the stalled
+#    sockets stay on the main loop), with a wrong key (every loop gives up,
+#    exit 1), SIGINT while publishing, and --threads above --subscribers
+#    (one loop per subscriber); --threads 0 and 65 are usage errors
 #  - a short run against soketi 1.6.1 (a third-party server)
 # Benchmarks print figures; this test asserts counts and consistency only,
 # never a duration.
@@ -63,14 +69,16 @@ PY
 for args in "bench" "bench --subscribers 5" "bench --subscribers x --events 5" \
             "bench --subscribers 5 --events 5 --rate -2" "bench --subscribers 5 --events 5 --bogus" \
             "bench --subscribers 5 --events 5 --stalled 2" "bench --subscribers 0 --events 5 --stalled 2 --no-tls" \
-            "bench --subscribers 5 --events 5 --payload 100001"; do
+            "bench --subscribers 5 --events 5 --payload 100001" \
+            "bench --subscribers 5 --events 5 --threads 0" "bench --subscribers 5 --events 5 --threads 65" \
+            "bench --subscribers 5 --events 5 --threads two"; do
   rc="$(run_rc "$RUN_DIR/u.out" "$RUN_DIR/u.err" "$PUSHER_BIN" $args --app-id a --key k --secret s)"
   [ "$rc" = 2 ] || fail "pusher $args exited $rc, want 2"
   grep -q "^pusher bench: " "$RUN_DIR/u.err" || fail "pusher $args: no 'pusher bench:' message: $(cat "$RUN_DIR/u.err")"
 done
 rc="$(run_rc "$RUN_DIR/help.out" "$RUN_DIR/help.err" "$PUSHER_BIN" bench --help)"
 [ "$rc" = 0 ] || fail "pusher bench --help exited $rc"
-for o in --subscribers --channels --events --rate --batch --server-pid --json --connect-concurrency --payload --stalled; do
+for o in --subscribers --channels --events --rate --batch --server-pid --json --connect-concurrency --payload --stalled --threads; do
   grep -q -- "$o" "$RUN_DIR/help.out" || fail "pusher bench --help does not mention $o"
 done
 # (to files first: grep -q would close the pipe early, and with pipefail the
@@ -264,6 +272,93 @@ grep -q "^stalled: *1 that stopped reading: 0 cut by the server.*1 still open; e
   "$RUN_DIR/stalled.txt" || fail "the text report's stalled line: $(grep stalled "$RUN_DIR/stalled.txt")"
 grep -q "^stalled:" "$RUN_DIR/pub.out" && fail "a stalled line without --stalled"
 log "--stalled: 3 raw subscribers cut by pusherd (4100), the 5 readers lost nothing"
+
+# ------------------------------------------------------------ --threads
+# 30 subscribers, 10 per channel, on 3 loops (10 each, every loop hearing
+# every channel); 200 events, 67/67/66 per channel: 2000 deliveries.
+rc="$(run_rc "$RUN_DIR/thr.json" "$RUN_DIR/thr.err" "$PUSHER_BIN" "${B[@]}" --port "$PORT" \
+  --subscribers 30 --channels 3 --events 200 --threads 3 --server-pid "$PD_PID" --json)"
+[ "$rc" = 0 ] || fail "bench --threads 3 exited $rc: $(cat "$RUN_DIR/thr.err")"
+[ ! -s "$RUN_DIR/thr.err" ] || fail "bench --threads 3 printed on stderr: $(head -3 "$RUN_DIR/thr.err")"
+check_json "$RUN_DIR/thr.json" '
+assert d["ok"] is True and d["verdict"] == "ok", d["verdict"]
+assert d["threads"] == 3
+c = d["connect"]
+assert c["attempted"] == 30 and c["subscribed"] == 30 and c["failed"] == 0, c
+v = d["deliveries"]
+assert v["expected"] == 10 * 200 and v["received"] == 10 * 200, v
+assert v["lost"] == 0 and v["duplicates"] == 0 and v["out_of_order"] == 0 and v["foreign"] == 0 and v["disconnects"] == 0, v
+ordered(d["latency_us"], ["p50", "p90", "p99", "p99_9", "max"])
+assert abs(d["server"]["cpu_us_per_delivery"] - d["server"]["cpu_s"] * 1e6 / v["received"]) < 0.01, d["server"]
+m = d["self"]
+assert m["loops"] == 3 and len(m["loop_cpu_s_each"]) == 3, m
+assert all(isinstance(x, (int, float)) and x >= 0 for x in m["loop_cpu_s_each"]), m
+assert m["loop_cpu_s"] == max(m["loop_cpu_s_each"]), m
+assert abs(m["loop_cpu_s_sum"] - sum(m["loop_cpu_s_each"])) <= 0.003, m
+assert m["loop_cpu_s_sum"] <= m["cpu_s"] + 0.05, m
+'
+# Without --threads: one loop, the same fields.
+check_json "$RUN_DIR/main.json" '
+m = d["self"]
+assert d["threads"] == 1 and m["loops"] == 1 and m["loop_cpu_s_each"] == [m["loop_cpu_s"]] == [m["loop_cpu_s_sum"]], m
+'
+# The text report names the loops.
+rc="$(run_rc "$RUN_DIR/thr.txt" "$RUN_DIR/thr-txt.err" "$PUSHER_BIN" "${B[@]}" --port "$PORT" \
+  --subscribers 8 --channels 2 --events 20 --threads 4)"
+[ "$rc" = 0 ] || fail "bench --threads 4 (text) exited $rc: $(cat "$RUN_DIR/thr-txt.err")"
+grep -q "^pusher bench: 8 subscribers on 2 channels (.*), 4 event loops, 20 events" "$RUN_DIR/thr.txt" ||
+  fail "the text report does not name 4 event loops: $(head -1 "$RUN_DIR/thr.txt")"
+grep -q "^this process: .*(4 event loops .* in all, the busiest" "$RUN_DIR/thr.txt" ||
+  fail "the text report's CPU line: $(grep '^this process' "$RUN_DIR/thr.txt")"
+grep -q "^deliveries: *80 of 80 " "$RUN_DIR/thr.txt" || fail "text report: $(grep '^deliveries' "$RUN_DIR/thr.txt")"
+# More threads than subscribers: one loop each.
+rc="$(run_rc "$RUN_DIR/thr-few.json" "$RUN_DIR/thr-few.err" "$PUSHER_BIN" "${B[@]}" --port "$PORT" \
+  --subscribers 2 --events 10 --threads 5 --json)"
+[ "$rc" = 0 ] || fail "bench --subscribers 2 --threads 5 exited $rc: $(cat "$RUN_DIR/thr-few.err")"
+check_json "$RUN_DIR/thr-few.json" '
+assert d["ok"] is True and d["threads"] == 5 and d["self"]["loops"] == 2, d["self"]
+assert d["deliveries"]["received"] == d["deliveries"]["expected"] == 20, d["deliveries"]
+'
+# A wrong key: every loop gives up, exit 1 with the server's 4001.
+rc="$(run_rc "$RUN_DIR/thr-badkey.json" "$RUN_DIR/thr-badkey.err" "$PUSHER_BIN" "${B[@]}" --port "$PORT" \
+  --key no-such-key --subscribers 40 --events 10 --threads 3 --connect-concurrency 6 --json)"
+[ "$rc" = 1 ] || fail "bench --threads 3 with a wrong key exited $rc, want 1: $(cat "$RUN_DIR/thr-badkey.err")"
+grep -q "4001" "$RUN_DIR/thr-badkey.err" || fail "threads, wrong key: no 4001 on stderr: $(cat "$RUN_DIR/thr-badkey.err")"
+check_json "$RUN_DIR/thr-badkey.json" '
+c = d["connect"]
+assert d["ok"] is False and c["subscribed"] == 0 and c["failed"] == c["attempted"] > 0, c
+assert "4001" in c["first_error"] and d["publish"]["requests"] == 0, d
+'
+# SIGINT while publishing, with threads.
+"$PUSHER_BIN" "${B[@]}" --port "$PORT" --subscribers 12 --threads 3 --events 100000 --rate 20 --progress \
+  --json >"$RUN_DIR/thr-int.json" 2>"$RUN_DIR/thr-int.err" </dev/null &
+INT_PID=$!
+_PIDS+=("$INT_PID")
+wait_until 20 "bench --threads 3 to start publishing" grep -q "publishing: [1-9]" "$RUN_DIR/thr-int.err" ||
+  fail "bench --threads 3 never started publishing"
+kill -INT "$INT_PID"
+wait_until 20 "bench --threads 3 to exit after SIGINT" eval '! _alive '"$INT_PID" ||
+  fail "bench --threads 3 did not exit after SIGINT"
+rc=0; wait "$INT_PID" || rc=$?
+[ "$rc" = 1 ] || fail "bench --threads 3 exited $rc after SIGINT, want 1"
+check_json "$RUN_DIR/thr-int.json" '
+assert d["ok"] is False and d["verdict"] == "interrupted", d["verdict"]
+assert 0 < d["publish"]["triggered"] < 100000 and d["connect"]["subscribed"] == 12 and d["self"]["loops"] == 3
+'
+# --stalled with threads: the raw sockets stay on the main loop, offered
+# little, still open at the end with everything.
+rc="$(run_rc "$RUN_DIR/thr-stalled.json" "$RUN_DIR/thr-stalled.err" "$PUSHER_BIN" "${B[@]}" --port "$SMALL" \
+  --subscribers 6 --channels 2 --stalled 2 --events 10 --payload 10 --threads 3 --json)"
+[ "$rc" = 0 ] || fail "bench --stalled 2 --threads 3 exited $rc: $(cat "$RUN_DIR/thr-stalled.err")"
+check_json "$RUN_DIR/thr-stalled.json" '
+assert d["ok"] is True and d["self"]["loops"] == 3, d["verdict"]
+v = d["deliveries"]
+assert v["expected"] == 3 * 10 == v["received"] and v["lost"] == 0 and v["duplicates"] == 0, v
+t = d["stalled"]
+assert t["count"] == 2 and t["subscribed"] == 2 and t["still_open"] == 2 and t["cut"] == 0, t
+assert t["events_min"] == t["events_max"] == t["events_expected"] == 5 and t["missed"] == 0, t
+'
+log "--threads: 3 loops, every delivery once; with --stalled, a wrong key, SIGINT"
 
 # ------------------------------------------------------------ soketi
 SOKETI_METRICS_ENABLED=false SOKETI_METRICS_SERVER_PORT=$((SPORT + 1)) SOKETI_CLUSTER_PORT=$((SPORT + 2)) \
