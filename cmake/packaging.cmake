@@ -116,7 +116,11 @@ Channels compatible server (WebSocket protocol 7 and the HTTP API), with a
 hardened systemd unit and an example configuration in /etc/pusherd.")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME pusher-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
-set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "adduser")
+# libcurl4: pusherd opens libcurl.so.4 with dlopen() for webhooks
+# (docs/webhooks.md, "libcurl at run time"), which dpkg-shlibdeps cannot
+# see; 7.85.0 for CURLOPT_PROTOCOLS_STR.  (The pusher CLI links it, so
+# shlibdeps may add its own libcurl4 entry too.)
+set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "adduser, libcurl4 (>= 7.85.0)")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_CONTROL_EXTRA
   ${CMAKE_CURRENT_SOURCE_DIR}/packaging/deb/postinst
   ${CMAKE_CURRENT_SOURCE_DIR}/packaging/deb/postrm

@@ -6,6 +6,7 @@
 #include "core/pd_core.h"
 #include "net/pd_net.h"
 #include "net/pd_tls.h"
+#include "net/pd_curl.h"
 #include "net/pd_metrics.h"
 #include "core/pd_reload.h"
 #include "pusher/version.h"
@@ -458,6 +459,18 @@ static void on_sighup(uv_signal_t *h, int sig) {
     pd_config_free(&next);
     return;
   }
+  /* Webhooks in the new file and libcurl not loaded yet: load it now,
+   * before anything changes (pd_curl.h); if it cannot be, the reload is
+   * refused like a file that does not validate. */
+  char curl_err[600];
+  if (pd_curl_load_for(&next, curl_err, sizeof curl_err) != 0) {
+    pd_log_level = level;
+    core.stats.reloads_failed++;
+    pd_log(PD_LOG_ERROR, "msg=\"reload refused; the running configuration is kept\" file=%s error=\"%s\"",
+           run_opts->config, curl_err);
+    pd_config_free(&next);
+    return;
+  }
   pd_reload_summary sum;
   pd_core_set_time(&core, uv_now(server.loop), (uint64_t)time(NULL));
   if (pd_reload_apply(&core, live, &next, &sum) != 0) {
@@ -511,6 +524,13 @@ static int run(pd_config *cfg, const opts *o) {
   run_opts = o;
   uv_loop_t *loop = uv_default_loop();
   pd_tls_ctx *tls = NULL;
+  /* libcurl only when some app has webhooks (pd_curl.h): an idle pusherd
+   * without them neither maps nor initialises it (bench/README.md). */
+  char curl_err[600];
+  if (pd_curl_load_for(cfg, curl_err, sizeof curl_err) != 0) {
+    fprintf(stderr, "pusherd: %s\n", curl_err);
+    return 1;
+  }
   if (cfg->tls_port) {
     char err[600];
     if (pd_tls_ctx_new(&tls, cfg->tls_cert, cfg->tls_key, err, sizeof err) != 0) {

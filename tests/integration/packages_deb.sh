@@ -11,7 +11,8 @@
 #  - dpkg-deb -I: names libpusher0, libpusher-dev, pusher-tools; libpusher0
 #    depends (dpkg-shlibdeps) on the libraries libpusher.so.0 needs and has
 #    a shlibs file; libpusher-dev depends on libpusher0 of the same version;
-#    pusher-tools depends on adduser and on what pusher/pusherd need, has a
+#    pusher-tools depends on adduser, on what pusher/pusherd need and on
+#    libcurl4 (declared: pusherd dlopen()s it for webhooks), has a
 #    postinst and postrm, and /etc/pusherd/pusherd.json is a conffile;
 #  - dpkg-deb -c: each package holds its files and nothing of the others';
 #  - postinst is a POSIX sh script; run twice (with recording stand-ins for
@@ -133,6 +134,9 @@ lacks_file libpusher-dev 'libpusher\.so\.|/bin/|/etc/|/man1/|/man8/'
 
 # ---- pusher-tools
 has_dep pusher-tools adduser
+# pusherd opens libcurl.so.4 with dlopen() (docs/webhooks.md), invisible to
+# dpkg-shlibdeps: the dependency is declared in cmake/packaging.cmake.
+has_dep pusher-tools 'libcurl4 \(>= 7\.85\.0\)'
 # pusher and pusherd link libpusher statically.
 ! grep -q libpusher <<<"$(field pusher-tools Depends)" || fail "pusher-tools depends on libpusher: $(field pusher-tools Depends)"
 for d in 'libuv1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)'; do

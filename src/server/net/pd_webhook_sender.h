@@ -39,15 +39,20 @@ typedef struct pd_whs_stats {
 } pd_whs_stats;
 
 /* Installs itself as core's webhook output (apps may gain webhooks on a
- * reload).  -1: out of memory / curl failed. */
+ * reload).  Touches libcurl only when some app has webhooks, and then
+ * expects it loaded (pd_curl_load_for, net/pd_curl.h; main.c does it
+ * before this call and before applying a reload).  -1: out of memory, or
+ * webhooks configured and libcurl not loaded or curl_multi_init failed. */
 int pd_whs_new(pd_whs **out, uv_loop_t *loop, pd_core *core);
 /* After a configuration reload swapped new settings in (core->apps[i]->cfg),
  * while the old ones are still allocated: a webhook with the same app id
  * and URL keeps its queue and takes the new secret, key and headers from
  * its next attempt; a webhook no longer configured drops what waits for it
  * (logged, counted; a request in flight finishes and is not retried); a new
- * one starts empty.  0, or -1 when out of memory (logged; the webhooks
- * that could not be set up drop their events). */
+ * one starts empty.  The first webhook creates the libcurl multi handle
+ * (libcurl must be loaded by then).  0, or -1 when out of memory or
+ * libcurl is missing (logged; the webhooks that could not be set up drop
+ * their events). */
 int pd_whs_reload(pd_whs *w);
 /* SIGTERM: send what is pending now; give up on whatever is not delivered
  * shutdown_grace_ms + PD_WHS_TIMEOUT_MS after this call. */

@@ -871,6 +871,18 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   if (s->shutting_down) return;
+  /* One-time set-up at the first client, before its allocations
+   * (docs/architecture.md, "Memory per connection"): OpenSSL 3 loads its
+   * provider and digest tables on the first digest, which a handshake in
+   * a connection burst would otherwise do among the connections'
+   * allocations.  Not at start: an idle pusherd without TLS or webhooks
+   * then never pulls those pages of libcrypto in (about 2 MB resident;
+   * bench/README.md). */
+  if (!s->crypto_ready) {
+    char accept[32];
+    (void)pusher__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", accept, sizeof accept);
+    s->crypto_ready = 1;
+  }
   pd_conn *c = conn_alloc(s);
   if (!c) return;
   uv_tcp_init(s->loop, &c->tcp);
@@ -1020,12 +1032,6 @@ int pd_server_listen(pd_server *s) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= INT_MAX)
     s->fd_limit = (int)rl.rlim_cur;
-  /* One-time set-up before the first client (docs/architecture.md, "Memory
-   * per connection"): OpenSSL 3 loads its provider and digest tables on the
-   * first digest, which the first handshake would otherwise do in the middle
-   * of a connection burst, leaving its allocations among the connections'. */
-  char accept[32];
-  (void)pusher__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", accept, sizeof accept);
   uv_timer_start(&s->tick, tick_cb, 1000, 1000);
   return 0;
 }

@@ -7,11 +7,16 @@
  * attempt; the queue needs no lock, and the core's events (which arrive on
  * the loop thread) are appended directly.
  *
+ * libcurl is not linked: net/curl_dl.c loads it the first time a
+ * configuration has webhooks (pd_curl), and the multi handle is created
+ * then (ensure_multi); a pusherd without webhooks never touches it.
+ *
  * Per (app, webhook) a target: the open batch (events gathered during the
  * window), then closed batches in order, the first one in flight or waiting
  * for its retry time. */
 #include "net/pd_webhook_sender.h"
 #include "core/sign.h"
+#include "net/pd_curl.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -49,7 +54,7 @@ typedef struct wh_target {
 struct pd_whs {
   uv_loop_t *loop;
   pd_core *core;
-  CURLM *multi;
+  CURLM *multi;               /* NULL until some app has a webhook */
   uv_timer_t wake;            /* batch windows and retries */
   uv_timer_t curl_timer;      /* libcurl's own timeout */
   wh_target **targets;        /* stable addresses: libcurl holds them while in flight */
@@ -195,48 +200,48 @@ static void start_attempt(wh_target *t) {
     drop_head(t, "signing failed");
     return;
   }
-  CURL *e = curl_easy_init();
+  CURL *e = pd_curl->easy_init();
   if (!e) {
     b->next_ms = now(w) + PD_WHS_BACKOFF_FIRST_MS;
     return;
   }
   char line[200 + PUSHER__SHA256_HEX_SIZE];
   struct curl_slist *h = NULL;
-  h = curl_slist_append(h, "Content-Type: application/json");
+  h = pd_curl->slist_append(h, "Content-Type: application/json");
   snprintf(line, sizeof line, "X-Pusher-Key: %s", t->app_key);
-  h = curl_slist_append(h, line);
+  h = pd_curl->slist_append(h, line);
   snprintf(line, sizeof line, "X-Pusher-Signature: %s", sig);
-  h = curl_slist_append(h, line);
-  h = curl_slist_append(h, "Expect:");
-  for (size_t i = 0; i < t->nheaders; i++) h = curl_slist_append(h, t->headers[i]);
+  h = pd_curl->slist_append(h, line);
+  h = pd_curl->slist_append(h, "Expect:");
+  for (size_t i = 0; i < t->nheaders; i++) h = pd_curl->slist_append(h, t->headers[i]);
   long timeout = PD_WHS_TIMEOUT_MS;
   if (w->stopping) {
     uint64_t left = w->deadline_ms > now(w) ? w->deadline_ms - now(w) : 1;
     if (left < (uint64_t)timeout) timeout = (long)left;
   }
-  curl_easy_setopt(e, CURLOPT_URL, t->url);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->err);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "pusherd-webhooks");
+  pd_curl->easy_setopt(e, CURLOPT_URL, t->url);
+  pd_curl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  pd_curl->easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  pd_curl->easy_setopt(e, CURLOPT_POST, 1L);
+  pd_curl->easy_setopt(e, CURLOPT_POSTFIELDS, b->body);
+  pd_curl->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+  pd_curl->easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+  pd_curl->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  pd_curl->easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+  pd_curl->easy_setopt(e, CURLOPT_ERRORBUFFER, t->err);
+  pd_curl->easy_setopt(e, CURLOPT_PRIVATE, t);
+  pd_curl->easy_setopt(e, CURLOPT_USERAGENT, "pusherd-webhooks");
   t->err[0] = 0;
   t->hdrs = h;
   t->easy = e;
   b->attempts++;
   w->inflight++;
   uv_ref((uv_handle_t *)&w->curl_timer);
-  if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
+  if (pd_curl->multi_add_handle(w->multi, e) != CURLM_OK) {
     t->easy = NULL;
     w->inflight--;
-    curl_easy_cleanup(e);
-    curl_slist_free_all(h);
+    pd_curl->easy_cleanup(e);
+    pd_curl->slist_free_all(h);
     t->hdrs = NULL;
     b->next_ms = now(w) + PD_WHS_BACKOFF_FIRST_MS;
   }
@@ -245,10 +250,10 @@ static void start_attempt(wh_target *t) {
 static void finish_attempt(wh_target *t, CURLcode rc) {
   pd_whs *w = t->w;
   long status = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_multi_remove_handle(w->multi, t->easy);
-  curl_easy_cleanup(t->easy);
-  curl_slist_free_all(t->hdrs);
+  pd_curl->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  pd_curl->multi_remove_handle(w->multi, t->easy);
+  pd_curl->easy_cleanup(t->easy);
+  pd_curl->slist_free_all(t->hdrs);
   t->easy = NULL;
   t->hdrs = NULL;
   w->inflight--;
@@ -261,7 +266,7 @@ static void finish_attempt(wh_target *t, CURLcode rc) {
     return;
   }
   char why[CURL_ERROR_SIZE + 64];
-  if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", t->err[0] ? t->err : curl_easy_strerror(rc));
+  if (rc != CURLE_OK) snprintf(why, sizeof why, "%s", t->err[0] ? t->err : pd_curl->easy_strerror(rc));
   else snprintf(why, sizeof why, "HTTP status %ld", status);
   uint64_t t_now = now(w);
   uint64_t window = (uint64_t)w->core->cfg->webhook_retry_s * 1000u;
@@ -283,10 +288,10 @@ static void finish_attempt(wh_target *t, CURLcode rc) {
 static void check_done(pd_whs *w) {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(w->multi, &left))) {
+  while ((m = pd_curl->multi_info_read(w->multi, &left))) {
     if (m->msg != CURLMSG_DONE) continue;
     wh_target *t = NULL;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    pd_curl->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
     if (t) finish_attempt(t, m->data.result);
   }
   pump(w);
@@ -307,9 +312,9 @@ static void pump(pd_whs *w) {
       close_open(t);
     if (give_up) {
       if (t->easy) {
-        curl_multi_remove_handle(w->multi, t->easy);
-        curl_easy_cleanup(t->easy);
-        curl_slist_free_all(t->hdrs);
+        pd_curl->multi_remove_handle(w->multi, t->easy);
+        pd_curl->easy_cleanup(t->easy);
+        pd_curl->slist_free_all(t->hdrs);
         t->easy = NULL;
         t->hdrs = NULL;
         w->inflight--;
@@ -356,7 +361,7 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   int running;
-  curl_multi_socket_action(s->w->multi, s->fd, flags, &running);
+  pd_curl->multi_socket_action(s->w->multi, s->fd, flags, &running);
   check_done(s->w);
 }
 
@@ -370,7 +375,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
     if (s) {
       uv_poll_stop(&s->poll);
       uv_close((uv_handle_t *)&s->poll, sock_closed);
-      curl_multi_assign(w->multi, fd, NULL);
+      pd_curl->multi_assign(w->multi, fd, NULL);
     }
     return 0;
   }
@@ -384,7 +389,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
       return -1;
     }
     s->poll.data = s;
-    curl_multi_assign(w->multi, fd, s);
+    pd_curl->multi_assign(w->multi, fd, s);
   }
   int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
   uv_poll_start(&s->poll, ev, poll_cb);
@@ -394,7 +399,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
 static void curl_timer_cb(uv_timer_t *h) {
   pd_whs *w = h->data;
   int running;
-  curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  pd_curl->multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(w);
 }
 
@@ -484,11 +489,36 @@ static void retire(wh_target *t) {
          t->app_id, t->url, n);
 }
 
+/* The multi handle, the first time there are webhooks to send to: 0, or
+ * -1 (libcurl not loaded: the caller's pd_curl_load_for was skipped or
+ * failed; or out of memory). */
+static int ensure_multi(pd_whs *w) {
+  if (w->multi) return 0;
+  if (!pd_curl) {
+    pd_log(PD_LOG_ERROR, "msg=\"webhooks configured but libcurl is not loaded; their events are dropped\"");
+    return -1;
+  }
+  w->multi = pd_curl->multi_init();
+  if (!w->multi) {
+    pd_log(PD_LOG_ERROR, "msg=\"webhooks: curl_multi_init failed; their events are dropped\"");
+    return -1;
+  }
+  pd_curl->multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  pd_curl->multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+  pd_curl->multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  pd_curl->multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+  return 0;
+}
+
 int pd_whs_reload(pd_whs *w) {
   pd_core *core = w->core;
   size_t n = 0;
   for (size_t i = 0; i < core->napps; i++)
     if (!core->apps[i]->removed) n += core->apps[i]->cfg->nwebhooks;
+  /* no multi handle, no targets: every event is dropped and counted
+   * (on_emit), as for a target that could not be set up */
+  int nomulti = n && ensure_multi(w) != 0;
+  if (nomulti) n = 0;
   size_t *first = pd_zalloc((core->napps + 1) * sizeof *first);
   wh_target **slots = pd_zalloc((n ? n : 1) * sizeof *slots);
   int grow = w->atargets < w->ntargets + n;
@@ -507,7 +537,7 @@ int pd_whs_reload(pd_whs *w) {
   for (size_t i = 0; i < core->napps; i++) {
     first[i] = k;
     const pd_app *app = core->apps[i];
-    if (app->removed) continue;
+    if (app->removed || !w->multi) continue;
     const pd_app_cfg *a = app->cfg;
     for (size_t j = 0; j < a->nwebhooks; j++, k++) {
       const pd_webhook_cfg *h = &a->webhooks[j];
@@ -544,25 +574,15 @@ int pd_whs_reload(pd_whs *w) {
   w->nfirst = core->napps;
   if (oom) pd_log(PD_LOG_ERROR, "msg=\"webhooks: out of memory applying new settings; some webhooks are not sent\"");
   pump(w);
-  return oom ? -1 : 0;
+  return oom || nomulti ? -1 : 0;
 }
 
 int pd_whs_new(pd_whs **out, uv_loop_t *loop, pd_core *core) {
   *out = NULL;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return -1;
   pd_whs *w = pd_zalloc(sizeof *w);
   if (!w) return -1;
   w->loop = loop;
   w->core = core;
-  w->multi = curl_multi_init();
-  if (!w->multi) {
-    pd_free(w);
-    return -1;
-  }
-  curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-  curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
   uv_timer_init(loop, &w->wake);
   w->wake.data = w;
   uv_timer_init(loop, &w->curl_timer);
@@ -594,9 +614,9 @@ void pd_whs_free(pd_whs *w) {
   for (size_t i = 0; i < w->ntargets; i++) {
     wh_target *t = w->targets[i];
     if (t->easy) {
-      curl_multi_remove_handle(w->multi, t->easy);
-      curl_easy_cleanup(t->easy);
-      curl_slist_free_all(t->hdrs);
+      pd_curl->multi_remove_handle(w->multi, t->easy);
+      pd_curl->easy_cleanup(t->easy);
+      pd_curl->slist_free_all(t->hdrs);
     }
     if (t->open) lost += json_array_size(t->open);
     json_decref(t->open);
@@ -614,7 +634,7 @@ void pd_whs_free(pd_whs *w) {
          (unsigned long long)w->st.batches_sent, (unsigned long long)w->st.batches_retried,
          (unsigned long long)w->st.batches_dropped, (unsigned long long)w->st.events_sent,
          (unsigned long long)w->st.events_dropped);
-  curl_multi_cleanup(w->multi);
+  if (w->multi) pd_curl->multi_cleanup(w->multi);
   uv_close((uv_handle_t *)&w->wake, NULL);
   uv_close((uv_handle_t *)&w->curl_timer, NULL);
   uv_run(w->loop, UV_RUN_NOWAIT); /* the close callbacks (sockets freed) */
@@ -622,7 +642,7 @@ void pd_whs_free(pd_whs *w) {
   pd_free(w->slots);
   pd_free(w->first);
   pd_free(w);
-  curl_global_cleanup();
+  pd_curl_cleanup();
 }
 
 const pd_whs_stats *pd_whs_get_stats(const pd_whs *w) {
