@@ -1167,6 +1167,13 @@ static void maybe_advance(bench *b) {
   }
 }
 
+/* Seconds without progress at `now` since the stamp `last`.  Other threads
+ * (loops, publishers) stamp their progress after `now` was read: a stamp
+ * later than now is progress now, not a wait of 2^64 ns. */
+static double quiet_s(uint64_t now, uint64_t last) {
+  return last >= now ? 0.0 : (double)(now - last) / 1e9;
+}
+
 static void on_tick(uv_timer_t *t) {
   bench *b = t->data;
   maybe_advance(b);
@@ -1187,7 +1194,7 @@ static void on_tick(uv_timer_t *t) {
     uint64_t due = taken ? b->t_pub0 + (uint64_t)((double)(taken - 1) * 1e9 / b->a->rate) : 0;
     if (due > last) last = due > now ? now : due;
   }
-  if ((double)(now - last) / 1e9 > b->a->timeout) {
+  if (quiet_s(now, last) > b->a->timeout) {
     b->timed_out = 1;
     finish(b);
     return;

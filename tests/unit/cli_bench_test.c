@@ -91,6 +91,17 @@ static void deliver(sub *s, uint64_t seq) {
   on_delivery(s, &ev);
 }
 
+static void test_quiet_time(void **st) {
+  (void)st;
+  /* --timeout's measure of "no progress": a progress stamp taken by another
+   * thread after this one read the clock must not count as a long wait
+   * (it once did: unsigned now - last wrapped and ended runs at once). */
+  assert_true(quiet_s(5000000000u, 2000000000u) == 3.0);
+  assert_true(quiet_s(5000000000u, 5000000000u) == 0.0);
+  assert_true(quiet_s(5000000000u, 5000000001u) == 0.0);
+  assert_true(quiet_s(5000000000u, UINT64_MAX) == 0.0);
+}
+
 static void test_accounting(void **st) {
   (void)st;
   cli_bench_args a;
@@ -147,6 +158,7 @@ int main(void) {
       cmocka_unit_test(test_hist_quantiles),
       cmocka_unit_test(test_parse_stamp),
       cmocka_unit_test(test_accounting),
+      cmocka_unit_test(test_quiet_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
