@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/mem.h"
 #include "core/proto.h"
 #include <pusher/channels.h>
@@ -21,9 +22,8 @@ static void set_why(char *why, size_t whylen, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* libsodium must be initialized once before use; sodium_init() is itself
- * thread-safe and idempotent. */
-static int sodium_ready(void) { return sodium_init() >= 0; }
+/* libsodium must be initialized once before use (core/hash.h). */
+static int sodium_ready(void) { return pusher__sodium_ready(); }
 
 /* ------------------------------------------------------------------ base64 */
 

@@ -4,16 +4,13 @@
 #include <pusher/pusher.h>
 #include <pusher/rest.h>
 
+#include "core/hash.h"
 #include "core/mem.h"
 #include "core/names.h"
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <sodium.h>
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,44 +27,31 @@ void pusher__hex_encode(const uint8_t *in, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-/* The HMAC implementation is fetched once per process (EVP_MAC objects are
- * reference counted and safe to share between threads); fetching it for
- * every signature costs a method-store lookup under a lock. */
-static EVP_MAC *g_hmac;
-static pthread_once_t g_hmac_once = PTHREAD_ONCE_INIT;
-static void hmac_fetch_once(void) { g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); }
-
+/* HMAC-SHA256 (RFC 2104, FIPS 180-4) is libsodium's: its init takes a key
+ * of any length and hashes keys longer than the 64-byte block first, as
+ * RFC 2104 section 2 says (tests/unit/hash_test.c runs RFC 4231's vectors,
+ * the 131-byte key included).  No OpenSSL here, so that a pusherd without
+ * TLS never loads OpenSSL 3's providers (docs/architecture.md, "Hashing
+ * without OpenSSL"). */
 int pusher__hmac_sha256_hex_parts(const void *key, size_t keylen, const char *const *parts,
                                   const size_t *lens, size_t nparts,
                                   char out[PUSHER__SHA256_HEX_SIZE]) {
-  int rc = PUSHER_ERR_INTERNAL;
-  EVP_MAC_CTX *ctx = NULL;
-  uint8_t md[32];
-  size_t mdlen = 0;
+  crypto_auth_hmacsha256_state st;
+  uint8_t md[crypto_auth_hmacsha256_BYTES];
   static const uint8_t empty_key[1] = {0};
 
   if (key == NULL && keylen > 0) return PUSHER_ERR_INVALID_ARGUMENT;
-  if (pthread_once(&g_hmac_once, hmac_fetch_once) != 0 || g_hmac == NULL) goto done;
-  ctx = EVP_MAC_CTX_new(g_hmac);
-  if (ctx == NULL) goto done;
-  {
-    char digest[] = "SHA256";
-    OSSL_PARAM prm[2];
-    prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-    prm[1] = OSSL_PARAM_construct_end();
-    /* OpenSSL refuses a NULL key pointer even with length 0. */
-    if (EVP_MAC_init(ctx, keylen ? key : empty_key, keylen, prm) != 1) goto done;
-  }
+  if (!pusher__sodium_ready()) return PUSHER_ERR_INTERNAL;
+  if (crypto_auth_hmacsha256_init(&st, keylen ? key : empty_key, keylen) != 0)
+    return PUSHER_ERR_INTERNAL;
   for (size_t i = 0; i < nparts; i++) {
     if (lens[i] == 0) continue;
-    if (EVP_MAC_update(ctx, (const unsigned char *)parts[i], lens[i]) != 1) goto done;
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)parts[i], lens[i]);
   }
-  if (EVP_MAC_final(ctx, md, &mdlen, sizeof md) != 1 || mdlen != sizeof md) goto done;
+  crypto_auth_hmacsha256_final(&st, md);
   pusher__hex_encode(md, sizeof md, out);
-  rc = 0;
-done:
-  EVP_MAC_CTX_free(ctx);
-  return rc;
+  sodium_memzero(&st, sizeof st);
+  return 0;
 }
 
 int pusher__hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
@@ -78,14 +62,13 @@ int pusher__hmac_sha256_hex(const void *key, size_t keylen, const void *msg, siz
   return pusher__hmac_sha256_hex_parts(key, keylen, parts, lens, 1, out);
 }
 
+/* body_md5 is an integrity field, not a secret's hash: our own MD5
+ * (core/hash.h) is enough. */
 int pusher__md5_hex(const void *data, size_t len, char out[PUSHER__MD5_HEX_SIZE]) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  static const uint8_t empty[1] = {0};
+  uint8_t md[PUSHER__MD5_SIZE];
   if (data == NULL && len > 0) return PUSHER_ERR_INVALID_ARGUMENT;
-  if (EVP_Digest(len ? data : empty, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
-    return PUSHER_ERR_INTERNAL;
-  pusher__hex_encode(md, 16, out);
+  pusher__md5(data, len, md);
+  pusher__hex_encode(md, sizeof md, out);
   return 0;
 }
 
@@ -93,7 +76,7 @@ int pusher__ct_streq(const char *a, const char *b) {
   if (a == NULL || b == NULL) return 0;
   size_t la = strlen(a), lb = strlen(b);
   if (la != lb) return 0;
-  return la == 0 || CRYPTO_memcmp(a, b, la) == 0;
+  return la == 0 || sodium_memcmp(a, b, la) == 0;
 }
 
 /* ------------------------------------------------------------ validation */
@@ -154,9 +137,9 @@ int pusher__sign_user(const char *app_key, const char *secret, const char *socke
 static int verify_auth(const char *app_key, const char *hex, const char *auth) {
   size_t kl = strlen(app_key), al = strlen(auth);
   if (al != kl + 1 + 64) return PUSHER_ERR_AUTH;
-  int diff = CRYPTO_memcmp(auth, app_key, kl);
+  int diff = kl ? sodium_memcmp(auth, app_key, kl) : 0;
   diff |= auth[kl] != ':';
-  diff |= CRYPTO_memcmp(auth + kl + 1, hex, 64);
+  diff |= sodium_memcmp(auth + kl + 1, hex, 64);
   return diff ? PUSHER_ERR_AUTH : 0;
 }
 

@@ -6,7 +6,7 @@
  *  - user authentication    "<key>:" hex HMAC(secret, "<socket_id>::user::<user_data>");
  *  - REST request signing, auth_version 1.0 (client side: build the signed
  *    query string; server side: rebuild the string to sign and verify);
- *  - verification with a constant-time comparison (CRYPTO_memcmp);
+ *  - verification with a constant-time comparison (sodium_memcmp);
  *  - socket_id and channel name validation as the server SDKs do it.
  *
  * Pure functions: no I/O, no clock (timestamps are parameters), no global
@@ -31,14 +31,15 @@ extern "C" {
 /* Lowercase hex of n bytes into out, which must hold 2n+1 bytes (NUL-terminated). */
 void pusher__hex_encode(const uint8_t *in, size_t n, char *out);
 
-/* hex HMAC-SHA256(key, msg).  PUSHER_ERR_INTERNAL if OpenSSL fails. */
+/* hex HMAC-SHA256(key, msg), keys of any length (libsodium).
+ * PUSHER_ERR_INTERNAL if libsodium cannot be initialised. */
 int pusher__hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
                             char out[PUSHER__SHA256_HEX_SIZE]);
 /* Same over the concatenation of nparts pieces (no copy is made). */
 int pusher__hmac_sha256_hex_parts(const void *key, size_t keylen, const char *const *parts,
                                   const size_t *lens, size_t nparts,
                                   char out[PUSHER__SHA256_HEX_SIZE]);
-/* hex MD5(data). */
+/* hex MD5(data) (core/hash.h: non-secret use only). */
 int pusher__md5_hex(const void *data, size_t len, char out[PUSHER__MD5_HEX_SIZE]);
 
 /* Constant-time equality of two NUL-terminated strings (time depends only

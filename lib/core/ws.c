@@ -14,9 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sodium.h>
 
+#include "core/crypto.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 #define WS_DEFAULT_MAX_MSG ((size_t)256 * 1024)
@@ -105,7 +106,11 @@ static const char DETAIL_NOMEM[] = "out of memory";
 static void fill_rand(pusher__ws *ws, uint8_t *buf, size_t n) {
   if (ws->rand) {
     ws->rand(buf, n, ws->rand_user);
-  } else if (RAND_bytes(buf, (int)n) != 1) {
+  } else if (pusher__sodium_ready()) {
+    /* libsodium's system generator (getrandom(2)), not OpenSSL's DRBG:
+     * docs/architecture.md, "Hashing without OpenSSL". */
+    randombytes_buf(buf, n);
+  } else {
     /* Mask keys need no secrecy (section 10.3 wants unpredictability from
      * the script's point of view); never leave them uninitialised. */
     memset(buf, 0, n);
@@ -265,22 +270,18 @@ static void ctl_free(pusher__ws *ws) {
   ws->ctl_len = 0;
 }
 
+/* Section 4.2.2: base64(SHA-1(key + GUID)).  SHA-1 here proves only that
+ * the peer read the key (section 10.1 of RFC 6455; nothing secret is
+ * hashed), so it is our own (core/hash.h), not OpenSSL's. */
 int pusher__ws_accept_key(const char *key, char *out, size_t outlen) {
   if (!key || !out || outlen < 29) return PUSHER_ERR_INVALID_ARGUMENT;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-  if (!mctx) return PUSHER_ERR_NOMEM;
-  int ok = EVP_DigestInit_ex(mctx, EVP_sha1(), NULL) == 1 &&
-           EVP_DigestUpdate(mctx, key, strlen(key)) == 1 &&
-           EVP_DigestUpdate(mctx, WS_GUID, sizeof WS_GUID - 1) == 1 &&
-           EVP_DigestFinal_ex(mctx, md, &mdlen) == 1 && mdlen == 20;
-  EVP_MD_CTX_free(mctx);
-  if (!ok) return PUSHER_ERR_INTERNAL;
-  int n = EVP_EncodeBlock((unsigned char *)out, md, 20);
-  if (n != 28) return PUSHER_ERR_INTERNAL;
-  out[28] = '\0';
-  return 0;
+  uint8_t md[PUSHER__SHA1_SIZE];
+  pusher__sha1_ctx c;
+  pusher__sha1_init(&c);
+  pusher__sha1_update(&c, key, strlen(key));
+  pusher__sha1_update(&c, WS_GUID, sizeof WS_GUID - 1);
+  pusher__sha1_final(&c, md);
+  return pusher__b64_encode(md, sizeof md, out, outlen) == 0 ? 0 : PUSHER_ERR_INTERNAL;
 }
 
 size_t pusher__ws_frame_header(uint8_t *out, uint8_t opcode, uint64_t payload_len) {
@@ -709,8 +710,8 @@ int pusher__ws_client_new(pusher__ws **out, const pusher__ws_config *cfg,
   uint8_t nonce[16];
   fill_rand(ws, nonce, sizeof nonce);
   char key[32];
-  EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce); /* 24 chars + NUL */
-  r = pusher__ws_accept_key(key, ws->hs->accept, sizeof ws->hs->accept);
+  r = pusher__b64_encode(nonce, sizeof nonce, key, sizeof key); /* 24 chars + NUL */
+  if (!r) r = pusher__ws_accept_key(key, ws->hs->accept, sizeof ws->hs->accept);
   if (!r)
     r = out_appendf(ws,
                     "GET %s HTTP/1.1\r\n"

@@ -71,28 +71,30 @@
  * calls the engine (uv_now() is not safe off the loop thread).
  * ---------------------------------------------------------------------------
  */
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/crypto.h"
+#include "core/hash.h"
 #include "core/options.h"
 #include "uv/client_internal.h"
 
 pusher__tstamp now_ms(void) { return uv_hrtime() / 1000000u; }
 
-static void ossl_rand(uint8_t *buf, size_t n, void *user) {
+/* The default random source (masking keys, the handshake nonce):
+ * libsodium's, which reads getrandom(2); OpenSSL's RAND_bytes would load
+ * OpenSSL 3's providers (about 2 MB resident) in a client that may never
+ * use TLS (docs/architecture.md, "Hashing without OpenSSL"). */
+static void sys_rand(uint8_t *buf, size_t n, void *user) {
   (void)user;
-  while (n > 0) {
-    int k = n > 1 << 20 ? 1 << 20 : (int)n;
-    if (RAND_bytes(buf, k) != 1) {
-      if (uv_random(NULL, NULL, buf, (size_t)k, 0, NULL) != 0) memset(buf, 0x5a, (size_t)k);
-    }
-    buf += k;
-    n -= (size_t)k;
+  if (pusher__sodium_ready()) {
+    randombytes_buf(buf, n);
+  } else if (n && uv_random(NULL, NULL, buf, n, 0, NULL) != 0) {
+    memset(buf, 0x5a, n);
   }
 }
 
@@ -397,7 +399,7 @@ int pusher_client_new(pusher_client **out, const char *app_key, const pusher_cli
   else pusher_client_options_default(&o);
   if (pusher__options_validate(&o, NULL, 0) < 0) return PUSHER_ERR_INVALID_ARGUMENT;
   if (!o.rand) {
-    o.rand = ossl_rand;
+    o.rand = sys_rand;
     o.rand_user = NULL;
   }
   pusher_mem memv;

@@ -139,7 +139,10 @@ has_dep pusher-tools adduser
 has_dep pusher-tools 'libcurl4 \(>= 7\.85\.0\)'
 # pusher and pusherd link libpusher statically.
 ! grep -q libpusher <<<"$(field pusher-tools Depends)" || fail "pusher-tools depends on libpusher: $(field pusher-tools Depends)"
-for d in 'libuv1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)'; do
+# libsodium23: pusherd's HMAC-SHA256 (docs/architecture.md, "Hashing
+# without OpenSSL"); libssl3: its TLS port.
+for d in 'libuv1 \(>= [0-9.]+\)' 'libhttp-parser2\.9 \(>= [0-9.]+\)' 'libsodium23 \(>= [0-9.]+\)' \
+  'libssl3 \(>= [0-9.]+\)'; do
   has_dep pusher-tools "$d"
 done
 for f in /usr/bin/pusher /usr/bin/pusherd /usr/share/man/man1/pusher.1 /usr/share/man/man8/pusherd.8 \

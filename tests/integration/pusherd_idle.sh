@@ -6,6 +6,13 @@
 #    VmRSS, RssAnon, RssFile and Pss are printed, and VmRSS must be under a
 #    generous 8 MiB (not checked under the sanitizers; bench/README.md has
 #    the measured figures: about 3.9 MB);
+#  - the same pusherd after one WebSocket client (`pusher listen`) has
+#    subscribed to a private channel, authorized by a small Python endpoint
+#    that signs with Python's own hmac (an independent HMAC-SHA256), and one
+#    REST publish (`pusher trigger`, body_md5 + signature) has reached it:
+#    its VmRSS is printed and must still be under the same 8 MiB (pusherd's
+#    handshake and signatures use no OpenSSL: docs/architecture.md,
+#    "Hashing without OpenSSL"); still no libcurl mapped;
 #  - a pusherd started with a webhook has libcurl mapped (delivery itself
 #    is pusherd_webhooks.sh's);
 #  - a SIGHUP reload that adds the first webhook loads libcurl;
@@ -15,11 +22,13 @@
 #    refused with an error line, pusherd keeps running without libcurl and
 #    a later reload without webhooks is applied.
 # Ports: pusherd 7650, 7651, 7652, 7653 (webhook URLs point at 7655,
-# where nothing listens).
+# where nothing listens), the auth endpoint 7656.
 . "$(dirname "$0")/lib.sh"
 PUSHERD_BIN="$PUSHER_BUILD_DIR/pusherd"
 [ -x "$PUSHERD_BIN" ] || fail "pusherd is not built ($PUSHERD_BIN)"
-for p in 7650 7651 7652 7653; do _port_free "$p" || fail "port $p is in use"; done
+command -v python3 >/dev/null || fail "python3 not found (scripts/install-deps.sh)"
+[ -x "$PUSHER_BIN" ] || fail "the CLI $PUSHER_BIN is not built"
+for p in 7650 7651 7652 7653 7656; do _port_free "$p" || fail "port $p is in use"; done
 
 if command -v readelf >/dev/null; then
   if readelf -d "$PUSHERD_BIN" | grep NEEDED | grep -q libcurl; then
@@ -31,9 +40,8 @@ fi
 maps_curl() { grep -c libcurl "/proc/$1/maps" || true; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # start NAME PORT ARGS...: pusherd in the background, PID in $PD once it
-# listens.  Seen from its log line, not by connecting: the first client
-# makes pusherd load OpenSSL's digests (docs/architecture.md), and this
-# test measures a pusherd that has had none.
+# listens.  Seen from its log line, not by connecting: the idle figure is
+# that of a pusherd that has had no client at all.
 start() {
   local name="$1" port="$2"; shift 2
   "$PUSHERD_BIN" "$@" --log-level debug >"$RUN_DIR/$name.stdout" 2>"$RUN_DIR/$name.log" &
@@ -66,6 +74,49 @@ else
   [ "$rss" -lt 8192 ] || fail "idle pusherd without webhooks: VmRSS $rss kB, expected under 8192 kB"
 fi
 grep -q 'libcurl loaded' "$RUN_DIR/idle.log" && fail "pusherd without webhooks logged that it loaded libcurl"
+
+# ---- the same pusherd after a private subscribe and a REST publish
+cat >"$RUN_DIR/auth.py" <<'PY'
+# Channel authorization endpoint: "<key>:" hex HMAC-SHA256(secret,
+# "<socket_id>:<channel_name>") (docs/protocol.md, "Signatures").
+import hashlib, hmac, http.server, json, sys, urllib.parse
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        msg = "%s:%s" % (form["socket_id"][0], form["channel_name"][0])
+        sig = hmac.new(b"app-secret", msg.encode(), hashlib.sha256).hexdigest()
+        body = json.dumps({"auth": "app-key:" + sig}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening", flush=True)
+srv.serve_forever()
+PY
+python3 "$RUN_DIR/auth.py" 7656 >"$RUN_DIR/auth.out" 2>"$RUN_DIR/auth.err" &
+_PIDS+=("$!")
+wait_until 10 "the auth endpoint" grep -q '^listening' "$RUN_DIR/auth.out" || fail "the auth endpoint did not start"
+listen_start sub --host 127.0.0.1 --port 7650 --no-tls --key app-key \
+  --auth-endpoint http://127.0.0.1:7656/pusher/auth private-idle
+wait_for_line "$(out sub)" 'd.get("type") == "subscribed" and d["channel"] == "private-idle"' 10 0 \
+  "${CLIENT_PID[sub]}" >/dev/null || fail "the private subscribe did not succeed: $(cat "$(out sub)")"
+"$PUSHER_BIN" trigger --app-id app-id --key app-key --secret app-secret --host 127.0.0.1 --port 7650 \
+  --no-tls private-idle idle-event '{"n":1}' >"$RUN_DIR/trigger.out" 2>&1 ||
+  fail "pusher trigger failed: $(cat "$RUN_DIR/trigger.out")"
+wait_for_line "$(out sub)" 'd.get("type") == "event" and d["event"] == "idle-event"' 10 0 \
+  "${CLIENT_PID[sub]}" >/dev/null || fail "the published event did not arrive: $(cat "$(out sub)")"
+rss="$(status_kb "$PD" VmRSS)"
+log "pusherd after one private subscribe and one REST publish: VmRSS ${rss} kB, RssAnon" \
+  "$(status_kb "$PD" RssAnon) kB, RssFile $(status_kb "$PD" RssFile) kB"
+if ! grep -qE 'lib(asan|tsan|ubsan)' "/proc/$PD/maps"; then
+  [ "$rss" -lt 8192 ] || fail "pusherd after one client: VmRSS $rss kB, expected under 8192 kB"
+fi
+[ "$(maps_curl "$PD")" -eq 0 ] || fail "pusherd without webhooks has libcurl mapped after a client"
+client_stop sub
 stop "$PD"
 
 # ---- a webhook at start: libcurl mapped

@@ -152,7 +152,6 @@ struct pd_server {
   uint64_t fd_refused_log_ms; /* last "out of file descriptors" line; 0 = none */
   uint64_t fd_short_since_ms; /* first refusal of the current shortage; 0 = none */
   size_t conns_high;          /* most connections since the heap was last trimmed */
-  int crypto_ready;           /* OpenSSL's digests loaded (on_connection, at the first client) */
   /* called once when shutdown starts (main: stop the Redis adapter) */
   void (*on_shutdown)(void *user_data);
   void *on_shutdown_ud;

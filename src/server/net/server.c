@@ -871,18 +871,6 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   if (s->shutting_down) return;
-  /* One-time set-up at the first client, before its allocations
-   * (docs/architecture.md, "Memory per connection"): OpenSSL 3 loads its
-   * provider and digest tables on the first digest, which a handshake in
-   * a connection burst would otherwise do among the connections'
-   * allocations.  Not at start: an idle pusherd without TLS or webhooks
-   * then never pulls those pages of libcrypto in (about 2 MB resident;
-   * bench/README.md). */
-  if (!s->crypto_ready) {
-    char accept[32];
-    (void)pusher__ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", accept, sizeof accept);
-    s->crypto_ready = 1;
-  }
   pd_conn *c = conn_alloc(s);
   if (!c) return;
   uv_tcp_init(s->loop, &c->tcp);
