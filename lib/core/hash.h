@@ -5,9 +5,9 @@
  *  - SHA-1 (FIPS 180-4): the WebSocket handshake's Sec-WebSocket-Accept,
  *    base64(SHA-1(key + GUID)) (RFC 6455 section 4.2.2).  The key is a
  *    public nonce: the digest only proves that the peer speaks WebSocket.
- *  - MD5 (RFC 1321): the REST body_md5 field (docs/protocol.md, "Request
- *    signing"), an integrity check of the body which the HMAC-SHA256
- *    auth_signature covers anyway.
+ *  - MD5 (RFC 1321): the REST body_md5 field of a signed HTTP API request
+ *    (docs/protocol.md), an integrity check of the body which the
+ *    HMAC-SHA256 auth_signature covers anyway.
  *
  * Neither is used where collision or preimage resistance matters; keyed
  * hashes (HMAC-SHA256) and encryption go through libsodium.  Both digests

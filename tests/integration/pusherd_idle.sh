@@ -78,7 +78,7 @@ grep -q 'libcurl loaded' "$RUN_DIR/idle.log" && fail "pusherd without webhooks l
 # ---- the same pusherd after a private subscribe and a REST publish
 cat >"$RUN_DIR/auth.py" <<'PY'
 # Channel authorization endpoint: "<key>:" hex HMAC-SHA256(secret,
-# "<socket_id>:<channel_name>") (docs/protocol.md, "Signatures").
+# "<socket_id>:<channel_name>"), as docs/protocol.md describes.
 import hashlib, hmac, http.server, json, sys, urllib.parse
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
