@@ -233,7 +233,7 @@ PUSHER_EXTERN int pusher_trigger(pusher_client *c, const char *channel, const ch
  * "status":<code or null>}; the close is then handled as usual.  (4302, a
  * truncated watchlist, accompanies a successful sign-in and is not one.)
  *
- * Presence with sign-in (as pusher-js; presence and sign-in messages: docs/protocol.md): an auth reply
+ * Presence with sign-in (as pusher-js does; docs/protocol.md §3.3, §3.6): an auth reply
  * without channel_data for a presence- channel while a sign-in is under way
  * waits for "pusher:signin_success", then subscribes without channel_data
  * (the signature covers socket_id:channel only) with the signed-in user id

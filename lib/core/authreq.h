@@ -1,5 +1,5 @@
 /* Channel authorization and user authentication requests: what goes to the
- * application's auth endpoint and what comes back (the request format: docs/protocol.md).
+ * application's auth endpoint and what comes back (docs/protocol.md §6.2).
  *
  * Requests (pusher-js byte for byte):
  *   ajax, channel:  POST body  socket_id=..&channel_name=..[&param=..]*

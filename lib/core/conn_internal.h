@@ -75,7 +75,7 @@ typedef struct chan {
   struct pend *pend;   /* encrypted events waiting for the new key */
   size_t npend;
   char *wait_auth;     /* presence: auth of a reply without channel_data,
-                          waiting for the pending sign-in (docs/protocol.md) */
+                          held until signin_success (docs/protocol.md §3.6) */
 } chan;
 
 

@@ -1,6 +1,6 @@
 /* End-to-end encrypted channels (`private-encrypted-`): base64, the
  * per-channel key derivation and NaCl secretbox over the wire payload
- * {"nonce":"<b64 24 bytes>","ciphertext":"<b64>"} (the encrypted-channel rules: docs/protocol.md).
+ * {"nonce":"<b64 24 bytes>","ciphertext":"<b64>"} (docs/protocol.md §7).
  *
  * Pure functions; the only library used is libsodium (SHA-256 and
  * crypto_secretbox_easy / _open_easy, i.e. XSalsa20-Poly1305).

@@ -5,8 +5,8 @@
  *  - SHA-1 (FIPS 180-4): the WebSocket handshake's Sec-WebSocket-Accept,
  *    base64(SHA-1(key + GUID)) (RFC 6455 section 4.2.2).  The key is a
  *    public nonce: the digest only proves that the peer speaks WebSocket.
- *  - MD5 (RFC 1321): the REST body_md5 field of a signed HTTP API request
- *    (docs/protocol.md), an integrity check of the body which the
+ *  - MD5 (RFC 1321): the body_md5 query parameter of an HTTP API call
+ *    (docs/protocol.md §9.3), a checksum of the body which the
  *    HMAC-SHA256 auth_signature covers anyway.
  *
  * Neither is used where collision or preimage resistance matters; keyed
